@@ -1,0 +1,8 @@
+//! Worker adapters: everything that touches the Workers runtime (Request/Response, D1, KV,
+//! WebCrypto, environment) lives here, kept thin so that the rules stay in `protocol/`.
+
+pub mod config;
+pub mod dispatch;
+pub mod http;
+pub mod store;
+pub mod webcrypto;

@@ -1,0 +1,1 @@
+//! D1 and KV storage adapters.

@@ -1,0 +1,26 @@
+//! Clavex: an OpenID Connect provider that runs as a Cloudflare Worker.
+//!
+//! Layout (one look finds any endpoint):
+//! - `routes.rs`     the route table: path → endpoint, pure and unit-tested
+//! - `protocol/`     OAuth 2.0 / OIDC rules in plain Rust (no Worker types), tested natively
+//! - `admin/`        the admin REST API under /api/v1/
+//! - `oidc/`         the per-organization OIDC endpoints (thin: parse, call protocol, store)
+//! - `crypto.rs`     hashing, random tokens, sealing (pure Rust, cheap operations only)
+//! - `edge/`         Worker adapters: HTTP responses, D1, KV, WebCrypto, configuration
+//! - `ui/`           server-rendered HTML pages (templates escape by construction)
+
+pub mod admin;
+pub mod crypto;
+pub mod edge;
+pub mod oidc;
+pub mod protocol;
+pub mod routes;
+pub mod ui;
+
+use worker::{Context, Env, Request, Response, Result, event};
+
+#[event(fetch)]
+async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
+    console_error_panic_hook::set_once();
+    edge::dispatch::handle(req, env).await
+}

@@ -1,0 +1,108 @@
+//! The route table. Every URL Clavex serves is resolved here, from the path alone; methods are
+//! checked by each endpoint. Pure so that `cargo test` can check it natively.
+
+/// Path segments that can never be an organization slug, because the router uses them.
+pub const RESERVED_SLUGS: &[&str] = &[
+    "api",
+    ".well-known",
+    "healthz",
+    "static",
+    "assets",
+    "favicon.ico",
+    "robots.txt",
+    "admin",
+    "login",
+    "logout",
+    "oauth",
+    "oidc",
+];
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Route<'a> {
+    Health,
+    /// Everything under /api/v1/, with the segments after it.
+    Admin(Vec<&'a str>),
+    Discovery(&'a str),
+    /// RFC 8414 §3: /.well-known/oauth-authorization-server/{org}
+    AuthServerMetadata(&'a str),
+    Jwks(&'a str),
+    Authorize(&'a str),
+    Login(&'a str),
+    Consent(&'a str),
+    Token(&'a str),
+    Userinfo(&'a str),
+    Revoke(&'a str),
+    Introspect(&'a str),
+    EndSession(&'a str),
+    NotFound,
+}
+
+pub fn resolve(path: &str) -> Route<'_> {
+    let trimmed = path.strip_prefix('/').unwrap_or(path);
+    let trimmed = trimmed.strip_suffix('/').unwrap_or(trimmed);
+    let segments: Vec<&str> = trimmed.split('/').collect();
+    match segments.as_slice() {
+        ["healthz"] => Route::Health,
+        ["api", "v1", rest @ ..] => Route::Admin(rest.to_vec()),
+        [".well-known", "oauth-authorization-server", org] => Route::AuthServerMetadata(org),
+        [org, ".well-known", "openid-configuration"] => Route::Discovery(org),
+        [org, endpoint] if !RESERVED_SLUGS.contains(org) => match *endpoint {
+            "jwks" => Route::Jwks(org),
+            "authorize" => Route::Authorize(org),
+            "login" => Route::Login(org),
+            "consent" => Route::Consent(org),
+            "token" => Route::Token(org),
+            "userinfo" => Route::Userinfo(org),
+            "revoke" => Route::Revoke(org),
+            "introspect" => Route::Introspect(org),
+            "logout" => Route::EndSession(org),
+            _ => Route::NotFound,
+        },
+        _ => Route::NotFound,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolves_every_oidc_endpoint_under_the_org() {
+        assert_eq!(resolve("/acme/authorize"), Route::Authorize("acme"));
+        assert_eq!(resolve("/acme/token"), Route::Token("acme"));
+        assert_eq!(resolve("/acme/userinfo"), Route::Userinfo("acme"));
+        assert_eq!(resolve("/acme/jwks"), Route::Jwks("acme"));
+        assert_eq!(resolve("/acme/revoke"), Route::Revoke("acme"));
+        assert_eq!(resolve("/acme/introspect"), Route::Introspect("acme"));
+        assert_eq!(resolve("/acme/logout"), Route::EndSession("acme"));
+        assert_eq!(resolve("/acme/login"), Route::Login("acme"));
+        assert_eq!(
+            resolve("/acme/.well-known/openid-configuration"),
+            Route::Discovery("acme")
+        );
+        assert_eq!(
+            resolve("/.well-known/oauth-authorization-server/acme"),
+            Route::AuthServerMetadata("acme")
+        );
+    }
+
+    #[test]
+    fn admin_paths_keep_their_segments() {
+        assert_eq!(
+            resolve("/api/v1/organizations/acme/clients"),
+            Route::Admin(vec!["organizations", "acme", "clients"])
+        );
+        assert_eq!(
+            resolve("/api/v1/organizations/"),
+            Route::Admin(vec!["organizations"])
+        );
+    }
+
+    #[test]
+    fn reserved_words_are_not_organizations() {
+        assert_eq!(resolve("/api/token"), Route::NotFound);
+        assert_eq!(resolve("/healthz"), Route::Health);
+        assert_eq!(resolve("/acme/nope"), Route::NotFound);
+        assert_eq!(resolve("/acme/token/extra"), Route::NotFound);
+    }
+}

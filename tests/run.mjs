@@ -1,0 +1,31 @@
+// Integration test runner: one real Worker under `wrangler dev`, then every tests/*.test.mjs
+// against it with Node's test runner. The Worker is stopped afterwards, also when a test fails.
+import { spawnSync } from 'node:child_process';
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { startWorker, ROOT } from './support/worker.mjs';
+
+const adminToken = `test-admin-${randomBytes(24).toString('base64url')}`;
+const worker = await startWorker({
+  vars: { ADMIN_TOKEN: adminToken, KEY_ENCRYPTION_SECRET: randomBytes(32).toString('base64url') },
+});
+const cleanup = () => worker.stop();
+process.on('SIGINT', () => { cleanup(); process.exit(130); });
+process.on('SIGTERM', () => { cleanup(); process.exit(143); });
+
+const only = process.argv.slice(2);
+const files = (only.length ? only : readdirSync(join(ROOT, 'tests')).filter((f) => f.endsWith('.test.mjs')).sort())
+  .map((f) => (f.includes('/') ? f : join(ROOT, 'tests', f)));
+console.log(`clavex under wrangler dev at ${worker.url}; running ${files.length} test files`);
+let status = 1;
+try {
+  const result = spawnSync(process.execPath, ['--test', '--test-concurrency=1', ...files], {
+    stdio: 'inherit',
+    env: { ...process.env, CLAVEX_URL: worker.url, CLAVEX_ADMIN_TOKEN: adminToken },
+  });
+  status = result.status ?? 1;
+} finally {
+  cleanup();
+}
+process.exit(status);

@@ -1,0 +1,67 @@
+// Starts the real Worker under `wrangler dev --local` (workerd, local KV and D1) on a free port
+// with its own fresh state directory, and stops it again — the harness every integration test
+// runs against. Used by tests/run.mjs and by the benchmark.
+import { spawn, execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const WRANGLER = join(ROOT, 'node_modules', '.bin', 'wrangler');
+
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/**
+ * Start a Worker. Options: config (wrangler.toml path), vars (object of extra vars/secrets),
+ * cwd. Returns { url, port, stop(), pid, persistDir }.
+ */
+export async function startWorker({ config = join(ROOT, 'wrangler.toml'), vars = {}, cwd = ROOT, migrate = true, log } = {}) {
+  const port = await freePort();
+  const persistDir = mkdtempSync(join(tmpdir(), 'clavex-state-'));
+  const env = { ...process.env, WRANGLER_SEND_METRICS: 'false', CI: process.env.CI ?? '1' };
+  if (migrate) {
+    execFileSync(WRANGLER, ['d1', 'migrations', 'apply', 'DB', '--local', '--config', config, '--persist-to', persistDir], {
+      cwd, env, stdio: ['ignore', 'pipe', 'pipe'],
+    });
+  }
+  const varArgs = Object.entries(vars).flatMap(([k, v]) => ['--var', `${k}:${v}`]);
+  const child = spawn(
+    WRANGLER,
+    ['dev', '--local', '--config', config, '--ip', '127.0.0.1', '--port', String(port), '--persist-to', persistDir,
+      '--inspector-port', String(await freePort()), '--show-interactive-dev-session=false', '--log-level', 'warn', ...varArgs],
+    { cwd, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  let output = '';
+  const collect = (d) => { output += d; if (log) log(String(d)); };
+  child.stdout.on('data', collect);
+  child.stderr.on('data', collect);
+  const url = `http://127.0.0.1:${port}`;
+  const stop = () => {
+    try { process.kill(-child.pid, 'SIGTERM'); } catch { /* already gone */ }
+    setTimeout(() => { try { process.kill(-child.pid, 'SIGKILL'); } catch { /* gone */ } }, 2000).unref();
+    rmSync(persistDir, { recursive: true, force: true });
+  };
+  const deadline = Date.now() + 180_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`wrangler dev exited early:\n${output}`);
+    try {
+      const res = await fetch(`${url}/healthz`);
+      if (res.ok) break;
+    } catch { /* not up yet */ }
+    if (Date.now() > deadline) { stop(); throw new Error(`wrangler dev did not answer in time:\n${output}`); }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  return { url, port, pid: child.pid, persistDir, stop, output: () => output };
+}
