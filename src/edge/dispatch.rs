@@ -2,6 +2,8 @@
 
 use worker::{Env, Method, Request, Response, Result};
 
+use crate::edge::config::Config;
+use crate::edge::context::{Ctx, now_seconds};
 use crate::edge::http;
 use crate::routes::{self, Route};
 
@@ -9,12 +11,29 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 pub async fn handle(req: Request, env: Env) -> Result<Response> {
     let path = req.path();
-    match routes::resolve(&path) {
-        Route::Health => health(&req),
-        _ => {
-            let _ = env;
-            http::not_found()
+    let route = routes::resolve(&path);
+    if route == Route::Health {
+        return health(&req);
+    }
+    if route == Route::NotFound {
+        return http::not_found();
+    }
+    let config = match Config::from_env(&env, &req.url()?) {
+        Ok(config) => config,
+        Err(e) => {
+            // Misconfiguration is the operator's problem: say so without leaking values.
+            worker::console_error!("configuration error: {e}");
+            return http::api_error(500, "server_error", "the server is not configured", None);
         }
+    };
+    let ctx = Ctx {
+        env,
+        config,
+        now: now_seconds(),
+    };
+    match route {
+        Route::Admin(segments) => crate::admin::handle(req, &ctx, &segments).await,
+        _ => http::not_found(),
     }
 }
 

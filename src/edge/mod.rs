@@ -2,6 +2,7 @@
 //! WebCrypto, environment) lives here, kept thin so that the rules stay in `protocol/`.
 
 pub mod config;
+pub mod context;
 pub mod dispatch;
 pub mod http;
 pub mod store;

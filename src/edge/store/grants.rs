@@ -1,0 +1,1 @@
+//! (OIDC work in progress)

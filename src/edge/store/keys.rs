@@ -1,0 +1,1 @@
+//! (admin API work in progress)
