@@ -5,5 +5,6 @@ pub mod config;
 pub mod context;
 pub mod dispatch;
 pub mod http;
+pub mod password;
 pub mod store;
 pub mod webcrypto;

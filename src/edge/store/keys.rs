@@ -1,1 +1,56 @@
-//! (admin API work in progress)
+//! Signing keys (D1 table `signing_keys`). Contract used by the OIDC endpoints; the admin API owns
+//! generation and rotation. Private keys are sealed with AES-256-GCM under
+//! `crypto::derive_key(KEY_ENCRYPTION_SECRET, "signing-keys")`, with the kid as associated data.
+
+use serde::{Deserialize, Serialize};
+use worker::{D1Database, Result};
+
+use crate::protocol::lifetimes::RETIRED_KEY_PUBLISHED_SECONDS;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SigningKey {
+    pub kid: String,
+    pub org: String,
+    pub alg: String,
+    /// JSON object with kty, n, e (base64url, no padding).
+    pub public_jwk: String,
+    pub private_key_sealed: String,
+    /// active | retired
+    pub status: String,
+    pub created_at: i64,
+    pub retired_at: Option<i64>,
+}
+
+pub const SEALING_PURPOSE: &str = "signing-keys";
+
+impl SigningKey {
+    /// The PKCS#8 private key, opened with the Worker secret.
+    pub fn private_pkcs8(&self, key_encryption_secret: &str) -> Result<Vec<u8>> {
+        let key = crate::crypto::derive_key(key_encryption_secret, SEALING_PURPOSE);
+        crate::crypto::open(&key, &self.private_key_sealed, self.kid.as_bytes()).ok_or_else(|| {
+            worker::Error::RustError(format!(
+                "signing key {} cannot be opened with KEY_ENCRYPTION_SECRET",
+                self.kid
+            ))
+        })
+    }
+}
+
+/// The key that signs new tokens for `org`.
+pub async fn active_key(db: &D1Database, org: &str) -> Result<Option<SigningKey>> {
+    db.prepare("SELECT * FROM signing_keys WHERE org = ?1 AND status = 'active' ORDER BY created_at DESC LIMIT 1")
+        .bind(&[org.into()])?
+        .first::<SigningKey>(None)
+        .await
+}
+
+/// Keys in the JWKS: the active one, and retired ones while tokens they signed may still be live.
+pub async fn published_keys(db: &D1Database, org: &str, now: i64) -> Result<Vec<SigningKey>> {
+    db.prepare(
+        "SELECT * FROM signing_keys WHERE org = ?1 AND (status = 'active' OR retired_at > ?2) ORDER BY created_at DESC",
+    )
+    .bind(&[org.into(), crate::edge::store::d1::int(now - RETIRED_KEY_PUBLISHED_SECONDS)])?
+    .all()
+    .await?
+    .results::<SigningKey>()
+}

@@ -1,0 +1,1 @@
+//! (admin API work in progress) Password hashing through WebCrypto PBKDF2.
