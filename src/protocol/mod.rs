@@ -1,4 +1,18 @@
 //! OAuth 2.0 and OpenID Connect rules in plain Rust: no Worker, web-sys or js-sys types, so
 //! `cargo test` checks them natively. Time and randomness are passed in.
 
+pub mod authorize;
+pub mod claims;
+pub mod client_auth;
+pub mod code;
+pub mod discovery;
+pub mod error;
+pub mod form;
+pub mod id_token;
 pub mod lifetimes;
+pub mod pkce;
+pub mod redirect;
+pub mod refresh;
+pub mod scopes;
+pub mod session;
+pub mod token_request;

@@ -1,0 +1,148 @@
+//! The user's standard claims (OpenID Connect Core §5.1) and which of them a token or the
+//! userinfo response releases: by scope (§5.4) and by the `claims` parameter (§5.5).
+
+use serde_json::{Map, Value, json};
+
+use crate::protocol::scopes;
+
+/// A user as the claims see it.
+pub struct UserProfile<'a> {
+    pub sub: &'a str,
+    pub username: &'a str,
+    pub email: &'a str,
+    pub name: Option<&'a str>,
+    pub picture: Option<&'a str>,
+    pub email_verified: bool,
+    pub updated_at: i64,
+}
+
+impl UserProfile<'_> {
+    fn claim(&self, name: &str) -> Option<Value> {
+        match name {
+            // Rocket.Chat's field map reads `name`; a user without one shows the username.
+            "name" => Some(json!(
+                self.name
+                    .filter(|n| !n.trim().is_empty())
+                    .unwrap_or(self.username)
+            )),
+            "preferred_username" => Some(json!(self.username)),
+            "picture" => self.picture.filter(|p| !p.is_empty()).map(|p| json!(p)),
+            "updated_at" => Some(json!(self.updated_at)),
+            "email" => Some(json!(self.email)),
+            "email_verified" => Some(json!(self.email_verified)),
+            _ => None,
+        }
+    }
+}
+
+/// The names requested under `member` ("userinfo" or "id_token") of a `claims` parameter.
+fn requested(claims_param: Option<&str>, member: &str) -> Vec<String> {
+    claims_param
+        .and_then(|text| serde_json::from_str::<Value>(text).ok())
+        .and_then(|v| {
+            v.get(member)
+                .and_then(Value::as_object)
+                .map(|o| o.keys().cloned().collect())
+        })
+        .unwrap_or_default()
+}
+
+/// The userinfo response: `sub` always, the claims of each granted scope, and any requested by
+/// name. Never any of the keys Rocket.Chat would take for the user id (`id`, `_id`, `user_id`…):
+/// only standard claim names are ever added.
+pub fn userinfo(
+    profile: &UserProfile,
+    scope: &str,
+    claims_param: Option<&str>,
+) -> Map<String, Value> {
+    let mut out = Map::new();
+    out.insert("sub".into(), json!(profile.sub));
+    let by_scope = scope
+        .split(' ')
+        .flat_map(|s| scopes::claims_for_scope(s).iter().map(|c| c.to_string()));
+    for name in by_scope.chain(requested(claims_param, "userinfo")) {
+        if let Some(value) = profile.claim(&name) {
+            out.insert(name, value);
+        }
+    }
+    out
+}
+
+/// Claims added to the ID token only when requested with the `claims` parameter: with the code
+/// flow, profile claims belong at userinfo (Core §5.4).
+pub fn id_token_extras(profile: &UserProfile, claims_param: Option<&str>) -> Map<String, Value> {
+    let mut out = Map::new();
+    for name in requested(claims_param, "id_token") {
+        if let Some(value) = profile.claim(&name) {
+            out.insert(name, value);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn alice() -> UserProfile<'static> {
+        UserProfile {
+            sub: "usr_1",
+            username: "alice",
+            email: "alice@acme.eu",
+            name: Some("Alice"),
+            picture: Some("https://cdn.acme.eu/a.png"),
+            email_verified: true,
+            updated_at: 1700000000,
+        }
+    }
+
+    #[test]
+    fn userinfo_releases_claims_by_scope() {
+        let only_openid = userinfo(&alice(), "openid", None);
+        assert_eq!(only_openid.keys().collect::<Vec<_>>(), vec!["sub"]);
+        let all = userinfo(&alice(), "openid profile email", None);
+        assert_eq!(all["preferred_username"], "alice");
+        assert_eq!(all["email_verified"], true);
+        assert_eq!(all["updated_at"], 1700000000);
+        assert_eq!(all["picture"], "https://cdn.acme.eu/a.png");
+        for forbidden in [
+            "id",
+            "_id",
+            "ID",
+            "user_id",
+            "userid",
+            "phid",
+            "CharacterID",
+            "result",
+            "user",
+        ] {
+            assert!(!all.contains_key(forbidden));
+        }
+    }
+
+    #[test]
+    fn claims_parameter_adds_named_claims() {
+        let p =
+            r#"{"userinfo":{"email":null},"id_token":{"email":{"essential":true},"bogus":null}}"#;
+        assert_eq!(
+            userinfo(&alice(), "openid", Some(p))["email"],
+            "alice@acme.eu"
+        );
+        let extras = id_token_extras(&alice(), Some(p));
+        assert_eq!(extras["email"], "alice@acme.eu");
+        assert!(!extras.contains_key("bogus"));
+        assert!(id_token_extras(&alice(), None).is_empty());
+    }
+
+    #[test]
+    fn missing_name_falls_back_to_username_and_missing_picture_is_omitted() {
+        let bob = UserProfile {
+            name: None,
+            picture: None,
+            ..alice()
+        };
+        let c = userinfo(&bob, "openid profile", None);
+        assert_eq!(c["name"], "alice");
+        assert!(!c.contains_key("picture"));
+    }
+}
