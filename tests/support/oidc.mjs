@@ -494,3 +494,32 @@ export function assertErrorRedirect(fx, res, redirectUri, error, state, what = '
   assert.equal(r.params.iss, fx.issuer, `${what}: iss is the issuer (RFC 9207)`);
   return r.params;
 }
+
+// ---------------------------------------------------------------------------------------------
+// Raw HTTP, for clients whose exact headers matter (fetch always adds Accept, Accept-Encoding, …)
+
+/**
+ * One HTTP/1.1 request with exactly `headers` (plus Host and Content-Length). Returns
+ * { status, headers (lower-cased object), text, json }.
+ */
+export async function rawHttp(method, url, headers = {}, body) {
+  const { request } = await import('node:http');
+  const u = new URL(url);
+  const h = { ...headers };
+  if (body !== undefined) h['Content-Length'] = Buffer.byteLength(body);
+  return new Promise((resolve, reject) => {
+    const req = request({ method, hostname: u.hostname, port: u.port, path: `${u.pathname}${u.search}`, headers: h, setHost: true }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (d) => { text += d; });
+      res.on('end', () => {
+        let json;
+        try { json = JSON.parse(text); } catch { /* not JSON */ }
+        resolve({ status: res.statusCode, headers: res.headers, text, json });
+      });
+    });
+    req.on('error', reject);
+    if (body !== undefined) req.write(body);
+    req.end();
+  });
+}
