@@ -48,16 +48,22 @@ test('client_secret_basic with form-urlencoded credentials works', async () => {
   assertTokenSuccess(await exchangeCode(fx, fx.web, await codeFor(), { auth: 'basic' }), 'basic urlencoded');
 });
 
-test('Basic with a client_id that needs urlencoding: both encodings accepted', async () => {
+test('Basic with form-urlencoded credentials that differ from raw (client_id with ~ sent as %7E)', async () => {
+  // Client ids are letters, digits, - . _ ~ and secrets URL-safe, so the RFC 6749 §2.3.1 encoding is
+  // usually the identity; Java-style form encoders still percent-encode "~". Both must be accepted.
   const client = await createClient(fx, {
-    client_id: 'svc@partner.example', client_name: 'Encoded id', grant_types: ['authorization_code'],
+    client_id: 'svc~partner.example', client_name: 'Tilde id', grant_types: ['authorization_code'],
     redirect_uris: [RP_REDIRECT], scopes: ['openid'], token_endpoint_auth_method: 'client_secret_basic',
   });
-  for (const raw of [false, true]) {
+  const variants = {
+    raw: `${client.client_id}:${client.secret}`,
+    'percent-encoded ~': `${client.client_id.replace('~', '%7E')}:${client.secret}`,
+  };
+  for (const [label, credentials] of Object.entries(variants)) {
     const code = await codeFor(client, { scope: 'openid' });
     const res = await tokenRequest(fx, client, { grant_type: 'authorization_code', code, redirect_uri: RP_REDIRECT },
-      { auth: false, headers: { Authorization: basicAuth(client.client_id, client.secret, { raw }) } });
-    assertTokenSuccess(res, raw ? 'raw "svc@partner.example:secret"' : 'urlencoded "svc%40partner.example:secret"');
+      { auth: false, headers: { Authorization: `Basic ${Buffer.from(credentials).toString('base64')}` } });
+    assertTokenSuccess(res, `Basic ${label} (${credentials.split(':')[0]})`);
   }
 });
 
