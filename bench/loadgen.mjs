@@ -1,0 +1,252 @@
+// The load generator of `make bench`: one small HTTP/1.1 client on keep-alive connections and a
+// bounded pool of virtual users, used the same way for Clavex, the floor and the peer.
+// Every run is bounded by a request (or flow) count and by wall time, whichever comes first.
+import http from 'node:http';
+import { readFileSync, readdirSync } from 'node:fs';
+
+/** One target server: a keep-alive agent limited to `sockets` connections. */
+export function makeClient(baseUrl, sockets = 8) {
+  const base = new URL(baseUrl);
+  if (!['127.0.0.1', 'localhost', '[::1]'].includes(base.hostname)) {
+    throw new Error(`refusing to load anything but loopback: ${baseUrl}`);
+  }
+  const agent = new http.Agent({ keepAlive: true, maxSockets: sockets, maxFreeSockets: sockets });
+  /**
+   * request(method, pathOrUrl, { headers, form, jar }) → { status, headers, body, ms }
+   * `form` (an object) is sent as application/x-www-form-urlencoded. `jar` (a Jar) sends its
+   * cookies and takes Set-Cookie back.
+   */
+  function request(method, target, { headers = {}, form, jar, timeoutMs = 30_000 } = {}) {
+    const url = new URL(target, base);
+    if (url.host !== base.host) throw new Error(`off-target request: ${url}`);
+    const h = { ...headers };
+    let body;
+    if (form !== undefined) {
+      body = new URLSearchParams(form).toString();
+      h['Content-Type'] = 'application/x-www-form-urlencoded';
+      h['Content-Length'] = Buffer.byteLength(body);
+    }
+    if (jar) {
+      const c = jar.header();
+      if (c) h.Cookie = c;
+    }
+    const t0 = process.hrtime.bigint();
+    return new Promise((resolve, reject) => {
+      const req = http.request({
+        agent, method, host: base.hostname, port: base.port, path: url.pathname + url.search, headers: h,
+        timeout: timeoutMs,
+      }, (res) => {
+        const chunks = [];
+        res.on('data', (d) => chunks.push(d));
+        res.on('end', () => {
+          const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+          if (jar) jar.take(res.headers['set-cookie']);
+          resolve({ status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks).toString('utf8'), ms });
+        });
+        res.on('error', reject);
+      });
+      req.on('timeout', () => req.destroy(new Error(`timeout after ${timeoutMs} ms: ${method} ${url.pathname}`)));
+      req.on('error', reject);
+      req.end(body);
+    });
+  }
+  return { base, request, close: () => agent.destroy() };
+}
+
+/** A minimal cookie jar for one host: name → value, honouring deletion (Max-Age=0 / past Expires). */
+export class Jar {
+  constructor() { this.cookies = new Map(); }
+  take(setCookies) {
+    for (const line of setCookies ?? []) {
+      const [pair, ...attrs] = line.split(';');
+      const i = pair.indexOf('=');
+      if (i < 0) continue;
+      const name = pair.slice(0, i).trim();
+      const value = pair.slice(i + 1).trim();
+      const deleted = attrs.some((a) => {
+        const [k, v = ''] = a.trim().split('=');
+        if (k.toLowerCase() === 'max-age') return Number(v) <= 0;
+        if (k.toLowerCase() === 'expires') return Date.parse(v) < Date.now();
+        return false;
+      });
+      if (deleted || value === '') this.cookies.delete(name);
+      else this.cookies.set(name, value);
+    }
+  }
+  header() { return [...this.cookies].map(([k, v]) => `${k}=${v}`).join('; '); }
+  clone() { const j = new Jar(); j.cookies = new Map(this.cookies); return j; }
+}
+
+const ENTITIES = { amp: '&', lt: '<', gt: '>', quot: '"', apos: "'" };
+export function htmlDecode(s) {
+  return s.replace(/&(#x[0-9a-f]+|#[0-9]+|[a-z]+);/gi, (m, e) => {
+    if (e[0] === '#') return String.fromCodePoint(e[1].toLowerCase() === 'x' ? parseInt(e.slice(2), 16) : parseInt(e.slice(1), 10));
+    return ENTITIES[e.toLowerCase()] ?? m;
+  });
+}
+
+/** The first POST form of a page: { action, hidden: {name: value}, inputs: [names] }. */
+export function parseLoginForm(html) {
+  const form = /<form\b[^>]*>([\s\S]*?)<\/form>/i.exec(html);
+  if (!form) return null;
+  const attr = (tag, name) => {
+    const m = new RegExp(`\\b${name}\\s*=\\s*("([^"]*)"|'([^']*)'|([^\\s>]+))`, 'i').exec(tag);
+    return m ? htmlDecode(m[2] ?? m[3] ?? m[4] ?? '') : undefined;
+  };
+  const formTag = /<form\b[^>]*>/i.exec(form[0])[0];
+  const hidden = {};
+  const inputs = [];
+  for (const [tag] of form[1].matchAll(/<input\b[^>]*>/gi)) {
+    const name = attr(tag, 'name');
+    if (!name) continue;
+    inputs.push(name);
+    if ((attr(tag, 'type') ?? '').toLowerCase() === 'hidden') hidden[name] = attr(tag, 'value') ?? '';
+  }
+  return { action: attr(formTag, 'action'), method: (attr(formTag, 'method') ?? 'get').toLowerCase(), hidden, inputs };
+}
+
+export function percentile(sorted, p) {
+  if (!sorted.length) return NaN;
+  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[i];
+}
+
+// --- CPU time of processes, from /proc/<pid>/stat (utime + stime, in clock ticks) -------------
+
+let ticksPerSecond = 100;
+try {
+  // getconf CLK_TCK is 100 on every Linux we run on; read it from the auxiliary vector if we can.
+  const auxv = readFileSync('/proc/self/auxv');
+  for (let i = 0; i + 16 <= auxv.length; i += 16) {
+    if (Number(auxv.readBigUInt64LE(i)) === 17 /* AT_CLKTCK */) { ticksPerSecond = Number(auxv.readBigUInt64LE(i + 8)); break; }
+  }
+} catch { /* keep 100 */ }
+export const CLK_TCK = ticksPerSecond;
+
+function statOf(pid) {
+  try {
+    const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const close = s.lastIndexOf(')');
+    const comm = s.slice(s.indexOf('(') + 1, close);
+    const f = s.slice(close + 2).split(' ');
+    // f[0] is field 3 (state): ppid = field 4, utime = 14, stime = 15.
+    return { pid, comm, ppid: Number(f[1]), utime: Number(f[11]), stime: Number(f[12]) };
+  } catch { return null; }
+}
+
+/** Descendant processes of `rootPid` (not including it) whose comm matches `name`. */
+export function descendants(rootPid, name) {
+  const all = readdirSync('/proc').filter((d) => /^\d+$/.test(d)).map((d) => statOf(Number(d))).filter(Boolean);
+  const children = new Map();
+  for (const p of all) {
+    if (!children.has(p.ppid)) children.set(p.ppid, []);
+    children.get(p.ppid).push(p);
+  }
+  const out = [];
+  const stack = [rootPid];
+  while (stack.length) {
+    for (const c of children.get(stack.pop()) ?? []) {
+      if (!name || c.comm === name) out.push(c.pid);
+      stack.push(c.pid);
+    }
+  }
+  return out;
+}
+
+export function cmdline(pid) {
+  try { return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ').trim(); } catch { return ''; }
+}
+
+/** Total CPU seconds (user + system) of the given pids; missing processes count as 0. */
+export function cpuSeconds(pids) {
+  return Object.values(cpuByPid(pids)).reduce((a, b) => a + b, 0);
+}
+
+/** CPU seconds (user + system) of each pid. */
+export function cpuByPid(pids) {
+  const out = {};
+  for (const pid of pids) {
+    const s = statOf(pid);
+    out[pid] = s ? (s.utime + s.stime) / CLK_TCK : 0;
+  }
+  return out;
+}
+
+function diffCpu(after, before) {
+  const out = {};
+  for (const pid of Object.keys(after)) out[pid] = after[pid] - (before[pid] ?? 0);
+  return out;
+}
+
+/**
+ * Run `iteration(vu, i)` from `concurrency` virtual users until `maxIterations` have started or
+ * `maxSeconds` have passed. An iteration returns nothing (success) or throws (error). Returns
+ * latencies (ms) of successful iterations, error count, first errors, elapsed seconds and the CPU
+ * seconds that `cpuPids` spent meanwhile.
+ */
+export async function runLoad({ concurrency, maxIterations, maxSeconds, iteration, cpuPids = [], maxErrors = 50 }) {
+  const latencies = [];
+  const errors = [];
+  let started = 0;
+  let errorCount = 0;
+  const deadline = performance.now() + maxSeconds * 1000;
+  const cpu0 = cpuByPid(cpuPids);
+  const t0 = performance.now();
+  async function vu(id) {
+    while (started < maxIterations && performance.now() < deadline && errorCount < maxErrors) {
+      const i = started++;
+      const s = performance.now();
+      try {
+        await iteration(id, i);
+        latencies.push(performance.now() - s);
+      } catch (err) {
+        errorCount += 1;
+        if (errors.length < 3) errors.push(String(err?.message ?? err).slice(0, 300));
+      }
+    }
+  }
+  await Promise.all(Array.from({ length: concurrency }, (_, id) => vu(id)));
+  const elapsed = (performance.now() - t0) / 1000;
+  const cpuPerPid = diffCpu(cpuByPid(cpuPids), cpu0);
+  const cpu = Object.values(cpuPerPid).reduce((a, b) => a + b, 0);
+  latencies.sort((a, b) => a - b);
+  return { latencies, ok: latencies.length, errors: errorCount, errorSamples: errors, elapsed, cpu, cpuPerPid };
+}
+
+/** Merge several runLoad results (e.g. the rounds of the code-exchange scenario). */
+export function mergeRuns(runs) {
+  const latencies = runs.flatMap((r) => r.latencies).sort((a, b) => a - b);
+  return {
+    latencies,
+    ok: latencies.length,
+    errors: runs.reduce((a, r) => a + r.errors, 0),
+    errorSamples: runs.flatMap((r) => r.errorSamples).slice(0, 3),
+    elapsed: runs.reduce((a, r) => a + r.elapsed, 0),
+    cpu: runs.reduce((a, r) => a + r.cpu, 0),
+    cpuPerPid: runs.reduce((acc, r) => {
+      for (const [pid, v] of Object.entries(r.cpuPerPid ?? {})) acc[pid] = (acc[pid] ?? 0) + v;
+      return acc;
+    }, {}),
+  };
+}
+
+/** Rate, latency percentiles and CPU per op; `roles` (pid → role) splits the CPU by process role. */
+export function summarize(run, roles = {}) {
+  const byRole = {};
+  for (const [pid, v] of Object.entries(run.cpuPerPid ?? {})) {
+    const role = roles[pid] ?? 'other';
+    byRole[role] = (byRole[role] ?? 0) + v;
+  }
+  return {
+    cpuPerOpMsByRole: Object.fromEntries(Object.entries(byRole).map(([k, v]) => [k, run.ok ? (v * 1000) / run.ok : NaN])),
+    ok: run.ok,
+    errors: run.errors,
+    errorSamples: run.errorSamples,
+    elapsed: run.elapsed,
+    rate: run.ok / run.elapsed,
+    p50: percentile(run.latencies, 50),
+    p99: percentile(run.latencies, 99),
+    cpuPerOpMs: run.ok ? (run.cpu * 1000) / run.ok : NaN,
+    cpu: run.cpu,
+  };
+}
