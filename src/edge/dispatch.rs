@@ -5,6 +5,7 @@ use worker::{Env, Method, Request, Response, Result};
 use crate::edge::config::Config;
 use crate::edge::context::{Ctx, now_seconds};
 use crate::edge::http;
+use crate::oidc;
 use crate::routes::{self, Route};
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -33,7 +34,19 @@ pub async fn handle(req: Request, env: Env) -> Result<Response> {
     };
     match route {
         Route::Admin(segments) => crate::admin::handle(req, &ctx, &segments).await,
-        _ => http::not_found(),
+        Route::Discovery(org) | Route::AuthServerMetadata(org) => {
+            oidc::discovery::handle(req, &ctx, org).await
+        }
+        Route::Jwks(org) => oidc::jwks::handle(req, &ctx, org).await,
+        Route::Authorize(org) => oidc::authorize::handle(req, &ctx, org).await,
+        Route::Login(org) => oidc::login::handle(req, &ctx, org).await,
+        Route::Consent(org) => oidc::consent::handle(req, &ctx, org).await,
+        Route::Token(org) => oidc::token::handle(req, &ctx, org).await,
+        Route::Userinfo(org) => oidc::userinfo::handle(req, &ctx, org).await,
+        Route::Revoke(org) => oidc::revoke::handle(req, &ctx, org).await,
+        Route::Introspect(org) => oidc::introspect::handle(req, &ctx, org).await,
+        Route::EndSession(org) => oidc::logout::handle(req, &ctx, org).await,
+        Route::Health | Route::NotFound => http::not_found(),
     }
 }
 

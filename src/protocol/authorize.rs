@@ -161,13 +161,11 @@ pub fn validate(
 
     // Only the query response mode is implemented; fragment and form_post are refused rather
     // than silently answered another way.
-    if let Some(mode) = get("response_mode") {
-        if mode != "query" {
-            return Err(err(
-                ErrorCode::InvalidRequest,
-                "response_mode must be query",
-            ));
-        }
+    if get("response_mode").is_some_and(|mode| mode != "query") {
+        return Err(err(
+            ErrorCode::InvalidRequest,
+            "response_mode must be query",
+        ));
     }
     match get("response_type") {
         None => return Err(err(ErrorCode::InvalidRequest, "response_type is missing")),

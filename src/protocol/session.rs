@@ -44,10 +44,11 @@ pub fn decide(
         return Next::ShowLogin;
     }
     // max_age=0 means "authenticate now", like prompt=login (Core §3.1.2.1).
-    if let Some(max_age) = req.max_age {
-        if max_age == 0 || now - session.auth_time > max_age {
-            return interaction("the last sign-in is older than max_age");
-        }
+    if req
+        .max_age
+        .is_some_and(|max_age| max_age == 0 || now - session.auth_time > max_age)
+    {
+        return interaction("the last sign-in is older than max_age");
     }
     if req.prompt.consent {
         return Next::ShowConsent;

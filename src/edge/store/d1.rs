@@ -21,3 +21,18 @@ pub fn is_unique_violation(err: &worker::Error) -> bool {
     let text = err.to_string();
     text.contains("UNIQUE constraint failed") || text.contains("PRIMARY KEY")
 }
+
+/// SQLite has no boolean: D1 returns 0/1 (or null). For `#[serde(deserialize_with)]`.
+pub fn int_bool<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    use serde::Deserialize;
+    Ok(match serde_json::Value::deserialize(d)? {
+        serde_json::Value::Bool(b) => b,
+        serde_json::Value::Number(n) => n.as_f64().unwrap_or(0.0) != 0.0,
+        _ => false,
+    })
+}
+
+/// Whether a D1 error is a FOREIGN KEY violation (the row it points at is gone).
+pub fn is_foreign_key_violation(err: &worker::Error) -> bool {
+    err.to_string().contains("FOREIGN KEY constraint failed")
+}

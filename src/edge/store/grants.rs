@@ -1,1 +1,287 @@
-//! (OIDC work in progress)
+//! Grants and the tokens issued from them (D1). D1 is strongly consistent with one primary, so
+//! single use of codes and rotation of refresh tokens are decided here, each by one statement
+//! that only one of any number of concurrent requests can win.
+
+use serde::Deserialize;
+use wasm_bindgen::JsValue;
+use worker::{D1Database, D1PreparedStatement, Result};
+
+use crate::edge::store::d1::{int, is_unique_violation, opt_text};
+use crate::edge::store::users::User;
+use crate::protocol::lifetimes::{ACCESS_TOKEN_SECONDS, REFRESH_TOKEN_SECONDS};
+
+pub struct NewGrant<'a> {
+    pub id: &'a str,
+    pub org: &'a str,
+    pub client_id: &'a str,
+    pub user_id: &'a str,
+    pub code_hash: &'a str,
+    pub scope: &'a str,
+    pub claims: Option<&'a str>,
+    pub auth_time: i64,
+}
+
+/// Hashes of the tokens to store (the clear values only ever go to the client).
+pub struct TokenHashes<'a> {
+    pub access: &'a str,
+    pub refresh: Option<&'a str>,
+}
+
+fn insert_access(
+    db: &D1Database,
+    grant_id: &str,
+    hash: &str,
+    scope: &str,
+    now: i64,
+) -> Result<D1PreparedStatement> {
+    db.prepare("INSERT INTO access_tokens (token_hash, grant_id, scope, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)")
+        .bind(&[hash.into(), grant_id.into(), scope.into(), int(now), int(now + ACCESS_TOKEN_SECONDS)])
+}
+
+fn insert_refresh(
+    db: &D1Database,
+    grant_id: &str,
+    hash: &str,
+    scope: &str,
+    now: i64,
+) -> Result<D1PreparedStatement> {
+    db.prepare(
+        "INSERT INTO refresh_tokens (token_hash, grant_id, scope, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )
+    .bind(&[hash.into(), grant_id.into(), scope.into(), int(now), int(now + REFRESH_TOKEN_SECONDS)])
+}
+
+fn token_statements(
+    db: &D1Database,
+    grant_id: &str,
+    tokens: &TokenHashes,
+    scope: &str,
+    now: i64,
+) -> Result<Vec<D1PreparedStatement>> {
+    let mut statements = vec![insert_access(db, grant_id, tokens.access, scope, now)?];
+    if let Some(refresh) = tokens.refresh {
+        statements.push(insert_refresh(db, grant_id, refresh, scope, now)?);
+    }
+    Ok(statements)
+}
+
+/// Claim the code and store its tokens in one transaction. The grant row's UNIQUE code_hash is
+/// the claim: of concurrent redemptions exactly one commits; the others fail the constraint and
+/// get `Ok(false)` — a replay.
+pub async fn claim_code_and_issue(
+    db: &D1Database,
+    grant: &NewGrant<'_>,
+    tokens: &TokenHashes<'_>,
+    now: i64,
+) -> Result<bool> {
+    let mut statements = vec![
+        db.prepare(
+            "INSERT INTO grants (id, org, client_id, user_id, code_hash, scope, claims, auth_time, created_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        )
+        .bind(&[
+            grant.id.into(),
+            grant.org.into(),
+            grant.client_id.into(),
+            grant.user_id.into(),
+            grant.code_hash.into(),
+            grant.scope.into(),
+            opt_text(grant.claims),
+            int(grant.auth_time),
+            int(now),
+        ])?,
+    ];
+    statements.extend(token_statements(db, grant.id, tokens, grant.scope, now)?);
+    match db.batch(statements).await {
+        Ok(_) => Ok(true),
+        Err(e) if is_unique_violation(&e) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// A replayed code revokes everything its first redemption issued (RFC 6749 §4.1.2: "the
+/// authorization server … SHOULD revoke (when possible) all tokens previously issued based on
+/// that authorization code").
+pub async fn revoke_by_code(db: &D1Database, code_hash: &str, now: i64) -> Result<()> {
+    db.prepare("UPDATE grants SET revoked_at = ?2 WHERE code_hash = ?1 AND revoked_at IS NULL")
+        .bind(&[code_hash.into(), int(now)])?
+        .run()
+        .await?;
+    Ok(())
+}
+
+pub async fn revoke_grant(db: &D1Database, grant_id: &str, now: i64) -> Result<()> {
+    db.prepare("UPDATE grants SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL")
+        .bind(&[grant_id.into(), int(now)])?
+        .run()
+        .await?;
+    Ok(())
+}
+
+/// What a live access token gives access to.
+#[derive(Deserialize)]
+pub struct AccessGrant {
+    pub grant_id: String,
+    pub client_id: String,
+    #[serde(rename = "token_scope")]
+    pub scope: String,
+    pub claims: Option<String>,
+    pub issued_at: i64,
+    pub expires_at: i64,
+    /// The user's own columns (users.*); `user.org` is the grant's organization.
+    #[serde(flatten)]
+    pub user: User,
+}
+
+/// The access token's grant and user, if the token is live: not expired, grant not revoked,
+/// user not disabled. One query, so userinfo costs one D1 read.
+pub async fn find_access(
+    db: &D1Database,
+    token_hash: &str,
+    now: i64,
+) -> Result<Option<AccessGrant>> {
+    db.prepare(
+        "SELECT a.grant_id, a.scope AS token_scope, a.created_at AS issued_at, a.expires_at, g.client_id, g.claims, u.* \
+         FROM access_tokens a JOIN grants g ON g.id = a.grant_id JOIN users u ON u.id = g.user_id \
+         WHERE a.token_hash = ?1 AND a.expires_at > ?2 AND g.revoked_at IS NULL AND u.disabled = 0",
+    )
+    .bind(&[token_hash.into(), int(now)])?
+    .first::<AccessGrant>(None)
+    .await
+}
+
+pub async fn delete_access(db: &D1Database, token_hash: &str) -> Result<()> {
+    db.prepare("DELETE FROM access_tokens WHERE token_hash = ?1")
+        .bind(&[token_hash.into()])?
+        .run()
+        .await?;
+    Ok(())
+}
+
+/// A refresh token with its grant and the state of its successor.
+#[derive(Debug, Deserialize)]
+pub struct RefreshRecord {
+    pub token_hash: String,
+    pub grant_id: String,
+    pub scope: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub rotated_at: Option<i64>,
+    pub replaced_by: Option<String>,
+    pub org: String,
+    pub client_id: String,
+    pub user_id: String,
+    pub auth_time: i64,
+    pub claims: Option<String>,
+    pub revoked_at: Option<i64>,
+    pub successor_rotated_at: Option<i64>,
+    #[serde(deserialize_with = "crate::edge::store::d1::int_bool")]
+    pub user_disabled: bool,
+}
+
+pub async fn find_refresh(db: &D1Database, token_hash: &str) -> Result<Option<RefreshRecord>> {
+    db.prepare(
+        "SELECT r.token_hash, r.grant_id, r.scope, r.created_at, r.expires_at, r.rotated_at, r.replaced_by, \
+                g.org, g.client_id, g.user_id, g.auth_time, g.claims, g.revoked_at, s.rotated_at AS successor_rotated_at, u.disabled AS user_disabled \
+         FROM refresh_tokens r JOIN grants g ON g.id = r.grant_id JOIN users u ON u.id = g.user_id \
+         LEFT JOIN refresh_tokens s ON s.token_hash = r.replaced_by \
+         WHERE r.token_hash = ?1",
+    )
+    .bind(&[token_hash.into()])?
+    .first::<RefreshRecord>(None)
+    .await
+}
+
+/// Mark `old_hash` rotated into `new_hash`, only if nobody did first. Returns whether this
+/// request won; the loser is treated as a reuse by the caller.
+pub async fn rotate(db: &D1Database, old_hash: &str, new_hash: &str, now: i64) -> Result<bool> {
+    let won = db
+        .prepare(
+            "UPDATE refresh_tokens SET rotated_at = ?3, replaced_by = ?2 \
+             WHERE token_hash = ?1 AND rotated_at IS NULL RETURNING token_hash",
+        )
+        .bind(&[old_hash.into(), new_hash.into(), int(now)])?
+        .first::<serde_json::Value>(None)
+        .await?;
+    Ok(won.is_some())
+}
+
+/// Store the tokens of a refresh (the grant exists already).
+pub async fn issue(
+    db: &D1Database,
+    grant_id: &str,
+    tokens: &TokenHashes<'_>,
+    scope: &str,
+    now: i64,
+) -> Result<()> {
+    db.batch(token_statements(db, grant_id, tokens, scope, now)?)
+        .await?;
+    Ok(())
+}
+
+/// A refresh token's grant, for revocation and introspection.
+#[derive(Deserialize)]
+pub struct RefreshGrant {
+    pub grant_id: String,
+    pub org: String,
+    pub client_id: String,
+    pub user_id: String,
+    pub scope: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub username: String,
+}
+
+/// A live (not rotated, not expired, grant not revoked) refresh token.
+pub async fn find_live_refresh(
+    db: &D1Database,
+    token_hash: &str,
+    now: i64,
+) -> Result<Option<RefreshGrant>> {
+    db.prepare(
+        "SELECT r.grant_id, g.org, g.client_id, g.user_id, r.scope, r.created_at, r.expires_at, u.username \
+         FROM refresh_tokens r JOIN grants g ON g.id = r.grant_id JOIN users u ON u.id = g.user_id \
+         WHERE r.token_hash = ?1 AND r.rotated_at IS NULL AND r.expires_at > ?2 AND g.revoked_at IS NULL AND u.disabled = 0",
+    )
+    .bind(&[token_hash.into(), int(now)])?
+    .first::<RefreshGrant>(None)
+    .await
+}
+
+/// Any refresh token row (live or not) → its grant id and client, for revocation.
+pub async fn refresh_owner(
+    db: &D1Database,
+    token_hash: &str,
+) -> Result<Option<(String, String, String)>> {
+    #[derive(Deserialize)]
+    struct Owner {
+        grant_id: String,
+        org: String,
+        client_id: String,
+    }
+    Ok(db
+        .prepare("SELECT r.grant_id, g.org, g.client_id FROM refresh_tokens r JOIN grants g ON g.id = r.grant_id WHERE r.token_hash = ?1")
+        .bind(&[JsValue::from_str(token_hash)])?
+        .first::<Owner>(None)
+        .await?
+        .map(|o| (o.grant_id, o.org, o.client_id)))
+}
+
+/// Any access token row → its grant id, organization and client, for revocation.
+pub async fn access_owner(
+    db: &D1Database,
+    token_hash: &str,
+) -> Result<Option<(String, String, String)>> {
+    #[derive(Deserialize)]
+    struct Owner {
+        grant_id: String,
+        org: String,
+        client_id: String,
+    }
+    Ok(db
+        .prepare("SELECT a.grant_id, g.org, g.client_id FROM access_tokens a JOIN grants g ON g.id = a.grant_id WHERE a.token_hash = ?1")
+        .bind(&[JsValue::from_str(token_hash)])?
+        .first::<Owner>(None)
+        .await?
+        .map(|o| (o.grant_id, o.org, o.client_id)))
+}

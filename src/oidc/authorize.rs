@@ -1,0 +1,111 @@
+//! GET/POST /{org}/authorize — the authorization endpoint (RFC 6749 §3.1, OIDC Core §3.1.2).
+//! Validate the request, then issue a code from the SSO session, or show the login or consent
+//! page, or send an error back to the client.
+
+use worker::{Method, Request, Response, Result};
+
+use crate::edge::context::Ctx;
+use crate::edge::http;
+use crate::edge::store::clients::get_client;
+use crate::oidc::request::{form_body, organization, query};
+use crate::oidc::{consent, issue, login, pages, signer, sso};
+use crate::protocol::authorize::{self, AuthorizeError, ClientRegistration};
+use crate::protocol::error::OAuthError;
+use crate::protocol::session::{self, Next, SessionView};
+
+pub async fn handle(mut req: Request, ctx: &Ctx, slug: &str) -> Result<Response> {
+    let Some(org) = organization(ctx, slug).await? else {
+        return pages::unknown_org();
+    };
+    // OIDC Core §3.1.2.1: GET and POST (form-encoded) must both be supported.
+    let params = match req.method() {
+        Method::Get => query(&req)?,
+        Method::Post => match form_body(&mut req).await {
+            Ok(form) => form,
+            Err(e) => {
+                return pages::error(
+                    &org,
+                    400,
+                    "The sign-in request is not valid",
+                    &e.description,
+                    e.code.as_str(),
+                    None,
+                );
+            }
+        },
+        _ => return http::method_not_allowed("GET, POST"),
+    };
+    let client_id = match authorize::client_id(&params) {
+        Ok(id) => id,
+        Err(AuthorizeError::Fatal(f)) => return pages::fatal(&org, &f),
+        Err(AuthorizeError::Redirect(_)) => unreachable!("client_id errors are never redirected"),
+    };
+    let Some(client) = get_client(&ctx.db()?, slug, client_id).await? else {
+        let AuthorizeError::Fatal(f) = authorize::unknown_client(client_id) else {
+            unreachable!()
+        };
+        return pages::fatal(&org, &f);
+    };
+    let registration = ClientRegistration {
+        client_id: &client.client_id,
+        redirect_uris: &client.redirect_uris,
+        grant_types: &client.grant_types,
+        scopes: &client.scopes,
+        public: client.is_public(),
+    };
+    let request = match authorize::validate(&params, &registration) {
+        Ok(r) => r,
+        Err(AuthorizeError::Fatal(f)) => return pages::fatal(&org, &f),
+        Err(AuthorizeError::Redirect(e)) => {
+            return issue::error(
+                ctx,
+                slug,
+                &e.redirect_uri,
+                e.state.as_deref(),
+                &e.error,
+                302,
+            );
+        }
+    };
+    let redirect_error = |err: OAuthError| {
+        issue::error(
+            ctx,
+            slug,
+            &request.redirect_uri,
+            request.state.as_deref(),
+            &err,
+            302,
+        )
+    };
+
+    // id_token_hint must be an ID token this organization signed; its `sub` names the user the
+    // client expects (Core §3.1.2.1).
+    let hint_sub = match &request.id_token_hint {
+        None => None,
+        Some(hint) => match signer::verify_own(ctx, slug, &ctx.config.issuer(slug), hint).await? {
+            Some(claims) => claims["sub"].as_str().map(str::to_string),
+            None => {
+                return redirect_error(OAuthError::invalid_request(
+                    "id_token_hint is not an ID token issued here",
+                ));
+            }
+        },
+    };
+    let current = sso::current(ctx, slug, &req).await?;
+    let view = current.as_ref().map(|(s, u)| SessionView {
+        user_id: &u.id,
+        auth_time: s.auth_time,
+    });
+    match session::decide(&request, view.as_ref(), hint_sub.as_deref(), ctx.now) {
+        Next::IssueCode => {
+            let (s, u) = current.as_ref().expect("IssueCode implies a session");
+            issue::code(ctx, slug, &request, &u.id, s.auth_time, 302).await
+        }
+        Next::ShowLogin => login::show(ctx, &req, &org, &client.client_name, &request, None, 200),
+        Next::ShowConsent => {
+            let (_, u) = current.as_ref().expect("ShowConsent implies a session");
+            consent::show(ctx, &req, &org, &client.client_name, &u.username, &request)
+        }
+        Next::Fail(err) => redirect_error(err),
+    }
+}

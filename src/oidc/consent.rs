@@ -1,0 +1,106 @@
+//! The consent page (for prompt=consent) and POST /{org}/consent. Clients are registered by the
+//! organization's admin, so consent is otherwise implied; a client that asks with
+//! prompt=consent gets an explicit Allow/Deny page.
+
+use worker::{Method, Request, Response, Result};
+
+use crate::edge::context::Ctx;
+use crate::edge::http;
+use crate::edge::store::orgs::Organization;
+use crate::oidc::login::{csrf_token, open_form_state};
+use crate::oidc::login_state::seal_state;
+use crate::oidc::request::{form_body, organization};
+use crate::oidc::{issue, pages, sso};
+use crate::protocol::authorize::AuthorizeRequest;
+use crate::protocol::error::{ErrorCode, OAuthError};
+use crate::ui::{self, ConsentPage, describe_scope};
+
+pub fn show(
+    ctx: &Ctx,
+    req: &Request,
+    org: &Organization,
+    client_name: &str,
+    username: &str,
+    request: &AuthorizeRequest,
+) -> Result<Response> {
+    let (csrf, set_cookie) = csrf_token(ctx, req, &org.slug);
+    let sealed = seal_state(
+        &ctx.config.key_encryption_secret,
+        &org.slug,
+        request,
+        &csrf,
+        ctx.now,
+    );
+    let brand = pages::brand(org);
+    let action = format!("/{}/consent", org.slug);
+    let permissions = request
+        .scope
+        .split(' ')
+        .filter_map(describe_scope)
+        .collect();
+    let html = ui::render(&ConsentPage {
+        brand: &brand,
+        client_name,
+        username,
+        permissions,
+        action: &action,
+        request: &sealed,
+        csrf_token: &csrf,
+    });
+    let resp = http::html(200, html)?;
+    if let Some(cookie) = set_cookie {
+        resp.headers().append("Set-Cookie", &cookie)?;
+    }
+    Ok(resp)
+}
+
+pub async fn handle(mut req: Request, ctx: &Ctx, slug: &str) -> Result<Response> {
+    if req.method() != Method::Post {
+        return http::method_not_allowed("POST");
+    }
+    let Some(org) = organization(ctx, slug).await? else {
+        return pages::unknown_org();
+    };
+    let form = match form_body(&mut req).await {
+        Ok(f) => f,
+        Err(e) => {
+            return pages::error(
+                &org,
+                400,
+                "Consent could not continue",
+                &e.description,
+                "invalid_request",
+                None,
+            );
+        }
+    };
+    let state = match open_form_state(ctx, &req, &org, &form) {
+        Ok(s) => s,
+        Err(page) => return page,
+    };
+    let request = state.request;
+    let Some((session, user)) = sso::current(ctx, slug, &req).await? else {
+        return pages::error(
+            &org,
+            400,
+            "Your session has ended",
+            "Sign in again from the application.",
+            "login_required",
+            None,
+        );
+    };
+    match form.first("decision") {
+        Some("allow") => issue::code(ctx, slug, &request, &user.id, session.auth_time, 303).await,
+        _ => {
+            let denied = OAuthError::new(ErrorCode::AccessDenied, "the user denied the request");
+            issue::error(
+                ctx,
+                slug,
+                &request.redirect_uri,
+                request.state.as_deref(),
+                &denied,
+                303,
+            )
+        }
+    }
+}

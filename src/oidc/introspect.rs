@@ -1,0 +1,65 @@
+//! POST /{org}/introspect — token introspection (RFC 7662). Only confidential clients may
+//! introspect, and only tokens issued to them: anything else is `{"active": false}` (§2.2).
+
+use serde_json::json;
+use worker::{Method, Request, Response, Result};
+
+use crate::crypto::token_hash;
+use crate::edge::context::Ctx;
+use crate::edge::http;
+use crate::edge::store::grants::{find_access, find_live_refresh};
+use crate::oidc::request::{form_body, oauth_error, organization, unknown_org_json};
+use crate::oidc::token::authenticate;
+use crate::protocol::error::OAuthError;
+
+pub async fn handle(mut req: Request, ctx: &Ctx, slug: &str) -> Result<Response> {
+    if req.method() != Method::Post {
+        return http::method_not_allowed("POST");
+    }
+    if organization(ctx, slug).await?.is_none() {
+        return unknown_org_json();
+    }
+    let issuer = ctx.config.issuer(slug);
+    let form = match form_body(&mut req).await {
+        Ok(f) => f,
+        Err(e) => return oauth_error(&e, &issuer),
+    };
+    let client = match authenticate(ctx, slug, &req, &form).await? {
+        Ok(c) if !c.is_public() => c,
+        Ok(_) => {
+            return oauth_error(
+                &OAuthError::invalid_client("public clients may not introspect tokens"),
+                &issuer,
+            );
+        }
+        Err(e) => return oauth_error(&e, &issuer),
+    };
+    let Ok(Some(token)) = form.one("token") else {
+        return oauth_error(&OAuthError::invalid_request("token is missing"), &issuer);
+    };
+    let hash = token_hash(token);
+    let db = ctx.db()?;
+    let mine = |org: &str, client_id: &str| org == slug && client_id == client.client_id;
+    let body = if let Some(a) = find_access(&db, &hash, ctx.now)
+        .await?
+        .filter(|a| mine(&a.user.org, &a.client_id))
+    {
+        json!({
+            "active": true, "token_type": "Bearer", "scope": a.scope, "client_id": a.client_id,
+            "username": a.user.username, "sub": a.user.id, "aud": a.client_id, "iss": issuer,
+            "iat": a.issued_at, "exp": a.expires_at,
+        })
+    } else if let Some(r) = find_live_refresh(&db, &hash, ctx.now)
+        .await?
+        .filter(|r| mine(&r.org, &r.client_id))
+    {
+        json!({
+            "active": true, "token_type": "refresh_token", "scope": r.scope, "client_id": r.client_id,
+            "username": r.username, "sub": r.user_id, "aud": r.client_id, "iss": issuer,
+            "iat": r.created_at, "exp": r.expires_at,
+        })
+    } else {
+        json!({ "active": false })
+    };
+    http::no_store(http::json(200, &body)?)
+}

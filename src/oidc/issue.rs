@@ -1,0 +1,67 @@
+//! The end of an authorization: a code (or an error) sent back to the client's redirect URI,
+//! always with `state` and `iss` (RFC 6749 §4.1.2, RFC 9207).
+
+use worker::{Response, Result};
+
+use crate::crypto::random_token;
+use crate::edge::context::Ctx;
+use crate::edge::http;
+use crate::edge::store::kv::put_code;
+use crate::protocol::authorize::AuthorizeRequest;
+use crate::protocol::code::CodeGrant;
+use crate::protocol::error::OAuthError;
+use crate::protocol::redirect::with_params;
+
+/// Mint a code bound to the request and the user, store it, and redirect to the client.
+/// `status` is 302 after a GET, 303 after a form POST.
+pub async fn code(
+    ctx: &Ctx,
+    org: &str,
+    req: &AuthorizeRequest,
+    user_id: &str,
+    auth_time: i64,
+    status: u16,
+) -> Result<Response> {
+    // 256 bits of randomness; only its hash is stored.
+    let code = random_token("");
+    let grant = CodeGrant {
+        client_id: req.client_id.clone(),
+        redirect_uri: req.redirect_uri.clone(),
+        scope: req.scope.clone(),
+        nonce: req.nonce.clone(),
+        code_challenge: req.code_challenge.clone(),
+        user_id: user_id.to_string(),
+        auth_time,
+        issued_at: ctx.now,
+        claims: req.claims.clone(),
+    };
+    put_code(&ctx.kv()?, org, &code, &grant).await?;
+    let issuer = ctx.config.issuer(org);
+    let mut params = vec![("code", code.as_str())];
+    if let Some(state) = &req.state {
+        params.push(("state", state));
+    }
+    params.push(("iss", &issuer));
+    http::redirect(&with_params(&req.redirect_uri, &params), status)
+}
+
+/// Redirect an error to the client's (already validated) redirect URI.
+pub fn error(
+    ctx: &Ctx,
+    org: &str,
+    redirect_uri: &str,
+    state: Option<&str>,
+    err: &OAuthError,
+    status: u16,
+) -> Result<Response> {
+    let issuer = ctx.config.issuer(org);
+    let mut params = vec![
+        ("error", err.code.as_str()),
+        ("error_description", err.description.as_str()),
+    ];
+    if let Some(state) = state {
+        params.push(("state", state));
+    }
+    params.push(("iss", &issuer));
+    http::redirect(&with_params(redirect_uri, &params), status)
+}

@@ -1,0 +1,209 @@
+//! The login page (shown by /authorize) and POST /{org}/login, which checks the password,
+//! starts the SSO session and finishes the authorization.
+
+use worker::{Headers, Request, Response, Result};
+
+use crate::crypto::random_token;
+use crate::edge::context::Ctx;
+use crate::edge::http;
+use crate::edge::password::verify_password;
+use crate::edge::store::clients::get_client;
+use crate::edge::store::orgs::Organization;
+use crate::edge::store::users::find_user_by_login;
+use crate::oidc::login_state::{LoginState, StateError, open_state, seal_state};
+use crate::oidc::request::{form_body, header, organization};
+use crate::oidc::{consent, cookies, issue, pages, sso};
+use crate::protocol::authorize::AuthorizeRequest;
+use crate::protocol::lifetimes::LOGIN_FORM_SECONDS;
+use crate::ui::{self, LoginPage};
+
+/// The same message whether the user is unknown, disabled or the password wrong, so the form
+/// does not reveal which accounts exist.
+pub const BAD_CREDENTIALS: &str = "Incorrect username or password.";
+
+/// A well-formed hash that no password matches: checked when the user does not exist, so an
+/// unknown username costs the same time as a wrong password.
+const DUMMY_HASH: &str =
+    "$pbkdf2-sha256$i=100000$AAAAAAAAAAAAAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+
+/// The browser's CSRF token: the existing cookie, or a new one (with its Set-Cookie).
+pub fn csrf_token(ctx: &Ctx, req: &Request, org: &str) -> (String, Option<String>) {
+    match cookies::read(header(req, "Cookie").as_deref(), cookies::CSRF) {
+        Some(existing) => (existing, None),
+        None => {
+            let token = random_token("");
+            let cookie = cookies::set(
+                cookies::CSRF,
+                &token,
+                org,
+                ctx.config.secure_cookies(),
+                LOGIN_FORM_SECONDS,
+            );
+            (token, Some(cookie))
+        }
+    }
+}
+
+/// Render the login form for `request`.
+pub fn show(
+    ctx: &Ctx,
+    req: &Request,
+    org: &Organization,
+    client_name: &str,
+    request: &AuthorizeRequest,
+    error: Option<&str>,
+    status: u16,
+) -> Result<Response> {
+    let (csrf, set_cookie) = csrf_token(ctx, req, &org.slug);
+    let sealed = seal_state(
+        &ctx.config.key_encryption_secret,
+        &org.slug,
+        request,
+        &csrf,
+        ctx.now,
+    );
+    let brand = pages::brand(org);
+    let action = format!("/{}/login", org.slug);
+    let html = ui::render(&LoginPage {
+        brand: &brand,
+        client_name,
+        action: &action,
+        request: &sealed,
+        csrf_token: &csrf,
+        username: request.login_hint.as_deref().unwrap_or(""),
+        error,
+    });
+    let resp = http::html(status, html)?;
+    if let Some(cookie) = set_cookie {
+        resp.headers().append("Set-Cookie", &cookie)?;
+    }
+    Ok(resp)
+}
+
+/// Open the sealed request a login or consent form posted, or answer with an error page.
+pub fn open_form_state(
+    ctx: &Ctx,
+    req: &Request,
+    org: &Organization,
+    form: &crate::protocol::form::Form,
+) -> std::result::Result<LoginState, Result<Response>> {
+    let cookie_csrf = cookies::read(header(req, "Cookie").as_deref(), cookies::CSRF);
+    let opened = open_state(
+        &ctx.config.key_encryption_secret,
+        &org.slug,
+        form.first("request").unwrap_or(""),
+        cookie_csrf.as_deref(),
+        form.first("csrf_token"),
+        ctx.now,
+    );
+    opened.map_err(|e| {
+        let (status, description) = match e {
+            StateError::CsrfMismatch => (403, "The form could not be verified (missing or mismatched security token). Enable cookies and start again from the application."),
+            StateError::Expired => (400, "The sign-in form has expired. Start again from the application."),
+            StateError::Invalid => (400, "The sign-in form is not valid. Start again from the application."),
+        };
+        pages::error(org, status, "Sign-in could not continue", description, "invalid_request", None)
+    })
+}
+
+pub async fn handle(mut req: Request, ctx: &Ctx, slug: &str) -> Result<Response> {
+    if req.method() != worker::Method::Post {
+        return http::method_not_allowed("POST");
+    }
+    let Some(org) = organization(ctx, slug).await? else {
+        return pages::unknown_org();
+    };
+    let form = match form_body(&mut req).await {
+        Ok(f) => f,
+        Err(e) => {
+            return pages::error(
+                &org,
+                400,
+                "Sign-in could not continue",
+                &e.description,
+                "invalid_request",
+                None,
+            );
+        }
+    };
+    let state = match open_form_state(ctx, &req, &org, &form) {
+        Ok(s) => s,
+        Err(page) => return page,
+    };
+    let request = state.request;
+    // The client may have changed since the form was shown: its redirect URI must still be
+    // registered before anything is sent there.
+    let db = ctx.db()?;
+    let Some(client) = get_client(&db, slug, &request.client_id).await? else {
+        return pages::error(
+            &org,
+            400,
+            "Unknown application",
+            "The application is no longer registered.",
+            "invalid_client",
+            None,
+        );
+    };
+    if !client.redirect_uris.contains(&request.redirect_uri) {
+        return pages::error(
+            &org,
+            400,
+            "This application's redirect URI is not registered",
+            "The redirect URI is no longer registered for this application.",
+            "error_uri_mismatch",
+            Some(&request.redirect_uri),
+        );
+    }
+
+    let login = form.first("username").unwrap_or("").trim();
+    let password = form.first("password").unwrap_or("");
+    let user = if login.is_empty() {
+        None
+    } else {
+        find_user_by_login(&db, slug, login).await?
+    };
+    let stored = user
+        .as_ref()
+        .and_then(|u| u.password_hash.as_deref())
+        .unwrap_or(DUMMY_HASH);
+    let password_ok = !password.is_empty() && verify_password(password, stored).await?;
+    let user = match user {
+        Some(u) if password_ok && !u.disabled && u.password_hash.is_some() => u,
+        _ => {
+            let retry = AuthorizeRequest {
+                login_hint: Some(login.to_string()),
+                ..request
+            };
+            return show(
+                ctx,
+                &req,
+                &org,
+                &client.client_name,
+                &retry,
+                Some(BAD_CREDENTIALS),
+                401,
+            );
+        }
+    };
+
+    let session_cookie = sso::start(ctx, slug, &user.id).await?;
+    let resp = if request.prompt.consent {
+        consent::show(
+            ctx,
+            &req,
+            &org,
+            &client.client_name,
+            &user.username,
+            &request,
+        )?
+    } else {
+        issue::code(ctx, slug, &request, &user.id, ctx.now, 303).await?
+    };
+    append_cookie(resp, &session_cookie)
+}
+
+pub fn append_cookie(resp: Response, cookie: &str) -> Result<Response> {
+    let headers: Headers = resp.headers().clone();
+    headers.append("Set-Cookie", cookie)?;
+    Ok(resp.with_headers(headers))
+}

@@ -1,0 +1,105 @@
+//! GET/POST /{org}/logout — RP-initiated logout (OpenID Connect RP-Initiated Logout 1.0).
+//! Ends the browser's SSO session, then redirects only to a `post_logout_redirect_uri` the
+//! client registered, compared exactly; anything else gets a page, never a redirect.
+
+use worker::{Method, Request, Response, Result};
+
+use crate::edge::context::Ctx;
+use crate::edge::http;
+use crate::edge::store::clients::get_client;
+use crate::oidc::request::{form_body, organization, query};
+use crate::oidc::{login, pages, signer, sso};
+use crate::protocol::redirect::with_params;
+
+pub async fn handle(mut req: Request, ctx: &Ctx, slug: &str) -> Result<Response> {
+    let Some(org) = organization(ctx, slug).await? else {
+        return pages::unknown_org();
+    };
+    let params = match req.method() {
+        Method::Get => query(&req)?,
+        Method::Post => match form_body(&mut req).await {
+            Ok(f) => f,
+            Err(e) => {
+                return pages::error(
+                    &org,
+                    400,
+                    "Sign-out request not valid",
+                    &e.description,
+                    "invalid_request",
+                    None,
+                );
+            }
+        },
+        _ => return http::method_not_allowed("GET, POST"),
+    };
+    let issuer = ctx.config.issuer(slug);
+    // The client: named by client_id, or the audience of a valid id_token_hint.
+    let hint_aud = match params.first("id_token_hint") {
+        None => None,
+        Some(hint) => match signer::verify_own(ctx, slug, &issuer, hint).await? {
+            Some(claims) => claims["aud"].as_str().map(str::to_string),
+            None => {
+                return pages::error(
+                    &org,
+                    400,
+                    "Sign-out request not valid",
+                    "The id_token_hint was not issued here.",
+                    "invalid_request",
+                    None,
+                );
+            }
+        },
+    };
+    let client_id = params
+        .first("client_id")
+        .map(str::to_string)
+        .or(hint_aud.clone());
+    if let (Some(named), Some(aud)) = (params.first("client_id"), hint_aud.as_deref())
+        && named != aud
+    {
+        return pages::error(
+            &org,
+            400,
+            "Sign-out request not valid",
+            "client_id does not match the id_token_hint.",
+            "invalid_request",
+            None,
+        );
+    }
+    let target = match params.first("post_logout_redirect_uri") {
+        None => None,
+        Some(uri) => {
+            let client = match &client_id {
+                Some(id) => get_client(&ctx.db()?, slug, id).await?,
+                None => None,
+            };
+            match client {
+                Some(c) if c.post_logout_redirect_uris.iter().any(|r| r == uri) => {
+                    Some(uri.to_string())
+                }
+                _ => {
+                    return pages::error(
+                        &org,
+                        400,
+                        "This sign-out redirect is not registered",
+                        "The application asked to return to an address it has not registered as a post_logout_redirect_uri.",
+                        "invalid_request",
+                        Some(uri),
+                    );
+                }
+            }
+        }
+    };
+    let clear_cookie = sso::end(ctx, slug, &req).await?;
+    let resp = match target {
+        Some(uri) => {
+            let params: Vec<(&str, &str)> = params
+                .first("state")
+                .map(|s| vec![("state", s)])
+                .unwrap_or_default();
+            http::redirect(&with_params(&uri, &params), 302)?
+        }
+        None => pages::message(&org, "Signed out", "You are signed out.")?,
+    };
+    login::append_cookie(resp, &clear_cookie)
+}

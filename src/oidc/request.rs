@@ -1,0 +1,108 @@
+//! Reading OIDC requests: form bodies, the organization, and JSON error responses. Errors are
+//! turned into HTTP here, in one place.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+use worker::{Request, Response, Result};
+
+use crate::edge::context::Ctx;
+use crate::edge::http;
+use crate::edge::store::orgs::{Organization, get_org};
+use crate::protocol::error::{ErrorCode, OAuthError};
+use crate::protocol::form::Form;
+
+/// Bodies larger than this are refused before parsing: no legitimate OIDC form comes close.
+const MAX_FORM_BYTES: usize = 64 * 1024;
+
+/// An `application/x-www-form-urlencoded` body (RFC 6749 §3.2 requires it at the token endpoint).
+pub async fn form_body(req: &mut Request) -> std::result::Result<Form, OAuthError> {
+    let content_type = req
+        .headers()
+        .get("Content-Type")
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+    let media = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    if media != "application/x-www-form-urlencoded" {
+        return Err(OAuthError::invalid_request(
+            "the body must be application/x-www-form-urlencoded",
+        ));
+    }
+    let body = req
+        .text()
+        .await
+        .map_err(|_| OAuthError::invalid_request("the body could not be read"))?;
+    if body.len() > MAX_FORM_BYTES {
+        return Err(OAuthError::invalid_request("the body is too large"));
+    }
+    Ok(Form::parse(&body))
+}
+
+pub fn query(req: &Request) -> Result<Form> {
+    Ok(Form::parse(req.url()?.query().unwrap_or("")))
+}
+
+pub fn header(req: &Request, name: &str) -> Option<String> {
+    req.headers().get(name).ok().flatten()
+}
+
+/// How long an isolate keeps an organization it has read (name and branding change rarely;
+/// this saves a D1 read on discovery, JWKS and every page).
+const ORG_CACHE_SECONDS: i64 = 30;
+
+thread_local! {
+    static ORG_CACHE: RefCell<HashMap<String, (Organization, i64)>> = RefCell::new(HashMap::new());
+}
+
+/// The organization, from this isolate's cache when fresh. Unknown slugs are not cached, so an
+/// organization is usable as soon as it is created.
+pub async fn organization(ctx: &Ctx, slug: &str) -> Result<Option<Organization>> {
+    let cached = ORG_CACHE.with(|c| {
+        c.borrow()
+            .get(slug)
+            .filter(|(_, at)| ctx.now - at < ORG_CACHE_SECONDS)
+            .map(|(o, _)| o.clone())
+    });
+    if cached.is_some() {
+        return Ok(cached);
+    }
+    let org = get_org(&ctx.db()?, slug).await?;
+    if let Some(org) = &org {
+        ORG_CACHE.with(|c| {
+            let mut c = c.borrow_mut();
+            if c.len() > 1024 {
+                c.clear();
+            }
+            c.insert(slug.to_string(), (org.clone(), ctx.now));
+        });
+    }
+    Ok(org)
+}
+
+/// Drop a cached organization (the admin API calls this after changing or deleting one, so the
+/// isolate that made the change never serves the old version).
+pub fn forget_organization(slug: &str) {
+    ORG_CACHE.with(|c| c.borrow_mut().remove(slug));
+}
+
+/// A JSON error from the token, revocation or introspection endpoint (RFC 6749 §5.2), never
+/// cached. `invalid_client` carries the Basic challenge RFC 6749 §5.2 asks for.
+pub fn oauth_error(err: &OAuthError, issuer: &str) -> Result<Response> {
+    let resp = http::no_store(http::json(err.code.status(), &err.to_json())?)?;
+    if err.code == ErrorCode::InvalidClient {
+        resp.headers()
+            .set("WWW-Authenticate", &format!("Basic realm=\"{issuer}\""))?;
+    }
+    Ok(resp)
+}
+
+/// 404 for an organization that does not exist, as JSON (API-style endpoints).
+pub fn unknown_org_json() -> Result<Response> {
+    http::api_error(404, "not_found", "no such organization", None)
+}

@@ -1,0 +1,81 @@
+//! Signing ID tokens with the organization's active key through WebCrypto. The active key row
+//! and its imported CryptoKey are cached per isolate for a bounded time, so the token endpoint
+//! does not read D1 or decrypt the key on every request. A rotated-out key stays published, so
+//! tokens signed with a cached old key remain verifiable.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+use serde_json::Value;
+use worker::{Error, Result};
+
+use crate::edge::context::Ctx;
+use crate::edge::store::keys::{SigningKey, active_key, published_keys};
+use crate::edge::webcrypto::{self, RsaPublic};
+use crate::protocol::id_token;
+
+const ACTIVE_KEY_CACHE_SECONDS: i64 = 60;
+
+thread_local! {
+    static ACTIVE: RefCell<HashMap<String, (SigningKey, i64)>> = RefCell::new(HashMap::new());
+}
+
+async fn active(ctx: &Ctx, org: &str) -> Result<SigningKey> {
+    let cached = ACTIVE.with(|c| {
+        c.borrow()
+            .get(org)
+            .filter(|(_, at)| ctx.now - at < ACTIVE_KEY_CACHE_SECONDS)
+            .map(|(k, _)| k.clone())
+    });
+    if let Some(key) = cached {
+        return Ok(key);
+    }
+    let key = active_key(&ctx.db()?, org)
+        .await?
+        .ok_or_else(|| Error::RustError(format!("organization {org} has no active signing key")))?;
+    ACTIVE.with(|c| {
+        c.borrow_mut()
+            .insert(org.to_string(), (key.clone(), ctx.now))
+    });
+    Ok(key)
+}
+
+/// Forget the cached active key (after a rotation in this isolate).
+pub fn forget(org: &str) {
+    ACTIVE.with(|c| c.borrow_mut().remove(org));
+}
+
+/// A compact RS256 JWS of `claims`, with the active key's `kid` in the header.
+pub async fn sign(ctx: &Ctx, org: &str, claims: &Value) -> Result<String> {
+    let key = active(ctx, org).await?;
+    let secret = &ctx.config.key_encryption_secret;
+    let crypto_key =
+        webcrypto::signing_key(&key.kid, || key.private_pkcs8(secret), ctx.now).await?;
+    let input = id_token::signing_input(&key.kid, claims);
+    let signature = webcrypto::sign_rs256(&crypto_key, input.as_bytes()).await?;
+    Ok(id_token::assemble(&input, &signature))
+}
+
+/// The claims of a JWT this organization signed (any published key), or None when it is not
+/// one. Expiry is not checked: an expired ID token is still a valid hint (Core §3.1.2.1).
+pub async fn verify_own(ctx: &Ctx, org: &str, issuer: &str, token: &str) -> Result<Option<Value>> {
+    let Some(jwt) = id_token::parse_unverified(token) else {
+        return Ok(None);
+    };
+    let keys = published_keys(&ctx.db()?, org, ctx.now).await?;
+    let Some(key) = keys
+        .iter()
+        .find(|k| jwt.kid.as_deref() == Some(k.kid.as_str()))
+    else {
+        return Ok(None);
+    };
+    let jwk: Value = serde_json::from_str(&key.public_jwk)?;
+    let public = RsaPublic {
+        n: jwk["n"].as_str().unwrap_or_default().to_string(),
+        e: jwk["e"].as_str().unwrap_or_default().to_string(),
+    };
+    if !webcrypto::verify_rs256(&public, jwt.signing_input.as_bytes(), &jwt.signature).await? {
+        return Ok(None);
+    }
+    Ok((jwt.claims["iss"] == issuer).then_some(jwt.claims))
+}

@@ -1,0 +1,359 @@
+//! POST /{org}/token — the token endpoint (RFC 6749 §3.2, §4.1.3, §6; OIDC Core §3.1.3).
+
+use serde_json::{Value, json};
+use worker::{Method, Request, Response, Result};
+
+use crate::crypto::{random_token, token_hash};
+use crate::edge::context::Ctx;
+use crate::edge::http;
+use crate::edge::store::clients::{Client, get_client};
+use crate::edge::store::d1::is_foreign_key_violation;
+use crate::edge::store::grants::{self, NewGrant, TokenHashes};
+use crate::edge::store::kv::get_code;
+use crate::edge::store::users::get_user;
+use crate::oidc::request::{form_body, header, oauth_error, organization, unknown_org_json};
+use crate::oidc::signer;
+use crate::protocol::claims::{UserProfile, id_token_extras};
+use crate::protocol::client_auth;
+use crate::protocol::error::{ErrorCode, OAuthError};
+use crate::protocol::form::Form;
+use crate::protocol::id_token::{self, IdTokenInput};
+use crate::protocol::lifetimes::ACCESS_TOKEN_SECONDS;
+use crate::protocol::refresh::{self, RefreshOutcome, RefreshState};
+use crate::protocol::scopes;
+use crate::protocol::token_request::{self, GrantRequest};
+
+type Outcome = std::result::Result<Value, OAuthError>;
+
+pub async fn handle(mut req: Request, ctx: &Ctx, slug: &str) -> Result<Response> {
+    if req.method() != Method::Post {
+        return http::method_not_allowed("POST");
+    }
+    if organization(ctx, slug).await?.is_none() {
+        return unknown_org_json();
+    }
+    let issuer = ctx.config.issuer(slug);
+    let form = match form_body(&mut req).await {
+        Ok(f) => f,
+        Err(e) => return oauth_error(&e, &issuer),
+    };
+    let client = match authenticate(ctx, slug, &req, &form).await? {
+        Ok(c) => c,
+        Err(e) => return oauth_error(&e, &issuer),
+    };
+    let outcome = match token_request::parse(&form) {
+        Err(e) => Err(e),
+        Ok(grant) if !client.grant_types.iter().any(|g| g == grant.grant_type()) => {
+            Err(OAuthError::new(
+                ErrorCode::UnauthorizedClient,
+                format!(
+                    "the client is not registered for the {} grant",
+                    grant.grant_type()
+                ),
+            ))
+        }
+        Ok(GrantRequest::AuthorizationCode {
+            code,
+            redirect_uri,
+            code_verifier,
+        }) => {
+            exchange_code(
+                ctx,
+                slug,
+                &client,
+                &code,
+                redirect_uri.as_deref(),
+                code_verifier.as_deref(),
+            )
+            .await?
+        }
+        Ok(GrantRequest::RefreshToken {
+            refresh_token,
+            scope,
+        }) => refresh(ctx, slug, &client, &refresh_token, scope.as_deref()).await?,
+    };
+    match outcome {
+        Ok(body) => http::no_store(http::json(200, &body)?),
+        Err(e) => oauth_error(&e, &issuer),
+    }
+}
+
+/// Client authentication shared by the token, revocation and introspection endpoints.
+pub async fn authenticate(
+    ctx: &Ctx,
+    slug: &str,
+    req: &Request,
+    form: &Form,
+) -> Result<std::result::Result<Client, OAuthError>> {
+    let presented = match client_auth::presented(header(req, "Authorization").as_deref(), form) {
+        Ok(p) => p,
+        Err(e) => return Ok(Err(e)),
+    };
+    let Some(client) = get_client(&ctx.db()?, slug, &presented.client_id).await? else {
+        return Ok(Err(OAuthError::invalid_client(
+            "client authentication failed",
+        )));
+    };
+    Ok(client_auth::verify(&presented, client.secret_hash.as_deref()).map(|()| client))
+}
+
+async fn exchange_code(
+    ctx: &Ctx,
+    slug: &str,
+    client: &Client,
+    code: &str,
+    redirect_uri: Option<&str>,
+    code_verifier: Option<&str>,
+) -> Result<Outcome> {
+    let code_hash = token_hash(code);
+    let db = ctx.db()?;
+    let Some(record) = get_code(&ctx.kv()?, slug, code).await? else {
+        // Gone from KV: never issued, expired, or already redeemed. If it was redeemed, what it
+        // issued is revoked now (RFC 6749 §4.1.2) — the grants table remembers every claim.
+        grants::revoke_by_code(&db, &code_hash, ctx.now).await?;
+        return Ok(Err(OAuthError::invalid_grant(
+            "the authorization code is invalid, expired or already used",
+        )));
+    };
+    if let Err(e) = record.check_redemption(&client.client_id, redirect_uri, code_verifier, ctx.now)
+    {
+        return Ok(Err(e));
+    }
+    let access_token = random_token("");
+    let refresh_token = client
+        .grant_types
+        .iter()
+        .any(|g| g == "refresh_token")
+        .then(|| random_token(""));
+    let grant_id = random_token("grt_");
+    let claimed = grants::claim_code_and_issue(
+        &db,
+        &NewGrant {
+            id: &grant_id,
+            org: slug,
+            client_id: &client.client_id,
+            user_id: &record.user_id,
+            code_hash: &code_hash,
+            scope: &record.scope,
+            claims: record.claims.as_deref(),
+            auth_time: record.auth_time,
+        },
+        &TokenHashes {
+            access: &token_hash(&access_token),
+            refresh: refresh_token.as_deref().map(token_hash).as_deref(),
+        },
+        ctx.now,
+    )
+    .await;
+    match claimed {
+        Ok(true) => {}
+        Ok(false) => {
+            // Lost the claim: a replay, or a concurrent redemption. Exactly one request wins;
+            // every other one revokes what the winner got.
+            grants::revoke_by_code(&db, &code_hash, ctx.now).await?;
+            return Ok(Err(OAuthError::invalid_grant(
+                "the authorization code was already used",
+            )));
+        }
+        Err(e) if is_foreign_key_violation(&e) => {
+            return Ok(Err(OAuthError::invalid_grant(
+                "the user or client no longer exists",
+            )));
+        }
+        Err(e) => return Err(e),
+    }
+    let extra = id_token_extra_claims(ctx, slug, &record.user_id, record.claims.as_deref()).await?;
+    let id_token = sign_id_token(
+        ctx,
+        slug,
+        client,
+        &record.user_id,
+        record.auth_time,
+        record.nonce.as_deref(),
+        &access_token,
+        extra,
+    )
+    .await?;
+    Ok(Ok(token_response(
+        &access_token,
+        refresh_token.as_deref(),
+        &id_token,
+        &record.scope,
+    )))
+}
+
+async fn refresh(
+    ctx: &Ctx,
+    slug: &str,
+    client: &Client,
+    presented: &str,
+    scope: Option<&str>,
+) -> Result<Outcome> {
+    let db = ctx.db()?;
+    let old_hash = token_hash(presented);
+    // Two passes at most: a refresh that loses the rotation race re-reads the token and is then
+    // judged as the retry (or reuse) it is.
+    for _ in 0..2 {
+        let Some(record) = grants::find_refresh(&db, &old_hash)
+            .await?
+            .filter(|r| r.org == slug)
+        else {
+            return Ok(Err(OAuthError::invalid_grant(
+                "the refresh token is invalid",
+            )));
+        };
+        let state = RefreshState {
+            issued_to_client: record.client_id == client.client_id,
+            expires_at: record.expires_at,
+            grant_revoked: record.revoked_at.is_some() || record.user_disabled,
+            rotated_at: record.rotated_at,
+            successor_unused: record.replaced_by.is_some() && record.successor_rotated_at.is_none(),
+        };
+        // RFC 6749 §6: a narrower scope may be asked for, never a wider one.
+        let granted = match scope {
+            None => record.scope.clone(),
+            Some(asked) => {
+                let asked = scopes::parse(asked);
+                if asked.iter().any(|s| !scopes::contains(&record.scope, s)) {
+                    return Ok(Err(OAuthError::new(
+                        ErrorCode::InvalidScope,
+                        "the scope exceeds what was granted",
+                    )));
+                }
+                scopes::join(&asked)
+            }
+        };
+        let access_token = random_token("");
+        let new_refresh = random_token("");
+        let new_hash = token_hash(&new_refresh);
+        let rotated = match refresh::decide(&state, ctx.now) {
+            RefreshOutcome::Invalid(why) => return Ok(Err(OAuthError::invalid_grant(why))),
+            RefreshOutcome::ReuseDetected => {
+                grants::revoke_grant(&db, &record.grant_id, ctx.now).await?;
+                return Ok(Err(OAuthError::invalid_grant(
+                    "the refresh token was already used; the grant is revoked",
+                )));
+            }
+            RefreshOutcome::Rotate => grants::rotate(&db, &old_hash, &new_hash, ctx.now).await?,
+            // Retire the successor the client never received, in favour of the new token.
+            RefreshOutcome::GraceReissue => {
+                let successor = record.replaced_by.as_deref().unwrap_or_default();
+                grants::rotate(&db, successor, &new_hash, ctx.now).await?
+            }
+        };
+        if !rotated {
+            continue;
+        }
+        grants::issue(
+            &db,
+            &record.grant_id,
+            &TokenHashes {
+                access: &token_hash(&access_token),
+                refresh: Some(&new_hash),
+            },
+            &granted,
+            ctx.now,
+        )
+        .await?;
+        let extra =
+            id_token_extra_claims(ctx, slug, &record.user_id, record.claims.as_deref()).await?;
+        // OIDC Core §12.2: same iss, sub, aud and auth_time as the original ID token; new iat.
+        let id_token = sign_id_token(
+            ctx,
+            slug,
+            client,
+            &record.user_id,
+            record.auth_time,
+            None,
+            &access_token,
+            extra,
+        )
+        .await?;
+        return Ok(Ok(token_response(
+            &access_token,
+            Some(&new_refresh),
+            &id_token,
+            &granted,
+        )));
+    }
+    // Lost twice in a row: something is hammering this token. Treat it as reuse.
+    if let Some(record) = grants::find_refresh(&db, &old_hash).await? {
+        grants::revoke_grant(&db, &record.grant_id, ctx.now).await?;
+    }
+    Ok(Err(OAuthError::invalid_grant(
+        "the refresh token was already used; the grant is revoked",
+    )))
+}
+
+/// Claims the client asked for in the ID token with the `claims` parameter (reads the user only
+/// then, keeping the common path to zero user reads).
+async fn id_token_extra_claims(
+    ctx: &Ctx,
+    slug: &str,
+    user_id: &str,
+    claims: Option<&str>,
+) -> Result<serde_json::Map<String, Value>> {
+    let wants = claims
+        .and_then(|c| serde_json::from_str::<Value>(c).ok())
+        .is_some_and(|v| v.get("id_token").is_some());
+    if !wants {
+        return Ok(serde_json::Map::new());
+    }
+    let Some(user) = get_user(&ctx.db()?, slug, user_id).await? else {
+        return Ok(serde_json::Map::new());
+    };
+    let profile = UserProfile {
+        sub: &user.id,
+        username: &user.username,
+        email: &user.email,
+        name: user.name.as_deref(),
+        picture: user.picture.as_deref(),
+        email_verified: user.email_verified,
+        updated_at: user.updated_at,
+    };
+    Ok(id_token_extras(&profile, claims))
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn sign_id_token(
+    ctx: &Ctx,
+    slug: &str,
+    client: &Client,
+    sub: &str,
+    auth_time: i64,
+    nonce: Option<&str>,
+    access_token: &str,
+    extra: serde_json::Map<String, Value>,
+) -> Result<String> {
+    let issuer = ctx.config.issuer(slug);
+    let claims = id_token::claims(IdTokenInput {
+        issuer: &issuer,
+        sub,
+        client_id: &client.client_id,
+        auth_time,
+        nonce,
+        access_token,
+        now: ctx.now,
+        extra,
+    });
+    signer::sign(ctx, slug, &claims).await
+}
+
+fn token_response(
+    access_token: &str,
+    refresh_token: Option<&str>,
+    id_token: &str,
+    scope: &str,
+) -> Value {
+    let mut body = json!({
+        "access_token": access_token,
+        "token_type": "Bearer",
+        "expires_in": ACCESS_TOKEN_SECONDS,
+        "id_token": id_token,
+        "scope": scope,
+    });
+    if let Some(refresh) = refresh_token {
+        body["refresh_token"] = json!(refresh);
+    }
+    body
+}

@@ -1,0 +1,101 @@
+//! GET/POST /{org}/userinfo (OIDC Core §5.3) with a bearer token (RFC 6750 §2): in the
+//! Authorization header, an `access_token` form body, or an `access_token` query parameter —
+//! exactly one of them.
+
+use worker::{Method, Request, Response, Result};
+
+use crate::crypto::token_hash;
+use crate::edge::context::Ctx;
+use crate::edge::http;
+use crate::edge::store::grants::find_access;
+use crate::oidc::request::{header, organization, query, unknown_org_json};
+use crate::protocol::claims::{UserProfile, userinfo};
+use crate::protocol::form::Form;
+
+pub async fn handle(mut req: Request, ctx: &Ctx, slug: &str) -> Result<Response> {
+    let method = req.method();
+    if method != Method::Get && method != Method::Post {
+        return http::method_not_allowed("GET, POST");
+    }
+    if organization(ctx, slug).await?.is_none() {
+        return unknown_org_json();
+    }
+    let realm = ctx.config.issuer(slug);
+    let from_header = header(&req, "Authorization").and_then(|h| {
+        let h = h.trim();
+        (h.len() > 7 && h[..7].eq_ignore_ascii_case("bearer ")).then(|| h[7..].trim().to_string())
+    });
+    let from_query = query(&req)?.first("access_token").map(str::to_string);
+    let content_type = header(&req, "Content-Type")
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    let from_body = if method == Method::Post
+        && content_type.starts_with("application/x-www-form-urlencoded")
+    {
+        Form::parse(&req.text().await.unwrap_or_default())
+            .first("access_token")
+            .map(str::to_string)
+    } else {
+        None
+    };
+    let presented: Vec<String> = [from_header, from_query, from_body]
+        .into_iter()
+        .flatten()
+        .collect();
+    let token = match presented.as_slice() {
+        [] => return challenge(&realm, None, 401),
+        [one] => one,
+        // RFC 6750 §2: "Clients MUST NOT use more than one method to transmit the token".
+        _ => {
+            return challenge(
+                &realm,
+                Some(("invalid_request", "send the access token one way only")),
+                400,
+            );
+        }
+    };
+    let Some(access) = find_access(&ctx.db()?, &token_hash(token), ctx.now)
+        .await?
+        .filter(|a| a.user.org == slug)
+    else {
+        return challenge(
+            &realm,
+            Some((
+                "invalid_token",
+                "the access token is invalid, expired or revoked",
+            )),
+            401,
+        );
+    };
+    let user = &access.user;
+    let profile = UserProfile {
+        sub: &user.id,
+        username: &user.username,
+        email: &user.email,
+        name: user.name.as_deref(),
+        picture: user.picture.as_deref(),
+        email_verified: user.email_verified,
+        updated_at: user.updated_at,
+    };
+    let claims = userinfo(&profile, &access.scope, access.claims.as_deref());
+    http::no_store(http::json(200, &claims)?)
+}
+
+/// RFC 6750 §3: the WWW-Authenticate challenge, with the error when the request had a token.
+fn challenge(realm: &str, error: Option<(&str, &str)>, status: u16) -> Result<Response> {
+    let (value, body) = match error {
+        None => (
+            format!("Bearer realm=\"{realm}\""),
+            serde_json::json!({ "error": "invalid_token", "error_description": "an access token is required" }),
+        ),
+        Some((code, description)) => (
+            format!(
+                "Bearer realm=\"{realm}\", error=\"{code}\", error_description=\"{description}\""
+            ),
+            serde_json::json!({ "error": code, "error_description": description }),
+        ),
+    };
+    let resp = http::no_store(http::json(status, &body)?)?;
+    resp.headers().set("WWW-Authenticate", &value)?;
+    Ok(resp)
+}
