@@ -6,6 +6,8 @@ import { randomBytes } from 'node:crypto';
 import { Jar, parseLoginForm } from './loadgen.mjs';
 
 const rand = () => randomBytes(12).toString('base64url');
+/** What a browser sends on the front-channel requests (authorize, login). */
+const BROWSER = { Accept: 'text/html,application/xhtml+xml,*/*;q=0.8', 'User-Agent': 'Mozilla/5.0 (clavex-bench)' };
 
 function fail(what, res) {
   const body = (res.body ?? '').replace(/\s+/g, ' ').slice(0, 200);
@@ -36,7 +38,7 @@ async function follow(t, res, jar, state) {
       }
       const next = new URL(loc, t.client.base);
       if (next.host !== t.client.base.host) throw new Error(`unexpected redirect: ${loc.slice(0, 200)}`);
-      res = await t.client.request('GET', next.pathname + next.search, { jar });
+      res = await t.client.request('GET', next.pathname + next.search, { jar, headers: BROWSER });
       continue;
     }
     if (res.status === 200) return { page: res.body };
@@ -49,7 +51,7 @@ async function follow(t, res, jar, state) {
 export async function openLoginForm(t) {
   const jar = new Jar();
   const state = rand();
-  const res = await t.client.request('GET', authorizePath(t, state, rand()), { jar });
+  const res = await t.client.request('GET', authorizePath(t, state, rand()), { jar, headers: BROWSER });
   const r = await follow(t, res, jar, state);
   if (!r.page) throw new Error('expected a login page, got a code (a session cookie leaked?)');
   const form = parseLoginForm(r.page);
@@ -61,7 +63,7 @@ export async function openLoginForm(t) {
 /** POST the login form alone (no redirect followed). Returns the response. */
 export async function postLogin(t, { jar, form }) {
   const res = await t.client.request('POST', form.action, {
-    jar, form: { ...form.hidden, username: t.username, password: t.password },
+    jar, headers: BROWSER, form: { ...form.hidden, username: t.username, password: t.password },
   });
   if (res.status < 300 || res.status >= 400) throw fail('login POST', res);
   return res;
@@ -79,7 +81,7 @@ export async function loginToCode(t) {
 /** With an SSO session (jar), GET authorize → code. */
 export async function ssoCode(t, jar) {
   const state = rand();
-  const res = await t.client.request('GET', authorizePath(t, state, rand()), { jar });
+  const res = await t.client.request('GET', authorizePath(t, state, rand()), { jar, headers: BROWSER });
   const r = await follow(t, res, jar, state);
   if (!r.code) throw new Error('SSO authorize showed a page instead of redirecting with a code');
   return r.code;

@@ -27,7 +27,7 @@ export function makeClient(baseUrl, sockets = 8) {
       h['Content-Length'] = Buffer.byteLength(body);
     }
     if (jar) {
-      const c = jar.header();
+      const c = jar.header(url.pathname);
       if (c) h.Cookie = c;
     }
     const t0 = process.hrtime.bigint();
@@ -40,7 +40,7 @@ export function makeClient(baseUrl, sockets = 8) {
         res.on('data', (d) => chunks.push(d));
         res.on('end', () => {
           const ms = Number(process.hrtime.bigint() - t0) / 1e6;
-          if (jar) jar.take(res.headers['set-cookie']);
+          if (jar) jar.take(res.headers['set-cookie'], url.pathname);
           resolve({ status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks).toString('utf8'), ms });
         });
         res.on('error', reject);
@@ -53,27 +53,41 @@ export function makeClient(baseUrl, sockets = 8) {
   return { base, request, close: () => agent.destroy() };
 }
 
-/** A minimal cookie jar for one host: name → value, honouring deletion (Max-Age=0 / past Expires). */
+/**
+ * A minimal cookie jar for one host: honours Path and deletion (Max-Age<=0, past Expires), ignores
+ * Domain; Secure cookies are still sent to 127.0.0.1, as browsers do for localhost.
+ */
 export class Jar {
   constructor() { this.cookies = new Map(); }
-  take(setCookies) {
+  take(setCookies, requestPath = '/') {
     for (const line of setCookies ?? []) {
       const [pair, ...attrs] = line.split(';');
       const i = pair.indexOf('=');
       if (i < 0) continue;
       const name = pair.slice(0, i).trim();
       const value = pair.slice(i + 1).trim();
-      const deleted = attrs.some((a) => {
-        const [k, v = ''] = a.trim().split('=');
-        if (k.toLowerCase() === 'max-age') return Number(v) <= 0;
-        if (k.toLowerCase() === 'expires') return Date.parse(v) < Date.now();
-        return false;
-      });
-      if (deleted || value === '') this.cookies.delete(name);
-      else this.cookies.set(name, value);
+      let path = null;
+      let deleted = false;
+      for (const a of attrs) {
+        const j = a.indexOf('=');
+        const k = (j < 0 ? a : a.slice(0, j)).trim().toLowerCase();
+        const v = j < 0 ? '' : a.slice(j + 1).trim();
+        if (k === 'max-age' && Number(v) <= 0) deleted = true;
+        if (k === 'expires' && Date.parse(v) <= Date.now()) deleted = true;
+        if (k === 'path' && v.startsWith('/')) path = v;
+      }
+      if (!path) path = requestPath.replace(/\/[^/]*$/, '') || '/';
+      const key = `${name};${path}`;
+      if (deleted) this.cookies.delete(key);
+      else this.cookies.set(key, { name, value, path });
     }
   }
-  header() { return [...this.cookies].map(([k, v]) => `${k}=${v}`).join('; '); }
+  header(path = '/') {
+    const matching = [...this.cookies.values()].filter((c) =>
+      path === c.path || path.startsWith(c.path.endsWith('/') ? c.path : `${c.path}/`));
+    matching.sort((a, b) => b.path.length - a.path.length);
+    return matching.map((c) => `${c.name}=${c.value}`).join('; ');
+  }
   clone() { const j = new Jar(); j.cookies = new Map(this.cookies); return j; }
 }
 
@@ -85,24 +99,37 @@ export function htmlDecode(s) {
   });
 }
 
-/** The first POST form of a page: { action, hidden: {name: value}, inputs: [names] }. */
+/**
+ * The login form of a page (the first form with a password input), as a browser would submit it:
+ * { action, method, hidden: {name: value} (every named field but username/password, hidden ones
+ * included, checked boxes, and the submit button's name/value), inputs: [names] }.
+ */
 export function parseLoginForm(html) {
-  const form = /<form\b[^>]*>([\s\S]*?)<\/form>/i.exec(html);
-  if (!form) return null;
   const attr = (tag, name) => {
-    const m = new RegExp(`\\b${name}\\s*=\\s*("([^"]*)"|'([^']*)'|([^\\s>]+))`, 'i').exec(tag);
+    const m = new RegExp(`\\s${name}\\s*=\\s*("([^"]*)"|'([^']*)'|([^\\s>]+))`, 'i').exec(tag);
     return m ? htmlDecode(m[2] ?? m[3] ?? m[4] ?? '') : undefined;
   };
-  const formTag = /<form\b[^>]*>/i.exec(form[0])[0];
-  const hidden = {};
-  const inputs = [];
-  for (const [tag] of form[1].matchAll(/<input\b[^>]*>/gi)) {
-    const name = attr(tag, 'name');
-    if (!name) continue;
-    inputs.push(name);
-    if ((attr(tag, 'type') ?? '').toLowerCase() === 'hidden') hidden[name] = attr(tag, 'value') ?? '';
+  for (const [formHtml] of html.matchAll(/<form\b[^>]*>[\s\S]*?<\/form>/gi)) {
+    const formTag = /<form\b[^>]*>/i.exec(formHtml)[0];
+    const hidden = {};
+    const inputs = [];
+    for (const [tag] of formHtml.matchAll(/<input\b[^>]*>/gi)) {
+      const name = attr(tag, 'name');
+      if (!name) continue;
+      inputs.push(name);
+      const type = (attr(tag, 'type') ?? 'text').toLowerCase();
+      if (['submit', 'button', 'image', 'reset', 'file', 'password'].includes(type)) continue;
+      if ((type === 'checkbox' || type === 'radio') && !/\schecked\b/i.test(tag)) continue;
+      if (name === 'username') continue;
+      hidden[name] = attr(tag, 'value') ?? (type === 'checkbox' || type === 'radio' ? 'on' : '');
+    }
+    if (!inputs.includes('password')) continue;
+    const button = [...formHtml.matchAll(/<button\b[^>]*>/gi)].map(([t]) => t)
+      .find((t) => (attr(t, 'type') ?? 'submit').toLowerCase() === 'submit' && attr(t, 'name'));
+    if (button) hidden[attr(button, 'name')] = attr(button, 'value') ?? '';
+    return { action: attr(formTag, 'action'), method: (attr(formTag, 'method') ?? 'get').toLowerCase(), hidden, inputs };
   }
-  return { action: attr(formTag, 'action'), method: (attr(formTag, 'method') ?? 'get').toLowerCase(), hidden, inputs };
+  return null;
 }
 
 export function percentile(sorted, p) {

@@ -380,9 +380,18 @@ function report({ results, info, sizeInfo, starts, iterations, busyBefore, busyA
     const ok = good(r?.clavex) && good(r?.peer);
     L.push(`| SSO flows/s ≥ 3× peer, c=${c} | ${ok ? fratio(r.clavex.rate, r.peer.rate) : 'FAILED'} | ${ok ? (r.clavex.rate >= 3 * r.peer.rate ? 'yes' : 'no') : 'no (failed)'} |`);
   }
+  const ceilings = CFG.concurrency.map((c) => {
+    const floorRates = SCENARIOS.filter((x) => x.floor).map((x) => results[x.key]?.[c]?.floor).filter(good).map((r) => r.rate);
+    const peer = results.sso?.[c]?.peer;
+    if (!floorRates.length || !good(peer)) return null;
+    const ceiling = Math.max(...floorRates) / 3;
+    return `c=${c}: ${f1(ceiling)} flows/s = ${fratio(ceiling, peer.rate)} the peer`;
+  }).filter(Boolean);
+  if (ceilings.length) notes.ssoCeiling = `An SSO flow is 3 requests to Clavex; under \`wrangler dev\` on this machine even the floor Worker would top out at (its best requests/s) ÷ 3 — ${ceilings.join('; ')}. That is the most any Worker could show here against the 3× budget.`;
   L.push(`| gzipped upload ≤ 1 MiB | ${cz.uploadGzipKiB !== undefined ? `${cz.uploadGzipKiB} KiB` : 'FAILED'} | ${cz.uploadGzipKiB !== undefined ? (cz.uploadGzipKiB <= 1024 ? 'yes' : 'no') : 'no (failed)'} |`);
   L.push('');
 
+  if (notes.ssoCeiling) L.push(notes.ssoCeiling, '');
   L.push('## How the three servers were set up', '');
   L.push('- **Clavex**: `scripts/build.sh` (worker-build --release), `wrangler dev --local` with fresh local D1/KV; organization, client and user created through the admin API.');
   L.push('- **floor**: bench/floor — a Rust Worker answering a fixed JSON body to every request, built the same way (worker-build --release, same toolchain and versions), same workerd. It gets the same request shapes (paths, methods, bodies) for the single-request scenarios.');
