@@ -2,12 +2,12 @@
 //! Validate the request, then issue a code from the SSO session, or show the login or consent
 //! page, or send an error back to the client.
 
-use worker::{Method, Request, Response, Result};
+use worker::{Request, Response, Result};
 
 use crate::edge::context::Ctx;
 use crate::edge::http;
 use crate::edge::store::clients::get_client;
-use crate::oidc::request::{form_body, organization, query};
+use crate::oidc::request::{Params, get_or_post_params, organization};
 use crate::oidc::{consent, issue, login, pages, signer, sso};
 use crate::protocol::authorize::{self, AuthorizeError, ClientRegistration};
 use crate::protocol::error::OAuthError;
@@ -18,22 +18,19 @@ pub async fn handle(mut req: Request, ctx: &Ctx, slug: &str) -> Result<Response>
         return pages::unknown_org();
     };
     // OIDC Core §3.1.2.1: GET and POST (form-encoded) must both be supported.
-    let params = match req.method() {
-        Method::Get => query(&req)?,
-        Method::Post => match form_body(&mut req).await {
-            Ok(form) => form,
-            Err(e) => {
-                return pages::error(
-                    &org,
-                    400,
-                    "The sign-in request is not valid",
-                    &e.description,
-                    e.code.as_str(),
-                    None,
-                );
-            }
-        },
-        _ => return http::method_not_allowed("GET, POST"),
+    let params = match get_or_post_params(&mut req).await? {
+        Params::Ok(form) => form,
+        Params::BadBody(e) => {
+            return pages::error(
+                &org,
+                400,
+                "The sign-in request is not valid",
+                &e.description,
+                e.code.as_str(),
+                None,
+            );
+        }
+        Params::WrongMethod => return http::method_not_allowed("GET, POST"),
     };
     let client_id = match authorize::client_id(&params) {
         Ok(id) => id,

@@ -7,8 +7,7 @@ use worker::{Method, Request, Response, Result};
 use crate::edge::context::Ctx;
 use crate::edge::http;
 use crate::edge::store::orgs::Organization;
-use crate::oidc::login::{csrf_token, open_form_state};
-use crate::oidc::login_state::seal_state;
+use crate::oidc::login::{form_parts, open_form_state};
 use crate::oidc::request::{form_body, organization};
 use crate::oidc::{issue, pages, sso};
 use crate::protocol::authorize::AuthorizeRequest;
@@ -23,35 +22,22 @@ pub fn show(
     username: &str,
     request: &AuthorizeRequest,
 ) -> Result<Response> {
-    let (csrf, set_cookie) = csrf_token(ctx, req, &org.slug);
-    let sealed = seal_state(
-        &ctx.config.key_encryption_secret,
-        &org.slug,
-        request,
-        &csrf,
-        ctx.now,
-    );
-    let brand = pages::brand(org);
-    let action = format!("/{}/consent", org.slug);
+    let parts = form_parts(ctx, req, org, request, "consent");
     let permissions = request
         .scope
         .split(' ')
         .filter_map(describe_scope)
         .collect();
     let html = ui::render(&ConsentPage {
-        brand: &brand,
+        brand: &parts.brand,
         client_name,
         username,
         permissions,
-        action: &action,
-        request: &sealed,
-        csrf_token: &csrf,
+        action: &parts.action,
+        request: &parts.sealed,
+        csrf_token: &parts.csrf,
     });
-    let resp = http::html(200, html)?;
-    if let Some(cookie) = set_cookie {
-        resp.headers().append("Set-Cookie", &cookie)?;
-    }
-    Ok(resp)
+    parts.respond(200, html)
 }
 
 pub async fn handle(mut req: Request, ctx: &Ctx, slug: &str) -> Result<Response> {

@@ -2,38 +2,30 @@
 //! introspect, and only tokens issued to them: anything else is `{"active": false}` (§2.2).
 
 use serde_json::json;
-use worker::{Method, Request, Response, Result};
+use worker::{Request, Response, Result};
 
 use crate::crypto::token_hash;
 use crate::edge::context::Ctx;
 use crate::edge::http;
 use crate::edge::store::grants::{find_access, find_live_refresh};
-use crate::oidc::request::{form_body, oauth_error, organization, unknown_org_json};
-use crate::oidc::token::authenticate;
+use crate::oidc::request::{ClientRequest, client_request, oauth_error};
 use crate::protocol::error::OAuthError;
 
 pub async fn handle(mut req: Request, ctx: &Ctx, slug: &str) -> Result<Response> {
-    if req.method() != Method::Post {
-        return http::method_not_allowed("POST");
-    }
-    if organization(ctx, slug).await?.is_none() {
-        return unknown_org_json();
-    }
-    let issuer = ctx.config.issuer(slug);
-    let form = match form_body(&mut req).await {
-        Ok(f) => f,
-        Err(e) => return oauth_error(&e, &issuer),
+    let ClientRequest {
+        form,
+        client,
+        issuer,
+    } = match client_request(&mut req, ctx, slug).await? {
+        Ok(r) => r,
+        Err(resp) => return Ok(resp),
     };
-    let client = match authenticate(ctx, slug, &req, &form).await? {
-        Ok(c) if !c.is_public() => c,
-        Ok(_) => {
-            return oauth_error(
-                &OAuthError::invalid_client("public clients may not introspect tokens"),
-                &issuer,
-            );
-        }
-        Err(e) => return oauth_error(&e, &issuer),
-    };
+    if client.is_public() {
+        return oauth_error(
+            &OAuthError::invalid_client("public clients may not introspect tokens"),
+            &issuer,
+        );
+    }
     let Ok(Some(token)) = form.one("token") else {
         return oauth_error(&OAuthError::invalid_request("token is missing"), &issuer);
     };

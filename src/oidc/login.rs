@@ -44,6 +44,50 @@ pub fn csrf_token(ctx: &Ctx, req: &Request, org: &str) -> (String, Option<String
     }
 }
 
+/// What every page with a form needs: the sealed request bound to this browser's CSRF token,
+/// the organization's brand and the form's action.
+pub struct FormParts {
+    pub sealed: String,
+    pub csrf: String,
+    pub set_cookie: Option<String>,
+    pub brand: crate::ui::Brand,
+    pub action: String,
+}
+
+pub fn form_parts(
+    ctx: &Ctx,
+    req: &Request,
+    org: &Organization,
+    request: &AuthorizeRequest,
+    endpoint: &str,
+) -> FormParts {
+    let (csrf, set_cookie) = csrf_token(ctx, req, &org.slug);
+    FormParts {
+        sealed: seal_state(
+            &ctx.config.key_encryption_secret,
+            &org.slug,
+            request,
+            &csrf,
+            ctx.now,
+        ),
+        csrf,
+        set_cookie,
+        brand: pages::brand(org),
+        action: format!("/{}/{endpoint}", org.slug),
+    }
+}
+
+impl FormParts {
+    /// The page as a response, setting the CSRF cookie if it is new.
+    pub fn respond(self, status: u16, html: String) -> Result<Response> {
+        let resp = http::html(status, html)?;
+        match self.set_cookie {
+            Some(cookie) => append_cookie(resp, &cookie),
+            None => Ok(resp),
+        }
+    }
+}
+
 /// Render the login form for `request`.
 pub fn show(
     ctx: &Ctx,
@@ -54,30 +98,17 @@ pub fn show(
     error: Option<&str>,
     status: u16,
 ) -> Result<Response> {
-    let (csrf, set_cookie) = csrf_token(ctx, req, &org.slug);
-    let sealed = seal_state(
-        &ctx.config.key_encryption_secret,
-        &org.slug,
-        request,
-        &csrf,
-        ctx.now,
-    );
-    let brand = pages::brand(org);
-    let action = format!("/{}/login", org.slug);
+    let parts = form_parts(ctx, req, org, request, "login");
     let html = ui::render(&LoginPage {
-        brand: &brand,
+        brand: &parts.brand,
         client_name,
-        action: &action,
-        request: &sealed,
-        csrf_token: &csrf,
+        action: &parts.action,
+        request: &parts.sealed,
+        csrf_token: &parts.csrf,
         username: request.login_hint.as_deref().unwrap_or(""),
         error,
     });
-    let resp = http::html(status, html)?;
-    if let Some(cookie) = set_cookie {
-        resp.headers().append("Set-Cookie", &cookie)?;
-    }
-    Ok(resp)
+    parts.respond(status, html)
 }
 
 /// Open the sealed request a login or consent form posted, or answer with an error page.

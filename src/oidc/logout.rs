@@ -2,12 +2,12 @@
 //! Ends the browser's SSO session, then redirects only to a `post_logout_redirect_uri` the
 //! client registered, compared exactly; anything else gets a page, never a redirect.
 
-use worker::{Method, Request, Response, Result};
+use worker::{Request, Response, Result};
 
 use crate::edge::context::Ctx;
 use crate::edge::http;
 use crate::edge::store::clients::get_client;
-use crate::oidc::request::{form_body, organization, query};
+use crate::oidc::request::{Params, get_or_post_params, organization};
 use crate::oidc::{login, pages, signer, sso};
 use crate::protocol::redirect::with_params;
 
@@ -15,22 +15,19 @@ pub async fn handle(mut req: Request, ctx: &Ctx, slug: &str) -> Result<Response>
     let Some(org) = organization(ctx, slug).await? else {
         return pages::unknown_org();
     };
-    let params = match req.method() {
-        Method::Get => query(&req)?,
-        Method::Post => match form_body(&mut req).await {
-            Ok(f) => f,
-            Err(e) => {
-                return pages::error(
-                    &org,
-                    400,
-                    "Sign-out request not valid",
-                    &e.description,
-                    "invalid_request",
-                    None,
-                );
-            }
-        },
-        _ => return http::method_not_allowed("GET, POST"),
+    let params = match get_or_post_params(&mut req).await? {
+        Params::Ok(form) => form,
+        Params::BadBody(e) => {
+            return pages::error(
+                &org,
+                400,
+                "Sign-out request not valid",
+                &e.description,
+                e.code.as_str(),
+                None,
+            );
+        }
+        Params::WrongMethod => return http::method_not_allowed("GET, POST"),
     };
     let issuer = ctx.config.issuer(slug);
     // The client: named by client_id, or the audience of a valid id_token_hint.

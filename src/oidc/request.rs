@@ -4,11 +4,13 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 
-use worker::{Request, Response, Result};
+use worker::{Method, Request, Response, Result};
 
 use crate::edge::context::Ctx;
 use crate::edge::http;
+use crate::edge::store::clients::{Client, get_client};
 use crate::edge::store::orgs::{Organization, get_org};
+use crate::protocol::client_auth;
 use crate::protocol::error::{ErrorCode, OAuthError};
 use crate::protocol::form::Form;
 
@@ -89,6 +91,68 @@ pub async fn organization(ctx: &Ctx, slug: &str) -> Result<Option<Organization>>
 /// isolate that made the change never serves the old version).
 pub fn forget_organization(slug: &str) {
     ORG_CACHE.with(|c| c.borrow_mut().remove(slug));
+}
+
+/// The common start of the token, revocation and introspection endpoints: POST only, a known
+/// organization, a form body and an authenticated client. `Err` is the response to send.
+pub struct ClientRequest {
+    pub form: Form,
+    pub client: Client,
+    pub issuer: String,
+}
+
+pub async fn client_request(
+    req: &mut Request,
+    ctx: &Ctx,
+    slug: &str,
+) -> Result<std::result::Result<ClientRequest, Response>> {
+    if req.method() != Method::Post {
+        return http::method_not_allowed("POST").map(Err);
+    }
+    if organization(ctx, slug).await?.is_none() {
+        return unknown_org_json().map(Err);
+    }
+    let issuer = ctx.config.issuer(slug);
+    let form = match form_body(req).await {
+        Ok(f) => f,
+        Err(e) => return oauth_error(&e, &issuer).map(Err),
+    };
+    let presented = match client_auth::presented(header(req, "Authorization").as_deref(), &form) {
+        Ok(p) => p,
+        Err(e) => return oauth_error(&e, &issuer).map(Err),
+    };
+    let client = get_client(&ctx.db()?, slug, &presented.client_id).await?;
+    let verified = match client {
+        None => Err(OAuthError::invalid_client("client authentication failed")),
+        Some(c) => client_auth::verify(&presented, c.secret_hash.as_deref()).map(|()| c),
+    };
+    match verified {
+        Ok(client) => Ok(Ok(ClientRequest {
+            form,
+            client,
+            issuer,
+        })),
+        Err(e) => oauth_error(&e, &issuer).map(Err),
+    }
+}
+
+/// Parameters from the query (GET) or a form body (POST), as OIDC Core §3.1.2.1 requires for
+/// /authorize and RP-Initiated Logout §2 for /logout.
+pub enum Params {
+    Ok(Form),
+    BadBody(OAuthError),
+    WrongMethod,
+}
+
+pub async fn get_or_post_params(req: &mut Request) -> Result<Params> {
+    Ok(match req.method() {
+        Method::Get => Params::Ok(query(req)?),
+        Method::Post => match form_body(req).await {
+            Ok(form) => Params::Ok(form),
+            Err(e) => Params::BadBody(e),
+        },
+        _ => Params::WrongMethod,
+    })
 }
 
 /// A JSON error from the token, revocation or introspection endpoint (RFC 6749 §5.2), never

@@ -2,31 +2,23 @@
 //! grant, access tokens included (§2.1: the server "SHOULD also invalidate all access tokens
 //! based on the same authorization grant"); revoking an access token ends just that token.
 
-use worker::{Method, Request, Response, Result};
+use worker::{Request, Response, Result};
 
 use crate::crypto::token_hash;
 use crate::edge::context::Ctx;
 use crate::edge::http;
-use crate::edge::store::grants;
-use crate::oidc::request::{form_body, oauth_error, organization, unknown_org_json};
-use crate::oidc::token::authenticate;
+use crate::edge::store::grants::{self, TokenKind};
+use crate::oidc::request::{ClientRequest, client_request, oauth_error};
 use crate::protocol::error::OAuthError;
 
 pub async fn handle(mut req: Request, ctx: &Ctx, slug: &str) -> Result<Response> {
-    if req.method() != Method::Post {
-        return http::method_not_allowed("POST");
-    }
-    if organization(ctx, slug).await?.is_none() {
-        return unknown_org_json();
-    }
-    let issuer = ctx.config.issuer(slug);
-    let form = match form_body(&mut req).await {
-        Ok(f) => f,
-        Err(e) => return oauth_error(&e, &issuer),
-    };
-    let client = match authenticate(ctx, slug, &req, &form).await? {
-        Ok(c) => c,
-        Err(e) => return oauth_error(&e, &issuer),
+    let ClientRequest {
+        form,
+        client,
+        issuer,
+    } = match client_request(&mut req, ctx, slug).await? {
+        Ok(r) => r,
+        Err(resp) => return Ok(resp),
     };
     let token = match form.one("token") {
         Ok(Some(t)) => t,
@@ -35,27 +27,22 @@ pub async fn handle(mut req: Request, ctx: &Ctx, slug: &str) -> Result<Response>
     let hash = token_hash(token);
     let db = ctx.db()?;
     // The hint only orders the look-ups (§2.1); both kinds are tried.
-    let refresh_first = form.first("token_type_hint") == Some("refresh_token");
-    let owns = |owner: &(String, String, String)| owner.1 == slug && owner.2 == client.client_id;
-    for kind in if refresh_first {
-        ["refresh", "access"]
+    let order = if form.first("token_type_hint") == Some("refresh_token") {
+        [TokenKind::Refresh, TokenKind::Access]
     } else {
-        ["access", "refresh"]
-    } {
-        if kind == "access" {
-            if grants::access_owner(&db, &hash)
-                .await?
-                .filter(owns)
-                .is_some()
-            {
-                grants::delete_access(&db, &hash).await?;
-                break;
+        [TokenKind::Access, TokenKind::Refresh]
+    };
+    for kind in order {
+        let Some((grant_id, org, client_id)) = grants::owner(&db, kind, &hash).await? else {
+            continue;
+        };
+        if org == slug && client_id == client.client_id {
+            match kind {
+                TokenKind::Access => grants::delete_access(&db, &hash).await?,
+                TokenKind::Refresh => grants::revoke_grant(&db, &grant_id, ctx.now).await?,
             }
-        } else if let Some((grant_id, _, _)) = grants::refresh_owner(&db, &hash).await?.filter(owns)
-        {
-            grants::revoke_grant(&db, &grant_id, ctx.now).await?;
-            break;
         }
+        break;
     }
     // §2.2: 200 whether or not the token existed (an invalid token is not an error), and a
     // token of another client is left alone without saying so.

@@ -1,22 +1,21 @@
 //! POST /{org}/token — the token endpoint (RFC 6749 §3.2, §4.1.3, §6; OIDC Core §3.1.3).
 
 use serde_json::{Value, json};
-use worker::{Method, Request, Response, Result};
+use worker::{Request, Response, Result};
 
 use crate::crypto::{random_token, token_hash};
 use crate::edge::context::Ctx;
 use crate::edge::http;
-use crate::edge::store::clients::{Client, get_client};
+use crate::edge::store::clients::Client;
 use crate::edge::store::d1::is_foreign_key_violation;
 use crate::edge::store::grants::{self, NewGrant, TokenHashes};
 use crate::edge::store::kv::get_code;
 use crate::edge::store::users::get_user;
-use crate::oidc::request::{form_body, header, oauth_error, organization, unknown_org_json};
+use crate::oidc::request::{ClientRequest, client_request, oauth_error};
 use crate::oidc::signer;
-use crate::protocol::claims::{UserProfile, id_token_extras};
-use crate::protocol::client_auth;
+use crate::oidc::userinfo::profile;
+use crate::protocol::claims::id_token_extras;
 use crate::protocol::error::{ErrorCode, OAuthError};
-use crate::protocol::form::Form;
 use crate::protocol::id_token::{self, IdTokenInput};
 use crate::protocol::lifetimes::ACCESS_TOKEN_SECONDS;
 use crate::protocol::refresh::{self, RefreshOutcome, RefreshState};
@@ -26,20 +25,13 @@ use crate::protocol::token_request::{self, GrantRequest};
 type Outcome = std::result::Result<Value, OAuthError>;
 
 pub async fn handle(mut req: Request, ctx: &Ctx, slug: &str) -> Result<Response> {
-    if req.method() != Method::Post {
-        return http::method_not_allowed("POST");
-    }
-    if organization(ctx, slug).await?.is_none() {
-        return unknown_org_json();
-    }
-    let issuer = ctx.config.issuer(slug);
-    let form = match form_body(&mut req).await {
-        Ok(f) => f,
-        Err(e) => return oauth_error(&e, &issuer),
-    };
-    let client = match authenticate(ctx, slug, &req, &form).await? {
-        Ok(c) => c,
-        Err(e) => return oauth_error(&e, &issuer),
+    let ClientRequest {
+        form,
+        client,
+        issuer,
+    } = match client_request(&mut req, ctx, slug).await? {
+        Ok(r) => r,
+        Err(resp) => return Ok(resp),
     };
     let outcome = match token_request::parse(&form) {
         Err(e) => Err(e),
@@ -76,25 +68,6 @@ pub async fn handle(mut req: Request, ctx: &Ctx, slug: &str) -> Result<Response>
         Ok(body) => http::no_store(http::json(200, &body)?),
         Err(e) => oauth_error(&e, &issuer),
     }
-}
-
-/// Client authentication shared by the token, revocation and introspection endpoints.
-pub async fn authenticate(
-    ctx: &Ctx,
-    slug: &str,
-    req: &Request,
-    form: &Form,
-) -> Result<std::result::Result<Client, OAuthError>> {
-    let presented = match client_auth::presented(header(req, "Authorization").as_deref(), form) {
-        Ok(p) => p,
-        Err(e) => return Ok(Err(e)),
-    };
-    let Some(client) = get_client(&ctx.db()?, slug, &presented.client_id).await? else {
-        return Ok(Err(OAuthError::invalid_client(
-            "client authentication failed",
-        )));
-    };
-    Ok(client_auth::verify(&presented, client.secret_hash.as_deref()).map(|()| client))
 }
 
 async fn exchange_code(
@@ -302,16 +275,7 @@ async fn id_token_extra_claims(
     let Some(user) = get_user(&ctx.db()?, slug, user_id).await? else {
         return Ok(serde_json::Map::new());
     };
-    let profile = UserProfile {
-        sub: &user.id,
-        username: &user.username,
-        email: &user.email,
-        name: user.name.as_deref(),
-        picture: user.picture.as_deref(),
-        email_verified: user.email_verified,
-        updated_at: user.updated_at,
-    };
-    Ok(id_token_extras(&profile, claims))
+    Ok(id_token_extras(&profile(&user), claims))
 }
 
 #[allow(clippy::too_many_arguments)]

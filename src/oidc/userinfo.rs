@@ -8,6 +8,7 @@ use crate::crypto::token_hash;
 use crate::edge::context::Ctx;
 use crate::edge::http;
 use crate::edge::store::grants::find_access;
+use crate::edge::store::users::User;
 use crate::oidc::request::{header, organization, query, unknown_org_json};
 use crate::protocol::claims::{UserProfile, userinfo};
 use crate::protocol::form::Form;
@@ -67,8 +68,17 @@ pub async fn handle(mut req: Request, ctx: &Ctx, slug: &str) -> Result<Response>
             401,
         );
     };
-    let user = &access.user;
-    let profile = UserProfile {
+    let claims = userinfo(
+        &profile(&access.user),
+        &access.scope,
+        access.claims.as_deref(),
+    );
+    http::no_store(http::json(200, &claims)?)
+}
+
+/// The user as the claim rules see it.
+pub fn profile(user: &User) -> UserProfile<'_> {
+    UserProfile {
         sub: &user.id,
         username: &user.username,
         email: &user.email,
@@ -76,9 +86,7 @@ pub async fn handle(mut req: Request, ctx: &Ctx, slug: &str) -> Result<Response>
         picture: user.picture.as_deref(),
         email_verified: user.email_verified,
         updated_at: user.updated_at,
-    };
-    let claims = userinfo(&profile, &access.scope, access.claims.as_deref());
-    http::no_store(http::json(200, &claims)?)
+    }
 }
 
 /// RFC 6750 §3: the WWW-Authenticate challenge, with the error when the request had a token.

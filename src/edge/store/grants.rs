@@ -248,28 +248,17 @@ pub async fn find_live_refresh(
     .await
 }
 
-/// Any refresh token row (live or not) → its grant id and client, for revocation.
-pub async fn refresh_owner(
-    db: &D1Database,
-    token_hash: &str,
-) -> Result<Option<(String, String, String)>> {
-    #[derive(Deserialize)]
-    struct Owner {
-        grant_id: String,
-        org: String,
-        client_id: String,
-    }
-    Ok(db
-        .prepare("SELECT r.grant_id, g.org, g.client_id FROM refresh_tokens r JOIN grants g ON g.id = r.grant_id WHERE r.token_hash = ?1")
-        .bind(&[JsValue::from_str(token_hash)])?
-        .first::<Owner>(None)
-        .await?
-        .map(|o| (o.grant_id, o.org, o.client_id)))
+#[derive(Clone, Copy)]
+pub enum TokenKind {
+    Access,
+    Refresh,
 }
 
-/// Any access token row → its grant id, organization and client, for revocation.
-pub async fn access_owner(
+/// Who a token (live or not) belongs to: (grant id, organization, client id). For revocation,
+/// which must only touch the requesting client's own tokens.
+pub async fn owner(
     db: &D1Database,
+    kind: TokenKind,
     token_hash: &str,
 ) -> Result<Option<(String, String, String)>> {
     #[derive(Deserialize)]
@@ -278,8 +267,14 @@ pub async fn access_owner(
         org: String,
         client_id: String,
     }
+    let table = match kind {
+        TokenKind::Access => "access_tokens",
+        TokenKind::Refresh => "refresh_tokens",
+    };
     Ok(db
-        .prepare("SELECT a.grant_id, g.org, g.client_id FROM access_tokens a JOIN grants g ON g.id = a.grant_id WHERE a.token_hash = ?1")
+        .prepare(format!(
+            "SELECT t.grant_id, g.org, g.client_id FROM {table} t JOIN grants g ON g.id = t.grant_id WHERE t.token_hash = ?1"
+        ))
         .bind(&[JsValue::from_str(token_hash)])?
         .first::<Owner>(None)
         .await?
