@@ -262,7 +262,16 @@ const SCENARIOS = [
     mint: (s) => F.openLoginForm(s.t),
     consume: (s, opened) => F.postLogin(s.t, opened),
   },
+  {
+    key: 'calD1', label: 'floor + one D1 query (SELECT 1)', kind: 'single', floor: true, floorOnly: true,
+    op: async (s) => okStatus(await s.t.client.request('GET', '/_calibrate/d1'), 'calibrate d1'),
+  },
+  {
+    key: 'calKV', label: 'floor + one KV read', kind: 'single', floor: true, floorOnly: true,
+    op: async (s) => okStatus(await s.t.client.request('GET', '/_calibrate/kv'), 'calibrate kv'),
+  },
 ];
+const MAIN = SCENARIOS.filter((x) => !x.floorOnly);
 
 async function measure(scn, s, conc) {
   const cpuPids = s.cpuPids();
@@ -307,7 +316,7 @@ function report({ results, info, sizeInfo, starts, iterations, busyBefore, busyA
   L.push('Requests per second for single requests, flows per second for flows; latency of one request or one whole flow. ÷ = Clavex throughput divided by the floor\'s / the peer\'s.', '');
   L.push('| scenario | c | Clavex /s | p50 ms | p99 ms | floor /s | p50 ms | p99 ms | peer /s | p50 ms | p99 ms | Clavex ÷ floor | Clavex ÷ peer |');
   L.push('|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|');
-  for (const scn of SCENARIOS) {
+  for (const scn of MAIN) {
     for (const c of CFG.concurrency) {
       const r = results[scn.key]?.[c];
       if (!r) continue;
@@ -321,7 +330,7 @@ function report({ results, info, sizeInfo, starts, iterations, busyBefore, busyA
   L.push('Process CPU time (utime + stime from /proc/<pid>/stat, before/after each measured run) divided by the requests (or flows) served. Clavex and the floor: both workerd processes of `wrangler dev` (the dev proxy that owns the port and the runtime that runs the Worker); "runtime" is the latter alone. Net = Clavex − floor for the same request shape: what Clavex\'s own code costs above the cheapest possible Worker. Peer: the Node process. Budgets are from issue #5 and are reported, not asserted; "within?" is judged on the measured value and on the net value. Caveat: locally the runtime process also runs Miniflare\'s D1 and KV simulators (SQLite), so Clavex\'s numbers include storage work that production does outside the Worker and does not bill as its CPU time; the floor does no storage, so net-of-floor still contains it.', '');
   L.push('| scenario | c | Clavex ms/op | runtime ms/op | floor ms/op | Clavex net ms/op | peer ms/op | budget | within? (measured / net) |');
   L.push('|---|--:|--:|--:|--:|--:|--:|--:|--|');
-  for (const scn of SCENARIOS) {
+  for (const scn of MAIN) {
     for (const c of CFG.concurrency) {
       const r = results[scn.key]?.[c];
       if (!r) continue;
@@ -333,6 +342,19 @@ function report({ results, info, sizeInfo, starts, iterations, busyBefore, busyA
         within = a ? `${a.cpuPerOpMs <= scn.budgetMs ? 'yes' : 'no'} / ${Number.isFinite(net) ? (net <= scn.budgetMs ? 'yes' : 'no') : '—'}` : 'FAILED';
       }
       L.push(`| ${scn.label} | ${c} | ${a ? fms(a.cpuPerOpMs) : (r.clavex?.failed ? 'FAILED' : '—')} | ${a ? fms(a.runtimeCpuPerOpMs) : '—'} | ${fl ? fms(fl.cpuPerOpMs) : (scn.floor ? '—' : 'n/a')} | ${fms(net)} | ${good(r.peer) ? fms(r.peer.cpuPerOpMs) : '—'} | ${scn.budgetMs ? `≤ ${scn.budgetMs} ms` : ''} | ${within} |`);
+    }
+  }
+  const cal = SCENARIOS.filter((x) => x.floorOnly && results[x.key]);
+  if (cal.length) {
+    L.push('', 'Storage calibration (the floor Worker, same workerd): what one local D1 query or KV read adds to a request under `wrangler dev` — to read the net values above against Clavex\'s storage calls per request.', '');
+    L.push('| calibration | c | requests/s | p50 ms | CPU ms/request | added over the plain floor (discovery shape) |');
+    L.push('|---|--:|--:|--:|--:|--:|');
+    for (const scn of cal) {
+      for (const c of CFG.concurrency) {
+        const r = results[scn.key]?.[c]?.floor;
+        const base = results.discovery?.[c]?.floor;
+        L.push(`| ${scn.label} | ${c} | ${good(r) ? f1(r.rate) : 'FAILED'} | ${good(r) ? fms(r.p50) : '—'} | ${good(r) ? fms(r.cpuPerOpMs) : '—'} | ${good(r) && good(base) ? fms(r.cpuPerOpMs - base.cpuPerOpMs) : '—'} |`);
+      }
     }
   }
   L.push('', `CPU time is read in clock ticks of ${1000 / CLK_TCK} ms, over a whole measured run (hundreds of requests), so per-request values finer than that are averages, not single samples.`, '');
@@ -369,7 +391,7 @@ function report({ results, info, sizeInfo, starts, iterations, busyBefore, busyA
   L.push('## Budgets (issue #5)', '');
   L.push('| budget | value | within? |');
   L.push('|---|--:|--|');
-  for (const scn of SCENARIOS.filter((x) => x.budgetMs)) {
+  for (const scn of MAIN.filter((x) => x.budgetMs)) {
     for (const c of CFG.concurrency) {
       const a = results[scn.key]?.[c]?.clavex;
       L.push(`| CPU/request ${scn.label}, c=${c} ≤ ${scn.budgetMs} ms | ${good(a) ? `${fms(a.cpuPerOpMs)} ms` : 'FAILED'} | ${good(a) ? (a.cpuPerOpMs <= scn.budgetMs ? 'yes' : 'no') : 'no (failed)'} |`);
@@ -381,7 +403,7 @@ function report({ results, info, sizeInfo, starts, iterations, busyBefore, busyA
     L.push(`| SSO flows/s ≥ 3× peer, c=${c} | ${ok ? fratio(r.clavex.rate, r.peer.rate) : 'FAILED'} | ${ok ? (r.clavex.rate >= 3 * r.peer.rate ? 'yes' : 'no') : 'no (failed)'} |`);
   }
   const ceilings = CFG.concurrency.map((c) => {
-    const floorRates = SCENARIOS.filter((x) => x.floor).map((x) => results[x.key]?.[c]?.floor).filter(good).map((r) => r.rate);
+    const floorRates = MAIN.filter((x) => x.floor).map((x) => results[x.key]?.[c]?.floor).filter(good).map((r) => r.rate);
     const peer = results.sso?.[c]?.peer;
     if (!floorRates.length || !good(peer)) return null;
     const ceiling = Math.max(...floorRates) / 3;
@@ -479,6 +501,7 @@ async function main() {
           const s = servers[name];
           if (!s) continue;
           if (name === 'floor' && !scn.floor) continue;
+          if (name !== 'floor' && scn.floorOnly) continue;
           if (s.failed) { row[name] = { failed: s.failed }; continue; }
           const needsSession = name !== 'floor' && ['token', 'refresh', 'userinfo', 'sso'].includes(scn.key);
           if (needsSession && s.sessionError) { row[name] = { failed: `setup: ${s.sessionError}` }; continue; }
