@@ -10,10 +10,13 @@ import {
 let fx;
 let agingCode; // obtained first, redeemed in the last test after the code lifetime has passed
 let agingCodeIssuedAt;
+let usedCode; // redeemed first, replayed 31 s later (while it would still be within its lifetime)
 before(async () => {
   fx = await createFixture('codes');
   agingCode = (await authorize(fx, fx.web)).code;
   agingCodeIssuedAt = Date.now();
+  usedCode = (await authorize(fx, fx.web)).code;
+  assertTokenSuccess(await exchangeCode(fx, fx.web, usedCode), 'redemption of the code replayed at the end');
 });
 
 test('codes are ≥128 bits of printable ASCII and differ every time', async () => {
@@ -65,6 +68,12 @@ test('concurrent redemptions across several codes: never more than one token set
     const wins = results.filter((x) => x.code === code && x.r.status === 200).length;
     assert.equal(wins, 1, `code ${code.slice(0, 6)}…: ${wins} successful redemptions`);
   }
+});
+
+test('a redeemed code replayed more than 30 s later is still invalid_grant', async () => {
+  const wait = agingCodeIssuedAt + 31_000 - Date.now();
+  if (wait > 0) await sleep(wait);
+  assertOAuthError(await exchangeCode(fx, fx.web, usedCode), 400, 'invalid_grant', 'late replay');
 });
 
 test('a code expires after CODE_SECONDS', async () => {

@@ -23,6 +23,7 @@ test('successful exchange: JSON, no-store, Bearer, numeric expires_in, id_token,
   const t = assertTokenSuccess(res);
   assert.equal(typeof t.access_token, 'string');
   assert.match(t.access_token, /^[\x20-\x7e]{22,}$/, 'access token: ≥22 printable ASCII characters');
+  assert.notEqual(t.access_token.split('.').length, 3, 'access tokens are opaque, not JWTs');
   assert.equal(t.token_type, 'Bearer');
   assert.equal(typeof t.expires_in, 'number');
   assert.ok(t.expires_in > 0 && t.expires_in <= 31536000, `expires_in ${t.expires_in}`);
