@@ -73,3 +73,85 @@ pub async fn get_client(db: &D1Database, org: &str, client_id: &str) -> Result<O
         .await?
         .map(Client::from))
 }
+
+// ---- Writes (admin API) ----
+
+fn json_list(values: &[String]) -> wasm_bindgen::JsValue {
+    serde_json::to_string(values)
+        .expect("a list of strings serializes")
+        .into()
+}
+
+/// Inserts a client. Fails with a UNIQUE/PRIMARY KEY error when the id is taken in the org.
+pub async fn insert_client(db: &D1Database, c: &Client) -> Result<()> {
+    use crate::edge::store::d1::{int, opt_text};
+    db.prepare(
+        "INSERT INTO clients (org, client_id, client_name, token_endpoint_auth_method, secret_hash, \
+         grant_types, redirect_uris, post_logout_redirect_uris, scopes, created_at, updated_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+    )
+    .bind(&[
+        c.org.as_str().into(),
+        c.client_id.as_str().into(),
+        c.client_name.as_str().into(),
+        c.token_endpoint_auth_method.as_str().into(),
+        opt_text(c.secret_hash.as_deref()),
+        json_list(&c.grant_types),
+        json_list(&c.redirect_uris),
+        json_list(&c.post_logout_redirect_uris),
+        json_list(&c.scopes),
+        int(c.created_at),
+        int(c.updated_at),
+    ])?
+    .run()
+    .await?;
+    Ok(())
+}
+
+pub async fn list_clients(db: &D1Database, org: &str) -> Result<Vec<Client>> {
+    Ok(db
+        .prepare("SELECT * FROM clients WHERE org = ?1 ORDER BY client_id")
+        .bind(&[org.into()])?
+        .all()
+        .await?
+        .results::<ClientRow>()?
+        .into_iter()
+        .map(Client::from)
+        .collect())
+}
+
+/// Writes every mutable column (including the secret hash); `None` when the client is gone.
+pub async fn update_client(db: &D1Database, c: &Client) -> Result<Option<Client>> {
+    use crate::edge::store::d1::{int, opt_text};
+    Ok(db
+        .prepare(
+            "UPDATE clients SET client_name = ?3, token_endpoint_auth_method = ?4, secret_hash = ?5, \
+             grant_types = ?6, redirect_uris = ?7, post_logout_redirect_uris = ?8, scopes = ?9, \
+             updated_at = ?10 WHERE org = ?1 AND client_id = ?2 RETURNING *",
+        )
+        .bind(&[
+            c.org.as_str().into(),
+            c.client_id.as_str().into(),
+            c.client_name.as_str().into(),
+            c.token_endpoint_auth_method.as_str().into(),
+            opt_text(c.secret_hash.as_deref()),
+            json_list(&c.grant_types),
+            json_list(&c.redirect_uris),
+            json_list(&c.post_logout_redirect_uris),
+            json_list(&c.scopes),
+            int(c.updated_at),
+        ])?
+        .first::<ClientRow>(None)
+        .await?
+        .map(Client::from))
+}
+
+/// Deletes a client (its grants and tokens cascade). Whether it existed.
+pub async fn delete_client(db: &D1Database, org: &str, client_id: &str) -> Result<bool> {
+    Ok(db
+        .prepare("DELETE FROM clients WHERE org = ?1 AND client_id = ?2 RETURNING client_id")
+        .bind(&[org.into(), client_id.into()])?
+        .first::<serde_json::Value>(None)
+        .await?
+        .is_some())
+}

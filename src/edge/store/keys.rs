@@ -54,3 +54,52 @@ pub async fn published_keys(db: &D1Database, org: &str, now: i64) -> Result<Vec<
     .await?
     .results::<SigningKey>()
 }
+
+// ---- Writes (admin API) ----
+
+/// The INSERT for a key, to run alone or inside a batch with other statements.
+pub fn insert_key_statement(
+    db: &D1Database,
+    key: &SigningKey,
+) -> Result<worker::D1PreparedStatement> {
+    use crate::edge::store::d1::int;
+    db.prepare(
+        "INSERT INTO signing_keys (kid, org, alg, public_jwk, private_key_sealed, status, created_at, retired_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )
+    .bind(&[
+        key.kid.as_str().into(),
+        key.org.as_str().into(),
+        key.alg.as_str().into(),
+        key.public_jwk.as_str().into(),
+        key.private_key_sealed.as_str().into(),
+        key.status.as_str().into(),
+        int(key.created_at),
+        key.retired_at
+            .map(int)
+            .unwrap_or(wasm_bindgen::JsValue::NULL),
+    ])
+}
+
+/// Every key of `org`, newest first.
+pub async fn list_keys(db: &D1Database, org: &str) -> Result<Vec<SigningKey>> {
+    db.prepare("SELECT * FROM signing_keys WHERE org = ?1 ORDER BY created_at DESC, rowid DESC")
+        .bind(&[org.into()])?
+        .all()
+        .await?
+        .results::<SigningKey>()
+}
+
+/// Makes `key` the active signer: in one transaction every active key of its organization is
+/// retired (and stays published for RETIRED_KEY_PUBLISHED_SECONDS, see `published_keys`) and the
+/// new one inserted, so there is never a moment with no active key or with two.
+pub async fn rotate(db: &D1Database, key: &SigningKey, now: i64) -> Result<()> {
+    let retire = db
+        .prepare(
+            "UPDATE signing_keys SET status = 'retired', retired_at = ?2 WHERE org = ?1 AND status = 'active'",
+        )
+        .bind(&[key.org.as_str().into(), crate::edge::store::d1::int(now)])?;
+    db.batch(vec![retire, insert_key_statement(db, key)?])
+        .await?;
+    Ok(())
+}

@@ -49,3 +49,119 @@ pub async fn find_user_by_login(db: &D1Database, org: &str, login: &str) -> Resu
     .first::<User>(None)
     .await
 }
+
+// ---- Writes (admin API) ----
+
+/// Inserts a user. Fails with a UNIQUE error when the username or email (case-insensitively) is
+/// taken in the org.
+pub async fn insert_user(db: &D1Database, u: &User) -> Result<()> {
+    use crate::edge::store::d1::{boolean, int, opt_text};
+    db.prepare(
+        "INSERT INTO users (id, org, username, email, name, picture, email_verified, disabled, \
+         password_hash, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+    )
+    .bind(&[
+        u.id.as_str().into(),
+        u.org.as_str().into(),
+        u.username.as_str().into(),
+        u.email.as_str().into(),
+        opt_text(u.name.as_deref()),
+        opt_text(u.picture.as_deref()),
+        boolean(u.email_verified),
+        boolean(u.disabled),
+        opt_text(u.password_hash.as_deref()),
+        int(u.created_at),
+        int(u.updated_at),
+    ])?
+    .run()
+    .await?;
+    Ok(())
+}
+
+/// Optional exact, case-insensitive filters for listing users.
+#[derive(Debug, Default)]
+pub struct UserFilter {
+    pub username: Option<String>,
+    pub email: Option<String>,
+}
+
+/// One page of users ordered by id, starting after the id `after` (keyset pagination: stable
+/// while users are added or removed, unlike offsets). Returns at most `limit` users.
+pub async fn list_users(
+    db: &D1Database,
+    org: &str,
+    filter: &UserFilter,
+    after: Option<&str>,
+    limit: u32,
+) -> Result<Vec<User>> {
+    use crate::edge::store::d1::{int, opt_text};
+    db.prepare(
+        "SELECT * FROM users WHERE org = ?1 \
+         AND (?2 IS NULL OR username = ?2 COLLATE NOCASE) \
+         AND (?3 IS NULL OR email = ?3 COLLATE NOCASE) \
+         AND (?4 IS NULL OR id > ?4) ORDER BY id LIMIT ?5",
+    )
+    .bind(&[
+        org.into(),
+        opt_text(filter.username.as_deref()),
+        opt_text(filter.email.as_deref()),
+        opt_text(after),
+        int(limit as i64),
+    ])?
+    .all()
+    .await?
+    .results::<User>()
+}
+
+/// Writes the profile columns (not the password); `None` when the user is gone.
+pub async fn update_user(db: &D1Database, u: &User) -> Result<Option<User>> {
+    use crate::edge::store::d1::{boolean, int, opt_text};
+    db.prepare(
+        "UPDATE users SET username = ?3, email = ?4, name = ?5, picture = ?6, email_verified = ?7, \
+         disabled = ?8, updated_at = ?9 WHERE org = ?1 AND id = ?2 RETURNING *",
+    )
+    .bind(&[
+        u.org.as_str().into(),
+        u.id.as_str().into(),
+        u.username.as_str().into(),
+        u.email.as_str().into(),
+        opt_text(u.name.as_deref()),
+        opt_text(u.picture.as_deref()),
+        boolean(u.email_verified),
+        boolean(u.disabled),
+        int(u.updated_at),
+    ])?
+    .first::<User>(None)
+    .await
+}
+
+/// Stores a new password hash. Whether the user exists.
+pub async fn set_password_hash(
+    db: &D1Database,
+    org: &str,
+    id: &str,
+    password_hash: &str,
+    now: i64,
+) -> Result<bool> {
+    Ok(db
+        .prepare("UPDATE users SET password_hash = ?3, updated_at = ?4 WHERE org = ?1 AND id = ?2 RETURNING id")
+        .bind(&[
+            org.into(),
+            id.into(),
+            password_hash.into(),
+            crate::edge::store::d1::int(now),
+        ])?
+        .first::<serde_json::Value>(None)
+        .await?
+        .is_some())
+}
+
+/// Deletes a user (their grants and tokens cascade). Whether they existed.
+pub async fn delete_user(db: &D1Database, org: &str, id: &str) -> Result<bool> {
+    Ok(db
+        .prepare("DELETE FROM users WHERE org = ?1 AND id = ?2 RETURNING id")
+        .bind(&[org.into(), id.into()])?
+        .first::<serde_json::Value>(None)
+        .await?
+        .is_some())
+}
