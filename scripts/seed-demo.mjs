@@ -1,5 +1,134 @@
-// Prints what a developer needs to use the local instance. The demo data (organization `acme`,
-// client `rocketchat`, a demo user) is created here through the admin API once it exists.
-const base = process.argv[2] ?? 'http://127.0.0.1:8787';
+// Creates the demo data of `make dev` through the admin API, once: organization `acme`, the
+// Rocket.Chat guide's client `rocketchat` and a demo user. Idempotent: what exists is kept, so a
+// second `make dev` (same .wrangler/state) works. The client secret and the demo password exist
+// only in API responses, so they are kept in .wrangler/demo.json (git-ignored, beside the local
+// state) to be printed again later; if that file is lost, the secret is rotated and the password
+// reset instead. Usage: node scripts/seed-demo.mjs http://127.0.0.1:8787
+// CLAVEX_ADMIN_TOKEN and CLAVEX_DEMO_STORE override the token and that file (used by the tests).
+import { readFileSync, writeFileSync, mkdirSync, existsSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
+const base = (process.argv[2] ?? 'http://127.0.0.1:8787').replace(/\/$/, '');
+const STORE = process.env.CLAVEX_DEMO_STORE || join(ROOT, '.wrangler', 'demo.json');
+
+const ORG = { slug: 'acme', name: 'Acme Corp' };
+// Exactly the body of step 1 of the Rocket.Chat guide.
+const CLIENT = {
+  client_id: 'rocketchat',
+  client_name: 'Rocket.Chat',
+  grant_types: ['authorization_code', 'refresh_token'],
+  redirect_uris: ['https://chat.acme.eu/_oauth/clavex'],
+  scopes: ['openid', 'profile', 'email'],
+  token_endpoint_auth_method: 'client_secret_post',
+};
+const USER = { username: 'demo', email: 'demo@acme.test', name: 'Demo User', email_verified: true };
+
+function adminToken() {
+  if (process.env.CLAVEX_ADMIN_TOKEN) return process.env.CLAVEX_ADMIN_TOKEN;
+  const vars = readFileSync(join(ROOT, '.dev.vars'), 'utf8');
+  const line = vars.split('\n').find((l) => l.startsWith('ADMIN_TOKEN='));
+  if (!line) throw new Error('ADMIN_TOKEN is missing from .dev.vars (run scripts/setup.sh)');
+  return line.slice('ADMIN_TOKEN='.length).trim().replace(/^"(.*)"$/, '$1');
+}
+const token = adminToken();
+
+async function api(method, path, body) {
+  const init = { method, headers: { Authorization: `Bearer ${token}` } };
+  if (body !== undefined) {
+    init.headers['Content-Type'] = 'application/json';
+    init.body = JSON.stringify(body);
+  }
+  const res = await fetch(`${base}/api/v1${path}`, init);
+  const text = await res.text();
+  return { status: res.status, body: text ? JSON.parse(text) : null };
+}
+
+function expect(res, statuses, what) {
+  if (!statuses.includes(res.status)) {
+    throw new Error(`${what}: HTTP ${res.status} ${JSON.stringify(res.body)}`);
+  }
+  return res;
+}
+
+const saved = existsSync(STORE) ? JSON.parse(readFileSync(STORE, 'utf8')) : {};
+const save = () => {
+  mkdirSync(dirname(STORE), { recursive: true });
+  writeFileSync(STORE, `${JSON.stringify(saved, null, 2)}\n`, { mode: 0o600 });
+};
+
+// Organization.
+let org = await api('GET', `/organizations/${ORG.slug}`);
+if (org.status === 404) {
+  org = expect(await api('POST', '/organizations', ORG), [201], 'creating organization acme');
+  console.log('created organization acme');
+}
+expect(org, [200, 201], 'reading organization acme');
+const issuer = org.body.issuer;
+
+// Client: a known secret must belong to this database's client; when in doubt, rotate.
+let client = await api('GET', `/organizations/${ORG.slug}/clients/${CLIENT.client_id}`);
+if (client.status === 404) {
+  client = expect(await api('POST', `/organizations/${ORG.slug}/clients`, CLIENT), [201], 'creating client rocketchat');
+  saved.client_secret = client.body.client_secret;
+  saved.client_created_at = client.body.created_at;
+  save();
+  console.log('created client rocketchat');
+} else {
+  expect(client, [200], 'reading client rocketchat');
+  if (!saved.client_secret || saved.client_created_at !== client.body.created_at) {
+    const rotated = expect(await api('POST', `/organizations/${ORG.slug}/clients/${CLIENT.client_id}/secret`), [200],
+      'rotating the rocketchat secret');
+    saved.client_secret = rotated.body.client_secret;
+    saved.client_created_at = client.body.created_at;
+    save();
+    console.log('rotated the rocketchat secret (the saved one was missing)');
+  }
+}
+
+// Demo user.
+const found = expect(await api('GET', `/organizations/${ORG.slug}/users?username=${USER.username}`), [200], 'looking up demo');
+let user = found.body.users[0];
+if (!user) {
+  saved.password = randomBytes(12).toString('base64url');
+  const created = expect(await api('POST', `/organizations/${ORG.slug}/users`, { ...USER, password: saved.password }), [201],
+    'creating the demo user');
+  user = created.body;
+  saved.user_id = user.id;
+  save();
+  console.log('created user demo');
+} else if (!saved.password || saved.user_id !== user.id) {
+  saved.password = randomBytes(12).toString('base64url');
+  expect(await api('PUT', `/organizations/${ORG.slug}/users/${user.id}/password`, { password: saved.password }), [204],
+    'resetting the demo password');
+  saved.user_id = user.id;
+  save();
+  console.log('reset the demo password (the saved one was missing)');
+}
+
 const health = await (await fetch(`${base}/healthz`)).json();
-console.log(`\nClavex ${health.version} is running at ${base}`);
+console.log(`
+Clavex ${health.version} is running at ${base}
+
+  Issuer (organization acme):  ${issuer}
+  Discovery:                   ${issuer}/.well-known/openid-configuration
+  Admin token:                 ${token}
+                               (curl -H "Authorization: Bearer $ADMIN_TOKEN" ${base}/api/v1/organizations)
+
+  Demo login:                  ${USER.username} / ${saved.password}   (or ${USER.email})
+
+  Client:                      ${CLIENT.client_id}
+  Client secret:               ${saved.client_secret}
+
+Rocket.Chat (Administration > Settings > OAuth > Add custom OAuth "clavex"):
+  URL:               ${issuer}
+  Token Path:        /token
+  Token Sent Via:    Header
+  Identity Path:     /userinfo
+  Authorize Path:    /authorize
+  Scope:             openid profile email
+  Id:                ${CLIENT.client_id}
+  Secret:            ${saved.client_secret}
+`);

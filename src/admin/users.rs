@@ -1,0 +1,369 @@
+//! /organizations/{org}/users: create, list (paginated, filtered), read, update, delete users, and
+//! set their password. No response ever contains a password or its hash.
+
+use serde::Serialize;
+use worker::Request;
+
+use crate::admin::error::ApiError;
+use crate::admin::fields::{Fields, Patch};
+use crate::admin::{Failure, Outcome, body, created, no_content, organizations, validate};
+use crate::edge::context::Ctx;
+use crate::edge::http;
+use crate::edge::password::hash_password;
+use crate::edge::store::{self, users::User, users::UserFilter};
+
+pub const DEFAULT_PAGE: u32 = 50;
+pub const MAX_PAGE: u32 = 200;
+
+#[derive(Serialize)]
+pub struct UserView {
+    /// The `sub` claim.
+    pub id: String,
+    pub org: String,
+    /// The `preferred_username` claim.
+    pub username: String,
+    pub email: String,
+    pub name: Option<String>,
+    pub picture: Option<String>,
+    pub email_verified: bool,
+    pub disabled: bool,
+    /// Whether a password is set (a user without one cannot log in).
+    pub has_password: bool,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+pub fn view(u: User) -> UserView {
+    UserView {
+        has_password: u.password_hash.is_some(),
+        id: u.id,
+        org: u.org,
+        username: u.username,
+        email: u.email,
+        name: u.name,
+        picture: u.picture,
+        email_verified: u.email_verified,
+        disabled: u.disabled,
+        created_at: u.created_at,
+        updated_at: u.updated_at,
+    }
+}
+
+/// The profile members a PATCH may change; `null` clears `name` and `picture`. Pure.
+pub fn apply_profile(u: &mut User, fields: &Fields) -> Result<(), ApiError> {
+    if let Some(username) = fields.string("username")? {
+        u.username = validate::username("username", &username)?;
+    }
+    if let Some(email) = fields.string("email")? {
+        u.email = validate::email("email", &email)?;
+    }
+    match fields.string_patch("name")? {
+        Patch::Absent => {}
+        Patch::Null => u.name = None,
+        Patch::Set(name) => u.name = Some(validate::display_name("name", &name)?),
+    }
+    match fields.string_patch("picture")? {
+        Patch::Absent => {}
+        Patch::Null => u.picture = None,
+        // Relying parties fetch the avatar with a plain unauthenticated GET.
+        Patch::Set(url) => u.picture = Some(validate::https_url("picture", &url)?),
+    }
+    if let Some(verified) = fields.bool("email_verified")? {
+        u.email_verified = verified;
+    }
+    if let Some(disabled) = fields.bool("disabled")? {
+        u.disabled = disabled;
+    }
+    Ok(())
+}
+
+/// A new user from a create body (without its password, which is hashed separately). Pure.
+pub fn new_user(fields: &Fields, org: &str, id: String, now: i64) -> Result<User, ApiError> {
+    let mut user = User {
+        id,
+        org: org.to_string(),
+        username: validate::username("username", &fields.required_string("username")?)?,
+        email: validate::email("email", &fields.required_string("email")?)?,
+        name: None,
+        picture: None,
+        email_verified: false,
+        disabled: false,
+        password_hash: None,
+        created_at: now,
+        updated_at: now,
+    };
+    apply_profile(&mut user, fields)?;
+    Ok(user)
+}
+
+/// `usr_` + 128 random bits: opaque (RFC-wise `sub` must never be reassigned, OIDC Core §2), so
+/// it carries nothing that could change and is never derived from the username.
+fn new_id() -> String {
+    format!(
+        "usr_{}",
+        crate::crypto::b64url(&crate::crypto::random_bytes::<16>())
+    )
+}
+
+/// Which unique index a D1 error names: the member to report in the 409.
+fn duplicate(err: &worker::Error) -> Option<ApiError> {
+    if !store::d1::is_unique_violation(err) {
+        return None;
+    }
+    let text = err.to_string();
+    Some(if text.contains("email") {
+        ApiError::conflict("email", "a user with this email already exists")
+    } else {
+        ApiError::conflict("username", "a user with this username already exists")
+    })
+}
+
+pub async fn create(req: &mut Request, ctx: &Ctx, org: &str) -> Outcome {
+    let fields = body::read(
+        req,
+        &[
+            "username",
+            "email",
+            "name",
+            "password",
+            "picture",
+            "email_verified",
+            "disabled",
+        ],
+    )
+    .await?;
+    let mut user = new_user(&fields, org, new_id(), ctx.now)?;
+    let password = fields
+        .string("password")?
+        .map(|p| validate::password("password", &p))
+        .transpose()?;
+    let db = ctx.db()?;
+    organizations::require(&db, org).await?;
+    if let Some(password) = password {
+        user.password_hash = Some(hash_password(&password).await?);
+    }
+    if let Err(e) = store::users::insert_user(&db, &user).await {
+        return Err(duplicate(&e)
+            .map(Failure::from)
+            .unwrap_or(Failure::Internal(e)));
+    }
+    let location = format!("/api/v1/organizations/{org}/users/{}", user.id);
+    created(&location, &view(user))
+}
+
+/// Query parameters of the list: `limit` (1–200, default 50), `cursor` (the `next_cursor` of the
+/// previous page), `username` and `email` (exact, case-insensitive). Pure.
+pub fn list_query(url: &url::Url) -> Result<(UserFilter, Option<String>, u32), ApiError> {
+    let mut filter = UserFilter::default();
+    let mut cursor = None;
+    let mut limit = DEFAULT_PAGE;
+    for (key, value) in url.query_pairs() {
+        match key.as_ref() {
+            "limit" => {
+                limit = value
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=MAX_PAGE).contains(n))
+                    .ok_or_else(|| {
+                        ApiError::invalid_field("limit", format!("limit must be 1-{MAX_PAGE}"))
+                    })?;
+            }
+            "cursor" => cursor = Some(value.into_owned()),
+            "username" => filter.username = Some(value.into_owned()),
+            "email" => filter.email = Some(value.into_owned()),
+            _ => {}
+        }
+    }
+    Ok((filter, cursor, limit))
+}
+
+pub async fn list(req: &Request, ctx: &Ctx, org: &str) -> Outcome {
+    let (filter, cursor, limit) = list_query(&req.url()?)?;
+    let db = ctx.db()?;
+    organizations::require(&db, org).await?;
+    // One more than asked tells whether another page exists without a COUNT.
+    let mut users =
+        store::users::list_users(&db, org, &filter, cursor.as_deref(), limit + 1).await?;
+    let next_cursor = if users.len() > limit as usize {
+        users.truncate(limit as usize);
+        users.last().map(|u| u.id.clone())
+    } else {
+        None
+    };
+    let views: Vec<UserView> = users.into_iter().map(view).collect();
+    Ok(http::json(
+        200,
+        &serde_json::json!({ "users": views, "next_cursor": next_cursor }),
+    )?)
+}
+
+async fn require(ctx: &Ctx, org: &str, id: &str) -> Result<User, Failure> {
+    let db = ctx.db()?;
+    organizations::require(&db, org).await?;
+    store::users::get_user(&db, org, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("user").into())
+}
+
+pub async fn get(ctx: &Ctx, org: &str, id: &str) -> Outcome {
+    Ok(http::json(200, &view(require(ctx, org, id).await?))?)
+}
+
+/// PATCH: username, email, name, picture, email_verified, disabled. The password has its own
+/// endpoint so that a profile edit can never touch it by accident.
+pub async fn update(req: &mut Request, ctx: &Ctx, org: &str, id: &str) -> Outcome {
+    let fields = body::read(
+        req,
+        &[
+            "username",
+            "email",
+            "name",
+            "picture",
+            "email_verified",
+            "disabled",
+        ],
+    )
+    .await?;
+    let mut user = require(ctx, org, id).await?;
+    apply_profile(&mut user, &fields)?;
+    user.updated_at = ctx.now;
+    let updated = match store::users::update_user(&ctx.db()?, &user).await {
+        Ok(u) => u.ok_or_else(|| ApiError::not_found("user"))?,
+        Err(e) => {
+            return Err(duplicate(&e)
+                .map(Failure::from)
+                .unwrap_or(Failure::Internal(e)));
+        }
+    };
+    Ok(http::json(200, &view(updated))?)
+}
+
+pub async fn delete(ctx: &Ctx, org: &str, id: &str) -> Outcome {
+    let db = ctx.db()?;
+    organizations::require(&db, org).await?;
+    if !store::users::delete_user(&db, org, id).await? {
+        return Err(ApiError::not_found("user").into());
+    }
+    no_content()
+}
+
+/// PUT …/password `{"password"}` → 204.
+pub async fn set_password(req: &mut Request, ctx: &Ctx, org: &str, id: &str) -> Outcome {
+    let fields = body::read(req, &["password"]).await?;
+    let password = validate::password("password", &fields.required_string("password")?)?;
+    require(ctx, org, id).await?;
+    let hash = hash_password(&password).await?;
+    if !store::users::set_password_hash(&ctx.db()?, org, id, &hash, ctx.now).await? {
+        return Err(ApiError::not_found("user").into());
+    }
+    no_content()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const CREATE: &[&str] = &[
+        "username",
+        "email",
+        "name",
+        "password",
+        "picture",
+        "email_verified",
+        "disabled",
+    ];
+
+    fn fields(v: serde_json::Value) -> Fields {
+        Fields::new(v, CREATE).unwrap()
+    }
+
+    #[test]
+    fn new_users_and_their_rules() {
+        let u = new_user(
+            &fields(
+                json!({"username": "Demo", "email": "demo@acme.test", "name": "Demo User",
+                            "picture": "https://cdn.acme.test/d.png", "email_verified": true}),
+            ),
+            "acme",
+            "usr_x".into(),
+            5,
+        )
+        .unwrap();
+        assert_eq!(
+            (u.username.as_str(), u.email.as_str()),
+            ("Demo", "demo@acme.test")
+        );
+        assert!(u.email_verified && !u.disabled && u.password_hash.is_none());
+        for (body, field) in [
+            (json!({"email": "a@b.test"}), "username"),
+            (json!({"username": "a"}), "email"),
+            (json!({"username": "a b", "email": "a@b.test"}), "username"),
+            (json!({"username": "a", "email": "nope"}), "email"),
+            (
+                json!({"username": "a", "email": "a@b.test", "picture": "http://x.test/a.png"}),
+                "picture",
+            ),
+            (
+                json!({"username": "a", "email": "a@b.test", "email_verified": "yes"}),
+                "email_verified",
+            ),
+            (
+                json!({"username": "a", "email": "a@b.test", "name": ""}),
+                "name",
+            ),
+        ] {
+            let err = new_user(&fields(body.clone()), "acme", "id".into(), 0)
+                .expect_err(&body.to_string());
+            assert_eq!(err.field.as_deref(), Some(field), "{body}");
+        }
+    }
+
+    #[test]
+    fn views_hide_the_hash() {
+        let mut u = new_user(
+            &fields(json!({"username": "a", "email": "a@b.test"})),
+            "o",
+            "i".into(),
+            0,
+        )
+        .unwrap();
+        u.password_hash = Some("$pbkdf2-sha256$secret".into());
+        let v = serde_json::to_value(view(u)).unwrap();
+        assert_eq!(v["has_password"], true);
+        assert!(!v.to_string().contains("pbkdf2"));
+        assert!(v.get("password").is_none() && v.get("password_hash").is_none());
+    }
+
+    #[test]
+    fn list_query_parameters() {
+        let url = url::Url::parse(
+            "https://x.test/u?limit=2&cursor=usr_a&username=Demo&email=d%40a.test&other=1",
+        )
+        .unwrap();
+        let (filter, cursor, limit) = list_query(&url).unwrap();
+        assert_eq!((limit, cursor.as_deref()), (2, Some("usr_a")));
+        assert_eq!(filter.username.as_deref(), Some("Demo"));
+        assert_eq!(filter.email.as_deref(), Some("d@a.test"));
+        assert_eq!(
+            list_query(&url::Url::parse("https://x.test/u").unwrap())
+                .unwrap()
+                .2,
+            DEFAULT_PAGE
+        );
+        for bad in ["0", "201", "ten", "-1"] {
+            let url = url::Url::parse(&format!("https://x.test/u?limit={bad}")).unwrap();
+            assert_eq!(
+                list_query(&url).unwrap_err().field.as_deref(),
+                Some("limit")
+            );
+        }
+    }
+
+    #[test]
+    fn user_ids_are_opaque_and_distinct() {
+        let (a, b) = (new_id(), new_id());
+        assert!(a.starts_with("usr_") && a.len() == 4 + 22);
+        assert_ne!(a, b);
+    }
+}

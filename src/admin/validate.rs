@@ -1,0 +1,483 @@
+//! The admin API's input rules, one function per rule, pure so `cargo test` checks them natively.
+//! Each returns the value to store or an `ApiError` naming the field.
+
+use crate::admin::error::ApiError;
+
+/// Grant types a client may register: Clavex implements the code flow and refresh tokens only.
+pub const GRANT_TYPES: &[&str] = &["authorization_code", "refresh_token"];
+/// Scopes Clavex supports (OpenID Connect Core §5.4 plus `offline_access`, §11).
+pub const SCOPES: &[&str] = &["openid", "profile", "email", "offline_access"];
+pub const DEFAULT_SCOPES: &[&str] = &["openid", "profile", "email"];
+/// RFC 7591 §2 `token_endpoint_auth_method` values Clavex implements.
+pub const AUTH_METHODS: &[&str] = &["client_secret_basic", "client_secret_post", "none"];
+
+const MAX_NAME: usize = 200;
+const MAX_URL: usize = 2048;
+pub const MIN_PASSWORD: usize = 8;
+/// Long enough for any passphrase, short enough that nobody hashes megabytes on our CPU budget.
+pub const MAX_PASSWORD: usize = 1024;
+
+/// Organization slugs are the first path segment of every issuer URL: lowercase letters, digits
+/// and `-`, 1–63 characters (a DNS label's length, so a slug can later become a subdomain), and
+/// never a word the router uses itself.
+pub fn slug(field: &str, value: &str) -> Result<String, ApiError> {
+    if value.is_empty() || value.len() > 63 {
+        return Err(ApiError::invalid_field(
+            field,
+            "slug must be 1-63 characters",
+        ));
+    }
+    if !value
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    {
+        return Err(ApiError::invalid_field(
+            field,
+            "slug may contain only lowercase letters, digits and -",
+        ));
+    }
+    if crate::routes::RESERVED_SLUGS.contains(&value) {
+        return Err(ApiError::invalid_field(
+            field,
+            format!("{value} is reserved by the router"),
+        ));
+    }
+    Ok(value.to_string())
+}
+
+/// A display name: trimmed, non-empty, at most 200 characters, no control characters.
+pub fn display_name(field: &str, value: &str) -> Result<String, ApiError> {
+    let trimmed = value.trim();
+    if trimmed.is_empty() {
+        return Err(ApiError::invalid_field(
+            field,
+            format!("{field} must not be empty"),
+        ));
+    }
+    if trimmed.chars().count() > MAX_NAME {
+        return Err(ApiError::invalid_field(
+            field,
+            format!("{field} must be at most {MAX_NAME} characters"),
+        ));
+    }
+    if trimmed.chars().any(char::is_control) {
+        return Err(ApiError::invalid_field(
+            field,
+            format!("{field} must not contain control characters"),
+        ));
+    }
+    Ok(trimmed.to_string())
+}
+
+fn parse_absolute(field: &str, value: &str) -> Result<url::Url, ApiError> {
+    if value.len() > MAX_URL {
+        return Err(ApiError::invalid_field(
+            field,
+            format!("URL longer than {MAX_URL} characters"),
+        ));
+    }
+    // The url crate repairs "https:host" into "https://host/"; an absolute URL as written must
+    // already carry the "//" authority (RFC 3986 §3).
+    let lower = value.to_ascii_lowercase();
+    if !(lower.starts_with("https://") || lower.starts_with("http://")) {
+        return Err(ApiError::invalid_field(
+            field,
+            format!("{value} is not an absolute http(s) URL"),
+        ));
+    }
+    let url = url::Url::parse(value)
+        .map_err(|e| ApiError::invalid_field(field, format!("{value} is not a valid URL: {e}")))?;
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(ApiError::invalid_field(
+            field,
+            format!("{value} has no host"),
+        ));
+    }
+    Ok(url)
+}
+
+/// An absolute `https` URL that browsers and other servers fetch (logos, avatars).
+pub fn https_url(field: &str, value: &str) -> Result<String, ApiError> {
+    let url = parse_absolute(field, value)?;
+    if url.scheme() != "https" {
+        return Err(ApiError::invalid_field(
+            field,
+            format!("{field} must use https"),
+        ));
+    }
+    Ok(value.to_string())
+}
+
+fn is_loopback(url: &url::Url) -> bool {
+    matches!(
+        url.host_str(),
+        Some("localhost") | Some("127.0.0.1") | Some("[::1]")
+    )
+}
+
+/// A redirect URI (also used for post-logout URIs). RFC 6749 §3.1.2: "The redirection endpoint
+/// URI MUST be an absolute URI" and "MUST NOT include a fragment component". TLS is required
+/// (§3.1.2.1), except on loopback hosts where a native or development client listens
+/// (RFC 8252 §7.3), which cannot be intercepted off the machine.
+pub fn redirect_uri(field: &str, value: &str) -> Result<String, ApiError> {
+    let url = parse_absolute(field, value)?;
+    if url.fragment().is_some() {
+        return Err(ApiError::invalid_field(
+            field,
+            format!("{value} must not contain a fragment (RFC 6749 §3.1.2)"),
+        ));
+    }
+    match url.scheme() {
+        "https" => {}
+        "http" if is_loopback(&url) => {}
+        _ => {
+            return Err(ApiError::invalid_field(
+                field,
+                format!("{value} must use https (plain http only for localhost, 127.0.0.1, [::1])"),
+            ));
+        }
+    }
+    Ok(value.to_string())
+}
+
+pub fn redirect_uris(
+    field: &str,
+    values: &[String],
+    allow_empty: bool,
+) -> Result<Vec<String>, ApiError> {
+    if values.is_empty() && !allow_empty {
+        return Err(ApiError::invalid_field(
+            field,
+            format!("{field} needs at least one URI"),
+        ));
+    }
+    let mut out: Vec<String> = Vec::with_capacity(values.len());
+    for value in values {
+        let uri = redirect_uri(field, value)?;
+        if !out.contains(&uri) {
+            out.push(uri);
+        }
+    }
+    Ok(out)
+}
+
+/// `#RRGGBB`, the only color form the login page template inserts into its CSS.
+pub fn color(field: &str, value: &str) -> Result<String, ApiError> {
+    let ok = value.len() == 7
+        && value.starts_with('#')
+        && value[1..].bytes().all(|b| b.is_ascii_hexdigit());
+    if !ok {
+        return Err(ApiError::invalid_field(
+            field,
+            format!("{field} must look like #1a2b3c"),
+        ));
+    }
+    Ok(value.to_ascii_lowercase())
+}
+
+/// Client identifiers travel in URLs, forms and the Basic header, where `:` separates id and
+/// secret (RFC 6749 §2.3.1): allow only RFC 3986 unreserved characters, 1–128 of them.
+pub fn client_id(field: &str, value: &str) -> Result<String, ApiError> {
+    let ok = !value.is_empty()
+        && value.len() <= 128
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'));
+    if !ok {
+        return Err(ApiError::invalid_field(
+            field,
+            "client_id must be 1-128 characters of letters, digits, -, ., _, ~",
+        ));
+    }
+    Ok(value.to_string())
+}
+
+/// A list whose every member is in `allowed`: non-empty, duplicates dropped, order kept.
+pub fn subset(field: &str, values: &[String], allowed: &[&str]) -> Result<Vec<String>, ApiError> {
+    if values.is_empty() {
+        return Err(ApiError::invalid_field(
+            field,
+            format!("{field} must not be empty"),
+        ));
+    }
+    let mut out: Vec<String> = Vec::with_capacity(values.len());
+    for value in values {
+        if !allowed.contains(&value.as_str()) {
+            return Err(ApiError::invalid_field(
+                field,
+                format!("{value} is not supported; use {}", allowed.join(", ")),
+            ));
+        }
+        if !out.contains(value) {
+            out.push(value.clone());
+        }
+    }
+    Ok(out)
+}
+
+pub fn grant_types(field: &str, values: &[String]) -> Result<Vec<String>, ApiError> {
+    let out = subset(field, values, GRANT_TYPES)?;
+    // Refresh tokens are only ever issued from an authorization code exchange, so a client with
+    // refresh_token alone could never obtain one.
+    if !out.iter().any(|g| g == "authorization_code") {
+        return Err(ApiError::invalid_field(
+            field,
+            "grant_types must include authorization_code",
+        ));
+    }
+    Ok(out)
+}
+
+pub fn auth_method(field: &str, value: &str) -> Result<String, ApiError> {
+    if !AUTH_METHODS.contains(&value) {
+        return Err(ApiError::invalid_field(
+            field,
+            format!("{value} is not supported; use {}", AUTH_METHODS.join(", ")),
+        ));
+    }
+    Ok(value.to_string())
+}
+
+/// Usernames become `preferred_username`, which relying parties such as Rocket.Chat use
+/// unsanitised as their own account names: letters, digits, `-`, `_`, `.`, 1–64 characters.
+pub fn username(field: &str, value: &str) -> Result<String, ApiError> {
+    let ok = !value.is_empty()
+        && value.len() <= 64
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if !ok {
+        return Err(ApiError::invalid_field(
+            field,
+            "username must be 1-64 characters of letters, digits, -, _, .",
+        ));
+    }
+    Ok(value.to_string())
+}
+
+/// A basic syntax check, not full RFC 5321: one `@`, a non-empty local part, a dotted domain,
+/// no spaces or control characters, at most 254 characters (RFC 5321 §4.5.3.1.3 path limit).
+pub fn email(field: &str, value: &str) -> Result<String, ApiError> {
+    let bad = || ApiError::invalid_field(field, format!("{value} is not an email address"));
+    if value.len() > 254 || value.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(bad());
+    }
+    let Some((local, domain)) = value.split_once('@') else {
+        return Err(bad());
+    };
+    let domain_ok = !domain.contains('@')
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && !domain.contains("..");
+    if local.is_empty() || !domain_ok {
+        return Err(bad());
+    }
+    Ok(value.to_string())
+}
+
+/// Length in characters, not bytes, so a passphrase in any script is measured the same way.
+pub fn password(field: &str, value: &str) -> Result<String, ApiError> {
+    let len = value.chars().count();
+    if len < MIN_PASSWORD {
+        return Err(ApiError::invalid_field(
+            field,
+            format!("password must be at least {MIN_PASSWORD} characters"),
+        ));
+    }
+    if len > MAX_PASSWORD {
+        return Err(ApiError::invalid_field(
+            field,
+            format!("password must be at most {MAX_PASSWORD} characters"),
+        ));
+    }
+    Ok(value.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strings(values: &[&str]) -> Vec<String> {
+        values.iter().map(|s| s.to_string()).collect()
+    }
+
+    fn field_of<T: std::fmt::Debug>(r: Result<T, ApiError>) -> String {
+        r.expect_err("must be refused").field.unwrap()
+    }
+
+    #[test]
+    fn slugs() {
+        assert_eq!(slug("slug", "acme-2").unwrap(), "acme-2");
+        assert_eq!(slug("slug", &"a".repeat(63)).unwrap().len(), 63);
+        for bad in [
+            "",
+            "Acme",
+            "ac me",
+            "acme_2",
+            "acmé",
+            "api",
+            "healthz",
+            ".well-known",
+        ] {
+            assert_eq!(field_of(slug("slug", bad)), "slug", "{bad:?} accepted");
+        }
+        assert!(slug("slug", &"a".repeat(64)).is_err());
+    }
+
+    #[test]
+    fn display_names_are_trimmed_and_bounded() {
+        assert_eq!(display_name("name", "  Acme Corp ").unwrap(), "Acme Corp");
+        assert!(display_name("name", "   ").is_err());
+        assert!(display_name("name", "a\u{0}b").is_err());
+        assert!(display_name("name", &"é".repeat(200)).is_ok());
+        assert!(display_name("name", &"é".repeat(201)).is_err());
+    }
+
+    #[test]
+    fn redirect_uris_follow_rfc_6749() {
+        for ok in [
+            "https://chat.acme.eu/_oauth/clavex",
+            "http://localhost:3000/cb",
+            "http://127.0.0.1/cb",
+            "http://[::1]:8080/cb",
+            "https://app.example/cb?x=1",
+        ] {
+            assert_eq!(redirect_uri("redirect_uris", ok).unwrap(), ok);
+        }
+        for bad in [
+            "http://chat.acme.eu/cb",
+            "https://chat.acme.eu/cb#frag",
+            "https://chat.acme.eu/cb#",
+            "/relative/cb",
+            "chat.acme.eu/cb",
+            "https:chat.acme.eu",
+            "ftp://chat.acme.eu/",
+            "com.example.app:/cb",
+            "http://localhost.evil.example/cb",
+            "https://",
+        ] {
+            assert_eq!(
+                field_of(redirect_uri("redirect_uris", bad)),
+                "redirect_uris",
+                "{bad}"
+            );
+        }
+        assert!(redirect_uris("redirect_uris", &[], false).is_err());
+        assert_eq!(
+            redirect_uris("post_logout_redirect_uris", &[], true).unwrap(),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            redirect_uris(
+                "redirect_uris",
+                &strings(&["https://a.example/", "https://a.example/"]),
+                false
+            )
+            .unwrap(),
+            strings(&["https://a.example/"])
+        );
+    }
+
+    #[test]
+    fn https_urls_for_pictures_and_logos() {
+        assert!(https_url("picture", "https://cdn.acme.eu/a.png").is_ok());
+        assert!(https_url("picture", "http://cdn.acme.eu/a.png").is_err());
+        assert!(https_url("picture", "data:image/png;base64,AAAA").is_err());
+        assert!(https_url("picture", "//cdn.acme.eu/a.png").is_err());
+    }
+
+    #[test]
+    fn colors() {
+        assert_eq!(color("primary_color", "#1A2b3C").unwrap(), "#1a2b3c");
+        for bad in [
+            "1a2b3c",
+            "#1a2b3",
+            "#1a2b3cd",
+            "#gggggg",
+            "red",
+            "#1a2b3c;}",
+        ] {
+            assert!(color("primary_color", bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn client_ids() {
+        assert!(client_id("client_id", "rocketchat").is_ok());
+        assert!(client_id("client_id", "a.b-c_d~e").is_ok());
+        for bad in ["", "rocket chat", "rocket:chat", "a/b", "a%20b"] {
+            assert!(client_id("client_id", bad).is_err(), "{bad}");
+        }
+        assert!(client_id("client_id", &"x".repeat(129)).is_err());
+    }
+
+    #[test]
+    fn grant_types_and_scopes_are_subsets() {
+        assert_eq!(
+            grant_types(
+                "grant_types",
+                &strings(&["authorization_code", "refresh_token", "refresh_token"])
+            )
+            .unwrap(),
+            strings(&["authorization_code", "refresh_token"])
+        );
+        assert!(grant_types("grant_types", &strings(&["implicit"])).is_err());
+        assert!(
+            grant_types(
+                "grant_types",
+                &strings(&["client_credentials", "authorization_code"])
+            )
+            .is_err()
+        );
+        assert!(grant_types("grant_types", &strings(&["refresh_token"])).is_err());
+        assert!(grant_types("grant_types", &[]).is_err());
+        assert!(subset("scopes", &strings(&["openid", "offline_access"]), SCOPES).is_ok());
+        assert_eq!(
+            field_of(subset("scopes", &strings(&["openid", "admin"]), SCOPES)),
+            "scopes"
+        );
+        assert!(auth_method("token_endpoint_auth_method", "client_secret_post").is_ok());
+        assert!(auth_method("token_endpoint_auth_method", "private_key_jwt").is_err());
+    }
+
+    #[test]
+    fn usernames() {
+        for ok in ["demo", "Jane.Doe", "a_b-c", "x"] {
+            assert!(username("username", ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "jane doe", "jane@acme", "jäne", "a/b"] {
+            assert!(username("username", bad).is_err(), "{bad}");
+        }
+        assert!(username("username", &"a".repeat(64)).is_ok());
+        assert!(username("username", &"a".repeat(65)).is_err());
+    }
+
+    #[test]
+    fn emails() {
+        assert!(email("email", "demo@acme.test").is_ok());
+        assert!(email("email", "first.last+tag@sub.acme.eu").is_ok());
+        for bad in [
+            "",
+            "demo",
+            "@acme.test",
+            "demo@",
+            "demo@acme",
+            "demo@@acme.test",
+            "de mo@acme.test",
+            "demo@acme..test",
+            "demo@.acme.test",
+        ] {
+            assert!(email("email", bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn passwords_count_characters() {
+        assert!(password("password", "1234567").is_err());
+        assert!(password("password", "12345678").is_ok());
+        assert!(password("password", "ééééééé").is_err());
+        assert!(password("password", "éééééééé").is_ok());
+        assert!(password("password", &"x".repeat(MAX_PASSWORD + 1)).is_err());
+    }
+}
