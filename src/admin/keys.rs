@@ -77,6 +77,9 @@ pub async fn rotate(ctx: &Ctx, org: &str) -> Outcome {
     organizations::require(&db, org).await?;
     let key = new_signing_key(ctx, org).await?;
     store::keys::rotate(&db, &key, ctx.now).await?;
+    // The token endpoint caches the active key per isolate; this one signs with the new key at
+    // once (other isolates pick it up when their short cache expires).
+    crate::oidc::signer::forget(org);
     let location = format!("/api/v1/organizations/{org}/keys");
     created(&location, &view(key, ctx.now))
 }

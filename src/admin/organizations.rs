@@ -137,6 +137,9 @@ pub async fn delete(ctx: &Ctx, slug: &str) -> Outcome {
     if !store::orgs::delete_org(&db, slug).await? {
         return Err(ApiError::not_found("organization").into());
     }
+    // A cached signing key of the deleted organization must not sign for one recreated under
+    // the same slug.
+    crate::oidc::signer::forget(slug);
     no_content()
 }
 
