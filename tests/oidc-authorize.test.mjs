@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import {
   Browser, createFixture, authorizeUrl, assertErrorPage, assertErrorRedirect, isLoginPage, pageText,
   parseRedirect, pkce, RP_REDIRECT, SPA_REDIRECT, loginForm, authorize, submitLogin, createClient,
+  exchangeCode, assertTokenSuccess, userinfo,
 } from './support/oidc.mjs';
 
 let fx;
@@ -226,4 +227,64 @@ test('a successful redirect carries code, the exact state and iss, in the query'
 test('the second registered redirect URI is accepted exactly', async () => {
   const a = await authorize(fx, { ...fx.web, redirect_uri: fx.web.redirect_uris[1] });
   assert.ok(a.location.startsWith(`${fx.web.redirect_uris[1]}?`));
+});
+
+// --- robustness ---------------------------------------------------------------------------------
+
+test('an unknown client_id is HTML-escaped on the error page', async () => {
+  const res = await get(authorizeUrl(fx, { client_id: '<script>alert(1)</script>', redirect_uri: RP_REDIRECT }));
+  assertErrorPage(res, 400);
+  assert.ok(!res.text.includes('<script>alert(1)</script>'), 'no markup injection');
+});
+
+test('a repeated parameter (RFC 6749 §3.1: at most once) never yields a code', async () => {
+  for (const dup of ['response_type', 'scope', 'state', 'code_challenge']) {
+    const url = authorizeUrl(fx, fx.web, { state: 'dup', code_challenge: pkce().challenge, code_challenge_method: 'S256' });
+    url.searchParams.append(dup, dup === 'response_type' ? 'code' : dup === 'scope' ? 'openid' : 'other');
+    const res = await get(url);
+    if (res.location) {
+      const r = parseRedirect(res.location);
+      assert.equal(r.base, RP_REDIRECT, dup);
+      assert.equal(r.params.error, 'invalid_request', `duplicate ${dup}: ${res.location}`);
+    } else {
+      assert.equal(res.status, 400, `duplicate ${dup}: error page expected, got ${res.status}`);
+      assert.ok(!isLoginPage(res), `duplicate ${dup}: no login page`);
+    }
+  }
+});
+
+test('a repeated redirect_uri or client_id → error page, never a redirect', async () => {
+  for (const [dup, value] of [['redirect_uri', 'https://evil.example/cb'], ['client_id', 'other']]) {
+    const url = authorizeUrl(fx, fx.web);
+    url.searchParams.append(dup, value);
+    assertErrorPage(await get(url), 400, `duplicate ${dup}`);
+  }
+});
+
+test('request objects are not supported: request → request_not_supported, request_uri → request_uri_not_supported', async () => {
+  // OIDC Core §6.1 / §6.2: an OP that does not support them MUST return these errors rather than
+  // silently ignoring parameters that may carry the real request.
+  const jwt = `${Buffer.from('{"alg":"none"}').toString('base64url')}.${Buffer.from('{"scope":"openid"}').toString('base64url')}.`;
+  const r1 = await get(authorizeUrl(fx, fx.web, { request: jwt, state: 'ro' }));
+  assertErrorRedirect(fx, r1, RP_REDIRECT, 'request_not_supported', 'ro');
+  const r2 = await get(authorizeUrl(fx, fx.web, { request_uri: 'https://rp.example.test/req.jwt', state: 'ru' }));
+  assertErrorRedirect(fx, r2, RP_REDIRECT, 'request_uri_not_supported', 'ru');
+});
+
+test('a scope the client is not registered for is refused or not granted', async () => {
+  const client = await createClient(fx, {
+    client_id: 'openid-only', client_name: 'Openid only', grant_types: ['authorization_code'], redirect_uris: [RP_REDIRECT],
+    scopes: ['openid'], token_endpoint_auth_method: 'client_secret_basic',
+  });
+  const res = await get(authorizeUrl(fx, client, { scope: 'openid email', state: 'sc' }));
+  if (res.location && parseRedirect(res.location).params.error) {
+    assertErrorRedirect(fx, res, RP_REDIRECT, 'invalid_scope', 'sc');
+    return;
+  }
+  // Otherwise the grant must be narrowed to the registered scopes.
+  const a = await authorize(fx, client, { params: { scope: 'openid email' } });
+  const t = assertTokenSuccess(await exchangeCode(fx, client, a.code));
+  assert.ok(!t.scope.split(' ').includes('email'), `email not granted: scope=${t.scope}`);
+  const u = await userinfo(fx, t.access_token);
+  assert.equal(u.json.email, undefined, 'no email at userinfo');
 });

@@ -309,3 +309,63 @@ test('the user can sign in with the username in a different case', async () => {
   assert.ok(a.loginShown);
   assert.equal((await exchange(a.code)).sub, fx.alice.sub);
 });
+
+// --- hardening ----------------------------------------------------------------------------------
+
+test('the organization name is HTML-escaped on the login page', async () => {
+  const hostile = 'Evil <img src=x onerror=alert(1)> & "Co"';
+  const fx3 = await createFixture('xss', { name: hostile });
+  const page = await new Browser().get(authorizeUrl(fx3, fx3.web));
+  assert.equal(page.status, 200);
+  assert.ok(!page.text.includes('<img src=x onerror=alert(1)>'), 'no markup injection from the organization name');
+  assert.ok(pageText(page.text).includes(hostile), 'the name is shown, escaped');
+});
+
+test('a tampered session cookie is not a session', async () => {
+  const { browser } = await signIn();
+  const jar = new CookieJar();
+  for (const c of browser.jar.cookies.values()) {
+    const v = c.value;
+    jar.set(c.name, v.slice(0, -3) + (v.endsWith('AAA') ? 'BBB' : 'AAA'), c.path);
+  }
+  const res = await new Browser(jar).get(authorizeUrl(fx, fx.web, { prompt: 'none', state: 'tamper' }));
+  assertErrorRedirect(fx, res, RP_REDIRECT, 'login_required', 'tamper');
+});
+
+test('session fixation: a planted session cookie value is replaced at login', async () => {
+  // Learn the session cookie's name from an ordinary login.
+  const probe = new Browser();
+  const page0 = await probe.get(authorizeUrl(fx, fx.web));
+  const formCookies = new Set(page0.setCookies.map((c) => c.name));
+  const login0 = await submitLogin(probe, page0, fx.alice.username, fx.alice.password);
+  const sessionNames = login0.setCookies.filter((c) => c.value && !formCookies.has(c.name)).map((c) => c.name);
+  assert.ok(sessionNames.length >= 1, 'a session cookie is set at login');
+
+  const planted = new CookieJar();
+  for (const name of sessionNames) planted.set(name, 'planted-0123456789abcdefghijklmnopqrstuvwxyz', `/${fx.slug}`);
+  const browser = new Browser(planted);
+  const page = await browser.get(authorizeUrl(fx, fx.web));
+  assert.ok(isLoginPage(page), 'a planted value is not a session');
+  const res = await submitLogin(browser, page, fx.alice.username, fx.alice.password);
+  assert.equal(res.status, 303);
+  for (const name of sessionNames) {
+    const c = [...browser.jar.cookies.values()].find((x) => x.name === name);
+    assert.ok(c && !c.value.startsWith('planted-'), `${name} carries a new server-chosen value after login`);
+  }
+});
+
+test('a disabled user\'s existing session no longer yields codes', async () => {
+  const dave = await createUser(fx, { username: 'dave-later-disabled' });
+  const browser = new Browser();
+  await authorize(fx, fx.web, { browser, user: dave });
+  const patch = await admin('PATCH', `/organizations/${fx.slug}/users/${dave.id}`, { disabled: true });
+  assert.ok(patch.status >= 200 && patch.status < 300, `disable → ${patch.status}`);
+  const res = await browser.get(authorizeUrl(fx, fx.web, { prompt: 'none', state: 'dis' }));
+  if (res.location) {
+    const r = parseRedirect(res.location);
+    assert.equal(r.params.code, undefined, `no code for a disabled user's session: ${res.location}`);
+    assert.ok(r.params.error, 'an error instead');
+  } else {
+    assert.ok(res.status >= 400, `no success for a disabled user's session: ${res.status}`);
+  }
+});

@@ -97,3 +97,23 @@ test('logging out of one organization leaves a session at another organization a
   const res = await browser.get(authorizeUrl(fx2, fx2.web));
   assert.equal(res.status, 302, 'still signed in at the other organization');
 });
+
+test('logout by POST (OIDC RP-Initiated Logout §2: GET and POST) works like GET', async () => {
+  const { browser } = await signedIn();
+  const res = await browser.post(endpoint(fx, 'end_session_endpoint'), {
+    client_id: fx.web.client_id, post_logout_redirect_uri: RP_LOGOUT, state: 'posted',
+  });
+  assert.ok([302, 303].includes(res.status), `redirect expected, got ${res.status}`);
+  const r = parseRedirect(res.location);
+  assert.equal(r.base, RP_LOGOUT);
+  assert.equal(r.params.state, 'posted');
+  assert.ok(isLoginPage(await browser.get(authorizeUrl(fx, fx.web))), 'signed out');
+});
+
+test('an id_token_hint from another organization does not authorize a redirect', async () => {
+  const fx2 = await createFixture('logout3');
+  const other = await loginAndExchange(fx2, fx2.web);
+  const { browser } = await signedIn();
+  const res = await browser.get(logoutUrl({ id_token_hint: other.tokens.id_token, post_logout_redirect_uri: RP_LOGOUT }));
+  assert.equal(res.location, null, `no redirect on a foreign id_token_hint: ${res.location}`);
+});

@@ -4,7 +4,7 @@ import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   createFixture, loginAndExchange, tokenRequest, assertTokenSuccess, assertOAuthError, userinfo,
-  decodeJwt, verifyJwt, lifetime, sleep,
+  decodeJwt, verifyJwt, lifetime, sleep, createUser, admin,
 } from './support/oidc.mjs';
 
 let fx;
@@ -107,4 +107,30 @@ test('refreshed tokens keep the originally granted scope', async () => {
   assert.equal(ui.json.email, fx.alice.email);
   assert.equal(ui.json.name, undefined, 'no profile claims: profile was not granted');
   assert.equal(decodeJwt(t.id_token).payload.sub, fx.alice.sub);
+});
+
+test('concurrent refreshes with one token (client retries) do not revoke the family', async () => {
+  const { tokens } = await loginAndExchange(fx, fx.web);
+  const results = await Promise.all(Array.from({ length: 5 }, () => refresh(tokens.refresh_token)));
+  const statuses = results.map((r) => r.status);
+  assert.ok(statuses.every((s) => s === 200), `all within the grace window: ${statuses.join(',')} ${results.map((r) => r.json?.error ?? '').join(',')}`);
+  for (const r of results) {
+    assert.equal((await userinfo(fx, r.json.access_token)).status, 200, 'every issued access token works');
+  }
+  const last = results[results.length - 1].json;
+  assertTokenSuccess(await refresh(last.refresh_token), 'a refresh token from the race refreshes');
+});
+
+test('a refresh token of another organization is refused', async () => {
+  const fx2 = await createFixture('refresh2');
+  const { tokens } = await loginAndExchange(fx2, fx2.web);
+  assertOAuthError(await refresh(tokens.refresh_token), 400, 'invalid_grant', 'org 2 refresh token at org 1 (same client_id)');
+});
+
+test('a disabled user\'s refresh token stops working', async () => {
+  const erin = await createUser(fx, { username: 'erin-disabled' });
+  const { tokens } = await loginAndExchange(fx, fx.web, { user: erin });
+  const patch = await admin('PATCH', `/organizations/${fx.slug}/users/${erin.id}`, { disabled: true });
+  assert.ok(patch.status >= 200 && patch.status < 300, `disable → ${patch.status}`);
+  assertOAuthError(await refresh(tokens.refresh_token), 400, 'invalid_grant', 'refresh for a disabled user');
 });

@@ -228,3 +228,53 @@ test('the access token works at userinfo right after the exchange', async () => 
   assert.equal(res.status, 200);
   assert.equal(res.json.sub, fx.alice.sub);
 });
+
+// --- hardening ----------------------------------------------------------------------------------
+
+test('PKCE downgrade: a code_verifier for a code issued without a challenge is refused (RFC 9700 §2.1.1)', async () => {
+  const code = await codeFor();
+  assertOAuthError(await exchangeCode(fx, fx.web, code, { code_verifier: pkce().verifier }), 400, ['invalid_grant', 'invalid_request']);
+});
+
+test('a repeated token request parameter → 400 invalid_request (RFC 6749 §3.2)', async () => {
+  const code = await codeFor();
+  const body = new URLSearchParams({ grant_type: 'authorization_code', code, redirect_uri: RP_REDIRECT });
+  body.append('code', 'another-code-0123456789abcdef');
+  const res = await tokenRequest(fx, fx.web, body);
+  assertOAuthError(res, 400, ['invalid_request', 'invalid_grant']);
+});
+
+test('a JSON body instead of a form → 400, no tokens', async () => {
+  const code = await codeFor();
+  const res = await readJson(await fetch(endpoint(fx, 'token_endpoint'), {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json', Authorization: basicAuth(fx.web.client_id, fx.web.secret) },
+    body: JSON.stringify({ grant_type: 'authorization_code', code, redirect_uri: RP_REDIRECT }),
+  }));
+  assertOAuthError(res, 400, ['invalid_request', 'unsupported_grant_type']);
+});
+
+test('malformed Authorization headers → 401 invalid_client, never 5xx', async () => {
+  for (const header of ['Basic', 'Basic !!!not-base64!!!', `Basic ${Buffer.from('no-colon').toString('base64')}`,
+    `Basic ${Buffer.from(':').toString('base64')}`, 'Bearer abc', `Basic ${Buffer.from('webapp:%zz').toString('base64')}`]) {
+    const res = await tokenRequest(fx, fx.web, { grant_type: 'authorization_code', code: 'x', redirect_uri: RP_REDIRECT },
+      { auth: false, headers: { Authorization: header } });
+    assert.ok(res.status < 500, `${header}: ${res.status}`);
+    assertOAuthError(res, [400, 401], ['invalid_client', 'invalid_request'], header);
+  }
+});
+
+test('the Basic scheme name is case-insensitive (RFC 7235 §2.1)', async () => {
+  const res = await tokenRequest(fx, fx.web, { grant_type: 'authorization_code', code: await codeFor(), redirect_uri: RP_REDIRECT },
+    { auth: false, headers: { Authorization: basicAuth(fx.web.client_id, fx.web.secret).replace('Basic', 'basic') } });
+  assertTokenSuccess(res, 'lower-case basic');
+});
+
+test('a code from another organization is refused even for a same-named client', async () => {
+  const fx2 = await createFixture('token2');
+  const code = (await authorize(fx2, fx2.web)).code; // org 2's "webapp"
+  assertOAuthError(await exchangeCode(fx, fx.web, code), 400, 'invalid_grant', 'org 2 code at org 1');
+  // And org 2's credentials are not valid at org 1.
+  const res = await exchangeCode(fx, fx2.web, code);
+  assertOAuthError(res, 401, 'invalid_client', 'org 2 secret at org 1');
+});

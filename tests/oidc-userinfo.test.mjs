@@ -3,7 +3,7 @@
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  createFixture, loginAndExchange, endpoint, readJson, userinfo,
+  createFixture, createUser, admin, loginAndExchange, endpoint, readJson, userinfo,
 } from './support/oidc.mjs';
 
 const FORBIDDEN = ['id', '_id', 'ID', 'user_id', 'userid', 'phid', 'CharacterID', 'result', 'user', 'metadata', 'ocs'];
@@ -109,3 +109,17 @@ test('the refresh token is not accepted as an access token', async () => {
   assert.equal(res.status, 401);
 });
 
+
+test('the Bearer scheme name is case-insensitive (RFC 7235 §2.1)', async () => {
+  const res = await readJson(await fetch(endpoint(fx, 'userinfo_endpoint'), { headers: { Authorization: `bearer ${full.tokens.access_token}` } }));
+  assertUserinfo(res, 'lower-case bearer');
+});
+
+test('a disabled user\'s access token stops working at userinfo', async () => {
+  const frank = await createUser(fx, { username: 'frank-disabled' });
+  const { tokens } = await loginAndExchange(fx, fx.web, { user: frank });
+  assert.equal((await userinfo(fx, tokens.access_token)).status, 200);
+  const patch = await admin('PATCH', `/organizations/${fx.slug}/users/${frank.id}`, { disabled: true });
+  assert.ok(patch.status >= 200 && patch.status < 300, `disable → ${patch.status}`);
+  assert.equal((await userinfo(fx, tokens.access_token)).status, 401);
+});

@@ -257,9 +257,9 @@ async function created(res, what) {
  *  - `alice`: a user with every profile field.
  * Also loads discovery and JWKS.
  */
-export async function createFixture(prefix = 'oidc') {
+export async function createFixture(prefix = 'oidc', { name: orgName } = {}) {
   const slug = unique(prefix).toLowerCase();
-  const name = `Clavex Test ${slug}`;
+  const name = orgName ?? `Clavex Test ${slug}`;
   const org = await created(await admin('POST', '/organizations', { slug, name }), `organization ${slug}`);
   const issuer = `${BASE}/${slug}`;
   const fx = { slug, name, org, issuer };
