@@ -78,6 +78,18 @@ test('reuse of the just-rotated token within the grace window → a fresh pair, 
   assertTokenSuccess(await refresh(retry.refresh_token), 'the retried refresh token refreshes');
 });
 
+test('several retries of the just-rotated token within the grace window each get a fresh pair', async () => {
+  // A client whose responses were lost twice retries twice; every reuse inside the window is a retry.
+  const { tokens } = await loginAndExchange(fx, fx.web);
+  assertTokenSuccess(await refresh(tokens.refresh_token), 'rotation');
+  const pairs = [];
+  for (let i = 1; i <= 3; i++) {
+    const r = await refresh(tokens.refresh_token);
+    pairs.push(assertTokenSuccess(r, `retry #${i} within the grace window`));
+  }
+  for (const p of pairs) assert.equal((await userinfo(fx, p.access_token)).status, 200);
+});
+
 test('reuse of a rotated token after the grace window → invalid_grant and the whole family is revoked', async () => {
   const grace = lifetime('REFRESH_REUSE_GRACE_SECONDS');
   const { tokens } = await loginAndExchange(fx, fx.web);
