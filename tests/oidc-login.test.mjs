@@ -369,3 +369,32 @@ test('a disabled user\'s existing session no longer yields codes', async () => {
     assert.ok(res.status >= 400, `no success for a disabled user's session: ${res.status}`);
   }
 });
+
+test('prompt=none with an expired max_age → login_required, no code', async () => {
+  const { browser } = await signIn();
+  await sleep(2100);
+  const res = await browser.get(authorizeUrl(fx, fx.web, { prompt: 'none', max_age: '1', state: 'pn-ma' }));
+  assertErrorRedirect(fx, res, RP_REDIRECT, ['login_required', 'interaction_required'], 'pn-ma');
+});
+
+test('a failed login never echoes the password back', async () => {
+  const browser = new Browser();
+  const page = await browser.get(authorizeUrl(fx, fx.web));
+  const secret = 'Sup3r-S3cret-Typo!';
+  const res = await submitLogin(browser, page, fx.alice.username, secret);
+  assert.equal(res.location, null);
+  assert.ok(!res.text.includes(secret), 'the typed password is not in the page');
+});
+
+test('a login form of one organization cannot be replayed at another organization', async () => {
+  const fx2 = await createFixture('login3');
+  const browser = new Browser();
+  const page = await browser.get(authorizeUrl(fx, fx.web, { state: 'cross' }));
+  const form = loginForm(page);
+  // Same cookies, but posted to org 2's login endpoint with org 2's user.
+  const jar = new CookieJar();
+  for (const c of browser.jar.cookies.values()) { jar.set(c.name, c.value, c.path); jar.set(c.name, c.value, `/${fx2.slug}`); }
+  const res = await new Browser(jar).post(`${fx2.issuer}/login`, formFields(form, { username: fx2.alice.username, password: fx2.alice.password }));
+  assert.equal(res.location, null, `no redirect for a cross-organization form: ${res.location}`);
+  assert.ok([400, 403].includes(res.status), `400/403 expected, got ${res.status}`);
+});
