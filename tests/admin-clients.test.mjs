@@ -151,3 +151,94 @@ test('unknown client is 404', async () => {
   await newClient(other.slug, { client_id: 'theirs' });
   assertError(await admin('GET', `/organizations/${org.slug}/clients/theirs`), 404, 'not_found');
 });
+
+test('PUT replaces every setting (absent ones back to defaults) and keeps the secret', async () => {
+  const org = await newOrg();
+  const c = await newClient(org.slug, {
+    client_id: 'app', scopes: ['openid'], grant_types: ['authorization_code', 'refresh_token'],
+    post_logout_redirect_uris: ['https://app.example/bye'],
+  });
+  const res = await admin('PUT', `/organizations/${org.slug}/clients/app`, {
+    client_name: 'Replaced', redirect_uris: ['https://new.example/cb'],
+  });
+  assert.equal(res.status, 200, JSON.stringify(res.body));
+  assert.equal(res.body.client_name, 'Replaced');
+  assert.deepEqual(res.body.redirect_uris, ['https://new.example/cb']);
+  assert.deepEqual(res.body.scopes, ['openid', 'profile', 'email']);
+  assert.deepEqual(res.body.grant_types, ['authorization_code']);
+  assert.deepEqual(res.body.post_logout_redirect_uris, []);
+  assert.ok(!('client_secret' in res.body), 'the existing secret is kept, not shown');
+  assert.equal(res.body.created_at, c.created_at);
+  const got = await admin('GET', `/organizations/${org.slug}/clients/app`);
+  assert.deepEqual(got.body, res.body);
+
+  assertError(await admin('PUT', `/organizations/${org.slug}/clients/app`, { client_name: 'x' }), 400, 'invalid_field', 'redirect_uris');
+  assertError(await admin('PUT', `/organizations/${org.slug}/clients/app`, {
+    client_id: 'other', client_name: 'x', redirect_uris: ['https://a.example/'],
+  }), 400, 'invalid_field', 'client_id');
+  const same = await admin('PUT', `/organizations/${org.slug}/clients/app`, {
+    client_id: 'app', client_name: 'Same id', redirect_uris: ['https://a.example/'],
+  });
+  assert.equal(same.status, 200);
+});
+
+test('PATCH changes only the members sent; validation still applies', async () => {
+  const org = await newOrg();
+  await newClient(org.slug, { client_id: 'app', scopes: ['openid', 'email'] });
+  const res = await admin('PATCH', `/organizations/${org.slug}/clients/app`, {
+    client_name: 'Patched', post_logout_redirect_uris: ['https://app.example/bye'],
+  });
+  assert.equal(res.status, 200, JSON.stringify(res.body));
+  assert.equal(res.body.client_name, 'Patched');
+  assert.deepEqual(res.body.scopes, ['openid', 'email']);
+  assert.deepEqual(res.body.redirect_uris, ['https://app.example/cb']);
+  assert.deepEqual(res.body.post_logout_redirect_uris, ['https://app.example/bye']);
+  for (const [body, field] of [
+    [{ redirect_uris: ['http://app.example/cb'] }, 'redirect_uris'],
+    [{ redirect_uris: [] }, 'redirect_uris'],
+    [{ scopes: ['root'] }, 'scopes'],
+    [{ client_name: '' }, 'client_name'],
+    [{ client_secret: 'cs_mine' }, 'client_secret'],
+  ]) {
+    assertError(await admin('PATCH', `/organizations/${org.slug}/clients/app`, body), 400, 'invalid_field', field);
+  }
+  assert.equal((await admin('GET', `/organizations/${org.slug}/clients/app`)).body.client_name, 'Patched');
+});
+
+test('switching to none drops the secret; switching back issues a new one, shown once', async () => {
+  const org = await newOrg();
+  const c = await newClient(org.slug, { client_id: 'app' });
+  const pub = await admin('PATCH', `/organizations/${org.slug}/clients/app`, { token_endpoint_auth_method: 'none' });
+  assert.equal(pub.status, 200);
+  assert.ok(!('client_secret' in pub.body));
+  const conf = await admin('PATCH', `/organizations/${org.slug}/clients/app`, { token_endpoint_auth_method: 'client_secret_post' });
+  assert.equal(conf.status, 200);
+  assert.match(conf.body.client_secret, /^cs_/);
+  assert.notEqual(conf.body.client_secret, c.client_secret);
+  const got = await admin('GET', `/organizations/${org.slug}/clients/app`);
+  assert.ok(!('client_secret' in got.body));
+});
+
+test('POST …/secret rotates: a new secret each time, never shown again', async () => {
+  const org = await newOrg();
+  const c = await newClient(org.slug, { client_id: 'app' });
+  const r1 = await admin('POST', `/organizations/${org.slug}/clients/app/secret`);
+  assert.equal(r1.status, 200, JSON.stringify(r1.body));
+  assert.match(r1.body.client_secret, /^cs_[A-Za-z0-9_-]{43}$/);
+  assert.notEqual(r1.body.client_secret, c.client_secret);
+  assert.equal(r1.body.client_id, 'app');
+  const r2 = await admin('POST', `/organizations/${org.slug}/clients/app/secret`);
+  assert.notEqual(r2.body.client_secret, r1.body.client_secret);
+  const got = await admin('GET', `/organizations/${org.slug}/clients/app`);
+  assert.ok(!JSON.stringify(got.body).includes('cs_'));
+});
+
+test('DELETE a client: 204, then gone; the id can be registered again', async () => {
+  const org = await newOrg();
+  await newClient(org.slug, { client_id: 'app' });
+  const res = await admin('DELETE', `/organizations/${org.slug}/clients/app`);
+  assert.equal(res.status, 204);
+  assertError(await admin('GET', `/organizations/${org.slug}/clients/app`), 404, 'not_found');
+  assertError(await admin('DELETE', `/organizations/${org.slug}/clients/app`), 404, 'not_found');
+  await newClient(org.slug, { client_id: 'app' });
+});

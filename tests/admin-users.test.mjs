@@ -96,3 +96,108 @@ test('unknown user is 404', async () => {
   const theirs = await newUser(other.slug);
   assertError(await admin('GET', `/organizations/${org.slug}/users/${theirs.id}`), 404, 'not_found');
 });
+
+test('list: pages of `limit` users linked by next_cursor, covering everyone once', async () => {
+  const org = await newOrg();
+  const ids = [];
+  for (let i = 0; i < 5; i += 1) ids.push((await newUser(org.slug)).id);
+  const seen = [];
+  let cursor;
+  const sizes = [];
+  do {
+    const q = new URLSearchParams({ limit: '2', ...(cursor ? { cursor } : {}) });
+    const res = await admin('GET', `/organizations/${org.slug}/users?${q}`);
+    assert.equal(res.status, 200);
+    sizes.push(res.body.users.length);
+    for (const u of res.body.users) assertNoPassword(u);
+    seen.push(...res.body.users.map((u) => u.id));
+    cursor = res.body.next_cursor;
+  } while (cursor);
+  assert.deepEqual(sizes, [2, 2, 1]);
+  assert.deepEqual([...seen].sort(), [...ids].sort());
+  const all = await admin('GET', `/organizations/${org.slug}/users`);
+  assert.equal(all.body.users.length, 5);
+  assert.equal(all.body.next_cursor, null);
+  for (const bad of ['0', '201', 'x']) {
+    assertError(await admin('GET', `/organizations/${org.slug}/users?limit=${bad}`), 400, 'invalid_field', 'limit');
+  }
+});
+
+test('list filters by username and email, ignoring case', async () => {
+  const org = await newOrg();
+  const bob = await newUser(org.slug, { username: 'Bob', email: 'bob@acme.test' });
+  await newUser(org.slug, { username: 'carol', email: 'carol@acme.test' });
+  const byName = await admin('GET', `/organizations/${org.slug}/users?username=bOB`);
+  assert.deepEqual(byName.body.users.map((u) => u.id), [bob.id]);
+  const byEmail = await admin('GET', `/organizations/${org.slug}/users?email=${encodeURIComponent('BOB@acme.test')}`);
+  assert.deepEqual(byEmail.body.users.map((u) => u.id), [bob.id]);
+  const none = await admin('GET', `/organizations/${org.slug}/users?username=nobody`);
+  assert.deepEqual(none.body.users, []);
+});
+
+test('PATCH updates the profile; null clears name and picture; id and password untouched', async () => {
+  const org = await newOrg();
+  const u = await newUser(org.slug, { name: 'Old', picture: 'https://cdn.acme.test/a.png', password: 'a long password' });
+  const res = await admin('PATCH', `/organizations/${org.slug}/users/${u.id}`, {
+    username: 'renamed', email: 'renamed@acme.test', email_verified: true, disabled: true, name: null,
+  });
+  assert.equal(res.status, 200, JSON.stringify(res.body));
+  assert.equal(res.body.id, u.id);
+  assert.equal(res.body.username, 'renamed');
+  assert.equal(res.body.email, 'renamed@acme.test');
+  assert.equal(res.body.email_verified, true);
+  assert.equal(res.body.disabled, true);
+  assert.equal(res.body.name, null);
+  assert.equal(res.body.picture, 'https://cdn.acme.test/a.png');
+  assert.equal(res.body.has_password, true);
+  assertNoPassword(res.body);
+  const cleared = await admin('PATCH', `/organizations/${org.slug}/users/${u.id}`, { picture: null, disabled: false });
+  assert.equal(cleared.body.picture, null);
+  assert.equal(cleared.body.disabled, false);
+  assert.deepEqual((await admin('GET', `/organizations/${org.slug}/users/${u.id}`)).body, cleared.body);
+});
+
+test('PATCH: conflicts are 409, bad values 400, and the password cannot be set here', async () => {
+  const org = await newOrg();
+  await newUser(org.slug, { username: 'taken', email: 'taken@acme.test' });
+  const u = await newUser(org.slug);
+  const path = `/organizations/${org.slug}/users/${u.id}`;
+  assertError(await admin('PATCH', path, { username: 'TAKEN' }), 409, 'conflict', 'username');
+  assertError(await admin('PATCH', path, { email: 'Taken@Acme.test' }), 409, 'conflict', 'email');
+  for (const [body, field] of [
+    [{ username: 'no spaces allowed' }, 'username'],
+    [{ email: 'nope' }, 'email'],
+    [{ picture: 'http://cdn.acme.test/a.png' }, 'picture'],
+    [{ disabled: 'true' }, 'disabled'],
+    [{ password: 'a long password' }, 'password'],
+    [{ id: 'usr_other' }, 'id'],
+  ]) {
+    assertError(await admin('PATCH', path, body), 400, 'invalid_field', field);
+  }
+  const same = await admin('GET', path);
+  assert.equal(same.body.username, u.username);
+  assert.equal(same.body.has_password, false);
+});
+
+test('DELETE a user: 204, gone, and a new user with the same name gets a new id', async () => {
+  const org = await newOrg();
+  const u = await newUser(org.slug, { username: 'gone', email: 'gone@acme.test' });
+  assert.equal((await admin('DELETE', `/organizations/${org.slug}/users/${u.id}`)).status, 204);
+  assertError(await admin('GET', `/organizations/${org.slug}/users/${u.id}`), 404, 'not_found');
+  assertError(await admin('DELETE', `/organizations/${org.slug}/users/${u.id}`), 404, 'not_found');
+  const again = await newUser(org.slug, { username: 'gone', email: 'gone@acme.test' });
+  assert.notEqual(again.id, u.id);
+});
+
+test('PUT …/password sets a password (204); rules as on creation', async () => {
+  const org = await newOrg();
+  const u = await newUser(org.slug);
+  const path = `/organizations/${org.slug}/users/${u.id}/password`;
+  assertError(await admin('PUT', path, { password: 'short' }), 400, 'invalid_field', 'password');
+  assertError(await admin('PUT', path, {}), 400, 'invalid_field', 'password');
+  assertError(await admin('PUT', path, { password: 'long enough', extra: 1 }), 400, 'invalid_field', 'extra');
+  assert.equal((await admin('GET', `/organizations/${org.slug}/users/${u.id}`)).body.has_password, false);
+  const res = await admin('PUT', path, { password: 'long enough' });
+  assert.equal(res.status, 204);
+  assert.equal((await admin('GET', `/organizations/${org.slug}/users/${u.id}`)).body.has_password, true);
+});
