@@ -94,6 +94,7 @@ test('admin responses are never cached', async () => {
     await admin('GET', `/organizations/${org.slug}`),
     await admin('GET', '/organizations/nope-nope'),
     await admin('POST', '/organizations', {}),
+    await admin('GET', '/organizations', undefined, { token: 'wrong-token-value' }),
   ]) {
     assert.equal(res.headers.get('cache-control'), 'no-store');
   }

@@ -65,7 +65,7 @@ pub async fn handle(mut req: Request, ctx: &Ctx, segments: &[&str]) -> Result<Re
         _ => {}
     }
     if let Some(denied) = auth::check(&req, &ctx.config.admin_token)? {
-        return Ok(denied);
+        return http::no_store(denied);
     }
     let (endpoint, params) = match matched {
         Matched::Found(endpoint, params) => (endpoint, params),

@@ -94,32 +94,72 @@ pub fn kv_prefixes(slug: &str) -> [String; 2] {
     [format!("session:{slug}:"), format!("code:{slug}:")]
 }
 
-/// Deletes every KV entry under the organization's prefixes, following list cursors (KV lists at
-/// most 1000 keys per call).
-pub async fn delete_org_kv(kv: &worker::kv::KvStore, slug: &str) -> Result<()> {
+/// What deleting by prefix needs from KV, as a trait so the cursor-following loop is tested
+/// natively against an in-memory store.
+pub(crate) trait KeyPages {
+    /// One page of key names under `prefix`, and the cursor of the next page if there is one.
+    async fn page(
+        &self,
+        prefix: &str,
+        cursor: Option<String>,
+    ) -> Result<(Vec<String>, Option<String>)>;
+    async fn delete(&self, key: &str) -> Result<()>;
+}
+
+impl KeyPages for worker::kv::KvStore {
+    async fn page(
+        &self,
+        prefix: &str,
+        cursor: Option<String>,
+    ) -> Result<(Vec<String>, Option<String>)> {
+        let mut list = self.list().prefix(prefix.to_string());
+        if let Some(c) = cursor {
+            list = list.cursor(c);
+        }
+        let page = list.execute().await?;
+        let next = page.cursor.filter(|c| !page.list_complete && !c.is_empty());
+        Ok((page.keys.into_iter().map(|k| k.name).collect(), next))
+    }
+
+    async fn delete(&self, key: &str) -> Result<()> {
+        Ok(worker::kv::KvStore::delete(self, key).await?)
+    }
+}
+
+/// Deletes every key under the organization's prefixes. All pages are listed before anything is
+/// deleted: KV cursors are opaque, and deleting under a cursor that counts positions would skip
+/// keys. Following cursors (KV returns at most 1000 keys per call) rather than listing again from
+/// the start matters too: lists are eventually consistent, so a just-deleted key can still be
+/// listed and a restart could loop. Returns how many keys were deleted.
+pub(crate) async fn delete_org_keys(store: &impl KeyPages, slug: &str) -> Result<usize> {
+    let mut doomed = Vec::new();
     for prefix in kv_prefixes(slug) {
-        let mut cursor: Option<String> = None;
+        let mut cursor = None;
         loop {
-            let mut list = kv.list().prefix(prefix.clone());
-            if let Some(c) = cursor.take() {
-                list = list.cursor(c);
-            }
-            let page = list.execute().await?;
-            for key in &page.keys {
-                kv.delete(&key.name).await?;
-            }
-            match page.cursor {
-                Some(c) if !page.list_complete && !c.is_empty() => cursor = Some(c),
-                _ => break,
+            let (keys, next) = store.page(&prefix, cursor).await?;
+            doomed.extend(keys);
+            match next {
+                Some(c) => cursor = Some(c),
+                None => break,
             }
         }
     }
-    Ok(())
+    for key in &doomed {
+        store.delete(key).await?;
+    }
+    Ok(doomed.len())
+}
+
+/// Deletes the organization's SSO sessions and pending authorization codes from KV.
+pub async fn delete_org_kv(kv: &worker::kv::KvStore, slug: &str) -> Result<()> {
+    delete_org_keys(kv, slug).await.map(|_| ())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::cell::RefCell;
+    use std::collections::BTreeSet;
 
     #[test]
     fn kv_prefixes_end_with_a_separator() {
@@ -128,5 +168,62 @@ mod tests {
             ["session:acme:".to_string(), "code:acme:".to_string()]
         );
         assert!(!"session:acme-labs:x".starts_with(&kv_prefixes("acme")[0]));
+    }
+
+    /// KV in memory, listing two keys per page with a positional cursor (the index of the next key),
+    /// the cursor kind that deleting while listing would break.
+    struct FakeKv(RefCell<BTreeSet<String>>);
+
+    impl KeyPages for FakeKv {
+        async fn page(
+            &self,
+            prefix: &str,
+            cursor: Option<String>,
+        ) -> Result<(Vec<String>, Option<String>)> {
+            let matching: Vec<String> = self
+                .0
+                .borrow()
+                .iter()
+                .filter(|k| k.starts_with(prefix))
+                .cloned()
+                .collect();
+            let from: usize = cursor.map_or(0, |c| c.parse().unwrap());
+            let page: Vec<String> = matching.iter().skip(from).take(2).cloned().collect();
+            let next = (from + 2 < matching.len()).then(|| (from + 2).to_string());
+            Ok((page, next))
+        }
+
+        async fn delete(&self, key: &str) -> Result<()> {
+            self.0.borrow_mut().remove(key);
+            Ok(())
+        }
+    }
+
+    fn run<T>(fut: impl Future<Output = T>) -> T {
+        let mut fut = std::pin::pin!(fut);
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        match fut.as_mut().poll(&mut cx) {
+            std::task::Poll::Ready(v) => v,
+            std::task::Poll::Pending => panic!("the fake store never waits"),
+        }
+    }
+
+    #[test]
+    fn deletes_every_page_of_sessions_and_codes_and_nothing_else() {
+        let mut keys: BTreeSet<String> = (0..5).map(|i| format!("session:acme:{i}")).collect();
+        keys.extend((0..3).map(|i| format!("code:acme:{i}")));
+        let others = [
+            "session:acme-labs:1",
+            "code:acme-labs:1",
+            "session:other:1",
+            "acme:1",
+        ];
+        keys.extend(others.iter().map(|k| k.to_string()));
+        let kv = FakeKv(RefCell::new(keys));
+        assert_eq!(run(delete_org_keys(&kv, "acme")).unwrap(), 8);
+        let left: Vec<String> = kv.0.borrow().iter().cloned().collect();
+        let mut expected: Vec<String> = others.iter().map(|k| k.to_string()).collect();
+        expected.sort();
+        assert_eq!(left, expected);
     }
 }
