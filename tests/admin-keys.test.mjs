@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { admin, BASE } from './support/client.mjs';
 import { newOrg } from './admin-fixtures.mjs';
 
@@ -47,4 +48,18 @@ test("rotating one organization's key leaves the others alone", async () => {
   const before = (await admin('GET', `/organizations/${b.slug}/keys`)).body.keys;
   assert.equal((await admin('POST', `/organizations/${a.slug}/keys/rotate`)).status, 201);
   assert.deepEqual((await admin('GET', `/organizations/${b.slug}/keys`)).body.keys, before);
+});
+
+test('the kid is the RFC 7638 thumbprint of the published RSA-2048 public key', async () => {
+  const org = await newOrg();
+  const [key] = (await admin('GET', `/organizations/${org.slug}/keys`)).body.keys;
+  const jwks = await (await fetch(`${BASE}/${org.slug}/jwks`)).json();
+  const jwk = jwks.keys.find((k) => k.kid === key.kid);
+  assert.ok(jwk, 'the active key is in the JWKS');
+  assert.equal(jwk.kty, 'RSA');
+  assert.equal(Buffer.from(jwk.n, 'base64url').length, 256, '2048-bit modulus');
+  assert.equal(jwk.e, 'AQAB');
+  assert.ok(!('d' in jwk) && !('p' in jwk), 'no private members');
+  const canonical = JSON.stringify({ e: jwk.e, kty: 'RSA', n: jwk.n });
+  assert.equal(key.kid, createHash('sha256').update(canonical).digest('base64url'));
 });
