@@ -81,12 +81,14 @@ CREATE TABLE access_tokens (
 CREATE INDEX access_tokens_grant ON access_tokens (grant_id);
 
 CREATE TABLE refresh_tokens (
-  token_hash TEXT PRIMARY KEY,                   -- SHA-256 hex of the opaque token
-  grant_id   TEXT NOT NULL REFERENCES grants(id) ON DELETE CASCADE,
-  scope      TEXT NOT NULL,
-  created_at INTEGER NOT NULL,
-  expires_at INTEGER NOT NULL,
-  rotated_at INTEGER,                            -- set once, when exchanged for its successor
-  replaced_by TEXT                               -- token_hash of that successor
+  token_hash  TEXT PRIMARY KEY,                  -- SHA-256 hex of the opaque token
+  grant_id    TEXT NOT NULL REFERENCES grants(id) ON DELETE CASCADE,
+  parent_hash TEXT,                              -- the token it was issued for; NULL for the first
+  scope       TEXT NOT NULL,
+  created_at  INTEGER NOT NULL,
+  expires_at  INTEGER NOT NULL,
+  rotated_at  INTEGER,                           -- set once: used for a refresh, or superseded
+  replaced_by TEXT                               -- the child issued when it was used; NULL if superseded
 );
 CREATE INDEX refresh_tokens_grant ON refresh_tokens (grant_id);
+CREATE INDEX refresh_tokens_parent ON refresh_tokens (parent_hash);

@@ -180,7 +180,8 @@ async fn refresh(
             expires_at: record.expires_at,
             grant_revoked: record.revoked_at.is_some() || record.user_disabled,
             rotated_at: record.rotated_at,
-            successor_unused: record.replaced_by.is_some() && record.successor_rotated_at.is_none(),
+            superseded: record.rotated_at.is_some() && record.replaced_by.is_none(),
+            child_used: record.child_used,
         };
         // RFC 6749 §6: a narrower scope may be asked for, never a wider one.
         let granted = match scope {
@@ -199,7 +200,7 @@ async fn refresh(
         let access_token = random_token("");
         let new_refresh = random_token("");
         let new_hash = token_hash(&new_refresh);
-        let rotated = match refresh::decide(&state, ctx.now) {
+        let supersede_siblings_of = match refresh::decide(&state, ctx.now) {
             RefreshOutcome::Invalid(why) => return Ok(Err(OAuthError::invalid_grant(why))),
             RefreshOutcome::ReuseDetected => {
                 grants::revoke_grant(&db, &record.grant_id, ctx.now).await?;
@@ -207,23 +208,25 @@ async fn refresh(
                     "the refresh token was already used; the grant is revoked",
                 )));
             }
-            RefreshOutcome::Rotate => grants::rotate(&db, &old_hash, &new_hash, ctx.now).await?,
-            // Retire the successor the client never received, in favour of the new token.
-            RefreshOutcome::GraceReissue => {
-                let successor = record.replaced_by.as_deref().unwrap_or_default();
-                grants::rotate(&db, successor, &new_hash, ctx.now).await?
+            RefreshOutcome::Rotate => {
+                if !grants::rotate(&db, &old_hash, &new_hash, ctx.now).await? {
+                    continue; // another request rotated it first: judge this one again
+                }
+                record.parent_hash.as_deref()
             }
+            // Another child of the presented token; nothing else changes.
+            RefreshOutcome::GraceReissue => None,
         };
-        if !rotated {
-            continue;
-        }
+        let tokens = TokenHashes {
+            access: &token_hash(&access_token),
+            refresh: Some(&new_hash),
+        };
         grants::issue(
             &db,
             &record.grant_id,
-            &TokenHashes {
-                access: &token_hash(&access_token),
-                refresh: Some(&new_hash),
-            },
+            &tokens,
+            &old_hash,
+            supersede_siblings_of,
             &granted,
             ctx.now,
         )

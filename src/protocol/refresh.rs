@@ -2,8 +2,10 @@
 //!
 //! Every use rotates the token. Presenting an already-rotated token means it was copied — unless
 //! the client is retrying a refresh whose response it never received: within a short grace
-//! window, while the successor has not been used, that retry gets a fresh pair instead of the
-//! family being revoked (peers.md: the common answer to that race).
+//! window after the rotation, while no token issued from it has been used, each retry gets a
+//! fresh pair (a sibling of the first successor) instead of the family being revoked (peers.md:
+//! the common answer to that race). The first sibling to be used supersedes the others; a
+//! superseded token presented later is a copy, and revokes the family.
 
 use crate::protocol::lifetimes::REFRESH_REUSE_GRACE_SECONDS;
 
@@ -13,14 +15,16 @@ pub struct RefreshState {
     pub expires_at: i64,
     pub grant_revoked: bool,
     pub rotated_at: Option<i64>,
-    /// Whether the token that replaced this one has not itself been used yet.
-    pub successor_unused: bool,
+    /// Rotated without being used: a sibling was used first.
+    pub superseded: bool,
+    /// Whether a token issued from this one has been used.
+    pub child_used: bool,
 }
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum RefreshOutcome {
     Rotate,
-    /// A retry within the grace window: replace the unused successor with a new token.
+    /// A retry within the grace window: issue another child of the presented token.
     GraceReissue,
     /// A rotated token presented again: revoke the whole grant.
     ReuseDetected,
@@ -40,7 +44,11 @@ pub fn decide(state: &RefreshState, now: i64) -> RefreshOutcome {
     }
     match state.rotated_at {
         None => RefreshOutcome::Rotate,
-        Some(at) if now - at <= REFRESH_REUSE_GRACE_SECONDS && state.successor_unused => {
+        Some(at)
+            if now - at <= REFRESH_REUSE_GRACE_SECONDS
+                && !state.superseded
+                && !state.child_used =>
+        {
             RefreshOutcome::GraceReissue
         }
         Some(_) => RefreshOutcome::ReuseDetected,
@@ -51,13 +59,14 @@ pub fn decide(state: &RefreshState, now: i64) -> RefreshOutcome {
 mod tests {
     use super::*;
 
-    fn state(rotated_at: Option<i64>, successor_unused: bool) -> RefreshState {
+    fn state(rotated_at: Option<i64>, child_used: bool) -> RefreshState {
         RefreshState {
             issued_to_client: true,
             expires_at: 10_000,
             grant_revoked: false,
             rotated_at,
-            successor_unused,
+            superseded: false,
+            child_used,
         }
     }
 
@@ -67,20 +76,27 @@ mod tests {
     }
 
     #[test]
-    fn retry_within_grace_is_reissued_and_later_reuse_revokes() {
+    fn retries_within_grace_are_reissued_and_later_reuse_revokes() {
+        let at_edge = 100 + REFRESH_REUSE_GRACE_SECONDS;
         assert_eq!(
-            decide(&state(Some(100), true), 100 + REFRESH_REUSE_GRACE_SECONDS),
+            decide(&state(Some(100), false), at_edge),
             RefreshOutcome::GraceReissue
         );
         assert_eq!(
-            decide(&state(Some(100), true), 101 + REFRESH_REUSE_GRACE_SECONDS),
+            decide(&state(Some(100), false), at_edge + 1),
             RefreshOutcome::ReuseDetected
         );
-        // The successor was used: the old token is a copy even inside the window.
+        // A token issued from it was used: the old token is a copy even inside the window.
         assert_eq!(
-            decide(&state(Some(100), false), 101),
+            decide(&state(Some(100), true), 101),
             RefreshOutcome::ReuseDetected
         );
+        // Superseded by a sibling that was used first: a copy too.
+        let superseded = RefreshState {
+            superseded: true,
+            ..state(Some(100), false)
+        };
+        assert_eq!(decide(&superseded, 101), RefreshOutcome::ReuseDetected);
     }
 
     #[test]

@@ -42,25 +42,35 @@ fn insert_refresh(
     db: &D1Database,
     grant_id: &str,
     hash: &str,
+    parent: Option<&str>,
     scope: &str,
     now: i64,
 ) -> Result<D1PreparedStatement> {
     db.prepare(
-        "INSERT INTO refresh_tokens (token_hash, grant_id, scope, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+        "INSERT INTO refresh_tokens (token_hash, grant_id, parent_hash, scope, created_at, expires_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )
-    .bind(&[hash.into(), grant_id.into(), scope.into(), int(now), int(now + REFRESH_TOKEN_SECONDS)])
+    .bind(&[
+        hash.into(),
+        grant_id.into(),
+        opt_text(parent),
+        scope.into(),
+        int(now),
+        int(now + REFRESH_TOKEN_SECONDS),
+    ])
 }
 
 fn token_statements(
     db: &D1Database,
     grant_id: &str,
     tokens: &TokenHashes,
+    parent: Option<&str>,
     scope: &str,
     now: i64,
 ) -> Result<Vec<D1PreparedStatement>> {
     let mut statements = vec![insert_access(db, grant_id, tokens.access, scope, now)?];
     if let Some(refresh) = tokens.refresh {
-        statements.push(insert_refresh(db, grant_id, refresh, scope, now)?);
+        statements.push(insert_refresh(db, grant_id, refresh, parent, scope, now)?);
     }
     Ok(statements)
 }
@@ -91,7 +101,14 @@ pub async fn claim_code_and_issue(
             int(now),
         ])?,
     ];
-    statements.extend(token_statements(db, grant.id, tokens, grant.scope, now)?);
+    statements.extend(token_statements(
+        db,
+        grant.id,
+        tokens,
+        None,
+        grant.scope,
+        now,
+    )?);
     match db.batch(statements).await {
         Ok(_) => Ok(true),
         Err(e) if is_unique_violation(&e) => Ok(false),
@@ -163,6 +180,7 @@ pub async fn delete_access(db: &D1Database, token_hash: &str) -> Result<()> {
 pub struct RefreshRecord {
     pub token_hash: String,
     pub grant_id: String,
+    pub parent_hash: Option<String>,
     pub scope: String,
     pub created_at: i64,
     pub expires_at: i64,
@@ -174,17 +192,20 @@ pub struct RefreshRecord {
     pub auth_time: i64,
     pub claims: Option<String>,
     pub revoked_at: Option<i64>,
-    pub successor_rotated_at: Option<i64>,
+    #[serde(deserialize_with = "crate::edge::store::d1::int_bool")]
+    pub child_used: bool,
     #[serde(deserialize_with = "crate::edge::store::d1::int_bool")]
     pub user_disabled: bool,
 }
 
 pub async fn find_refresh(db: &D1Database, token_hash: &str) -> Result<Option<RefreshRecord>> {
     db.prepare(
-        "SELECT r.token_hash, r.grant_id, r.scope, r.created_at, r.expires_at, r.rotated_at, r.replaced_by, \
-                g.org, g.client_id, g.user_id, g.auth_time, g.claims, g.revoked_at, s.rotated_at AS successor_rotated_at, u.disabled AS user_disabled \
+        "SELECT r.token_hash, r.grant_id, r.parent_hash, r.scope, r.created_at, r.expires_at, r.rotated_at, \
+                r.replaced_by, g.org, g.client_id, g.user_id, g.auth_time, g.claims, g.revoked_at, \
+                u.disabled AS user_disabled, \
+                EXISTS (SELECT 1 FROM refresh_tokens c WHERE c.parent_hash = r.token_hash AND c.replaced_by IS NOT NULL) \
+                  AS child_used \
          FROM refresh_tokens r JOIN grants g ON g.id = r.grant_id JOIN users u ON u.id = g.user_id \
-         LEFT JOIN refresh_tokens s ON s.token_hash = r.replaced_by \
          WHERE r.token_hash = ?1",
     )
     .bind(&[token_hash.into()])?
@@ -206,16 +227,29 @@ pub async fn rotate(db: &D1Database, old_hash: &str, new_hash: &str, now: i64) -
     Ok(won.is_some())
 }
 
-/// Store the tokens of a refresh (the grant exists already).
+/// Store the tokens of a refresh of `parent` (the grant exists already). When `parent` was used
+/// (not just retried), its other children — pairs issued to retries within the grace window —
+/// are superseded, so only the line the client actually continued stays usable.
 pub async fn issue(
     db: &D1Database,
     grant_id: &str,
     tokens: &TokenHashes<'_>,
+    parent: &str,
+    supersede_siblings_of: Option<&str>,
     scope: &str,
     now: i64,
 ) -> Result<()> {
-    db.batch(token_statements(db, grant_id, tokens, scope, now)?)
-        .await?;
+    let mut statements = token_statements(db, grant_id, tokens, Some(parent), scope, now)?;
+    if let Some(grandparent) = supersede_siblings_of {
+        statements.push(
+            db.prepare(
+                "UPDATE refresh_tokens SET rotated_at = ?3 \
+                 WHERE parent_hash = ?1 AND token_hash != ?2 AND rotated_at IS NULL",
+            )
+            .bind(&[grandparent.into(), parent.into(), int(now)])?,
+        );
+    }
+    db.batch(statements).await?;
     Ok(())
 }
 
