@@ -16,7 +16,7 @@ export function makeClient(baseUrl, sockets = 8) {
    * `form` (an object) is sent as application/x-www-form-urlencoded. `jar` (a Jar) sends its
    * cookies and takes Set-Cookie back.
    */
-  function request(method, target, { headers = {}, form, jar, timeoutMs = 30_000 } = {}) {
+  function request(method, target, { headers = {}, form, jar, timeoutMs = 10_000 } = {}) {
     const url = new URL(target, base);
     if (url.host !== base.host) throw new Error(`off-target request: ${url}`);
     const h = { ...headers };
@@ -45,8 +45,16 @@ export function makeClient(baseUrl, sockets = 8) {
         });
         res.on('error', reject);
       });
-      req.on('timeout', () => req.destroy(new Error(`timeout after ${timeoutMs} ms: ${method} ${url.pathname}`)));
-      req.on('error', reject);
+      req.on('timeout', () => {
+        const err = new Error(`timeout after ${timeoutMs} ms: ${method} ${url.pathname}`);
+        err.fatal = true;
+        req.destroy(err);
+      });
+      req.on('error', (err) => {
+        // A server that hangs or is gone ends the scenario at once instead of timing out again.
+        if (['ECONNREFUSED', 'ECONNRESET', 'EPIPE'].includes(err.code)) err.fatal = true;
+        reject(err);
+      });
       req.end(body);
     });
   }
@@ -229,6 +237,7 @@ export async function runLoad({ concurrency, maxIterations, maxSeconds, iteratio
       } catch (err) {
         errorCount += 1;
         if (errors.length < 3) errors.push(String(err?.message ?? err).slice(0, 300));
+        if (err?.fatal) errorCount = Math.max(errorCount, maxErrors);
       }
     }
   }

@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { ROOT } from '../tests/support/worker.mjs';
 import { makeClient, runLoad, mergeRuns, summarize, CLK_TCK } from './loadgen.mjs';
-import { startWorkerTimed, startPeer } from './servers.mjs';
+import { startWorkerTimed, startPeer, snapshotWorker } from './servers.mjs';
 import * as F from './flows.mjs';
 
 const num = (name, dflt) => (process.env[name] ? Number(process.env[name]) : dflt);
@@ -99,6 +99,7 @@ function machine() {
     rustc: sh('rustc', ['--version'], { env: { ...process.env, PATH: `${process.env.HOME}/.cargo/bin:${process.env.PATH}` } }),
     commit: sh('git', ['-C', ROOT, 'rev-parse', '--short', 'HEAD']),
     dirty: sh('git', ['-C', ROOT, 'status', '--porcelain', '--', 'src', 'Cargo.toml', 'Cargo.lock', 'migrations', 'templates']) !== '',
+    builtAt: existsSync(join(ROOT, 'build', 'index_bg.wasm')) ? statSync(join(ROOT, 'build', 'index_bg.wasm')).mtime.toISOString().replace(/\.\d+Z$/, 'Z') : 'not built',
   };
 }
 
@@ -273,6 +274,13 @@ const SCENARIOS = [
 ];
 const MAIN = SCENARIOS.filter((x) => !x.floorOnly);
 
+async function healthy(s) {
+  try {
+    const res = await s.t.client.request('GET', '/healthz', { timeoutMs: 5000 });
+    return res.status === 200;
+  } catch { return false; }
+}
+
 async function measure(scn, s, conc) {
   const cpuPids = s.cpuPids();
   const single = scn.kind === 'single';
@@ -281,7 +289,10 @@ async function measure(scn, s, conc) {
     if (CFG.warmup > 0) await runRounds({ conc, maxItems: Math.min(CFG.warmup, 20), seconds: 2, batch: 20, mint: (i) => scn.mint(s, i), consume: (x) => scn.consume(s, x), cpuPids: [] });
     return runRounds({ conc, maxItems, seconds: CFG.seconds, batch: scn.batch, mint: (i) => scn.mint(s, i), consume: (x) => scn.consume(s, x), cpuPids });
   }
-  if (CFG.warmup > 0) await runLoad({ concurrency: conc, maxIterations: CFG.warmup, maxSeconds: 2, iteration: (vu) => scn.op(s, vu), maxErrors: CFG.warmup });
+  if (CFG.warmup > 0) {
+    const w = await runLoad({ concurrency: conc, maxIterations: CFG.warmup, maxSeconds: 2, iteration: (vu) => scn.op(s, vu), maxErrors: CFG.warmup });
+    if (w.ok === 0 && w.errors > 0) throw new Error(`warm-up failed: ${w.errorSamples.join(' / ')}`);
+  }
   return runLoad({ concurrency: conc, maxIterations: maxItems, maxSeconds: CFG.seconds, cpuPids, iteration: (vu) => scn.op(s, vu) });
 }
 
@@ -305,7 +316,7 @@ function report({ results, info, sizeInfo, starts, iterations, busyBefore, busyA
   const when = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
   L.push(`# Clavex benchmark — ${when}`, '');
   L.push(`Machine: ${info.cores} cores, ${info.cpuModel}, ${info.memoryGiB} GiB; Node ${info.node}, workerd ${info.workerd.replace(/^workerd\s*/, '')}, wrangler ${info.wrangler}, oidc-provider ${info.oidcProvider}, ${info.rustc}.`);
-  L.push(`Clavex commit ${info.commit}${info.dirty ? ' (with uncommitted changes in the work tree)' : ''}. Whole run ${elapsed.toFixed(0)} s.`);
+  L.push(`Clavex commit ${info.commit}${info.dirty ? ' (with uncommitted changes in the work tree)' : ''}, release build of ${info.builtAt}, served from a frozen copy of build/ made at the start of the run. Whole run ${elapsed.toFixed(0)} s.`);
   L.push(`Bounds per server, scenario and concurrency: ${CFG.seconds} s or ${CFG.maxRequests} requests / ${CFG.maxFlows} flows, whichever first, after ${CFG.warmup} warm-up iterations. Load generator: one Node process (bench/loadgen.mjs, keep-alive HTTP/1.1), c = virtual users.`);
   const busy = (b) => (b.length ? b.map((p) => `${p.comm} ${p.pct.toFixed(0)}%`).join(', ') : 'nothing above 5%');
   L.push(`Other processes on the machine (CPU share over 1 s): before the run: ${busy(busyBefore)}; after: ${busy(busyAfter)}. Load average before/after: ${notes.loadBefore} / ${notes.loadAfter}.`);
@@ -433,9 +444,15 @@ async function main() {
   const busyBefore = await busyProcesses();
   const iterations = clavexPbkdf2Iterations();
 
+  // Serve frozen copies of both builds: the work tree may be rebuilt by someone else mid-run, and
+  // `wrangler dev` would reload the Worker under load.
+  const snaps = {};
+  if (CFG.servers.includes('clavex')) snaps.clavex = snapshotWorker(ROOT, 'clavex');
+  if (CFG.servers.includes('floor')) snaps.floor = snapshotWorker(join(ROOT, 'bench', 'floor'), 'floor');
+  process.on('exit', () => { for (const x of Object.values(snaps)) x.remove(); });
   const sizeInfo = {};
-  if (CFG.servers.includes('clavex')) { log('sizes: Clavex (wrangler deploy --dry-run)'); sizeInfo.clavex = sizes('clavex', ROOT, join(ROOT, 'wrangler.toml')); }
-  if (CFG.servers.includes('floor')) { log('sizes: floor'); sizeInfo.floor = sizes('floor', join(ROOT, 'bench', 'floor'), join(ROOT, 'bench', 'floor', 'wrangler.toml')); }
+  if (snaps.clavex) { log('sizes: Clavex (wrangler deploy --dry-run)'); sizeInfo.clavex = sizes('clavex', snaps.clavex.dir, snaps.clavex.config); }
+  if (snaps.floor) { log('sizes: floor'); sizeInfo.floor = sizes('floor', snaps.floor.dir, snaps.floor.config); }
 
   const servers = {};
   const starts = {};
@@ -448,7 +465,7 @@ async function main() {
     if (CFG.servers.includes('floor')) {
       log('starting the floor Worker');
       try {
-        const server = await startWorkerTimed({ name: 'floor', config: join(ROOT, 'bench', 'floor', 'wrangler.toml'), cwd: join(ROOT, 'bench', 'floor'), migrate: false });
+        const server = await startWorkerTimed({ name: 'floor', config: snaps.floor.config, cwd: snaps.floor.dir, migrate: false });
         starts.floor = { startMs: server.startMs };
         servers.floor = { name: 'floor', server, cpuPids: server.cpuPids, t: target(server, `/${ORG}`, 'x', maxConc) };
       } catch (e) { starts.floor = { failed: e.message }; servers.floor = { name: 'floor', failed: `start: ${e.message.split('\n')[0]}` }; }
@@ -458,7 +475,7 @@ async function main() {
       const adminToken = randomBytes(24).toString('base64url');
       try {
         const server = await startWorkerTimed({
-          name: 'clavex', config: join(ROOT, 'wrangler.toml'), cwd: ROOT,
+          name: 'clavex', config: snaps.clavex.config, cwd: snaps.clavex.dir,
           vars: { ADMIN_TOKEN: adminToken, KEY_ENCRYPTION_SECRET: randomBytes(32).toString('base64url'), PUBLIC_BASE_URL: '' },
         });
         starts.clavex = { startMs: server.startMs };
@@ -506,6 +523,12 @@ async function main() {
           const needsSession = name !== 'floor' && ['token', 'refresh', 'userinfo', 'sso'].includes(scn.key);
           if (needsSession && s.sessionError) { row[name] = { failed: `setup: ${s.sessionError}` }; continue; }
           if ((performance.now() - RUN_START) / 1000 > CFG.maxTotalSeconds) { row[name] = { failed: 'skipped: whole-run time bound reached' }; continue; }
+          if (!(await healthy(s))) {
+            row[name] = { failed: 'server not answering /healthz (hung or crashed)' };
+            s.unhealthy = (s.unhealthy ?? 0) + 1;
+            log(`${scn.key} c=${c} ${name}: FAILED server not answering /healthz`);
+            continue;
+          }
           try {
             const roles = s.server.roles();
             const run = await measure(scn, s, c);
@@ -526,6 +549,14 @@ async function main() {
     notes.loadAfter = loadavg().map((x) => x.toFixed(2)).join(' ');
     const busyAfter = await busyProcesses();
     for (const name of ['clavex', 'peer']) if (servers[name]?.failed) notes.extra.push(`${name} failed: ${servers[name].failed.slice(0, 300)}`);
+    for (const name of ['clavex', 'floor', 'peer']) {
+      const s = servers[name];
+      const anyFailed = Object.values(results).some((byC) => Object.values(byC).some((row) => row[name]?.failed));
+      if (s?.server && anyFailed) {
+        const tail = s.server.output().split('\n').filter((l) => l.trim() && !/Request\.cf|ENOTFOUND workers\.cloudflare|GetAddrInfoReqWrap|WARNING: Unsupported runtime/.test(l)).slice(-12).join('\n');
+        if (tail) notes.extra.push(`${name} had failures; last lines of its output:\n\n\`\`\`\n${tail.slice(-2500)}\n\`\`\``);
+      }
+    }
     if (servers.clavex?.sessionError) notes.extra.push(`Clavex login/session setup failed: ${servers.clavex.sessionError.slice(0, 300)}`);
     if (servers.peer?.sessionError) notes.extra.push(`peer login/session setup failed: ${servers.peer.sessionError.slice(0, 300)}`);
     const elapsed = (performance.now() - RUN_START) / 1000;
