@@ -41,6 +41,9 @@ for (const [label, uri] of [
   ['registered URI with a different case host', RP_REDIRECT.replace('rp.example.test', 'RP.example.test')],
   ['registered URI over http instead of https', RP_REDIRECT.replace('https:', 'http:')],
   ['another client\'s registered URI', SPA_REDIRECT],
+  ['registered URI plus a fragment', `${RP_REDIRECT}#frag`],
+  ['registered URI with an explicit default port', RP_REDIRECT.replace('rp.example.test', 'rp.example.test:443')],
+  ['registered URI with a percent-encoded path character', RP_REDIRECT.replace('/callback', '/%63allback')],
 ]) {
   test(`redirect_uri mismatch (${label}) → error page, never a redirect`, async () => {
     const res = await get(authorizeUrl(fx, fx.web, { redirect_uri: uri }));

@@ -52,6 +52,15 @@ test('replaying a code revokes the refresh token issued by its first redemption'
   assertOAuthError(res, 400, 'invalid_grant', 'refresh after code replay');
 });
 
+test('replaying a code also revokes tokens already refreshed from that grant', async () => {
+  const { code } = await authorize(fx, fx.web);
+  const first = assertTokenSuccess(await exchangeCode(fx, fx.web, code));
+  const refreshed = assertTokenSuccess(await tokenRequest(fx, fx.web, { grant_type: 'refresh_token', refresh_token: first.refresh_token }), 'refresh');
+  await exchangeCode(fx, fx.web, code);
+  assert.equal((await userinfo(fx, refreshed.access_token)).status, 401, 'the refreshed access token is revoked with the grant');
+  assertOAuthError(await tokenRequest(fx, fx.web, { grant_type: 'refresh_token', refresh_token: refreshed.refresh_token }), 400, 'invalid_grant', 'the refreshed refresh token');
+});
+
 test('10 concurrent redemptions of one code → exactly one 200, the rest 400 invalid_grant', async () => {
   const { code } = await authorize(fx, fx.web);
   const results = await Promise.all(Array.from({ length: 10 }, () => exchangeCode(fx, fx.web, code)));

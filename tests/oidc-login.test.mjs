@@ -189,6 +189,14 @@ test('prompt=none with a session → code, same sub and auth_time', async () => 
   assert.equal(again.auth_time, claims.auth_time);
 });
 
+test('silent SSO echoes the nonce of the new request', async () => {
+  const { browser } = await signIn();
+  const res = await browser.get(authorizeUrl(fx, fx.web, { nonce: 'second-nonce', state: 'sn' }));
+  assert.equal(res.status, 302);
+  const again = await exchange(parseRedirect(res.location).params.code);
+  assert.equal(again.nonce, 'second-nonce');
+});
+
 test('prompt=login with a session → login page; after re-login auth_time is later', async () => {
   const { browser, claims } = await signIn();
   await sleep(1100);

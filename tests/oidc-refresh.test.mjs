@@ -61,6 +61,15 @@ test('missing refresh_token parameter → 400 invalid_request', async () => {
   assertOAuthError(await tokenRequest(fx, fx.web, { grant_type: 'refresh_token' }), 400, ['invalid_request', 'invalid_grant']);
 });
 
+test('refresh may narrow the scope (RFC 6749 §6)', async () => {
+  const { tokens } = await loginAndExchange(fx, fx.web);
+  const t = assertTokenSuccess(await refresh(tokens.refresh_token, fx.web, { scope: 'openid' }), 'narrowed refresh');
+  assert.deepEqual(t.scope.split(' '), ['openid']);
+  const ui = await userinfo(fx, t.access_token);
+  assert.equal(ui.status, 200);
+  assert.equal(ui.json.email, undefined, 'email no longer granted to the narrowed token');
+});
+
 test('refresh cannot widen the scope', async () => {
   const { tokens } = await loginAndExchange(fx, fx.web, { params: { scope: 'openid email' } });
   const res = await refresh(tokens.refresh_token, fx.web, { scope: 'openid email profile' });
