@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
 # Builds the Worker (build/index.js + wasm) with the tools scripts/setup.sh installed.
 # worker-build looks for *_BIN variables before it tries to download anything (toolchain.md).
-# Skips the build when nothing it reads changed since the last one, because `wrangler dev` runs
-# this script at every start (wrangler.toml [build]) after the test runner already built.
+# Skips the build when nothing it reads changed since the last one, so a warm run costs nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"

@@ -6,8 +6,9 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 bash scripts/build.sh
 PORT="${PORT:-8787}"
+HOST="${HOST:-127.0.0.1}"
 npx wrangler d1 migrations apply DB --local >/dev/null
-npx wrangler dev --local --ip 127.0.0.1 --port "$PORT" --show-interactive-dev-session=false &
+npx wrangler dev --local --ip "$HOST" --port "$PORT" --show-interactive-dev-session=false &
 WRANGLER_PID=$!
 trap 'kill $WRANGLER_PID 2>/dev/null || true' EXIT INT TERM
 for _ in $(seq 1 180); do

@@ -24,6 +24,11 @@ const CLIENT = {
   scopes: ['openid', 'profile', 'email'],
   token_endpoint_auth_method: 'client_secret_post',
 };
+// A Rocket.Chat started locally answers on ROCKETCHAT_URL (its ROOT_URL; Rocket.Chat's default
+// is http://localhost:3000); its callback is registered too, so it can sign in against this
+// instance without an error_uri_mismatch.
+const ROCKETCHAT_URL = (process.env.ROCKETCHAT_URL || 'http://localhost:3000').replace(/\/$/, '');
+const LOCAL_CALLBACK = `${ROCKETCHAT_URL}/_oauth/clavex`;
 const USER = { username: 'demo', email: 'demo@acme.test', name: 'Demo User', email_verified: true };
 
 function adminToken() {
@@ -71,13 +76,20 @@ const issuer = org.body.issuer;
 // Client: a known secret must belong to this database's client; when in doubt, rotate.
 let client = await api('GET', `/organizations/${ORG.slug}/clients/${CLIENT.client_id}`);
 if (client.status === 404) {
-  client = expect(await api('POST', `/organizations/${ORG.slug}/clients`, CLIENT), [201], 'creating client rocketchat');
+  const body = { ...CLIENT, redirect_uris: [...CLIENT.redirect_uris, LOCAL_CALLBACK] };
+  client = expect(await api('POST', `/organizations/${ORG.slug}/clients`, body), [201], 'creating client rocketchat');
   saved.client_secret = client.body.client_secret;
   saved.client_created_at = client.body.created_at;
   save();
   console.log('created client rocketchat');
 } else {
   expect(client, [200], 'reading client rocketchat');
+  if (!client.body.redirect_uris.includes(LOCAL_CALLBACK)) {
+    const redirect_uris = [...client.body.redirect_uris, LOCAL_CALLBACK];
+    expect(await api('PATCH', `/organizations/${ORG.slug}/clients/${CLIENT.client_id}`, { redirect_uris }), [200],
+      'registering the local Rocket.Chat callback');
+    console.log(`registered ${LOCAL_CALLBACK} for rocketchat`);
+  }
   if (!saved.client_secret || saved.client_created_at !== client.body.created_at) {
     const rotated = expect(await api('POST', `/organizations/${ORG.slug}/clients/${CLIENT.client_id}/secret`), [200],
       'rotating the rocketchat secret');
@@ -122,13 +134,26 @@ Clavex ${health.version} is running at ${base}
   Client:                      ${CLIENT.client_id}
   Client secret:               ${saved.client_secret}
 
-Rocket.Chat (Administration > Settings > OAuth > Add custom OAuth "clavex"):
-  URL:               ${issuer}
-  Token Path:        /token
-  Token Sent Via:    Header
-  Identity Path:     /userinfo
-  Authorize Path:    /authorize
-  Scope:             openid profile email
-  Id:                ${CLIENT.client_id}
-  Secret:            ${saved.client_secret}
+Rocket.Chat (Administration > Settings > OAuth > Add custom OAuth, name it "clavex"):
+  Enable:                         True
+  URL:                            ${issuer}
+  Token path:                     /token
+  Token sent via:                 Header
+  Identity token sent via:        Header
+  Identity path:                  /userinfo
+  Authorize path:                 /authorize
+  Scope:                          openid profile email
+  Param name for access token:    access_token
+  Id:                             ${CLIENT.client_id}
+  Secret:                         ${saved.client_secret}
+  Login style:                    Redirect
+  Button text:                    Sign in with Clavex   (text color #FFFFFF, button color #1D9E75)
+  Field map:                      {"name":"name","email":"email","username":"preferred_username","avatar":"picture"}
+  Also enable:                    Merge users, Show button on login page
+
+  Registered callbacks:           ${CLIENT.redirect_uris[0]}
+                                  ${LOCAL_CALLBACK}   (set ROCKETCHAT_URL to register another)
+  Rocket.Chat's server must reach ${base}: for Rocket.Chat in a container, start with
+  HOST=0.0.0.0 make dev and use this machine's address instead of 127.0.0.1.
+  Guide: docs/integrations/rocket-chat.md
 `);
