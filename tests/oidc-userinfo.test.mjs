@@ -123,3 +123,20 @@ test('a disabled user\'s access token stops working at userinfo', async () => {
   assert.ok(patch.status >= 200 && patch.status < 300, `disable → ${patch.status}`);
   assert.equal((await userinfo(fx, tokens.access_token)).status, 401);
 });
+
+test('absent profile values are omitted, never null or empty (OIDC Core §5.3.2); email_verified false stays a boolean', async () => {
+  const res = await admin('POST', `/organizations/${fx.slug}/users`, {
+    username: 'gina-minimal', email: 'gina@example.test', password: 'Pw-minimal-123!', email_verified: false,
+  });
+  assert.equal(res.status, 201, JSON.stringify(res.body));
+  const gina = { username: 'gina-minimal', password: 'Pw-minimal-123!' };
+  const { tokens } = await loginAndExchange(fx, fx.web, { user: gina });
+  const u = (await userinfo(fx, tokens.access_token)).json;
+  assert.equal(u.sub, res.body.id);
+  assert.equal(u.email_verified, false);
+  assert.equal(u.preferred_username, 'gina-minimal');
+  for (const [k, v] of Object.entries(u)) {
+    assert.ok(v !== null && v !== '', `claim ${k} is not null/empty (${JSON.stringify(v)})`);
+  }
+  assert.ok(!('picture' in u), 'no picture claim for a user without a picture');
+});
