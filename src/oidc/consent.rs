@@ -7,7 +7,7 @@ use worker::{Method, Request, Response, Result};
 use crate::edge::context::Ctx;
 use crate::edge::http;
 use crate::edge::store::orgs::Organization;
-use crate::oidc::login::{form_parts, open_form_state};
+use crate::oidc::login::{form_parts, open_form_state, registered_client};
 use crate::oidc::request::{form_body, organization};
 use crate::oidc::{issue, pages, sso};
 use crate::protocol::authorize::AuthorizeRequest;
@@ -65,6 +65,9 @@ pub async fn handle(mut req: Request, ctx: &Ctx, slug: &str) -> Result<Response>
         Err(page) => return page,
     };
     let request = state.request;
+    if let Err(page) = registered_client(ctx, &org, &request).await? {
+        return Ok(page);
+    }
     let Some((session, user)) = sso::current(ctx, slug, &req).await? else {
         return pages::error(
             &org,

@@ -7,7 +7,7 @@ use crate::crypto::random_token;
 use crate::edge::context::Ctx;
 use crate::edge::http;
 use crate::edge::password::verify_password;
-use crate::edge::store::clients::get_client;
+use crate::edge::store::clients::{Client, get_client};
 use crate::edge::store::orgs::Organization;
 use crate::edge::store::users::find_user_by_login;
 use crate::oidc::login_state::{LoginState, StateError, open_state, seal_state};
@@ -162,29 +162,11 @@ pub async fn handle(mut req: Request, ctx: &Ctx, slug: &str) -> Result<Response>
         Err(page) => return page,
     };
     let request = state.request;
-    // The client may have changed since the form was shown: its redirect URI must still be
-    // registered before anything is sent there.
     let db = ctx.db()?;
-    let Some(client) = get_client(&db, slug, &request.client_id).await? else {
-        return pages::error(
-            &org,
-            400,
-            "Unknown application",
-            "The application is no longer registered.",
-            "invalid_client",
-            None,
-        );
+    let client = match registered_client(ctx, &org, &request).await? {
+        Ok(c) => c,
+        Err(page) => return Ok(page),
     };
-    if !client.redirect_uris.contains(&request.redirect_uri) {
-        return pages::error(
-            &org,
-            400,
-            "This application's redirect URI is not registered",
-            "The redirect URI is no longer registered for this application.",
-            "error_uri_mismatch",
-            Some(&request.redirect_uri),
-        );
-    }
 
     let login = form.first("username").unwrap_or("").trim();
     let password = form.first("password").unwrap_or("");
@@ -231,6 +213,38 @@ pub async fn handle(mut req: Request, ctx: &Ctx, slug: &str) -> Result<Response>
         issue::code(ctx, slug, &request, &user.id, ctx.now, 303).await?
     };
     append_cookie(resp, &session_cookie)
+}
+
+/// The client a submitted form is for. It may have changed since the form was shown: it must
+/// still exist and still have the redirect URI before anything is sent there. `Err` is the page.
+pub async fn registered_client(
+    ctx: &Ctx,
+    org: &Organization,
+    request: &AuthorizeRequest,
+) -> Result<std::result::Result<Client, Response>> {
+    let Some(client) = get_client(&ctx.db()?, &org.slug, &request.client_id).await? else {
+        let page = pages::error(
+            org,
+            400,
+            "Unknown application",
+            "The application is no longer registered.",
+            "invalid_client",
+            None,
+        )?;
+        return Ok(Err(page));
+    };
+    if !client.redirect_uris.contains(&request.redirect_uri) {
+        let page = pages::error(
+            org,
+            400,
+            "This application's redirect URI is not registered",
+            "The redirect URI is no longer registered for this application.",
+            "error_uri_mismatch",
+            Some(&request.redirect_uri),
+        )?;
+        return Ok(Err(page));
+    }
+    Ok(Ok(client))
 }
 
 pub fn append_cookie(resp: Response, cookie: &str) -> Result<Response> {
