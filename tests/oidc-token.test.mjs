@@ -278,3 +278,9 @@ test('a code from another organization is refused even for a same-named client',
   const res = await exchangeCode(fx, fx2.web, code);
   assertOAuthError(res, 401, 'invalid_client', 'org 2 secret at org 1');
 });
+
+test('a form Content-Type with a charset parameter is accepted', async () => {
+  const res = await tokenRequest(fx, fx.web, { grant_type: 'authorization_code', code: await codeFor(), redirect_uri: RP_REDIRECT },
+    { headers: { 'Content-Type': 'application/x-www-form-urlencoded; charset=UTF-8' } });
+  assertTokenSuccess(res, 'charset=UTF-8');
+});
