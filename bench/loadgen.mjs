@@ -219,7 +219,8 @@ function diffCpu(after, before) {
  * latencies (ms) of successful iterations, error count, first errors, elapsed seconds and the CPU
  * seconds that `cpuPids` spent meanwhile.
  */
-export async function runLoad({ concurrency, maxIterations, maxSeconds, iteration, cpuPids = [], maxErrors = 50 }) {
+export async function runLoad({ concurrency, maxIterations, maxSeconds, iteration, cpuPids = [], maxErrors = 50, hooks }) {
+  await hooks?.before?.();
   const latencies = [];
   const errors = [];
   let started = 0;
@@ -245,6 +246,7 @@ export async function runLoad({ concurrency, maxIterations, maxSeconds, iteratio
   const elapsed = (performance.now() - t0) / 1000;
   const cpuPerPid = diffCpu(cpuByPid(cpuPids), cpu0);
   const cpu = Object.values(cpuPerPid).reduce((a, b) => a + b, 0);
+  await hooks?.after?.();
   latencies.sort((a, b) => a - b);
   return { latencies, ok: latencies.length, errors: errorCount, errorSamples: errors, elapsed, cpu, cpuPerPid };
 }

@@ -17,6 +17,7 @@ import { ROOT } from '../tests/support/worker.mjs';
 import { makeClient, runLoad, mergeRuns, summarize, CLK_TCK } from './loadgen.mjs';
 import { startWorkerTimed, startPeer, snapshotWorker } from './servers.mjs';
 import * as F from './flows.mjs';
+import { connectProfiler, summarizeProfiles } from './profile.mjs';
 
 const num = (name, dflt) => (process.env[name] ? Number(process.env[name]) : dflt);
 const list = (name, dflt) => (process.env[name] ? process.env[name].split(',').map((s) => s.trim()).filter(Boolean) : dflt);
@@ -30,6 +31,7 @@ const CFG = {
   scenarios: list('BENCH_SCENARIOS', null),
   concurrency: list('BENCH_CONCURRENCY', ['1', '8']).map(Number),
   out: process.env.BENCH_OUT ?? join(ROOT, 'bench', 'results'),
+  profileSeconds: num('BENCH_PROFILE_SECONDS', 2),
 };
 const RUN_START = performance.now();
 const log = (...a) => console.log(`[bench ${((performance.now() - RUN_START) / 1000).toFixed(0).padStart(4)}s]`, ...a);
@@ -183,14 +185,14 @@ async function pool(n, concurrency, fn) {
  * Scenarios whose requests need something minted right before (single-use codes, login forms):
  * mint a batch untimed, then time only the requests that consume it; repeat within the bounds.
  */
-async function runRounds({ conc, maxItems, seconds, batch, mint, consume, cpuPids }) {
+async function runRounds({ conc, maxItems, seconds, batch, mint, consume, cpuPids, hooks }) {
   const runs = [];
   let done = 0;
   let measured = 0;
   const wallDeadline = performance.now() + 4 * seconds * 1000;
   while (done < maxItems && measured < seconds && performance.now() < wallDeadline) {
     const items = await pool(Math.min(batch, maxItems - done), 4, mint);
-    const r = await runLoad({ concurrency: conc, maxIterations: items.length, maxSeconds: seconds - measured, cpuPids, iteration: (_vu, i) => consume(items[i]) });
+    const r = await runLoad({ concurrency: conc, maxIterations: items.length, maxSeconds: seconds - measured, cpuPids, hooks, iteration: (_vu, i) => consume(items[i]) });
     runs.push(r);
     done += items.length;
     measured += r.elapsed;
@@ -281,19 +283,55 @@ async function healthy(s) {
   } catch { return false; }
 }
 
-async function measure(scn, s, conc) {
+/** One measured run (after its warm-up). `hooks` ({before, after}) wrap each timed part only. */
+async function measure(scn, s, conc, { seconds = CFG.seconds, hooks } = {}) {
   const cpuPids = s.cpuPids();
   const single = scn.kind === 'single';
   const maxItems = single ? CFG.maxRequests : CFG.maxFlows;
   if (scn.rounds && s.name !== 'floor') {
     if (CFG.warmup > 0) await runRounds({ conc, maxItems: Math.min(CFG.warmup, 20), seconds: 2, batch: 20, mint: (i) => scn.mint(s, i), consume: (x) => scn.consume(s, x), cpuPids: [] });
-    return runRounds({ conc, maxItems, seconds: CFG.seconds, batch: scn.batch, mint: (i) => scn.mint(s, i), consume: (x) => scn.consume(s, x), cpuPids });
+    return runRounds({ conc, maxItems, seconds, batch: scn.batch, mint: (i) => scn.mint(s, i), consume: (x) => scn.consume(s, x), cpuPids, hooks });
   }
   if (CFG.warmup > 0) {
     const w = await runLoad({ concurrency: conc, maxIterations: CFG.warmup, maxSeconds: 2, iteration: (vu) => scn.op(s, vu), maxErrors: CFG.warmup });
     if (w.ok === 0 && w.errors > 0) throw new Error(`warm-up failed: ${w.errorSamples.join(' / ')}`);
   }
-  return runLoad({ concurrency: conc, maxIterations: maxItems, maxSeconds: CFG.seconds, cpuPids, iteration: (vu) => scn.op(s, vu) });
+  return runLoad({ concurrency: conc, maxIterations: maxItems, maxSeconds: seconds, cpuPids, hooks, iteration: (vu) => scn.op(s, vu) });
+}
+
+/**
+ * A separate pass after the measured runs: each Clavex scenario again at c=1 for a few seconds
+ * with the V8 sampling profiler on (its overhead never touches the measured numbers).
+ */
+async function profilePass(servers, results) {
+  const out = {};
+  for (const name of ['clavex', 'floor']) {
+    const s = servers[name];
+    if (!s?.server || s.failed || !(await healthy(s))) continue;
+    let prof;
+    try {
+      prof = await connectProfiler(s.server.pid).catch(() => connectProfiler(s.server.pid));
+    } catch (e) { out[name] = { failed: e.message }; continue; }
+    out[name] = {};
+    try {
+      for (const scn of MAIN) {
+        if (name === 'floor' && (!scn.floor || scn.key !== 'discovery')) continue;
+        if (!results[scn.key] || (name === 'clavex' && ['token', 'refresh', 'userinfo', 'sso'].includes(scn.key) && s.sessionError)) continue;
+        const profiles = [];
+        try {
+          const run = await measure(scn, s, 1, {
+            seconds: CFG.profileSeconds,
+            hooks: { before: () => prof.start(), after: async () => { profiles.push(await prof.stop()); } },
+          });
+          out[name][scn.key] = summarizeProfiles(profiles.filter(Boolean), run.ok);
+          log(`profile ${scn.key} ${name}: sampled busy ${fms(out[name][scn.key].busyMsPerOp)} ms/op over ${run.ok} ops`);
+        } catch (e) {
+          out[name][scn.key] = { failed: e.message.split('\n')[0] };
+        }
+      }
+    } finally { prof.close(); }
+  }
+  return out;
 }
 
 // --- report ---------------------------------------------------------------------------------------
@@ -311,7 +349,7 @@ function cell(r) {
 }
 const good = (r) => r && !r.failed && r.ok > 0;
 
-function report({ results, info, sizeInfo, starts, iterations, busyBefore, busyAfter, notes, elapsed }) {
+function report({ results, profiles = {}, info, sizeInfo, starts, iterations, busyBefore, busyAfter, notes, elapsed }) {
   const L = [];
   const when = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
   L.push(`# Clavex benchmark — ${when}`, '');
@@ -369,6 +407,27 @@ function report({ results, info, sizeInfo, starts, iterations, busyBefore, busyA
     }
   }
   L.push('', `CPU time is read in clock ticks of ${1000 / CLK_TCK} ms, over a whole measured run (hundreds of requests), so per-request values finer than that are averages, not single samples.`, '');
+
+  const pc = profiles.clavex;
+  if (pc && !pc.failed && Object.keys(pc).length) {
+    L.push('## Where Clavex\'s isolate spends its time', '');
+    L.push(`A separate pass after the measured runs: each scenario again at c=1 for ${CFG.profileSeconds} s with V8\'s sampling profiler attached through \`wrangler dev\`\'s inspector, timed parts only. It sees the Worker\'s own isolate only — not the dev proxy, not the local D1/KV simulators, but the JS side of the bindings (D1/KV client wrappers, Miniflare\'s middleware) and the wasm. "Sampled busy" is the time between non-idle samples: the profiler inflates it (compare with the floor\'s figure below, and read the split and the top functions rather than the absolute value). Self time in ms per request (per flow for flows); wasm functions carry their Rust names, minified JS its short names.`, '');
+    const fl = profiles.floor?.discovery;
+    if (fl && !fl.failed) L.push(`For reference, the floor Worker\'s isolate, profiled the same way: ${fms(fl.busyMsPerOp)} ms sampled busy per request (discovery shape; wasm ${fms(fl.categories.wasm ?? 0)}, JS ${fms(fl.categories.js ?? 0)}).`, '');
+    L.push('| scenario | profiled ops | sampled busy ms/op | wasm | wasm↔JS | JS | GC | program | top self time (ms/op) |');
+    L.push('|---|--:|--:|--:|--:|--:|--:|--:|---|');
+    for (const scn of MAIN) {
+      const p = pc[scn.key];
+      if (!p) continue;
+      if (p.failed) { L.push(`| ${scn.label} | FAILED: ${p.failed.replace(/\|/g, '/').slice(0, 100)} | | | | | | | |`); continue; }
+      const c = p.categories;
+      const top = p.top.slice(0, 5).map((t) => `\`${t.name.replace(/\|/g, '/').replace(/::h[0-9a-f]{16}$/, '')}\` ${fms(t.msPerOp)}`).join('; ');
+      L.push(`| ${scn.label} | ${p.ops} | ${fms(p.busyMsPerOp)} | ${fms(c.wasm ?? 0)} | ${fms(c['wasm↔js'] ?? 0)} | ${fms(c.js ?? 0)} | ${fms(c.gc ?? 0)} | ${fms(c['runtime (program)'] ?? 0)} | ${top} |`);
+    }
+    L.push('');
+  } else if (pc?.failed) {
+    L.push('## Where Clavex\'s isolate spends its time', '', `Profiling failed: ${pc.failed}`, '');
+  }
 
   L.push('## Password hash', '');
   L.push(`Login deliberately pays for a password hash (Clavex: PBKDF2-HMAC-SHA256 through WebCrypto; the peer was given PBKDF2-HMAC-SHA256 with ${iterations.value.toLocaleString('en')} iterations through node:crypto, the count read from ${iterations.source}). It bounds login throughput on purpose.`, '');
@@ -546,6 +605,11 @@ async function main() {
       }
     }
 
+    let profiles = {};
+    if (CFG.profileSeconds > 0) {
+      log('profile pass (V8 sampling profiler through the inspector; not part of the measured numbers)');
+      profiles = await profilePass(servers, results);
+    }
     notes.loadAfter = loadavg().map((x) => x.toFixed(2)).join(' ');
     const busyAfter = await busyProcesses();
     for (const name of ['clavex', 'peer']) if (servers[name]?.failed) notes.extra.push(`${name} failed: ${servers[name].failed.slice(0, 300)}`);
@@ -560,11 +624,11 @@ async function main() {
     if (servers.clavex?.sessionError) notes.extra.push(`Clavex login/session setup failed: ${servers.clavex.sessionError.slice(0, 300)}`);
     if (servers.peer?.sessionError) notes.extra.push(`peer login/session setup failed: ${servers.peer.sessionError.slice(0, 300)}`);
     const elapsed = (performance.now() - RUN_START) / 1000;
-    const md = report({ results, info, sizeInfo, starts, iterations, busyBefore, busyAfter, notes, elapsed });
+    const md = report({ results, profiles, info, sizeInfo, starts, iterations, busyBefore, busyAfter, notes, elapsed });
     mkdirSync(CFG.out, { recursive: true });
     const stamp = new Date().toISOString().replace(/[:]/g, '').replace(/\.\d+Z$/, 'Z');
     writeFileSync(join(CFG.out, 'latest.md'), md);
-    writeFileSync(join(CFG.out, 'latest.json'), `${JSON.stringify({ when: new Date().toISOString(), config: CFG, info, sizeInfo, starts, iterations, busyBefore, busyAfter, notes, results }, (k, v) => (k === 'latencies' ? undefined : v), 2)}\n`);
+    writeFileSync(join(CFG.out, 'latest.json'), `${JSON.stringify({ when: new Date().toISOString(), config: CFG, info, sizeInfo, starts, iterations, busyBefore, busyAfter, notes, results, profiles }, (k, v) => (k === 'latencies' ? undefined : v), 2)}\n`);
     copyFileSync(join(CFG.out, 'latest.md'), join(CFG.out, `${stamp}.md`));
     console.log(`\n${md}`);
     log(`wrote ${join(CFG.out, 'latest.md')} and ${stamp}.md`);
