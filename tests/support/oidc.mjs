@@ -4,6 +4,7 @@
 import assert from 'node:assert/strict';
 import { createHash, createPublicKey, randomBytes, verify as cryptoVerify } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
 import { join } from 'node:path';
 import { BASE, admin, unique } from './client.mjs';
 import { ROOT } from './worker.mjs';
@@ -502,13 +503,12 @@ export function assertErrorRedirect(fx, res, redirectUri, error, state, what = '
  * One HTTP/1.1 request with exactly `headers` (plus Host and Content-Length). Returns
  * { status, headers (lower-cased object), text, json }.
  */
-export async function rawHttp(method, url, headers = {}, body) {
-  const { request } = await import('node:http');
+export function rawHttp(method, url, headers = {}, body) {
   const u = new URL(url);
   const h = { ...headers };
   if (body !== undefined) h['Content-Length'] = Buffer.byteLength(body);
   return new Promise((resolve, reject) => {
-    const req = request({ method, hostname: u.hostname, port: u.port, path: `${u.pathname}${u.search}`, headers: h, setHost: true }, (res) => {
+    const req = httpRequest({ method, hostname: u.hostname, port: u.port, path: `${u.pathname}${u.search}`, headers: h, setHost: true }, (res) => {
       let text = '';
       res.setEncoding('utf8');
       res.on('data', (d) => { text += d; });
