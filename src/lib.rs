@@ -17,10 +17,23 @@ pub mod protocol;
 pub mod routes;
 pub mod ui;
 
-use worker::{Context, Env, Request, Response, Result, event};
+use worker::{Context, Env, Request, Response, Result, ScheduleContext, ScheduledEvent, event};
 
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
     console_error_panic_hook::set_once();
     edge::dispatch::handle(req, env).await
+}
+
+/// The cron trigger (wrangler.toml `[triggers]`): clean up expired tokens and finished grants.
+#[event(scheduled)]
+async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
+    console_error_panic_hook::set_once();
+    let outcome = match env.d1("DB") {
+        Ok(db) => edge::cleanup::run(&db, edge::context::now_seconds()).await,
+        Err(e) => Err(e),
+    };
+    if let Err(e) = outcome {
+        worker::console_error!("scheduled clean-up failed: {e}");
+    }
 }

@@ -13,6 +13,7 @@ pub mod lifetimes;
 pub mod pkce;
 pub mod redirect;
 pub mod refresh;
+pub mod retention;
 pub mod scopes;
 pub mod session;
 pub mod token_request;

@@ -40,7 +40,7 @@ export async function startWorker({ config = join(ROOT, 'wrangler.toml'), vars =
   const child = spawn(
     WRANGLER,
     ['dev', '--local', '--config', config, '--ip', '127.0.0.1', '--port', String(port), '--persist-to', persistDir,
-      '--inspector-port', String(await freePort()), '--show-interactive-dev-session=false', '--log-level', 'warn', ...varArgs],
+      '--inspector-port', String(await freePort()), '--test-scheduled', '--show-interactive-dev-session=false', '--log-level', 'warn', ...varArgs],
     { cwd, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] },
   );
   let output = '';
