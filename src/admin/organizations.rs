@@ -124,6 +124,8 @@ pub async fn update(req: &mut Request, ctx: &Ctx, slug: &str) -> Outcome {
     let org = store::orgs::update_org(&db, &org)
         .await?
         .ok_or_else(|| ApiError::not_found("organization"))?;
+    // This isolate's login pages show the new name and branding at once (others within 30 s).
+    crate::oidc::request::forget_organization(slug);
     Ok(http::json(200, &view(ctx, org))?)
 }
 
@@ -140,6 +142,7 @@ pub async fn delete(ctx: &Ctx, slug: &str) -> Outcome {
     // A cached signing key of the deleted organization must not sign for one recreated under
     // the same slug.
     crate::oidc::signer::forget(slug);
+    crate::oidc::request::forget_organization(slug);
     no_content()
 }
 
