@@ -27,12 +27,22 @@ pub async fn handle(req: Request, env: Env) -> Result<Response> {
             return http::api_error(500, "server_error", "the server is not configured", None);
         }
     };
+    // Browser-based clients call these cross-origin (see http::allow_any_origin).
+    let cors_methods = match route {
+        Route::Token(_) | Route::Revoke(_) => Some("POST"),
+        Route::Userinfo(_) => Some("GET, POST"),
+        Route::Discovery(_) | Route::AuthServerMetadata(_) | Route::Jwks(_) => Some("GET"),
+        _ => None,
+    };
+    if let (Some(methods), Method::Options) = (cors_methods, req.method()) {
+        return http::preflight(methods);
+    }
     let ctx = Ctx {
         env,
         config,
         now: now_seconds(),
     };
-    match route {
+    let resp = match route {
         Route::Admin(segments) => crate::admin::handle(req, &ctx, &segments).await,
         Route::Discovery(org) | Route::AuthServerMetadata(org) => {
             oidc::discovery::handle(req, &ctx, org).await
@@ -47,6 +57,10 @@ pub async fn handle(req: Request, env: Env) -> Result<Response> {
         Route::Introspect(org) => oidc::introspect::handle(req, &ctx, org).await,
         Route::EndSession(org) => oidc::logout::handle(req, &ctx, org).await,
         Route::Health | Route::NotFound => http::not_found(),
+    }?;
+    match cors_methods {
+        Some(_) => http::allow_any_origin(resp),
+        None => Ok(resp),
     }
 }
 

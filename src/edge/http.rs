@@ -73,3 +73,27 @@ pub fn method_not_allowed(allow: &str) -> Result<Response> {
 pub fn not_found() -> Result<Response> {
     api_error(404, "not_found", "no such endpoint", None)
 }
+
+/// CORS for the endpoints a browser-based (public) client calls directly: token, userinfo,
+/// revocation, discovery and JWKS. They authenticate with the request body or a bearer header,
+/// never with cookies, so any origin may read their responses; cookie-bearing endpoints (authorize,
+/// login, consent, logout) and introspection (server to server) get no CORS headers.
+pub fn allow_any_origin(resp: Response) -> Result<Response> {
+    resp.headers().set("Access-Control-Allow-Origin", "*")?;
+    resp.headers()
+        .set("Access-Control-Expose-Headers", "WWW-Authenticate")?;
+    Ok(resp)
+}
+
+/// The answer to a CORS preflight (`OPTIONS` with Access-Control-Request-Method).
+pub fn preflight(methods: &str) -> Result<Response> {
+    let headers = Headers::new();
+    headers.set("Access-Control-Allow-Origin", "*")?;
+    headers.set("Access-Control-Allow-Methods", methods)?;
+    headers.set(
+        "Access-Control-Allow-Headers",
+        "Authorization, Content-Type",
+    )?;
+    headers.set("Access-Control-Max-Age", "86400")?;
+    Ok(Response::empty()?.with_status(204).with_headers(headers))
+}

@@ -18,10 +18,9 @@ pub async fn handle(req: Request, ctx: &Ctx, slug: &str) -> Result<Response> {
     public_json(&document(&ctx.config.issuer(slug)))
 }
 
-/// Public, cacheable metadata that browser-based clients may read from any origin.
+/// Public, cacheable metadata (dispatch adds CORS, so browser-based clients can read it).
 pub fn public_json(body: &serde_json::Value) -> Result<Response> {
     let resp = http::json(200, body)?;
     resp.headers().set("Cache-Control", "public, max-age=300")?;
-    resp.headers().set("Access-Control-Allow-Origin", "*")?;
     Ok(resp)
 }
