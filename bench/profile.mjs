@@ -28,11 +28,47 @@ export async function connectProfiler(wranglerPid) {
     ws.send(JSON.stringify({ id, method, params }));
     setTimeout(() => { if (pending.delete(id)) reject(new Error(`${method}: no answer`)); }, 30_000).unref();
   });
+  const sources = new Map();
+  /** The source line of a script (Debugger.getScriptSource), to name anonymous functions. */
+  async function line(scriptId, lineNumber) {
+    if (!sources.has(scriptId)) {
+      try { sources.set(scriptId, (await call('Debugger.getScriptSource', { scriptId })).scriptSource.split('\n')); } catch { sources.set(scriptId, []); }
+    }
+    return sources.get(scriptId)[lineNumber] ?? '';
+  }
   await call('Profiler.enable');
   await call('Profiler.setSamplingInterval', { interval: 100 });
   return {
     start: () => call('Profiler.start'),
     async stop() { return (await call('Profiler.stop')).profile; },
+    /**
+     * Give anonymous JS functions in a summary the name they are assigned to or passed from, read
+     * from the script's source (the Debugger domain is enabled only for this, after profiling).
+     */
+    async nameAnonymous(summaries) {
+      const keys = new Set(summaries.flatMap((x) => x?.top ?? []).map((t) => t.name).filter((n) => n.startsWith('(anonymous ')));
+      if (!keys.size) return;
+      try { await call('Debugger.enable'); } catch { return; }
+      const names = new Map();
+      for (const key of keys) {
+        const m = /^\(anonymous (.*)@(\d+):(-?\d+):(-?\d+)\)$/.exec(key);
+        if (!m || Number(m[3]) < 0) continue;
+        const text = (await line(m[2], Number(m[3]))).slice(0, Math.max(0, Number(m[4])));
+        const found = [...text.matchAll(/([A-Za-z_$][\w$]*)\s*(?:[:=]|\()\s*(?:async\s*)?(?:function\b|\(|[A-Za-z_$][\w$]*\s*=>)/g)].pop();
+        const near = found?.[1] ?? text.trim().slice(-40);
+        names.set(key, `(anonymous in ${m[1]} near \`${near}\`)`);
+      }
+      try { await call('Debugger.disable'); } catch { /* ignore */ }
+      for (const x of summaries) {
+        if (!x?.top) continue;
+        const merged = new Map();
+        for (const t of x.top) {
+          const n = names.get(t.name) ?? t.name;
+          merged.set(n, (merged.get(n) ?? 0) + t.msPerOp);
+        }
+        x.top = [...merged].sort((a, b) => b[1] - a[1]).map(([name, msPerOp]) => ({ name, msPerOp }));
+      }
+    },
     close: () => ws.close(),
   };
 }
@@ -71,7 +107,8 @@ function addProfile(profile, self, cats) {
     const n = byId.get(profile.samples[i]);
     const d = (profile.timeDeltas[i] ?? 0) / 1000;
     const url = n.callFrame.url ?? '';
-    const name = n.callFrame.functionName || `(anonymous ${url.split('/').pop() || 'script'})`;
+    const cf = n.callFrame;
+    const name = cf.functionName || `(anonymous ${url.split('/').pop() || 'script'}@${cf.scriptId}:${cf.lineNumber}:${cf.columnNumber})`;
     const cat = category(name, url);
     cats.set(cat, (cats.get(cat) ?? 0) + d);
     if (cat !== 'idle') self.set(name, (self.get(name) ?? 0) + d);

@@ -308,10 +308,12 @@ async function profilePass(servers, results) {
   for (const name of ['clavex', 'floor']) {
     const s = servers[name];
     if (!s?.server || s.failed || !(await healthy(s))) continue;
-    let prof;
-    try {
-      prof = await connectProfiler(s.server.pid).catch(() => connectProfiler(s.server.pid));
-    } catch (e) { out[name] = { failed: e.message }; continue; }
+    let prof = s.profiler;
+    if (!prof) {
+      try {
+        prof = await connectProfiler(s.server.pid);
+      } catch (e) { out[name] = { failed: `${s.profilerError ?? ''} ${e.message}`.trim() }; continue; }
+    }
     out[name] = {};
     try {
       for (const scn of MAIN) {
@@ -329,6 +331,7 @@ async function profilePass(servers, results) {
           out[name][scn.key] = { failed: e.message.split('\n')[0] };
         }
       }
+      await prof.nameAnonymous(Object.values(out[name]));
     } finally { prof.close(); }
   }
   return out;
@@ -421,7 +424,7 @@ function report({ results, profiles = {}, info, sizeInfo, starts, iterations, bu
       if (!p) continue;
       if (p.failed) { L.push(`| ${scn.label} | FAILED: ${p.failed.replace(/\|/g, '/').slice(0, 100)} | | | | | | | |`); continue; }
       const c = p.categories;
-      const top = p.top.slice(0, 5).map((t) => `\`${t.name.replace(/\|/g, '/').replace(/::h[0-9a-f]{16}$/, '')}\` ${fms(t.msPerOp)}`).join('; ');
+      const top = p.top.slice(0, 6).map((t) => `\`${t.name.replace(/[|`]/g, '').replace(/::h[0-9a-f]{16}$/, '')}\` ${fms(t.msPerOp)}`).join('; ');
       L.push(`| ${scn.label} | ${p.ops} | ${fms(p.busyMsPerOp)} | ${fms(c.wasm ?? 0)} | ${fms(c['wasm↔js'] ?? 0)} | ${fms(c.js ?? 0)} | ${fms(c.gc ?? 0)} | ${fms(c['runtime (program)'] ?? 0)} | ${top} |`);
     }
     L.push('');
@@ -556,6 +559,16 @@ async function main() {
         starts.peer = { startMs: server.startMs };
         servers.peer = { name: 'peer', server, cpuPids: server.cpuPids, t: target(server, `/${ORG}`, clientSecret, maxConc) };
       } catch (e) { starts.peer = { failed: e.message }; servers.peer = { name: 'peer', failed: `start: ${e.message.split('\n')[0]}` }; }
+    }
+    // The inspector connection for the profile pass is made now, while the Workers are fresh:
+    // late in a long run wrangler's inspector proxy was seen not to accept new connections. Only
+    // the Profiler domain is enabled; no profiling runs until the profile pass.
+    if (CFG.profileSeconds > 0) {
+      for (const name of ['clavex', 'floor']) {
+        const s = servers[name];
+        if (!s?.server || s.failed) continue;
+        try { s.profiler = await connectProfiler(s.server.pid); } catch (e) { s.profilerError = `at start: ${e.message};`; }
+      }
     }
     for (const name of ['clavex', 'peer']) {
       const s = servers[name];
