@@ -11,6 +11,7 @@ export function makeClient(baseUrl, sockets = 8) {
     throw new Error(`refusing to load anything but loopback: ${baseUrl}`);
   }
   const agent = new http.Agent({ keepAlive: true, maxSockets: sockets, maxFreeSockets: sockets });
+  let sent = 0;
   /**
    * request(method, pathOrUrl, { headers, form, jar }) → { status, headers, body, ms }
    * `form` (an object) is sent as application/x-www-form-urlencoded. `jar` (a Jar) sends its
@@ -31,6 +32,7 @@ export function makeClient(baseUrl, sockets = 8) {
       if (c) h.Cookie = c;
     }
     const t0 = process.hrtime.bigint();
+    sent += 1;
     return new Promise((resolve, reject) => {
       const req = http.request({
         agent, method, host: base.hostname, port: base.port, path: url.pathname + url.search, headers: h,
@@ -58,7 +60,7 @@ export function makeClient(baseUrl, sockets = 8) {
       req.end(body);
     });
   }
-  return { base, request, close: () => agent.destroy() };
+  return { base, request, sent: () => sent, close: () => agent.destroy() };
 }
 
 /**
@@ -219,8 +221,9 @@ function diffCpu(after, before) {
  * latencies (ms) of successful iterations, error count, first errors, elapsed seconds and the CPU
  * seconds that `cpuPids` spent meanwhile.
  */
-export async function runLoad({ concurrency, maxIterations, maxSeconds, iteration, cpuPids = [], maxErrors = 50, hooks }) {
+export async function runLoad({ concurrency, maxIterations, maxSeconds, iteration, cpuPids = [], maxErrors = 50, hooks, sent = () => 0 }) {
   await hooks?.before?.();
+  const sent0 = sent();
   const latencies = [];
   const errors = [];
   let started = 0;
@@ -246,9 +249,10 @@ export async function runLoad({ concurrency, maxIterations, maxSeconds, iteratio
   const elapsed = (performance.now() - t0) / 1000;
   const cpuPerPid = diffCpu(cpuByPid(cpuPids), cpu0);
   const cpu = Object.values(cpuPerPid).reduce((a, b) => a + b, 0);
+  const requests = sent() - sent0;
   await hooks?.after?.();
   latencies.sort((a, b) => a - b);
-  return { latencies, ok: latencies.length, errors: errorCount, errorSamples: errors, elapsed, cpu, cpuPerPid };
+  return { latencies, ok: latencies.length, errors: errorCount, errorSamples: errors, elapsed, cpu, cpuPerPid, requests };
 }
 
 /** Merge several runLoad results (e.g. the rounds of the code-exchange scenario). */
@@ -261,6 +265,7 @@ export function mergeRuns(runs) {
     errorSamples: runs.flatMap((r) => r.errorSamples).slice(0, 3),
     elapsed: runs.reduce((a, r) => a + r.elapsed, 0),
     cpu: runs.reduce((a, r) => a + r.cpu, 0),
+    requests: runs.reduce((a, r) => a + (r.requests ?? 0), 0),
     cpuPerPid: runs.reduce((acc, r) => {
       for (const [pid, v] of Object.entries(r.cpuPerPid ?? {})) acc[pid] = (acc[pid] ?? 0) + v;
       return acc;
@@ -285,6 +290,7 @@ export function summarize(run, roles = {}) {
     p50: percentile(run.latencies, 50),
     p99: percentile(run.latencies, 99),
     cpuPerOpMs: run.ok ? (run.cpu * 1000) / run.ok : NaN,
+    requestsPerOp: run.ok ? run.requests / (run.ok + run.errors) : NaN,
     cpu: run.cpu,
   };
 }

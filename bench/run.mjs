@@ -185,14 +185,14 @@ async function pool(n, concurrency, fn) {
  * Scenarios whose requests need something minted right before (single-use codes, login forms):
  * mint a batch untimed, then time only the requests that consume it; repeat within the bounds.
  */
-async function runRounds({ conc, maxItems, seconds, batch, mint, consume, cpuPids, hooks }) {
+async function runRounds({ conc, maxItems, seconds, batch, mint, consume, cpuPids, hooks, sent }) {
   const runs = [];
   let done = 0;
   let measured = 0;
   const wallDeadline = performance.now() + 4 * seconds * 1000;
   while (done < maxItems && measured < seconds && performance.now() < wallDeadline) {
     const items = await pool(Math.min(batch, maxItems - done), 4, mint);
-    const r = await runLoad({ concurrency: conc, maxIterations: items.length, maxSeconds: seconds - measured, cpuPids, hooks, iteration: (_vu, i) => consume(items[i]) });
+    const r = await runLoad({ concurrency: conc, maxIterations: items.length, maxSeconds: seconds - measured, cpuPids, hooks, sent, iteration: (_vu, i) => consume(items[i]) });
     runs.push(r);
     done += items.length;
     measured += r.elapsed;
@@ -290,13 +290,13 @@ async function measure(scn, s, conc, { seconds = CFG.seconds, hooks } = {}) {
   const maxItems = single ? CFG.maxRequests : CFG.maxFlows;
   if (scn.rounds && s.name !== 'floor') {
     if (CFG.warmup > 0) await runRounds({ conc, maxItems: Math.min(CFG.warmup, 20), seconds: 2, batch: 20, mint: (i) => scn.mint(s, i), consume: (x) => scn.consume(s, x), cpuPids: [] });
-    return runRounds({ conc, maxItems, seconds, batch: scn.batch, mint: (i) => scn.mint(s, i), consume: (x) => scn.consume(s, x), cpuPids, hooks });
+    return runRounds({ conc, maxItems, seconds, batch: scn.batch, mint: (i) => scn.mint(s, i), consume: (x) => scn.consume(s, x), cpuPids, hooks, sent: s.t.client.sent });
   }
   if (CFG.warmup > 0) {
     const w = await runLoad({ concurrency: conc, maxIterations: CFG.warmup, maxSeconds: 2, iteration: (vu) => scn.op(s, vu), maxErrors: CFG.warmup });
     if (w.ok === 0 && w.errors > 0) throw new Error(`warm-up failed: ${w.errorSamples.join(' / ')}`);
   }
-  return runLoad({ concurrency: conc, maxIterations: maxItems, maxSeconds: seconds, cpuPids, hooks, iteration: (vu) => scn.op(s, vu) });
+  return runLoad({ concurrency: conc, maxIterations: maxItems, maxSeconds: seconds, cpuPids, hooks, sent: s.t.client.sent, iteration: (vu) => scn.op(s, vu) });
 }
 
 /**
@@ -376,10 +376,18 @@ function report({ results, profiles = {}, info, sizeInfo, starts, iterations, bu
       L.push(`| ${scn.label} | ${c} | ${a.rate} | ${a.p50} | ${a.p99} | ${b.rate} | ${b.p50} | ${b.p99} | ${p.rate} | ${p.p50} | ${p.p99} | ${good(r.clavex) && good(r.floor) ? fratio(r.clavex.rate, r.floor.rate) : '—'} | ${good(r.clavex) && good(r.peer) ? fratio(r.clavex.rate, r.peer.rate) : '—'} |`);
     }
   }
+  const rpf = MAIN.filter((x) => x.kind === 'flow' && !x.rounds).map((scn) => {
+    const per = (srv) => {
+      const r = CFG.concurrency.map((c) => results[scn.key]?.[c]?.[srv]).find(good);
+      return r && Number.isFinite(r.requestsPerOp) ? r.requestsPerOp.toFixed(1) : '—';
+    };
+    return `${scn.label.split(' (')[0]}: Clavex ${per('clavex')}, peer ${per('peer')}`;
+  });
+  L.push('', `HTTP requests per flow, as sent: ${rpf.join('; ')}.`);
   L.push('');
 
   L.push('## CPU per request', '');
-  L.push('Process CPU time (utime + stime from /proc/<pid>/stat, before/after each measured run) divided by the requests (or flows) served. Clavex and the floor: both workerd processes of `wrangler dev` (the dev proxy that owns the port and the runtime that runs the Worker); "runtime" is the latter alone. Net = Clavex − floor for the same request shape: what Clavex\'s own code costs above the cheapest possible Worker. Peer: the Node process. Budgets are from issue #5 and are reported, not asserted; "within?" is judged on the measured value and on the net value. Caveat: locally the runtime process also runs Miniflare\'s D1 and KV simulators (SQLite), so Clavex\'s numbers include storage work that production does outside the Worker and does not bill as its CPU time; the floor does no storage, so net-of-floor still contains it.', '');
+  L.push('Process CPU time (utime + stime from /proc/<pid>/stat, before/after each measured run) divided by the requests (or flows) served: "op" is one request, or one whole flow for the flow rows. Clavex and the floor: both workerd processes of `wrangler dev` (the dev proxy that owns the port and the runtime that runs the Worker); "runtime" is the latter alone. Net = Clavex − floor for the same request shape: what Clavex\'s own code costs above the cheapest possible Worker. Peer: the Node process. Budgets are from issue #5 and are reported, not asserted; "within?" is judged on the measured value and on the net value. Caveat: locally the runtime process also runs Miniflare\'s D1 and KV simulators (SQLite), so Clavex\'s numbers include storage work that production does outside the Worker and does not bill as its CPU time; the floor does no storage, so net-of-floor still contains it.', '');
   L.push('| scenario | c | Clavex ms/op | runtime ms/op | floor ms/op | Clavex net ms/op | peer ms/op | budget | within? (measured / net) |');
   L.push('|---|--:|--:|--:|--:|--:|--:|--:|--|');
   for (const scn of MAIN) {
@@ -467,7 +475,11 @@ function report({ results, profiles = {}, info, sizeInfo, starts, iterations, bu
   for (const scn of MAIN.filter((x) => x.budgetMs)) {
     for (const c of CFG.concurrency) {
       const a = results[scn.key]?.[c]?.clavex;
-      L.push(`| CPU/request ${scn.label}, c=${c} ≤ ${scn.budgetMs} ms | ${good(a) ? `${fms(a.cpuPerOpMs)} ms` : 'FAILED'} | ${good(a) ? (a.cpuPerOpMs <= scn.budgetMs ? 'yes' : 'no') : 'no (failed)'} |`);
+      const fl = results[scn.key]?.[c]?.floor;
+      const net = good(a) && good(fl) ? a.cpuPerOpMs - fl.cpuPerOpMs : NaN;
+      const netText = Number.isFinite(net) ? `; net of floor ${fms(net)} ms` : '';
+      const netOk = Number.isFinite(net) ? ` (net: ${net <= scn.budgetMs ? 'yes' : 'no'})` : '';
+      L.push(`| CPU/request ${scn.label}, c=${c} ≤ ${scn.budgetMs} ms | ${good(a) ? `${fms(a.cpuPerOpMs)} ms${netText}` : 'FAILED'} | ${good(a) ? `${a.cpuPerOpMs <= scn.budgetMs ? 'yes' : 'no'}${netOk}` : 'no (failed)'} |`);
     }
   }
   for (const c of CFG.concurrency) {
