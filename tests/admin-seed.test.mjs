@@ -32,9 +32,14 @@ test('seed-demo creates acme, the guide client and a demo user once, and prints 
   assert.match(first, /created client rocketchat/);
   assert.match(first, /created user demo/);
   assert.equal(printed(first, 'URL'), `${BASE}/acme`);
-  assert.equal(printed(first, 'Token Path'), '/token');
-  assert.equal(printed(first, 'Identity Path'), '/userinfo');
-  assert.equal(printed(first, 'Authorize Path'), '/authorize');
+  // The settings of step 2 of the guide, under the guide's own names.
+  assert.equal(printed(first, 'Token path'), '/token');
+  assert.equal(printed(first, 'Token sent via'), 'Header');
+  assert.equal(printed(first, 'Identity token sent via'), 'Header');
+  assert.equal(printed(first, 'Identity path'), '/userinfo');
+  assert.equal(printed(first, 'Authorize path'), '/authorize');
+  assert.equal(printed(first, 'Param name for access token'), 'access_token');
+  assert.match(first, /Field map:\s+\{"name":"name","email":"email","username":"preferred_username","avatar":"picture"\}/);
   assert.match(first, /Scope:\s+openid profile email\n/);
   assert.equal(printed(first, 'Id'), 'rocketchat');
   assert.ok(first.includes(ADMIN_TOKEN));
@@ -48,7 +53,12 @@ test('seed-demo creates acme, the guide client and a demo user once, and prints 
   assert.equal(org.body.name, 'Acme Corp');
   const client = await admin('GET', '/organizations/acme/clients/rocketchat');
   assert.equal(client.status, 200);
-  for (const [k, v] of Object.entries(GUIDE_CLIENT)) assert.deepEqual(client.body[k], v, k);
+  // The guide's client, plus the callback of a Rocket.Chat running locally (default port 3000).
+  for (const [k, v] of Object.entries(GUIDE_CLIENT)) {
+    if (k !== 'redirect_uris') assert.deepEqual(client.body[k], v, k);
+  }
+  assert.deepEqual(client.body.redirect_uris, [...GUIDE_CLIENT.redirect_uris, 'http://localhost:3000/_oauth/clavex']);
+  assert.match(first, /http:\/\/localhost:3000\/_oauth\/clavex/);
   const users = await admin('GET', '/organizations/acme/users?username=demo');
   assert.equal(users.body.users.length, 1);
   assert.equal(users.body.users[0].email, 'demo@acme.test');

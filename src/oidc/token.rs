@@ -200,7 +200,11 @@ async fn refresh(
         let access_token = random_token("");
         let new_refresh = random_token("");
         let new_hash = token_hash(&new_refresh);
-        let supersede_siblings_of = match refresh::decide(&state, ctx.now) {
+        let tokens = TokenHashes {
+            access: &token_hash(&access_token),
+            refresh: Some(&new_hash),
+        };
+        match refresh::decide(&state, ctx.now) {
             RefreshOutcome::Invalid(why) => return Ok(Err(OAuthError::invalid_grant(why))),
             RefreshOutcome::ReuseDetected => {
                 grants::revoke_grant(&db, &record.grant_id, ctx.now).await?;
@@ -209,28 +213,27 @@ async fn refresh(
                 )));
             }
             RefreshOutcome::Rotate => {
-                if !grants::rotate(&db, &old_hash, &new_hash, ctx.now).await? {
+                let parent = record.parent_hash.as_deref();
+                if !grants::rotate_and_issue(
+                    &db,
+                    &record.grant_id,
+                    &tokens,
+                    &old_hash,
+                    parent,
+                    &granted,
+                    ctx.now,
+                )
+                .await?
+                {
                     continue; // another request rotated it first: judge this one again
                 }
-                record.parent_hash.as_deref()
             }
             // Another child of the presented token; nothing else changes.
-            RefreshOutcome::GraceReissue => None,
-        };
-        let tokens = TokenHashes {
-            access: &token_hash(&access_token),
-            refresh: Some(&new_hash),
-        };
-        grants::issue(
-            &db,
-            &record.grant_id,
-            &tokens,
-            &old_hash,
-            supersede_siblings_of,
-            &granted,
-            ctx.now,
-        )
-        .await?;
+            RefreshOutcome::GraceReissue => {
+                grants::issue_retry(&db, &record.grant_id, &tokens, &old_hash, &granted, ctx.now)
+                    .await?;
+            }
+        }
         let extra =
             id_token_extra_claims(ctx, slug, &record.user_id, record.claims.as_deref()).await?;
         // OIDC Core §12.2: same iss, sub, aud and auth_time as the original ID token; new iat.

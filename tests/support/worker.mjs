@@ -2,7 +2,7 @@
 // with its own fresh state directory, and stops it again — the harness every integration test
 // runs against. Used by tests/run.mjs and by the benchmark.
 import { spawn, execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
@@ -24,10 +24,29 @@ export function freePort() {
 }
 
 /**
+ * A frozen copy of a built Worker (build/, migrations/, wrangler.toml without any [build]
+ * command) in a temporary directory. `wrangler dev` watches what it serves and reloads when it
+ * changes, so a rebuild of the work tree during a run would restart the Worker mid-test; the copy
+ * cannot change. Returns { dir, config, remove() }.
+ */
+export function snapshotWorker(srcDir = ROOT, name = 'clavex') {
+  const dir = mkdtempSync(join(tmpdir(), `${name}-build-`));
+  cpSync(join(srcDir, 'build'), join(dir, 'build'), { recursive: true });
+  if (existsSync(join(srcDir, 'migrations'))) cpSync(join(srcDir, 'migrations'), join(dir, 'migrations'), { recursive: true });
+  const toml = readFileSync(join(srcDir, 'wrangler.toml'), 'utf8').replace(/^\[build\][\s\S]*?(?=^\[|(?![\s\S]))/m, '');
+  writeFileSync(join(dir, 'wrangler.toml'), toml);
+  return { dir, config: join(dir, 'wrangler.toml'), remove: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/**
  * Start a Worker. Options: config (wrangler.toml path), vars (object of extra vars/secrets),
  * cwd. Returns { url, port, stop(), pid, persistDir }.
  */
-export async function startWorker({ config = join(ROOT, 'wrangler.toml'), vars = {}, cwd = ROOT, migrate = true, log } = {}) {
+export async function startWorker({ config, vars = {}, cwd, migrate = true, log } = {}) {
+  // Clavex itself is served from a frozen copy of build/ (see snapshotWorker).
+  const snapshot = config ? null : snapshotWorker(ROOT);
+  config ??= snapshot.config;
+  cwd ??= snapshot ? snapshot.dir : ROOT;
   const port = await freePort();
   const persistDir = mkdtempSync(join(tmpdir(), 'clavex-state-'));
   const env = { ...process.env, WRANGLER_SEND_METRICS: 'false', CI: process.env.CI ?? '1' };
@@ -52,6 +71,7 @@ export async function startWorker({ config = join(ROOT, 'wrangler.toml'), vars =
     try { process.kill(-child.pid, 'SIGTERM'); } catch { /* already gone */ }
     setTimeout(() => { try { process.kill(-child.pid, 'SIGKILL'); } catch { /* gone */ } }, 2000).unref();
     rmSync(persistDir, { recursive: true, force: true });
+    snapshot?.remove();
   };
   const deadline = Date.now() + 180_000;
   for (;;) {

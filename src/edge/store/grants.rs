@@ -213,43 +213,93 @@ pub async fn find_refresh(db: &D1Database, token_hash: &str) -> Result<Option<Re
     .await
 }
 
-/// Mark `old_hash` rotated into `new_hash`, only if nobody did first. Returns whether this
-/// request won; the loser is treated as a reuse by the caller.
-pub async fn rotate(db: &D1Database, old_hash: &str, new_hash: &str, now: i64) -> Result<bool> {
-    let won = db
-        .prepare(
+/// Rotate `old_hash` into new tokens in one transaction (one D1 round trip). The first UPDATE
+/// claims the old token only if nobody rotated it first; every other statement is guarded on that
+/// claim being this request's (its `replaced_by` is this request's random new hash), so a request
+/// that loses the race writes nothing. Using a token also supersedes its siblings — the pairs
+/// issued to retries of its parent — so only the line the client continued stays usable.
+/// Returns whether this request won.
+pub async fn rotate_and_issue(
+    db: &D1Database,
+    grant_id: &str,
+    tokens: &TokenHashes<'_>,
+    old_hash: &str,
+    old_parent: Option<&str>,
+    scope: &str,
+    now: i64,
+) -> Result<bool> {
+    let new_hash = tokens.refresh.unwrap_or_default();
+    let mut statements = vec![
+        db.prepare(
             "UPDATE refresh_tokens SET rotated_at = ?3, replaced_by = ?2 \
-             WHERE token_hash = ?1 AND rotated_at IS NULL RETURNING token_hash",
+             WHERE token_hash = ?1 AND rotated_at IS NULL",
         )
-        .bind(&[old_hash.into(), new_hash.into(), int(now)])?
-        .first::<serde_json::Value>(None)
-        .await?;
-    Ok(won.is_some())
+        .bind(&[old_hash.into(), new_hash.into(), int(now)])?,
+        db.prepare(
+            "INSERT INTO refresh_tokens (token_hash, grant_id, parent_hash, scope, created_at, expires_at) \
+             SELECT ?1, ?2, ?3, ?4, ?5, ?6 \
+             WHERE EXISTS (SELECT 1 FROM refresh_tokens WHERE token_hash = ?3 AND replaced_by = ?1)",
+        )
+        .bind(&[
+            new_hash.into(),
+            grant_id.into(),
+            old_hash.into(),
+            scope.into(),
+            int(now),
+            int(now + REFRESH_TOKEN_SECONDS),
+        ])?,
+        db.prepare(
+            "INSERT INTO access_tokens (token_hash, grant_id, scope, created_at, expires_at) \
+             SELECT ?1, ?2, ?3, ?4, ?5 \
+             WHERE EXISTS (SELECT 1 FROM refresh_tokens WHERE token_hash = ?6 AND replaced_by = ?7)",
+        )
+        .bind(&[
+            tokens.access.into(),
+            grant_id.into(),
+            scope.into(),
+            int(now),
+            int(now + ACCESS_TOKEN_SECONDS),
+            old_hash.into(),
+            new_hash.into(),
+        ])?,
+    ];
+    if let Some(parent) = old_parent {
+        statements.push(
+            db.prepare(
+                "UPDATE refresh_tokens SET rotated_at = ?3 \
+                 WHERE parent_hash = ?1 AND token_hash != ?2 AND rotated_at IS NULL \
+                 AND EXISTS (SELECT 1 FROM refresh_tokens WHERE token_hash = ?2 AND replaced_by = ?4)",
+            )
+            .bind(&[parent.into(), old_hash.into(), int(now), new_hash.into()])?,
+        );
+    }
+    let results = db.batch(statements).await?;
+    let claimed = results
+        .first()
+        .and_then(|r| r.meta().ok().flatten())
+        .and_then(|m| m.changes)
+        .unwrap_or(0);
+    Ok(claimed == 1)
 }
 
-/// Store the tokens of a refresh of `parent` (the grant exists already). When `parent` was used
-/// (not just retried), its other children — pairs issued to retries within the grace window —
-/// are superseded, so only the line the client actually continued stays usable.
-pub async fn issue(
+/// Store the pair issued to a retry within the grace window: another child of `parent`.
+pub async fn issue_retry(
     db: &D1Database,
     grant_id: &str,
     tokens: &TokenHashes<'_>,
     parent: &str,
-    supersede_siblings_of: Option<&str>,
     scope: &str,
     now: i64,
 ) -> Result<()> {
-    let mut statements = token_statements(db, grant_id, tokens, Some(parent), scope, now)?;
-    if let Some(grandparent) = supersede_siblings_of {
-        statements.push(
-            db.prepare(
-                "UPDATE refresh_tokens SET rotated_at = ?3 \
-                 WHERE parent_hash = ?1 AND token_hash != ?2 AND rotated_at IS NULL",
-            )
-            .bind(&[grandparent.into(), parent.into(), int(now)])?,
-        );
-    }
-    db.batch(statements).await?;
+    db.batch(token_statements(
+        db,
+        grant_id,
+        tokens,
+        Some(parent),
+        scope,
+        now,
+    )?)
+    .await?;
     Ok(())
 }
 
