@@ -5,32 +5,25 @@
 use worker::{Request, Response, Result};
 
 use crate::edge::context::Ctx;
-use crate::edge::http;
 use crate::edge::store::clients::get_client;
-use crate::oidc::request::{Params, get_or_post_params, organization};
+use crate::oidc::request::{Accept, page_request};
 use crate::oidc::{consent, issue, login, pages, signer, sso};
 use crate::protocol::authorize::{self, AuthorizeError, ClientRegistration};
 use crate::protocol::error::OAuthError;
 use crate::protocol::session::{self, Next, SessionView};
 
 pub async fn handle(mut req: Request, ctx: &Ctx, slug: &str) -> Result<Response> {
-    let Some(org) = organization(ctx, slug).await? else {
-        return pages::unknown_org();
-    };
-    // OIDC Core §3.1.2.1: GET and POST (form-encoded) must both be supported.
-    let params = match get_or_post_params(&mut req).await? {
-        Params::Ok(form) => form,
-        Params::BadBody(e) => {
-            return pages::error(
-                &org,
-                400,
-                "The sign-in request is not valid",
-                &e.description,
-                e.code.as_str(),
-                None,
-            );
-        }
-        Params::WrongMethod => return http::method_not_allowed("GET, POST"),
+    let (org, params) = match page_request(
+        &mut req,
+        ctx,
+        slug,
+        Accept::GetOrPost,
+        "The sign-in request is not valid",
+    )
+    .await?
+    {
+        Ok(parts) => parts,
+        Err(resp) => return Ok(resp),
     };
     let client_id = match authorize::client_id(&params) {
         Ok(id) => id,

@@ -2,13 +2,12 @@
 //! organization's admin, so consent is otherwise implied; a client that asks with
 //! prompt=consent gets an explicit Allow/Deny page.
 
-use worker::{Method, Request, Response, Result};
+use worker::{Request, Response, Result};
 
 use crate::edge::context::Ctx;
-use crate::edge::http;
 use crate::edge::store::orgs::Organization;
 use crate::oidc::login::{form_parts, open_form_state, registered_client};
-use crate::oidc::request::{form_body, organization};
+use crate::oidc::request::{Accept, page_request};
 use crate::oidc::{issue, pages, sso};
 use crate::protocol::authorize::AuthorizeRequest;
 use crate::protocol::error::{ErrorCode, OAuthError};
@@ -41,24 +40,17 @@ pub fn show(
 }
 
 pub async fn handle(mut req: Request, ctx: &Ctx, slug: &str) -> Result<Response> {
-    if req.method() != Method::Post {
-        return http::method_not_allowed("POST");
-    }
-    let Some(org) = organization(ctx, slug).await? else {
-        return pages::unknown_org();
-    };
-    let form = match form_body(&mut req).await {
-        Ok(f) => f,
-        Err(e) => {
-            return pages::error(
-                &org,
-                400,
-                "Consent could not continue",
-                &e.description,
-                "invalid_request",
-                None,
-            );
-        }
+    let (org, form) = match page_request(
+        &mut req,
+        ctx,
+        slug,
+        Accept::PostOnly,
+        "Consent could not continue",
+    )
+    .await?
+    {
+        Ok(parts) => parts,
+        Err(resp) => return Ok(resp),
     };
     let state = match open_form_state(ctx, &req, &org, &form) {
         Ok(s) => s,

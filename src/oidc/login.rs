@@ -11,7 +11,7 @@ use crate::edge::store::clients::{Client, get_client};
 use crate::edge::store::orgs::Organization;
 use crate::edge::store::users::find_user_by_login;
 use crate::oidc::login_state::{LoginState, StateError, open_state, seal_state};
-use crate::oidc::request::{form_body, header, organization};
+use crate::oidc::request::{Accept, header, page_request};
 use crate::oidc::{consent, cookies, issue, pages, sso};
 use crate::protocol::authorize::AuthorizeRequest;
 use crate::protocol::lifetimes::LOGIN_FORM_SECONDS;
@@ -138,24 +138,17 @@ pub fn open_form_state(
 }
 
 pub async fn handle(mut req: Request, ctx: &Ctx, slug: &str) -> Result<Response> {
-    if req.method() != worker::Method::Post {
-        return http::method_not_allowed("POST");
-    }
-    let Some(org) = organization(ctx, slug).await? else {
-        return pages::unknown_org();
-    };
-    let form = match form_body(&mut req).await {
-        Ok(f) => f,
-        Err(e) => {
-            return pages::error(
-                &org,
-                400,
-                "Sign-in could not continue",
-                &e.description,
-                "invalid_request",
-                None,
-            );
-        }
+    let (org, form) = match page_request(
+        &mut req,
+        ctx,
+        slug,
+        Accept::PostOnly,
+        "Sign-in could not continue",
+    )
+    .await?
+    {
+        Ok(parts) => parts,
+        Err(resp) => return Ok(resp),
     };
     let state = match open_form_state(ctx, &req, &org, &form) {
         Ok(s) => s,

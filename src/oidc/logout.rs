@@ -7,27 +7,22 @@ use worker::{Request, Response, Result};
 use crate::edge::context::Ctx;
 use crate::edge::http;
 use crate::edge::store::clients::get_client;
-use crate::oidc::request::{Params, get_or_post_params, organization};
+use crate::oidc::request::{Accept, page_request};
 use crate::oidc::{login, pages, signer, sso};
 use crate::protocol::redirect::with_params;
 
 pub async fn handle(mut req: Request, ctx: &Ctx, slug: &str) -> Result<Response> {
-    let Some(org) = organization(ctx, slug).await? else {
-        return pages::unknown_org();
-    };
-    let params = match get_or_post_params(&mut req).await? {
-        Params::Ok(form) => form,
-        Params::BadBody(e) => {
-            return pages::error(
-                &org,
-                400,
-                "Sign-out request not valid",
-                &e.description,
-                e.code.as_str(),
-                None,
-            );
-        }
-        Params::WrongMethod => return http::method_not_allowed("GET, POST"),
+    let (org, params) = match page_request(
+        &mut req,
+        ctx,
+        slug,
+        Accept::GetOrPost,
+        "Sign-out request not valid",
+    )
+    .await?
+    {
+        Ok(parts) => parts,
+        Err(resp) => return Ok(resp),
     };
     let issuer = ctx.config.issuer(slug);
     // The client: named by client_id, or the audience of a valid id_token_hint.

@@ -136,23 +136,50 @@ pub async fn client_request(
     }
 }
 
-/// Parameters from the query (GET) or a form body (POST), as OIDC Core §3.1.2.1 requires for
-/// /authorize and RP-Initiated Logout §2 for /logout.
-pub enum Params {
-    Ok(Form),
-    BadBody(OAuthError),
-    WrongMethod,
+/// Which methods a browser-facing endpoint takes.
+pub enum Accept {
+    /// Query (GET) or form body (POST): OIDC Core §3.1.2.1 for /authorize, RP-Initiated
+    /// Logout §2 for /logout.
+    GetOrPost,
+    /// Form body only: the login and consent forms.
+    PostOnly,
 }
 
-pub async fn get_or_post_params(req: &mut Request) -> Result<Params> {
-    Ok(match req.method() {
-        Method::Get => Params::Ok(query(req)?),
-        Method::Post => match form_body(req).await {
-            Ok(form) => Params::Ok(form),
-            Err(e) => Params::BadBody(e),
-        },
-        _ => Params::WrongMethod,
-    })
+/// The start of every browser-facing endpoint: the method, the organization (else a 404 page)
+/// and the parameters (else an error page titled `title`). `Err` is the response to send.
+pub async fn page_request(
+    req: &mut Request,
+    ctx: &Ctx,
+    slug: &str,
+    accept: Accept,
+    title: &str,
+) -> Result<std::result::Result<(Organization, Form), Response>> {
+    let method = req.method();
+    let allowed = match accept {
+        Accept::GetOrPost => method == Method::Get || method == Method::Post,
+        Accept::PostOnly => method == Method::Post,
+    };
+    if !allowed {
+        let allow = if matches!(accept, Accept::PostOnly) {
+            "POST"
+        } else {
+            "GET, POST"
+        };
+        return http::method_not_allowed(allow).map(Err);
+    }
+    let Some(org) = organization(ctx, slug).await? else {
+        return crate::oidc::pages::unknown_org().map(Err);
+    };
+    if method == Method::Get {
+        return Ok(Ok((org, query(req)?)));
+    }
+    match form_body(req).await {
+        Ok(form) => Ok(Ok((org, form))),
+        Err(e) => {
+            crate::oidc::pages::error(&org, 400, title, &e.description, e.code.as_str(), None)
+                .map(Err)
+        }
+    }
 }
 
 /// A JSON error from the token, revocation or introspection endpoint (RFC 6749 §5.2), never

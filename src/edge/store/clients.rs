@@ -82,15 +82,10 @@ fn json_list(values: &[String]) -> wasm_bindgen::JsValue {
         .into()
 }
 
-/// Inserts a client. Fails with a UNIQUE/PRIMARY KEY error when the id is taken in the org.
-pub async fn insert_client(db: &D1Database, c: &Client) -> Result<()> {
-    use crate::edge::store::d1::{int, opt_text};
-    db.prepare(
-        "INSERT INTO clients (org, client_id, client_name, token_endpoint_auth_method, secret_hash, \
-         grant_types, redirect_uris, post_logout_redirect_uris, scopes, created_at, updated_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-    )
-    .bind(&[
+/// ?1–?9 of both the INSERT and the UPDATE: the key, then every mutable column.
+fn columns(c: &Client) -> Vec<wasm_bindgen::JsValue> {
+    use crate::edge::store::d1::opt_text;
+    vec![
         c.org.as_str().into(),
         c.client_id.as_str().into(),
         c.client_name.as_str().into(),
@@ -100,9 +95,18 @@ pub async fn insert_client(db: &D1Database, c: &Client) -> Result<()> {
         json_list(&c.redirect_uris),
         json_list(&c.post_logout_redirect_uris),
         json_list(&c.scopes),
-        int(c.created_at),
-        int(c.updated_at),
-    ])?
+    ]
+}
+
+/// Inserts a client. Fails with a UNIQUE/PRIMARY KEY error when the id is taken in the org.
+pub async fn insert_client(db: &D1Database, c: &Client) -> Result<()> {
+    use crate::edge::store::d1::int;
+    db.prepare(
+        "INSERT INTO clients (org, client_id, client_name, token_endpoint_auth_method, secret_hash, \
+         grant_types, redirect_uris, post_logout_redirect_uris, scopes, created_at, updated_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+    )
+    .bind(&[columns(c), vec![int(c.created_at), int(c.updated_at)]].concat())?
     .run()
     .await?;
     Ok(())
@@ -122,25 +126,14 @@ pub async fn list_clients(db: &D1Database, org: &str) -> Result<Vec<Client>> {
 
 /// Writes every mutable column (including the secret hash); `None` when the client is gone.
 pub async fn update_client(db: &D1Database, c: &Client) -> Result<Option<Client>> {
-    use crate::edge::store::d1::{int, opt_text};
+    use crate::edge::store::d1::int;
     Ok(db
         .prepare(
             "UPDATE clients SET client_name = ?3, token_endpoint_auth_method = ?4, secret_hash = ?5, \
              grant_types = ?6, redirect_uris = ?7, post_logout_redirect_uris = ?8, scopes = ?9, \
              updated_at = ?10 WHERE org = ?1 AND client_id = ?2 RETURNING *",
         )
-        .bind(&[
-            c.org.as_str().into(),
-            c.client_id.as_str().into(),
-            c.client_name.as_str().into(),
-            c.token_endpoint_auth_method.as_str().into(),
-            opt_text(c.secret_hash.as_deref()),
-            json_list(&c.grant_types),
-            json_list(&c.redirect_uris),
-            json_list(&c.post_logout_redirect_uris),
-            json_list(&c.scopes),
-            int(c.updated_at),
-        ])?
+        .bind(&[columns(c), vec![int(c.updated_at)]].concat())?
         .first::<ClientRow>(None)
         .await?
         .map(Client::from))

@@ -52,27 +52,35 @@ pub async fn find_user_by_login(db: &D1Database, org: &str, login: &str) -> Resu
 
 // ---- Writes (admin API) ----
 
-/// Inserts a user. Fails with a UNIQUE error when the username or email (case-insensitively) is
-/// taken in the org.
-pub async fn insert_user(db: &D1Database, u: &User) -> Result<()> {
-    use crate::edge::store::d1::{boolean, int, opt_text};
-    db.prepare(
-        "INSERT INTO users (id, org, username, email, name, picture, email_verified, disabled, \
-         password_hash, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-    )
-    .bind(&[
-        u.id.as_str().into(),
-        u.org.as_str().into(),
+/// ?3–?8 of both the INSERT and the UPDATE: the profile columns, in table order.
+fn profile_columns(u: &User) -> Vec<wasm_bindgen::JsValue> {
+    use crate::edge::store::d1::{boolean, opt_text};
+    vec![
         u.username.as_str().into(),
         u.email.as_str().into(),
         opt_text(u.name.as_deref()),
         opt_text(u.picture.as_deref()),
         boolean(u.email_verified),
         boolean(u.disabled),
-        opt_text(u.password_hash.as_deref()),
-        int(u.created_at),
-        int(u.updated_at),
-    ])?
+    ]
+}
+
+/// Inserts a user. Fails with a UNIQUE error when the username or email (case-insensitively) is
+/// taken in the org.
+pub async fn insert_user(db: &D1Database, u: &User) -> Result<()> {
+    use crate::edge::store::d1::{int, opt_text};
+    db.prepare(
+        "INSERT INTO users (id, org, username, email, name, picture, email_verified, disabled, \
+         password_hash, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+    )
+    .bind(
+        &[
+            vec![u.id.as_str().into(), u.org.as_str().into()],
+            profile_columns(u),
+            vec![opt_text(u.password_hash.as_deref()), int(u.created_at), int(u.updated_at)],
+        ]
+        .concat(),
+    )?
     .run()
     .await?;
     Ok(())
@@ -115,22 +123,19 @@ pub async fn list_users(
 
 /// Writes the profile columns (not the password); `None` when the user is gone.
 pub async fn update_user(db: &D1Database, u: &User) -> Result<Option<User>> {
-    use crate::edge::store::d1::{boolean, int, opt_text};
+    use crate::edge::store::d1::int;
     db.prepare(
         "UPDATE users SET username = ?3, email = ?4, name = ?5, picture = ?6, email_verified = ?7, \
          disabled = ?8, updated_at = ?9 WHERE org = ?1 AND id = ?2 RETURNING *",
     )
-    .bind(&[
-        u.org.as_str().into(),
-        u.id.as_str().into(),
-        u.username.as_str().into(),
-        u.email.as_str().into(),
-        opt_text(u.name.as_deref()),
-        opt_text(u.picture.as_deref()),
-        boolean(u.email_verified),
-        boolean(u.disabled),
-        int(u.updated_at),
-    ])?
+    .bind(
+        &[
+            vec![u.org.as_str().into(), u.id.as_str().into()],
+            profile_columns(u),
+            vec![int(u.updated_at)],
+        ]
+        .concat(),
+    )?
     .first::<User>(None)
     .await
 }
