@@ -30,11 +30,15 @@ export async function connectProfiler(wranglerPid) {
   });
   const sources = new Map();
   /** The source line of a script (Debugger.getScriptSource), to name anonymous functions. */
-  async function line(scriptId, lineNumber) {
+  /** Up to `n` characters of a script's source from a position (Debugger.getScriptSource). */
+  async function textAt(scriptId, lineNumber, columnNumber, n) {
     if (!sources.has(scriptId)) {
       try { sources.set(scriptId, (await call('Debugger.getScriptSource', { scriptId })).scriptSource.split('\n')); } catch { sources.set(scriptId, []); }
     }
-    return sources.get(scriptId)[lineNumber] ?? '';
+    const lines = sources.get(scriptId);
+    let out = (lines[lineNumber] ?? '').slice(columnNumber);
+    for (let l = lineNumber + 1; out.length < n && l < lines.length; l += 1) out += `\n${lines[l]}`;
+    return out.slice(0, n);
   }
   await call('Profiler.enable');
   await call('Profiler.setSamplingInterval', { interval: 100 });
@@ -53,10 +57,13 @@ export async function connectProfiler(wranglerPid) {
       for (const key of keys) {
         const m = /^\(anonymous (.*)@(\d+):(-?\d+):(-?\d+)\)$/.exec(key);
         if (!m || Number(m[3]) < 0) continue;
-        const text = (await line(m[2], Number(m[3]))).slice(0, Math.max(0, Number(m[4])));
-        const found = [...text.matchAll(/([A-Za-z_$][\w$]*)\s*(?:[:=]|\()\s*(?:async\s*)?(?:function\b|\(|[A-Za-z_$][\w$]*\s*=>)/g)].pop();
-        const near = found?.[1] ?? text.trim().slice(-40);
-        names.set(key, `(anonymous in ${m[1]} near \`${near}\`)`);
+        // What the function calls says what it is: wasm-bindgen's import shims are one-liners
+        // such as `function(a, b) { return a.deriveBits(...) }`.
+        const body = await textAt(m[2], Number(m[3]), Number(m[4]), 240);
+        const calls = [...new Set([...body.matchAll(/\.([A-Za-z_$][\w$]*)\s*\(/g)].map((x) => x[1]))]
+          .filter((c) => !['call', 'apply', 'bind', 'then'].includes(c)).slice(0, 3);
+        const what = calls.length ? `calls ${calls.join(', ')}` : body.replace(/\s+/g, ' ').slice(0, 50);
+        names.set(key, `(anonymous ${m[1]}:${Number(m[3]) + 1} ${what})`);
       }
       try { await call('Debugger.disable'); } catch { /* ignore */ }
       for (const x of summaries) {
