@@ -40,9 +40,10 @@ async fn active(ctx: &Ctx, org: &str) -> Result<SigningKey> {
     Ok(key)
 }
 
-/// Forget the cached active key (after a rotation in this isolate).
+/// Forget the cached active key and key set (after a rotation or deletion in this isolate).
 pub fn forget(org: &str) {
     ACTIVE.with(|c| c.borrow_mut().remove(org));
+    crate::oidc::jwks::forget(org);
 }
 
 /// A compact RS256 JWS of `claims`, with the active key's `kid` in the header.
