@@ -3,10 +3,14 @@
 // --persist-to dir), but timed from the spawn of `wrangler dev` (after the D1 migrations) and
 // polled every 20 ms so the start-up time is measured, not rounded to the poll interval.
 import { spawn, execFileSync } from 'node:child_process';
-import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort, ROOT } from '../tests/support/worker.mjs';
+import { freePort, ROOT, snapshotWorker } from '../tests/support/worker.mjs';
+
+// Frozen copies of built Workers come from the test harness (snapshotWorker): `wrangler dev`
+// reloads when what it serves changes, and the work tree may be rebuilt mid-run.
+export { snapshotWorker };
 import { descendants, cmdline } from './loadgen.mjs';
 
 const WRANGLER = join(ROOT, 'node_modules', '.bin', 'wrangler');
@@ -35,21 +39,6 @@ function spawnGroup(cmd, args, opts) {
     setTimeout(() => { try { process.kill(-child.pid, 'SIGKILL'); } catch { /* gone */ } }, 2000).unref();
   };
   return { child, output: () => out, stop };
-}
-
-/**
- * A frozen copy of a built Worker: its build/ output, migrations and wrangler.toml without the
- * [build] command. `wrangler dev` watches what it serves and reloads when it changes; the work tree
- * can be rebuilt by someone else mid-run, so the benchmark serves the copy made at its start.
- * Returns { dir, config, remove() }.
- */
-export function snapshotWorker(srcDir, name) {
-  const dir = mkdtempSync(join(tmpdir(), `clavex-bench-${name}-build-`));
-  cpSync(join(srcDir, 'build'), join(dir, 'build'), { recursive: true });
-  if (existsSync(join(srcDir, 'migrations'))) cpSync(join(srcDir, 'migrations'), join(dir, 'migrations'), { recursive: true });
-  const toml = readFileSync(join(srcDir, 'wrangler.toml'), 'utf8').replace(/^\[build\][\s\S]*?(?=^\[|(?![\s\S]))/m, '');
-  writeFileSync(join(dir, 'wrangler.toml'), toml);
-  return { dir, config: join(dir, 'wrangler.toml'), remove: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
 /** Start a Worker under `wrangler dev --local`. Returns { url, pid, startMs, cpuPids(), stop() }. */
