@@ -6,8 +6,7 @@ use worker::{Request, Response, Result};
 
 use crate::edge::context::Ctx;
 use crate::edge::store::orgs::Organization;
-use crate::oidc::login::{form_parts, open_form_state, registered_client};
-use crate::oidc::request::{Accept, page_request};
+use crate::oidc::login::{Submitted, form_parts, submitted_form};
 use crate::oidc::{issue, pages, sso};
 use crate::protocol::authorize::AuthorizeRequest;
 use crate::protocol::error::{ErrorCode, OAuthError};
@@ -40,26 +39,12 @@ pub fn show(
 }
 
 pub async fn handle(mut req: Request, ctx: &Ctx, slug: &str) -> Result<Response> {
-    let (org, form) = match page_request(
-        &mut req,
-        ctx,
-        slug,
-        Accept::PostOnly,
-        "Consent could not continue",
-    )
-    .await?
-    {
-        Ok(parts) => parts,
+    let Submitted {
+        org, form, request, ..
+    } = match submitted_form(&mut req, ctx, slug, "Consent could not continue").await? {
+        Ok(s) => s,
         Err(resp) => return Ok(resp),
     };
-    let state = match open_form_state(ctx, &req, &org, &form) {
-        Ok(s) => s,
-        Err(page) => return page,
-    };
-    let request = state.request;
-    if let Err(page) = registered_client(ctx, &org, &request).await? {
-        return Ok(page);
-    }
     let Some((session, user)) = sso::current(ctx, slug, &req).await? else {
         return pages::error(
             &org,

@@ -14,6 +14,7 @@ use crate::oidc::login_state::{LoginState, StateError, open_state, seal_state};
 use crate::oidc::request::{Accept, header, page_request};
 use crate::oidc::{consent, cookies, issue, pages, sso};
 use crate::protocol::authorize::AuthorizeRequest;
+use crate::protocol::form::Form;
 use crate::protocol::lifetimes::LOGIN_FORM_SECONDS;
 use crate::ui::{self, LoginPage};
 
@@ -112,7 +113,7 @@ pub fn show(
 }
 
 /// Open the sealed request a login or consent form posted, or answer with an error page.
-pub fn open_form_state(
+fn open_form_state(
     ctx: &Ctx,
     req: &Request,
     org: &Organization,
@@ -137,29 +138,50 @@ pub fn open_form_state(
     })
 }
 
-pub async fn handle(mut req: Request, ctx: &Ctx, slug: &str) -> Result<Response> {
-    let (org, form) = match page_request(
-        &mut req,
-        ctx,
-        slug,
-        Accept::PostOnly,
-        "Sign-in could not continue",
-    )
-    .await?
-    {
+/// A submitted login or consent form, checked: POST, known organization, a sealed request bound
+/// to this browser's CSRF cookie and not expired, and a client that still has its redirect URI.
+pub struct Submitted {
+    pub org: Organization,
+    pub form: Form,
+    pub request: AuthorizeRequest,
+    pub client: Client,
+}
+
+pub async fn submitted_form(
+    req: &mut Request,
+    ctx: &Ctx,
+    slug: &str,
+    title: &str,
+) -> Result<std::result::Result<Submitted, Response>> {
+    let (org, form) = match page_request(req, ctx, slug, Accept::PostOnly, title).await? {
         Ok(parts) => parts,
+        Err(resp) => return Ok(Err(resp)),
+    };
+    let request = match open_form_state(ctx, req, &org, &form) {
+        Ok(state) => state.request,
+        Err(page) => return page.map(Err),
+    };
+    Ok(registered_client(ctx, &org, &request)
+        .await?
+        .map(|client| Submitted {
+            org,
+            form,
+            request,
+            client,
+        }))
+}
+
+pub async fn handle(mut req: Request, ctx: &Ctx, slug: &str) -> Result<Response> {
+    let Submitted {
+        org,
+        form,
+        request,
+        client,
+    } = match submitted_form(&mut req, ctx, slug, "Sign-in could not continue").await? {
+        Ok(s) => s,
         Err(resp) => return Ok(resp),
     };
-    let state = match open_form_state(ctx, &req, &org, &form) {
-        Ok(s) => s,
-        Err(page) => return page,
-    };
-    let request = state.request;
     let db = ctx.db()?;
-    let client = match registered_client(ctx, &org, &request).await? {
-        Ok(c) => c,
-        Err(page) => return Ok(page),
-    };
 
     let login = form.first("username").unwrap_or("").trim();
     let password = form.first("password").unwrap_or("");
@@ -210,7 +232,7 @@ pub async fn handle(mut req: Request, ctx: &Ctx, slug: &str) -> Result<Response>
 
 /// The client a submitted form is for. It may have changed since the form was shown: it must
 /// still exist and still have the redirect URI before anything is sent there. `Err` is the page.
-pub async fn registered_client(
+async fn registered_client(
     ctx: &Ctx,
     org: &Organization,
     request: &AuthorizeRequest,
