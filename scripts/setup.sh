@@ -22,12 +22,16 @@ fi
 rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
 rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt
 
-if [ "$(worker-build --version 2>/dev/null | awk '{print $2}')" != "$WORKER_BUILD_VERSION" ]; then
+# `worker-build --version` prints the bare version ("0.8.7") while wasm-bindgen prints
+# "wasm-bindgen 0.2.N": take the last version-shaped word, whatever precedes it.
+installed_version() { "$1" --version 2>/dev/null | grep -Eo '[0-9]+\.[0-9]+\.[0-9]+' | tail -n 1; }
+
+if [ "$(installed_version worker-build)" != "$WORKER_BUILD_VERSION" ]; then
   step "installing worker-build $WORKER_BUILD_VERSION (takes a few minutes once)"
   cargo install worker-build --version "$WORKER_BUILD_VERSION" --locked
 fi
 
-if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$WASM_BINDGEN_VERSION" ]; then
+if [ "$(installed_version wasm-bindgen)" != "$WASM_BINDGEN_VERSION" ]; then
   step "installing wasm-bindgen-cli $WASM_BINDGEN_VERSION (takes a few minutes once)"
   # Not --locked: the locked webpki-roots version is missing from the registry mirror (toolchain.md).
   cargo install wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION" --force

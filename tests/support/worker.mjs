@@ -2,7 +2,7 @@
 // with its own fresh state directory, and stops it again — the harness every integration test
 // runs against. Used by tests/run.mjs and by the benchmark.
 import { spawn, execFileSync } from 'node:child_process';
-import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
@@ -39,10 +39,23 @@ export function snapshotWorker(srcDir = ROOT, name = 'clavex') {
 }
 
 /**
- * Start a Worker. Options: config (wrangler.toml path), vars (object of extra vars/secrets),
- * cwd. Returns { url, port, stop(), pid, persistDir }.
+ * Make `persistDir` use the D1 database of `fromPersistDir` (a symlink to its D1 folder) while
+ * keeping its own KV: two `wrangler dev` instances set up so stand for two Cloudflare locations
+ * before KV has propagated — one D1 primary, a KV of their own each.
  */
-export async function startWorker({ config, vars = {}, cwd, migrate = true, log } = {}) {
+export function shareD1(persistDir, fromPersistDir) {
+  mkdirSync(join(persistDir, 'v3'), { recursive: true });
+  const source = join(fromPersistDir, 'v3', 'd1');
+  if (!existsSync(source)) throw new Error(`no D1 database under ${fromPersistDir} to share (start that Worker first)`);
+  symlinkSync(source, join(persistDir, 'v3', 'd1'), 'dir');
+}
+
+/**
+ * Start a Worker. Options: config (wrangler.toml path), vars (object of extra vars/secrets),
+ * cwd, d1From (the persistDir of a running Worker whose D1 this one shares; it then applies no
+ * migrations and keeps its own KV). Returns { url, port, stop(), pid, persistDir }.
+ */
+export async function startWorker({ config, vars = {}, cwd, migrate = true, log, d1From } = {}) {
   // Clavex itself is served from a frozen copy of build/ (see snapshotWorker).
   const snapshot = config ? null : snapshotWorker(ROOT);
   config ??= snapshot.config;
@@ -50,7 +63,8 @@ export async function startWorker({ config, vars = {}, cwd, migrate = true, log 
   const port = await freePort();
   const persistDir = mkdtempSync(join(tmpdir(), 'clavex-state-'));
   const env = { ...process.env, WRANGLER_SEND_METRICS: 'false', CI: process.env.CI ?? '1' };
-  if (migrate) {
+  if (d1From) shareD1(persistDir, d1From);
+  if (migrate && !d1From) {
     execFileSync(WRANGLER, ['d1', 'migrations', 'apply', 'DB', '--local', '--config', config, '--persist-to', persistDir], {
       cwd, env, stdio: ['ignore', 'pipe', 'pipe'],
     });
