@@ -30,7 +30,10 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
 async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
     console_error_panic_hook::set_once();
     let outcome = match env.d1("DB") {
-        Ok(db) => edge::cleanup::run(&db, edge::context::now_seconds()).await,
+        Ok(db) => {
+            let db = edge::store::database::Db::primary(db, edge::store::meter::Meter::default());
+            edge::cleanup::run(&db, edge::context::now_seconds()).await
+        }
         Err(e) => Err(e),
     };
     if let Err(e) = outcome {

@@ -8,7 +8,9 @@ import { startWorker, ROOT } from './support/worker.mjs';
 
 const adminToken = `test-admin-${randomBytes(24).toString('base64url')}`;
 const worker = await startWorker({
-  vars: { ADMIN_TOKEN: adminToken, KEY_ENCRYPTION_SECRET: randomBytes(32).toString('base64url') },
+  // STORAGE_TIMING: every response counts its storage calls (Server-Timing), for the round-trip
+  // budget tests (tests/storage-budgets.test.mjs).
+  vars: { ADMIN_TOKEN: adminToken, KEY_ENCRYPTION_SECRET: randomBytes(32).toString('base64url'), STORAGE_TIMING: 'on' },
 });
 const cleanup = () => worker.stop();
 process.on('SIGINT', () => { cleanup(); process.exit(130); });

@@ -178,7 +178,7 @@ pub async fn create(req: &mut Request, ctx: &Ctx, org: &str) -> Outcome {
         None => crypto::b64url(&crypto::random_bytes::<16>()),
     };
     let s = settings(&fields, None)?;
-    let db = ctx.db()?;
+    let db = ctx.primary()?;
     organizations::require(&db, org).await?;
     let mut client = Client {
         org: org.to_string(),
@@ -211,7 +211,7 @@ pub async fn create(req: &mut Request, ctx: &Ctx, org: &str) -> Outcome {
 }
 
 async fn require(ctx: &Ctx, org: &str, client_id: &str) -> Result<Client, Failure> {
-    let db = ctx.db()?;
+    let db = ctx.primary()?;
     organizations::require(&db, org).await?;
     store::clients::get_client(&db, org, client_id)
         .await?
@@ -219,7 +219,7 @@ async fn require(ctx: &Ctx, org: &str, client_id: &str) -> Result<Client, Failur
 }
 
 pub async fn list(ctx: &Ctx, org: &str) -> Outcome {
-    let db = ctx.db()?;
+    let db = ctx.primary()?;
     organizations::require(&db, org).await?;
     let clients: Vec<ClientView> = store::clients::list_clients(&db, org)
         .await?
@@ -249,7 +249,7 @@ async fn write(req: &mut Request, ctx: &Ctx, org: &str, client_id: &str, replace
     apply(&mut client, s);
     let secret = settle_secret(&mut client);
     client.updated_at = ctx.now;
-    let client = store::clients::update_client(&ctx.db()?, &client)
+    let client = store::clients::update_client(&ctx.primary()?, &client)
         .await?
         .ok_or_else(|| ApiError::not_found("client"))?;
     Ok(http::json(200, &view(client, secret))?)
@@ -264,7 +264,7 @@ pub async fn update(req: &mut Request, ctx: &Ctx, org: &str, client_id: &str) ->
 }
 
 pub async fn delete(ctx: &Ctx, org: &str, client_id: &str) -> Outcome {
-    let db = ctx.db()?;
+    let db = ctx.primary()?;
     organizations::require(&db, org).await?;
     if !store::clients::delete_client(&db, org, client_id).await? {
         return Err(ApiError::not_found("client").into());
@@ -284,7 +284,7 @@ pub async fn rotate_secret(ctx: &Ctx, org: &str, client_id: &str) -> Outcome {
     client.secret_hash = None;
     let secret = settle_secret(&mut client);
     client.updated_at = ctx.now;
-    let client = store::clients::update_client(&ctx.db()?, &client)
+    let client = store::clients::update_client(&ctx.primary()?, &client)
         .await?
         .ok_or_else(|| ApiError::not_found("client"))?;
     Ok(http::json(200, &view(client, secret))?)

@@ -60,7 +60,7 @@ pub fn view(key: SigningKey, now: i64) -> KeyView {
 }
 
 pub async fn list(ctx: &Ctx, org: &str) -> Outcome {
-    let db = ctx.db()?;
+    let db = ctx.primary()?;
     organizations::require(&db, org).await?;
     let keys: Vec<KeyView> = store::keys::list_keys(&db, org)
         .await?
@@ -73,7 +73,7 @@ pub async fn list(ctx: &Ctx, org: &str) -> Outcome {
 /// POST …/keys/rotate (no body): a new key becomes the active signer; the previous ones are
 /// retired now and stay published for RETIRED_KEY_PUBLISHED_SECONDS.
 pub async fn rotate(ctx: &Ctx, org: &str) -> Outcome {
-    let db = ctx.db()?;
+    let db = ctx.primary()?;
     organizations::require(&db, org).await?;
     let key = new_signing_key(ctx, org).await?;
     store::keys::rotate(&db, &key, ctx.now).await?;

@@ -2,13 +2,14 @@
 //! update name and login-page branding, delete (with everything the organization owns).
 
 use serde::Serialize;
-use worker::{D1Database, Request};
+use worker::Request;
 
 use crate::admin::error::ApiError;
 use crate::admin::fields::{Fields, Patch};
 use crate::admin::{Failure, Outcome, body, created, keys, no_content, validate};
 use crate::edge::context::Ctx;
 use crate::edge::http;
+use crate::edge::store::database::Db;
 use crate::edge::store::{self, orgs::Organization};
 
 #[derive(Serialize)]
@@ -36,7 +37,7 @@ fn view(ctx: &Ctx, org: Organization) -> OrgView {
 }
 
 /// The organization named in the path, or 404. Every nested resource starts here.
-pub async fn require(db: &D1Database, slug: &str) -> Result<Organization, Failure> {
+pub async fn require(db: &Db, slug: &str) -> Result<Organization, Failure> {
     store::orgs::get_org(db, slug)
         .await?
         .ok_or_else(|| ApiError::not_found("organization").into())
@@ -76,7 +77,7 @@ pub fn new_org(fields: &Fields, now: i64) -> Result<Organization, ApiError> {
 pub async fn create(req: &mut Request, ctx: &Ctx) -> Outcome {
     let fields = body::read(req, &["slug", "name", "logo_url", "primary_color"]).await?;
     let org = new_org(&fields, ctx.now)?;
-    let db = ctx.db()?;
+    let db = ctx.primary()?;
     // Checked before generating a key (~80 ms) for a slug that is taken; the batch's PRIMARY KEY
     // still decides a race between two creates.
     if store::orgs::get_org(&db, &org.slug).await?.is_some() {
@@ -97,7 +98,7 @@ fn slug_taken(slug: &str) -> ApiError {
 }
 
 pub async fn list(ctx: &Ctx) -> Outcome {
-    let orgs = store::orgs::list_orgs(&ctx.db()?).await?;
+    let orgs = store::orgs::list_orgs(&ctx.primary()?).await?;
     let views: Vec<OrgView> = orgs.into_iter().map(|o| view(ctx, o)).collect();
     Ok(http::json(
         200,
@@ -106,7 +107,7 @@ pub async fn list(ctx: &Ctx) -> Outcome {
 }
 
 pub async fn get(ctx: &Ctx, slug: &str) -> Outcome {
-    let org = require(&ctx.db()?, slug).await?;
+    let org = require(&ctx.primary()?, slug).await?;
     Ok(http::json(200, &view(ctx, org))?)
 }
 
@@ -114,7 +115,7 @@ pub async fn get(ctx: &Ctx, slug: &str) -> Outcome {
 /// issuer's path and cannot change (tokens and relying parties depend on it).
 pub async fn update(req: &mut Request, ctx: &Ctx, slug: &str) -> Outcome {
     let fields = body::read(req, &["name", "logo_url", "primary_color"]).await?;
-    let db = ctx.db()?;
+    let db = ctx.primary()?;
     let mut org = require(&db, slug).await?;
     if let Some(name) = fields.string("name")? {
         org.name = validate::display_name("name", &name)?;
@@ -133,7 +134,7 @@ pub async fn update(req: &mut Request, ctx: &Ctx, slug: &str) -> Outcome {
 /// sessions and pending authorization codes in KV. KV goes first: if it fails the organization
 /// still exists and the DELETE can simply be retried.
 pub async fn delete(ctx: &Ctx, slug: &str) -> Outcome {
-    let db = ctx.db()?;
+    let db = ctx.primary()?;
     require(&db, slug).await?;
     store::orgs::delete_org_kv(&ctx.kv()?, slug).await?;
     if !store::orgs::delete_org(&db, slug).await? {

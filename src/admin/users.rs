@@ -137,7 +137,7 @@ pub async fn create(req: &mut Request, ctx: &Ctx, org: &str) -> Outcome {
         .string("password")?
         .map(|p| validate::password("password", &p))
         .transpose()?;
-    let db = ctx.db()?;
+    let db = ctx.primary()?;
     organizations::require(&db, org).await?;
     if let Some(password) = password {
         user.password_hash = Some(hash_password(&password).await?);
@@ -179,7 +179,7 @@ pub fn list_query(url: &url::Url) -> Result<(UserFilter, Option<String>, u32), A
 
 pub async fn list(req: &Request, ctx: &Ctx, org: &str) -> Outcome {
     let (filter, cursor, limit) = list_query(&req.url()?)?;
-    let db = ctx.db()?;
+    let db = ctx.primary()?;
     organizations::require(&db, org).await?;
     // One more than asked tells whether another page exists without a COUNT.
     let mut users =
@@ -198,7 +198,7 @@ pub async fn list(req: &Request, ctx: &Ctx, org: &str) -> Outcome {
 }
 
 async fn require(ctx: &Ctx, org: &str, id: &str) -> Result<User, Failure> {
-    let db = ctx.db()?;
+    let db = ctx.primary()?;
     organizations::require(&db, org).await?;
     store::users::get_user(&db, org, id)
         .await?
@@ -227,7 +227,7 @@ pub async fn update(req: &mut Request, ctx: &Ctx, org: &str, id: &str) -> Outcom
     let mut user = require(ctx, org, id).await?;
     apply_profile(&mut user, &fields)?;
     user.updated_at = ctx.now;
-    let updated = match store::users::update_user(&ctx.db()?, &user).await {
+    let updated = match store::users::update_user(&ctx.primary()?, &user).await {
         Ok(u) => u.ok_or_else(|| ApiError::not_found("user"))?,
         Err(e) => {
             return Err(duplicate(&e)
@@ -239,7 +239,7 @@ pub async fn update(req: &mut Request, ctx: &Ctx, org: &str, id: &str) -> Outcom
 }
 
 pub async fn delete(ctx: &Ctx, org: &str, id: &str) -> Outcome {
-    let db = ctx.db()?;
+    let db = ctx.primary()?;
     organizations::require(&db, org).await?;
     if !store::users::delete_user(&db, org, id).await? {
         return Err(ApiError::not_found("user").into());
@@ -253,7 +253,7 @@ pub async fn set_password(req: &mut Request, ctx: &Ctx, org: &str, id: &str) -> 
     let password = validate::password("password", &fields.required_string("password")?)?;
     require(ctx, org, id).await?;
     let hash = hash_password(&password).await?;
-    if !store::users::set_password_hash(&ctx.db()?, org, id, &hash, ctx.now).await? {
+    if !store::users::set_password_hash(&ctx.primary()?, org, id, &hash, ctx.now).await? {
         return Err(ApiError::not_found("user").into());
     }
     no_content()

@@ -1,12 +1,13 @@
 //! The scheduled clean-up (cron trigger in wrangler.toml): deletes expired tokens and finished
 //! grants from D1, by the cut-offs in `protocol/retention.rs`. KV records expire on their own.
 
-use worker::{D1Database, Result};
+use worker::Result;
 
 use crate::edge::store::d1::int;
+use crate::edge::store::database::Db;
 use crate::protocol::retention::cutoffs;
 
-pub async fn run(db: &D1Database, now: i64) -> Result<()> {
+pub async fn run(db: &Db, now: i64) -> Result<()> {
     let c = cutoffs(now);
     db.batch(vec![
         db.prepare("DELETE FROM access_tokens WHERE expires_at < ?1")

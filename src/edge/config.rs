@@ -2,11 +2,19 @@
 
 use worker::{Env, Error, Result, Url};
 
+use crate::edge::store::meter::Latency;
+
 pub struct Config {
     /// `https://id.acme.eu` — no trailing slash. Issuers are `{base_url}/{org}`.
     pub base_url: String,
     pub admin_token: String,
     pub key_encryption_secret: String,
+    /// `STORAGE_TIMING=on`: every response says in `Server-Timing` how many storage calls of each
+    /// kind it took (off by default: it tells the world how Clavex stores things).
+    pub storage_timing: bool,
+    /// `SIMULATED_STORAGE_LATENCY` (development only): a delay per storage call by kind, for the
+    /// benchmark's far-user profile. Ignored unless the request came to a loopback address.
+    pub simulated_latency: Latency,
 }
 
 impl Config {
@@ -33,10 +41,19 @@ impl Config {
             }
             Ok(value)
         };
+        let var = |name: &str| env.var(name).map(|v| v.to_string()).unwrap_or_default();
+        let simulated_latency = if is_loopback(request_url) {
+            Latency::parse(&var("SIMULATED_STORAGE_LATENCY"))
+                .map_err(|e| Error::RustError(format!("SIMULATED_STORAGE_LATENCY: {e}")))?
+        } else {
+            Latency::default()
+        };
         Ok(Config {
             base_url,
             admin_token: secret("ADMIN_TOKEN")?,
             key_encryption_secret: secret("KEY_ENCRYPTION_SECRET")?,
+            storage_timing: is_on(&var("STORAGE_TIMING")),
+            simulated_latency,
         })
     }
 
@@ -47,5 +64,51 @@ impl Config {
     /// Cookies get `Secure` except on plain-http localhost during development.
     pub fn secure_cookies(&self) -> bool {
         self.base_url.starts_with("https://")
+    }
+}
+
+fn is_on(value: &str) -> bool {
+    matches!(
+        value.trim().to_ascii_lowercase().as_str(),
+        "1" | "on" | "true" | "yes"
+    )
+}
+
+/// Whether the request came to this machine itself (`wrangler dev`), never a public host.
+fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d == "localhost",
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn simulated_latency_is_for_loopback_requests_only() {
+        for local in [
+            "http://127.0.0.1:8787/x",
+            "http://localhost:8787/",
+            "http://[::1]/",
+        ] {
+            assert!(is_loopback(&Url::parse(local).unwrap()), "{local}");
+        }
+        for public in [
+            "https://id.acme.eu/acme",
+            "http://10.0.0.1/",
+            "https://localhost.acme.eu/",
+        ] {
+            assert!(!is_loopback(&Url::parse(public).unwrap()), "{public}");
+        }
+    }
+
+    #[test]
+    fn storage_timing_switch() {
+        assert!(is_on("on") && is_on("TRUE") && is_on("1"));
+        assert!(!is_on("") && !is_on("off") && !is_on("0"));
     }
 }

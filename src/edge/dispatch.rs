@@ -5,6 +5,7 @@ use worker::{Env, Method, Request, Response, Result};
 use crate::edge::config::Config;
 use crate::edge::context::{Ctx, now_seconds};
 use crate::edge::http;
+use crate::edge::store::meter::Meter;
 use crate::oidc;
 use crate::routes::{self, Route};
 
@@ -37,11 +38,9 @@ pub async fn handle(req: Request, env: Env) -> Result<Response> {
     if let (Some(methods), Method::Options) = (cors_methods, req.method()) {
         return http::preflight(methods);
     }
-    let ctx = Ctx {
-        env,
-        config,
-        now: now_seconds(),
-    };
+    let meter = Meter::new(config.simulated_latency);
+    let storage_timing = config.storage_timing;
+    let ctx = Ctx::new(env, config, now_seconds(), meter.clone());
     let resp = match route {
         Route::Admin(segments) => crate::admin::handle(req, &ctx, &segments).await,
         Route::Discovery(org) | Route::AuthServerMetadata(org) => {
@@ -58,6 +57,10 @@ pub async fn handle(req: Request, env: Env) -> Result<Response> {
         Route::EndSession(org) => oidc::logout::handle(req, &ctx, org).await,
         Route::Health | Route::NotFound => http::not_found(),
     }?;
+    if storage_timing {
+        resp.headers()
+            .append("Server-Timing", &meter.tally().server_timing())?;
+    }
     match cors_methods {
         Some(_) => http::allow_any_origin(resp),
         None => Ok(resp),

@@ -30,7 +30,19 @@ pub async fn handle(mut req: Request, ctx: &Ctx, slug: &str) -> Result<Response>
         Err(AuthorizeError::Fatal(f)) => return pages::fatal(&org, &f),
         Err(AuthorizeError::Redirect(_)) => unreachable!("client_id errors are never redirected"),
     };
-    let Some(client) = get_client(&ctx.db()?, slug, client_id).await? else {
+    // The client from the nearest replica — from the primary when the replica lacks it or the
+    // redirect URI asked for (a client just registered or changed must work at once).
+    let asked_uri = params.first("redirect_uri");
+    let registered = |c: &crate::edge::store::clients::Client| {
+        asked_uri.is_none_or(|uri| c.redirect_uris.iter().any(|r| r == uri))
+    };
+    let Some(client) = ctx
+        .fresh(
+            |db| async move { get_client(&db, slug, client_id).await },
+            registered,
+        )
+        .await?
+    else {
         let AuthorizeError::Fatal(f) = authorize::unknown_client(client_id) else {
             unreachable!()
         };
@@ -89,7 +101,7 @@ pub async fn handle(mut req: Request, ctx: &Ctx, slug: &str) -> Result<Response>
     match session::decide(&request, view.as_ref(), hint_sub.as_deref(), ctx.now) {
         Next::IssueCode => {
             let (s, u) = current.as_ref().expect("IssueCode implies a session");
-            issue::code(ctx, slug, &request, &u.id, s.auth_time, 302).await
+            issue::code(ctx, slug, &request, &u.id, s.auth_time, 302)
         }
         Next::ShowLogin => login::show(ctx, &req, &org, &client.client_name, &request, None, 200),
         Next::ShowConsent => {

@@ -56,7 +56,7 @@ pub async fn handle(mut req: Request, ctx: &Ctx, slug: &str) -> Result<Response>
         );
     };
     match form.first("decision") {
-        Some("allow") => issue::code(ctx, slug, &request, &user.id, session.auth_time, 303).await,
+        Some("allow") => issue::code(ctx, slug, &request, &user.id, session.auth_time, 303),
         _ => {
             let denied = OAuthError::new(ErrorCode::AccessDenied, "the user denied the request");
             issue::error(

@@ -7,7 +7,7 @@ use worker::{Request, Response, Result};
 use crate::crypto::token_hash;
 use crate::edge::context::Ctx;
 use crate::edge::http;
-use crate::edge::store::grants::{find_access, find_live_refresh};
+use crate::edge::store::grants::find_live;
 use crate::oidc::request::{ClientRequest, client_request, oauth_error};
 use crate::protocol::error::OAuthError;
 
@@ -30,21 +30,17 @@ pub async fn handle(mut req: Request, ctx: &Ctx, slug: &str) -> Result<Response>
         return oauth_error(&OAuthError::invalid_request("token is missing"), &issuer);
     };
     let hash = token_hash(token);
-    let db = ctx.db()?;
+    // At the primary, in one round trip: a resource server asks in order to learn whether a
+    // token still holds, so a revocation must show here at once, wherever it was made.
+    let (access, refresh) = find_live(&ctx.primary()?, &hash, ctx.now).await?;
     let mine = |org: &str, client_id: &str| org == slug && client_id == client.client_id;
-    let body = if let Some(a) = find_access(&db, &hash, ctx.now)
-        .await?
-        .filter(|a| mine(&a.user.org, &a.client_id))
-    {
+    let body = if let Some(a) = access.filter(|a| mine(&a.user.org, &a.client_id)) {
         json!({
             "active": true, "token_type": "Bearer", "scope": a.scope, "client_id": a.client_id,
             "username": a.user.username, "sub": a.user.id, "aud": a.client_id, "iss": issuer,
             "iat": a.issued_at, "exp": a.expires_at,
         })
-    } else if let Some(r) = find_live_refresh(&db, &hash, ctx.now)
-        .await?
-        .filter(|r| mine(&r.org, &r.client_id))
-    {
+    } else if let Some(r) = refresh.filter(|r| mine(&r.org, &r.client_id)) {
         json!({
             "active": true, "token_type": "refresh_token", "scope": r.scope, "client_id": r.client_id,
             "username": r.username, "sub": r.user_id, "aud": r.client_id, "iss": issuer,

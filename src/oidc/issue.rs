@@ -3,18 +3,17 @@
 
 use worker::{Response, Result};
 
-use crate::crypto::random_token;
 use crate::edge::context::Ctx;
 use crate::edge::http;
-use crate::edge::store::kv::put_code;
 use crate::protocol::authorize::AuthorizeRequest;
-use crate::protocol::code::CodeGrant;
+use crate::protocol::code::{CodeGrant, redirect_uri_hash};
 use crate::protocol::error::OAuthError;
 use crate::protocol::redirect::with_params;
 
-/// Mint a code bound to the request and the user, store it, and redirect to the client.
-/// `status` is 302 after a GET, 303 after a form POST.
-pub async fn code(
+/// Mint a code bound to the request and the user and redirect to the client. The code is the
+/// sealed record itself (protocol/code.rs): nothing is stored, so the client's server can redeem
+/// it at whichever location it reaches. `status` is 302 after a GET, 303 after a form POST.
+pub fn code(
     ctx: &Ctx,
     org: &str,
     req: &AuthorizeRequest,
@@ -22,11 +21,9 @@ pub async fn code(
     auth_time: i64,
     status: u16,
 ) -> Result<Response> {
-    // 256 bits of randomness; only its hash is stored.
-    let code = random_token("");
     let grant = CodeGrant {
         client_id: req.client_id.clone(),
-        redirect_uri: req.redirect_uri.clone(),
+        redirect_uri_hash: redirect_uri_hash(&req.redirect_uri),
         scope: req.scope.clone(),
         nonce: req.nonce.clone(),
         code_challenge: req.code_challenge.clone(),
@@ -35,7 +32,7 @@ pub async fn code(
         issued_at: ctx.now,
         claims: req.claims.clone(),
     };
-    put_code(&ctx.kv()?, org, &code, &grant).await?;
+    let code = grant.seal(&ctx.config.key_encryption_secret, org);
     let issuer = ctx.config.issuer(org);
     let mut params = vec![("code", code.as_str())];
     if let Some(state) = &req.state {

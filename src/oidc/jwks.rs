@@ -44,8 +44,15 @@ pub async fn handle(req: Request, ctx: &Ctx, slug: &str) -> Result<Response> {
     if let Some(jwks) = cached {
         return public_json(&jwks);
     }
-    let keys: Vec<Value> = published_keys(&ctx.db()?, slug, ctx.now)
+    // An organization always has a key: an empty set from the replica means it lags (the
+    // organization is new), so the primary is asked.
+    let keys: Vec<Value> = ctx
+        .fresh(
+            |db| async move { published_keys(&db, slug, ctx.now).await.map(Some) },
+            |keys| !keys.is_empty(),
+        )
         .await?
+        .unwrap_or_default()
         .iter()
         .filter_map(|k| {
             let public: Value = serde_json::from_str(&k.public_jwk).ok()?;

@@ -8,8 +8,9 @@ use crate::edge::context::Ctx;
 use crate::edge::http;
 use crate::edge::password::verify_password;
 use crate::edge::store::clients::{Client, get_client};
+use crate::edge::store::database::Db;
 use crate::edge::store::orgs::Organization;
-use crate::edge::store::users::find_user_by_login;
+use crate::edge::store::users::{User, find_user_by_login};
 use crate::oidc::login_state::{LoginState, StateError, open_state, seal_state};
 use crate::oidc::request::{Accept, header, page_request};
 use crate::oidc::{consent, cookies, issue, pages, sso};
@@ -181,23 +182,11 @@ pub async fn handle(mut req: Request, ctx: &Ctx, slug: &str) -> Result<Response>
         Ok(s) => s,
         Err(resp) => return Ok(resp),
     };
-    let db = ctx.db()?;
-
     let login = form.first("username").unwrap_or("").trim();
     let password = form.first("password").unwrap_or("");
-    let user = if login.is_empty() {
-        None
-    } else {
-        find_user_by_login(&db, slug, login).await?
-    };
-    let stored = user
-        .as_ref()
-        .and_then(|u| u.password_hash.as_deref())
-        .unwrap_or(DUMMY_HASH);
-    let password_ok = !password.is_empty() && verify_password(password, stored).await?;
-    let user = match user {
-        Some(u) if password_ok && !u.disabled && u.password_hash.is_some() => u,
-        _ => {
+    let user = match signs_in(ctx, slug, login, password).await? {
+        Some(u) => u,
+        None => {
             let retry = AuthorizeRequest {
                 login_hint: Some(login.to_string()),
                 ..request
@@ -225,9 +214,46 @@ pub async fn handle(mut req: Request, ctx: &Ctx, slug: &str) -> Result<Response>
             &request,
         )?
     } else {
-        issue::code(ctx, slug, &request, &user.id, ctx.now, 303).await?
+        issue::code(ctx, slug, &request, &user.id, ctx.now, 303)?
     };
     append_cookie(resp, &session_cookie)
+}
+
+/// The user these credentials sign in, if any. The user is read at the nearest replica; a refusal
+/// is only given after the primary agrees, since the replica may lag a user just created, enabled
+/// or given a new password. The password is hashed again only if the primary's row differs, so a
+/// wrong password, an unknown username and a disabled user all cost one hash and one primary
+/// read: they look alike from outside (no account enumeration by timing).
+async fn signs_in(ctx: &Ctx, slug: &str, login: &str, password: &str) -> Result<Option<User>> {
+    async fn check(user: Option<&User>, password: &str) -> Result<bool> {
+        let stored = user
+            .and_then(|u| u.password_hash.as_deref())
+            .unwrap_or(DUMMY_HASH);
+        let password_ok = !password.is_empty() && verify_password(password, stored).await?;
+        Ok(password_ok && user.is_some_and(|u| !u.disabled && u.password_hash.is_some()))
+    }
+    let read = |db: Db| async move {
+        if login.is_empty() {
+            return Ok(None);
+        }
+        find_user_by_login(&db, slug, login).await
+    };
+    let at_replica = read(ctx.replica()?).await?;
+    if at_replica.is_some() && check(at_replica.as_ref(), password).await? {
+        return Ok(at_replica);
+    }
+    let at_primary = read(ctx.primary()?).await?;
+    let same = |a: &User, b: &User| {
+        a.id == b.id && a.password_hash == b.password_hash && a.disabled == b.disabled
+    };
+    let already_checked = match (&at_replica, &at_primary) {
+        (Some(a), Some(b)) => same(a, b),
+        _ => false,
+    };
+    if already_checked || !check(at_primary.as_ref(), password).await? {
+        return Ok(None);
+    }
+    Ok(at_primary)
 }
 
 /// The client a submitted form is for. It may have changed since the form was shown: it must
@@ -237,7 +263,14 @@ async fn registered_client(
     org: &Organization,
     request: &AuthorizeRequest,
 ) -> Result<std::result::Result<Client, Response>> {
-    let Some(client) = get_client(&ctx.db()?, &org.slug, &request.client_id).await? else {
+    let (slug, client_id) = (org.slug.as_str(), request.client_id.as_str());
+    let found = ctx
+        .fresh(
+            |db| async move { get_client(&db, slug, client_id).await },
+            |c| c.redirect_uris.contains(&request.redirect_uri),
+        )
+        .await?;
+    let Some(client) = found else {
         let page = pages::error(
             org,
             400,

@@ -62,7 +62,14 @@ pub async fn handle(mut req: Request, ctx: &Ctx, slug: &str) -> Result<Response>
         None => None,
         Some(uri) => {
             let client = match &client_id {
-                Some(id) => get_client(&ctx.db()?, slug, id).await?,
+                Some(id) => {
+                    let id = id.as_str();
+                    ctx.fresh(
+                        |db| async move { get_client(&db, slug, id).await },
+                        |c| c.post_logout_redirect_uris.iter().any(|r| r == uri),
+                    )
+                    .await?
+                }
                 None => None,
             };
             match client {

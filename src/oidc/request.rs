@@ -74,7 +74,10 @@ pub async fn organization(ctx: &Ctx, slug: &str) -> Result<Option<Organization>>
     if cached.is_some() {
         return Ok(cached);
     }
-    let org = get_org(&ctx.db()?, slug).await?;
+    // A replica may not have an organization created moments ago: a miss asks the primary.
+    let org = ctx
+        .found(|db| async move { get_org(&db, slug).await })
+        .await?;
     if let Some(org) = &org {
         ORG_CACHE.with(|c| {
             let mut c = c.borrow_mut();
@@ -121,7 +124,16 @@ pub async fn client_request(
         Ok(p) => p,
         Err(e) => return oauth_error(&e, &issuer).map(Err),
     };
-    let client = get_client(&ctx.db()?, slug, &presented.client_id).await?;
+    // The client from the nearest replica; from the primary when the replica's copy refuses the
+    // credentials, which it may only because it lags (a client just created or a secret just
+    // rotated). A rotated-out secret keeps working where a replica lags, for that lag at most.
+    let client_id = presented.client_id.as_str();
+    let client = ctx
+        .fresh(
+            |db| async move { get_client(&db, slug, client_id).await },
+            |c| client_auth::verify(&presented, c.secret_hash.as_deref()).is_ok(),
+        )
+        .await?;
     let verified = match client {
         None => Err(OAuthError::invalid_client("client authentication failed")),
         Some(c) => client_auth::verify(&presented, c.secret_hash.as_deref()).map(|()| c),

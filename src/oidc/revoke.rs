@@ -24,25 +24,22 @@ pub async fn handle(mut req: Request, ctx: &Ctx, slug: &str) -> Result<Response>
         Ok(Some(t)) => t,
         _ => return oauth_error(&OAuthError::invalid_request("token is missing"), &issuer),
     };
-    let hash = token_hash(token);
-    let db = ctx.db()?;
-    // The hint only orders the look-ups (§2.1); both kinds are tried.
-    let order = if form.first("token_type_hint") == Some("refresh_token") {
-        [TokenKind::Refresh, TokenKind::Access]
-    } else {
-        [TokenKind::Access, TokenKind::Refresh]
-    };
-    for kind in order {
-        let Some((grant_id, org, client_id)) = grants::owner(&db, kind, &hash).await? else {
-            continue;
-        };
-        if org == slug && client_id == client.client_id {
-            match kind {
-                TokenKind::Access => grants::delete_access(&db, &hash).await?,
-                TokenKind::Refresh => grants::revoke_grant(&db, &grant_id, ctx.now).await?,
-            }
+    let hash = &token_hash(token);
+    // The owner from the nearest replica, or from the primary when the replica has no such
+    // token (it may be newer than the replica); then the one write, at the primary. The hint
+    // only orders look-ups (§2.1): both kinds are looked up together.
+    let found = ctx
+        .found(|db| async move { grants::owner(&db, hash).await })
+        .await?;
+    if let Some((kind, grant_id, org, client_id)) = found
+        && org == slug
+        && client_id == client.client_id
+    {
+        let db = ctx.primary()?;
+        match kind {
+            TokenKind::Access => grants::delete_access(&db, hash).await?,
+            TokenKind::Refresh => grants::revoke_grant(&db, &grant_id, ctx.now).await?,
         }
-        break;
     }
     // §2.2: 200 whether or not the token existed (an invalid token is not an error), and a
     // token of another client is left alone without saying so.

@@ -30,7 +30,8 @@ async fn active(ctx: &Ctx, org: &str) -> Result<SigningKey> {
     if let Some(key) = cached {
         return Ok(key);
     }
-    let key = active_key(&ctx.db()?, org)
+    let key = ctx
+        .found(|db| async move { active_key(&db, org).await })
         .await?
         .ok_or_else(|| Error::RustError(format!("organization {org} has no active signing key")))?;
     ACTIVE.with(|c| {
@@ -63,7 +64,18 @@ pub async fn verify_own(ctx: &Ctx, org: &str, issuer: &str, token: &str) -> Resu
     let Some(jwt) = id_token::parse_unverified(token) else {
         return Ok(None);
     };
-    let keys = published_keys(&ctx.db()?, org, ctx.now).await?;
+    // The key that signed it may be newer than the replica's copy of the key set.
+    let signed_with = |keys: &Vec<SigningKey>| {
+        keys.iter()
+            .any(|k| jwt.kid.as_deref() == Some(k.kid.as_str()))
+    };
+    let keys = ctx
+        .fresh(
+            |db| async move { published_keys(&db, org, ctx.now).await.map(Some) },
+            signed_with,
+        )
+        .await?
+        .unwrap_or_default();
     let Some(key) = keys
         .iter()
         .find(|k| jwt.kid.as_deref() == Some(k.kid.as_str()))

@@ -18,7 +18,10 @@ pub async fn current(ctx: &Ctx, org: &str, req: &Request) -> Result<Option<(Sess
     let Some(session) = kv::get_session(&ctx.kv()?, org, &session_id, ctx.now).await? else {
         return Ok(None);
     };
-    let user = get_user(&ctx.db()?, org, &session.user_id).await?;
+    let user_id = session.user_id.as_str();
+    let user = ctx
+        .found(|db| async move { get_user(&db, org, user_id).await })
+        .await?;
     Ok(user.filter(|u| !u.disabled).map(|u| (session, u)))
 }
 

@@ -8,16 +8,16 @@ use crate::edge::context::Ctx;
 use crate::edge::http;
 use crate::edge::store::clients::Client;
 use crate::edge::store::d1::is_foreign_key_violation;
-use crate::edge::store::grants::{self, NewGrant, TokenHashes};
-use crate::edge::store::kv::get_code;
+use crate::edge::store::grants::{self, Claim, NewGrant, TokenHashes};
 use crate::edge::store::users::get_user;
 use crate::oidc::request::{ClientRequest, client_request, oauth_error};
 use crate::oidc::signer;
 use crate::oidc::userinfo::profile;
 use crate::protocol::claims::id_token_extras;
+use crate::protocol::code::CodeGrant;
 use crate::protocol::error::{ErrorCode, OAuthError};
 use crate::protocol::id_token::{self, IdTokenInput};
-use crate::protocol::lifetimes::ACCESS_TOKEN_SECONDS;
+use crate::protocol::lifetimes::{ACCESS_TOKEN_SECONDS, REFRESH_REUSE_GRACE_SECONDS};
 use crate::protocol::refresh::{self, RefreshOutcome, RefreshState};
 use crate::protocol::scopes;
 use crate::protocol::token_request::{self, GrantRequest};
@@ -70,6 +70,9 @@ pub async fn handle(mut req: Request, ctx: &Ctx, slug: &str) -> Result<Response>
     }
 }
 
+/// Redeem a code: open it (no storage read — it carries its record), check it, then claim it and
+/// store the tokens in one batch at the primary. One round trip to the primary in every case but
+/// a late replay of an expired code, which revokes with one more.
 async fn exchange_code(
     ctx: &Ctx,
     slug: &str,
@@ -78,16 +81,20 @@ async fn exchange_code(
     redirect_uri: Option<&str>,
     code_verifier: Option<&str>,
 ) -> Result<Outcome> {
-    let code_hash = token_hash(code);
-    let db = ctx.db()?;
-    let Some(record) = get_code(&ctx.kv()?, slug, code).await? else {
-        // Gone from KV: never issued, expired, or already redeemed. If it was redeemed, what it
-        // issued is revoked now (RFC 6749 §4.1.2) — the grants table remembers every claim.
-        grants::revoke_by_code(&db, &code_hash, ctx.now).await?;
+    let Some(record) = CodeGrant::open(code, &ctx.config.key_encryption_secret, slug) else {
         return Ok(Err(OAuthError::invalid_grant(
-            "the authorization code is invalid, expired or already used",
+            "the authorization code is invalid",
         )));
     };
+    let code_hash = token_hash(code);
+    // The session handle: its writes go to the primary, and the reads after them in this request
+    // see them (Sessions API: read-your-writes).
+    let db = ctx.replica()?;
+    if record.is_expired(ctx.now) {
+        // Possibly redeemed before it expired, and now replayed: what it issued is revoked
+        // (RFC 6749 §4.1.2) — the grants table remembers every claim.
+        grants::revoke_by_code(&db, &code_hash, ctx.now).await?;
+    }
     if let Err(e) = record.check_redemption(&client.client_id, redirect_uri, code_verifier, ctx.now)
     {
         return Ok(Err(e));
@@ -119,11 +126,10 @@ async fn exchange_code(
     )
     .await;
     match claimed {
-        Ok(true) => {}
-        Ok(false) => {
-            // Lost the claim: a replay, or a concurrent redemption. Exactly one request wins;
-            // every other one revokes what the winner got.
-            grants::revoke_by_code(&db, &code_hash, ctx.now).await?;
+        Ok(Claim::Won) => {}
+        // Lost the claim: a replay, or a concurrent redemption. Exactly one request wins; every
+        // other one has revoked what the winner got, in the same statement.
+        Ok(Claim::Replayed) => {
             return Ok(Err(OAuthError::invalid_grant(
                 "the authorization code was already used",
             )));
@@ -155,6 +161,12 @@ async fn exchange_code(
     )))
 }
 
+/// Rotate a refresh token. The token is read at the nearest replica (the primary only when the
+/// replica does not have it yet) and every write is guarded at the primary on the state the
+/// decision assumed, so a stale read can cost a retry but never a wrong answer: one round trip to
+/// the primary in the common case, two when a race is lost. A replica can lag but never runs
+/// ahead: rotation, supersession, revocation and expiry only ever move one way, so an outcome
+/// that refuses the token holds at the primary too.
 async fn refresh(
     ctx: &Ctx,
     slug: &str,
@@ -162,15 +174,22 @@ async fn refresh(
     presented: &str,
     scope: Option<&str>,
 ) -> Result<Outcome> {
-    let db = ctx.db()?;
+    // One session for the whole request: after a lost race the re-read sees the winner's write.
+    let db = ctx.replica()?;
     let old_hash = token_hash(presented);
-    // Two passes at most: a refresh that loses the rotation race re-reads the token and is then
-    // judged as the retry (or reuse) it is.
+    let mut first_read = true;
+    // Two rounds at most: a refresh whose guarded write finds the state changed re-reads the
+    // token and is then judged as the retry (or reuse) it is.
     for _ in 0..2 {
-        let Some(record) = grants::find_refresh(&db, &old_hash)
-            .await?
-            .filter(|r| r.org == slug)
-        else {
+        let found = if first_read {
+            let hash = old_hash.as_str();
+            ctx.found(|db| async move { grants::find_refresh(&db, hash).await })
+                .await?
+        } else {
+            grants::find_refresh(&db, &old_hash).await?
+        };
+        first_read = false;
+        let Some(record) = found.filter(|r| r.org == slug) else {
             return Ok(Err(OAuthError::invalid_grant(
                 "the refresh token is invalid",
             )));
@@ -225,13 +244,25 @@ async fn refresh(
                 )
                 .await?
                 {
-                    continue; // another request rotated it first: judge this one again
+                    continue; // the state changed at the primary: judge this one again
                 }
             }
             // Another child of the presented token; nothing else changes.
             RefreshOutcome::GraceReissue => {
-                grants::issue_retry(&db, &record.grant_id, &tokens, &old_hash, &granted, ctx.now)
-                    .await?;
+                let since = ctx.now - REFRESH_REUSE_GRACE_SECONDS;
+                if !grants::issue_retry(
+                    &db,
+                    &record.grant_id,
+                    &tokens,
+                    &old_hash,
+                    &granted,
+                    since,
+                    ctx.now,
+                )
+                .await?
+                {
+                    continue;
+                }
             }
         }
         let extra =
@@ -255,7 +286,8 @@ async fn refresh(
             &granted,
         )));
     }
-    // Lost twice in a row: something is hammering this token. Treat it as reuse.
+    // The state changed under two guarded writes in a row: something is hammering this token.
+    // Treat it as reuse.
     if let Some(record) = grants::find_refresh(&db, &old_hash).await? {
         grants::revoke_grant(&db, &record.grant_id, ctx.now).await?;
     }
@@ -278,7 +310,10 @@ async fn id_token_extra_claims(
     if !wants {
         return Ok(serde_json::Map::new());
     }
-    let Some(user) = get_user(&ctx.db()?, slug, user_id).await? else {
+    let Some(user) = ctx
+        .found(|db| async move { get_user(&db, slug, user_id).await })
+        .await?
+    else {
         return Ok(serde_json::Map::new());
     };
     Ok(id_token_extras(&profile(&user), claims))

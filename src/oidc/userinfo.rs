@@ -55,7 +55,12 @@ pub async fn handle(mut req: Request, ctx: &Ctx, slug: &str) -> Result<Response>
             );
         }
     };
-    let Some(access) = find_access(&ctx.db()?, &token_hash(token), ctx.now)
+    // At the nearest replica; a token it does not have (yet) is looked up at the primary, so a
+    // token issued moments ago elsewhere works at once. A revocation reaches this read within
+    // the replica's lag.
+    let hash = &token_hash(token);
+    let Some(access) = ctx
+        .found(|db| async move { find_access(&db, hash, ctx.now).await })
         .await?
         .filter(|a| a.user.org == slug)
     else {

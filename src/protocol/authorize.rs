@@ -23,6 +23,12 @@ pub struct ClientRegistration<'a> {
 
 /// A validated authorization request: what the login form carries (sealed) and what the code
 /// is bound to.
+/// Longest `nonce` accepted. OIDC Core sets no bound; clients send 16–64 characters, and the
+/// nonce travels inside the authorization code.
+pub const MAX_NONCE_BYTES: usize = 255;
+/// Longest `claims` parameter accepted (compact JSON), for the same reason.
+pub const MAX_CLAIMS_BYTES: usize = 1024;
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuthorizeRequest {
     pub client_id: String,
@@ -290,7 +296,8 @@ pub fn validate(
     let claims = match get("claims") {
         None => None,
         Some(text) => match serde_json::from_str::<serde_json::Value>(text) {
-            Ok(serde_json::Value::Object(_)) => Some(text.to_string()),
+            // Kept compact: it travels inside the authorization code.
+            Ok(value @ serde_json::Value::Object(_)) => Some(value.to_string()),
             _ => {
                 return Err(err(
                     ErrorCode::InvalidRequest,
@@ -299,6 +306,19 @@ pub fn validate(
             }
         },
     };
+    // The code carries nonce and claims (protocol/code.rs); bounds keep it URL-friendly.
+    if get("nonce").is_some_and(|n| n.len() > MAX_NONCE_BYTES) {
+        return Err(err(
+            ErrorCode::InvalidRequest,
+            &format!("nonce must be at most {MAX_NONCE_BYTES} characters"),
+        ));
+    }
+    if claims.as_ref().is_some_and(|c| c.len() > MAX_CLAIMS_BYTES) {
+        return Err(err(
+            ErrorCode::InvalidRequest,
+            &format!("claims must be at most {MAX_CLAIMS_BYTES} bytes of JSON"),
+        ));
+    }
 
     Ok(AuthorizeRequest {
         client_id: client.client_id.to_string(),

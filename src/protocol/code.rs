@@ -1,17 +1,33 @@
-//! Authorization codes: what a code is bound to, and the checks when it is redeemed
-//! (RFC 6749 §4.1.3, RFC 7636 §4.6, RFC 9700 §2.1.1).
+//! Authorization codes: what a code is bound to, how it travels, and the checks when it is
+//! redeemed (RFC 6749 §4.1.3, RFC 7636 §4.6, RFC 9700 §2.1.1).
+//!
+//! A code carries its own record, sealed with AES-256-GCM under a key derived from
+//! KEY_ENCRYPTION_SECRET for this purpose alone, with the organization as associated data. The
+//! browser reaches Clavex at the location nearest the user and the client's server at the one
+//! nearest itself; a code that needed a storage read could not be redeemed there until that
+//! storage had propagated. A sealed code is redeemable anywhere at once, and authorize writes
+//! nothing. Single use is still decided by the one D1 primary (the grant row's UNIQUE
+//! `code_hash`, see store/grants.rs), and the 60 s lifetime is checked from the sealed timestamp.
 
-use serde::{Deserialize, Serialize};
-
+use crate::crypto::{derive_key, open, seal, sha256};
 use crate::protocol::error::OAuthError;
 use crate::protocol::lifetimes::CODE_SECONDS;
 use crate::protocol::pkce;
 
-/// Stored under the code's hash; the code itself is never stored.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+const PURPOSE: &str = "authorization-codes";
+/// The first byte of every sealed record: a later format gets another number, and codes in
+/// flight during a deploy (60 s at most) are refused rather than misread.
+const FORMAT: u8 = 1;
+/// Bytes of SHA-256 kept of the redirect URI: it only has to tell the registered URI the code was
+/// issued for from another one (a 2^-128 second preimage), and it keeps codes short.
+const REDIRECT_HASH_BYTES: usize = 16;
+
+/// What a code is bound to. The redirect URI travels as a hash: the token request repeats it, so
+/// only equality has to be checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CodeGrant {
     pub client_id: String,
-    pub redirect_uri: String,
+    pub redirect_uri_hash: [u8; REDIRECT_HASH_BYTES],
     pub scope: String,
     pub nonce: Option<String>,
     pub code_challenge: Option<String>,
@@ -21,7 +37,80 @@ pub struct CodeGrant {
     pub claims: Option<String>,
 }
 
+pub fn redirect_uri_hash(uri: &str) -> [u8; REDIRECT_HASH_BYTES] {
+    let mut out = [0u8; REDIRECT_HASH_BYTES];
+    out.copy_from_slice(&sha256(uri.as_bytes())[..REDIRECT_HASH_BYTES]);
+    out
+}
+
 impl CodeGrant {
+    /// The code: base64url of `nonce ‖ AES-256-GCM(record) ‖ tag` — about 280 characters for a
+    /// typical request (authorize bounds `nonce` and `claims`, so it stays URL-friendly).
+    pub fn seal(&self, secret: &str, org: &str) -> String {
+        seal(&derive_key(secret, PURPOSE), &self.encode(), org.as_bytes())
+    }
+
+    /// The record a code carries, or None when it was not sealed here for this organization
+    /// (garbage, tampered, another organization, another secret, another format).
+    pub fn open(code: &str, secret: &str, org: &str) -> Option<CodeGrant> {
+        let bytes = open(&derive_key(secret, PURPOSE), code, org.as_bytes())?;
+        CodeGrant::decode(&bytes)
+    }
+
+    /// A compact binary record: timestamps as 32-bit seconds (good until 2106), strings with a
+    /// 16-bit length, absent options as length 0xFFFF. JSON would make codes half as long again.
+    fn encode(&self) -> Vec<u8> {
+        let mut out = vec![FORMAT];
+        out.extend_from_slice(&(self.issued_at as u32).to_be_bytes());
+        out.extend_from_slice(&(self.auth_time as u32).to_be_bytes());
+        out.extend_from_slice(&self.redirect_uri_hash);
+        for text in [
+            Some(self.client_id.as_str()),
+            Some(self.scope.as_str()),
+            Some(self.user_id.as_str()),
+            self.nonce.as_deref(),
+            self.code_challenge.as_deref(),
+            self.claims.as_deref(),
+        ] {
+            match text {
+                Some(t) => {
+                    let bytes = &t.as_bytes()[..t.len().min(ABSENT as usize - 1)];
+                    out.extend_from_slice(&(bytes.len() as u16).to_be_bytes());
+                    out.extend_from_slice(bytes);
+                }
+                None => out.extend_from_slice(&ABSENT.to_be_bytes()),
+            }
+        }
+        out
+    }
+
+    fn decode(bytes: &[u8]) -> Option<CodeGrant> {
+        let mut r = Reader(bytes);
+        if r.take(1)? != [FORMAT] {
+            return None;
+        }
+        let issued_at = i64::from(u32::from_be_bytes(r.take(4)?.try_into().ok()?));
+        let auth_time = i64::from(u32::from_be_bytes(r.take(4)?.try_into().ok()?));
+        let redirect_uri_hash = r.take(REDIRECT_HASH_BYTES)?.try_into().ok()?;
+        let client_id = r.text()??;
+        let scope = r.text()??;
+        let user_id = r.text()??;
+        let nonce = r.text()?;
+        let code_challenge = r.text()?;
+        let claims = r.text()?;
+        r.0.is_empty().then_some(CodeGrant {
+            client_id,
+            redirect_uri_hash,
+            scope,
+            nonce,
+            code_challenge,
+            user_id,
+            auth_time,
+            issued_at,
+            claims,
+        })
+    }
+
     /// Checks before the code is claimed. Every failure is `invalid_grant`.
     pub fn check_redemption(
         &self,
@@ -30,8 +119,7 @@ impl CodeGrant {
         code_verifier: Option<&str>,
         now: i64,
     ) -> Result<(), OAuthError> {
-        // KV keeps the record for at least 60 s; the lifetime is enforced here.
-        if now - self.issued_at > CODE_SECONDS {
+        if self.is_expired(now) {
             return Err(OAuthError::invalid_grant(
                 "the authorization code has expired",
             ));
@@ -43,7 +131,7 @@ impl CodeGrant {
         }
         // RFC 6749 §4.1.3: redirect_uri is required, and must be identical, when it was part
         // of the authorization request — which OpenID Connect always requires.
-        if redirect_uri != Some(self.redirect_uri.as_str()) {
+        if redirect_uri.map(redirect_uri_hash) != Some(self.redirect_uri_hash) {
             return Err(OAuthError::invalid_grant(
                 "redirect_uri does not match the authorization request",
             ));
@@ -62,82 +150,180 @@ impl CodeGrant {
             (None, None) => Ok(()),
         }
     }
+
+    /// Past its lifetime (RFC 6749 §4.1.2: "a maximum authorization code lifetime of 10 minutes
+    /// is RECOMMENDED"; Clavex allows 60 s).
+    pub fn is_expired(&self, now: i64) -> bool {
+        now - self.issued_at > CODE_SECONDS
+    }
+}
+
+const ABSENT: u16 = u16::MAX;
+
+struct Reader<'a>(&'a [u8]);
+
+impl Reader<'_> {
+    fn take(&mut self, n: usize) -> Option<&[u8]> {
+        if self.0.len() < n {
+            return None;
+        }
+        let (head, rest) = self.0.split_at(n);
+        self.0 = rest;
+        Some(head)
+    }
+
+    /// `Some(None)` for an absent value, `None` when the record is malformed.
+    fn text(&mut self) -> Option<Option<String>> {
+        let len = u16::from_be_bytes(self.take(2)?.try_into().ok()?);
+        if len == ABSENT {
+            return Some(None);
+        }
+        let bytes = self.take(len.into())?;
+        String::from_utf8(bytes.to_vec()).ok().map(Some)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    const URI: Option<&str> = Some("https://chat.acme.eu/_oauth/clavex");
+    const SECRET: &str = "a long worker secret for tests";
+
     fn grant(challenge: Option<&str>) -> CodeGrant {
         CodeGrant {
             client_id: "rocketchat".into(),
-            redirect_uri: "https://chat.acme.eu/_oauth/clavex".into(),
-            scope: "openid".into(),
-            nonce: None,
+            redirect_uri_hash: redirect_uri_hash(URI.unwrap()),
+            scope: "openid profile email".into(),
+            nonce: Some("n-0S6_WzA2Mj".into()),
             code_challenge: challenge.map(str::to_string),
-            user_id: "usr_1".into(),
-            auth_time: 1000,
-            issued_at: 1000,
+            user_id: "usr_J1rVRb3bFZbY2cW9gL0W2XQ1i4xk2mO8R3e0h3WkC1U".into(),
+            auth_time: 1_764_000_000,
+            issued_at: 1_764_000_010,
             claims: None,
         }
     }
-    const URI: Option<&str> = Some("https://chat.acme.eu/_oauth/clavex");
+    const CH: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+    const T: i64 = 1_764_000_010;
+
+    #[test]
+    fn a_sealed_code_opens_to_what_was_sealed_only_in_its_organization() {
+        let g = CodeGrant {
+            claims: Some(r#"{"id_token":{"email":null}}"#.into()),
+            ..grant(Some(CH))
+        };
+        let code = g.seal(SECRET, "acme");
+        assert_eq!(CodeGrant::open(&code, SECRET, "acme"), Some(g.clone()));
+        assert_eq!(CodeGrant::open(&code, SECRET, "other"), None);
+        assert_eq!(
+            CodeGrant::open(&code, "another long secret here", "acme"),
+            None
+        );
+        let none = CodeGrant {
+            nonce: None,
+            ..grant(None)
+        };
+        let code = none.seal(SECRET, "acme");
+        assert_eq!(CodeGrant::open(&code, SECRET, "acme"), Some(none));
+    }
+
+    #[test]
+    fn codes_are_url_safe_short_and_never_repeat() {
+        let a = grant(Some(CH)).seal(SECRET, "acme");
+        let b = grant(Some(CH)).seal(SECRET, "acme");
+        assert_ne!(a, b, "a fresh nonce per code");
+        assert!(a.len() < 320, "typical code is {} characters", a.len());
+        assert!(
+            a.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        );
+    }
+
+    #[test]
+    fn tampered_or_re_encoded_codes_do_not_open() {
+        let code = grant(None).seal(SECRET, "acme");
+        for i in [0, code.len() / 2, code.len() - 1] {
+            let mut bytes = code.clone().into_bytes();
+            bytes[i] = if bytes[i] == b'A' { b'B' } else { b'A' };
+            let altered = String::from_utf8(bytes).unwrap();
+            assert_eq!(CodeGrant::open(&altered, SECRET, "acme"), None, "byte {i}");
+        }
+        // The last character's unused low bits: a second spelling of the same bytes would be a
+        // second code hash, i.e. a second claim on one code. base64 refuses it.
+        let last = code.chars().last().unwrap();
+        let alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        let sibling = alphabet
+            .chars()
+            .filter(|c| *c != last)
+            .map(|c| format!("{}{c}", &code[..code.len() - 1]))
+            .find(|s| crate::crypto::b64url_decode(s) == crate::crypto::b64url_decode(&code));
+        assert_eq!(
+            sibling, None,
+            "no second spelling decodes to the same bytes"
+        );
+        assert_eq!(CodeGrant::open("", SECRET, "acme"), None);
+        assert_eq!(CodeGrant::open("not a code", SECRET, "acme"), None);
+    }
+
+    #[test]
+    fn malformed_records_are_refused() {
+        let good = grant(None).encode();
+        assert!(CodeGrant::decode(&good).is_some());
+        assert!(
+            CodeGrant::decode(&good[..good.len() - 1]).is_none(),
+            "truncated"
+        );
+        let mut longer = good.clone();
+        longer.push(0);
+        assert!(CodeGrant::decode(&longer).is_none(), "trailing bytes");
+        let mut other_format = good;
+        other_format[0] = 2;
+        assert!(CodeGrant::decode(&other_format).is_none());
+    }
 
     #[test]
     fn valid_within_sixty_seconds_and_expired_after() {
         assert!(
             grant(None)
-                .check_redemption("rocketchat", URI, None, 1060)
+                .check_redemption("rocketchat", URI, None, T + 60)
                 .is_ok()
         );
         assert!(
             grant(None)
-                .check_redemption("rocketchat", URI, None, 1061)
+                .check_redemption("rocketchat", URI, None, T + 61)
                 .is_err()
         );
     }
 
     #[test]
     fn bound_to_client_and_redirect_uri() {
+        let g = grant(None);
+        assert!(g.check_redemption("other", URI, None, T + 1).is_err());
+        assert!(g.check_redemption("rocketchat", None, None, T + 1).is_err());
+        let other = Some("https://chat.acme.eu/_oauth/clavex/");
         assert!(
-            grant(None)
-                .check_redemption("other", URI, None, 1001)
-                .is_err()
-        );
-        assert!(
-            grant(None)
-                .check_redemption("rocketchat", None, None, 1001)
-                .is_err()
-        );
-        assert!(
-            grant(None)
-                .check_redemption("rocketchat", Some("https://chat.acme.eu/x"), None, 1001)
+            g.check_redemption("rocketchat", other, None, T + 1)
                 .is_err()
         );
     }
 
     #[test]
     fn pkce_verified_and_not_downgradable() {
-        let ch = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
         let v = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+        let g = grant(Some(CH));
         assert!(
-            grant(Some(ch))
-                .check_redemption("rocketchat", URI, Some(v), 1001)
+            g.check_redemption("rocketchat", URI, Some(v), T + 1)
                 .is_ok()
         );
+        assert!(g.check_redemption("rocketchat", URI, None, T + 1).is_err());
+        let wrong = v.replace('d', "e");
         assert!(
-            grant(Some(ch))
-                .check_redemption("rocketchat", URI, None, 1001)
-                .is_err()
-        );
-        assert!(
-            grant(Some(ch))
-                .check_redemption("rocketchat", URI, Some(&v.replace('d', "e")), 1001)
+            g.check_redemption("rocketchat", URI, Some(&wrong), T + 1)
                 .is_err()
         );
         assert!(
             grant(None)
-                .check_redemption("rocketchat", URI, Some(v), 1001)
+                .check_redemption("rocketchat", URI, Some(v), T + 1)
                 .is_err()
         );
     }

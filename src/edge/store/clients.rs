@@ -2,7 +2,9 @@
 //! writes. JSON-array columns are decoded into vectors here.
 
 use serde::{Deserialize, Serialize};
-use worker::{D1Database, Result};
+use worker::Result;
+
+use crate::edge::store::database::Db;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Client {
@@ -65,7 +67,7 @@ impl From<ClientRow> for Client {
     }
 }
 
-pub async fn get_client(db: &D1Database, org: &str, client_id: &str) -> Result<Option<Client>> {
+pub async fn get_client(db: &Db, org: &str, client_id: &str) -> Result<Option<Client>> {
     Ok(db
         .prepare("SELECT * FROM clients WHERE org = ?1 AND client_id = ?2")
         .bind(&[org.into(), client_id.into()])?
@@ -99,7 +101,7 @@ fn columns(c: &Client) -> Vec<wasm_bindgen::JsValue> {
 }
 
 /// Inserts a client. Fails with a UNIQUE/PRIMARY KEY error when the id is taken in the org.
-pub async fn insert_client(db: &D1Database, c: &Client) -> Result<()> {
+pub async fn insert_client(db: &Db, c: &Client) -> Result<()> {
     use crate::edge::store::d1::int;
     db.prepare(
         "INSERT INTO clients (org, client_id, client_name, token_endpoint_auth_method, secret_hash, \
@@ -112,7 +114,7 @@ pub async fn insert_client(db: &D1Database, c: &Client) -> Result<()> {
     Ok(())
 }
 
-pub async fn list_clients(db: &D1Database, org: &str) -> Result<Vec<Client>> {
+pub async fn list_clients(db: &Db, org: &str) -> Result<Vec<Client>> {
     Ok(db
         .prepare("SELECT * FROM clients WHERE org = ?1 ORDER BY client_id")
         .bind(&[org.into()])?
@@ -125,7 +127,7 @@ pub async fn list_clients(db: &D1Database, org: &str) -> Result<Vec<Client>> {
 }
 
 /// Writes every mutable column (including the secret hash); `None` when the client is gone.
-pub async fn update_client(db: &D1Database, c: &Client) -> Result<Option<Client>> {
+pub async fn update_client(db: &Db, c: &Client) -> Result<Option<Client>> {
     use crate::edge::store::d1::int;
     Ok(db
         .prepare(
@@ -140,7 +142,7 @@ pub async fn update_client(db: &D1Database, c: &Client) -> Result<Option<Client>
 }
 
 /// Deletes a client (its grants and tokens cascade). Whether it existed.
-pub async fn delete_client(db: &D1Database, org: &str, client_id: &str) -> Result<bool> {
+pub async fn delete_client(db: &Db, org: &str, client_id: &str) -> Result<bool> {
     Ok(db
         .prepare("DELETE FROM clients WHERE org = ?1 AND client_id = ?2 RETURNING client_id")
         .bind(&[org.into(), client_id.into()])?

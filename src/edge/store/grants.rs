@@ -4,9 +4,10 @@
 
 use serde::Deserialize;
 use wasm_bindgen::JsValue;
-use worker::{D1Database, D1PreparedStatement, Result};
+use worker::Result;
 
-use crate::edge::store::d1::{int, is_unique_violation, opt_text};
+use crate::edge::store::d1::{int, opt_text};
+use crate::edge::store::database::{Db, Stmt};
 use crate::edge::store::users::User;
 use crate::protocol::lifetimes::{ACCESS_TOKEN_SECONDS, REFRESH_TOKEN_SECONDS};
 
@@ -27,67 +28,34 @@ pub struct TokenHashes<'a> {
     pub refresh: Option<&'a str>,
 }
 
-fn insert_access(
-    db: &D1Database,
-    grant_id: &str,
-    hash: &str,
-    scope: &str,
-    now: i64,
-) -> Result<D1PreparedStatement> {
-    db.prepare("INSERT INTO access_tokens (token_hash, grant_id, scope, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)")
-        .bind(&[hash.into(), grant_id.into(), scope.into(), int(now), int(now + ACCESS_TOKEN_SECONDS)])
+/// What a redemption's one round trip decided.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Claim {
+    /// This request claimed the code; its tokens are stored.
+    Won,
+    /// The code had been claimed before (a replay, or a concurrent redemption that committed
+    /// first): nothing was stored, and the earlier redemption's grant is now revoked.
+    Replayed,
 }
 
-fn insert_refresh(
-    db: &D1Database,
-    grant_id: &str,
-    hash: &str,
-    parent: Option<&str>,
-    scope: &str,
-    now: i64,
-) -> Result<D1PreparedStatement> {
-    db.prepare(
-        "INSERT INTO refresh_tokens (token_hash, grant_id, parent_hash, scope, created_at, expires_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-    )
-    .bind(&[
-        hash.into(),
-        grant_id.into(),
-        opt_text(parent),
-        scope.into(),
-        int(now),
-        int(now + REFRESH_TOKEN_SECONDS),
-    ])
-}
-
-fn token_statements(
-    db: &D1Database,
-    grant_id: &str,
-    tokens: &TokenHashes,
-    parent: Option<&str>,
-    scope: &str,
-    now: i64,
-) -> Result<Vec<D1PreparedStatement>> {
-    let mut statements = vec![insert_access(db, grant_id, tokens.access, scope, now)?];
-    if let Some(refresh) = tokens.refresh {
-        statements.push(insert_refresh(db, grant_id, refresh, parent, scope, now)?);
-    }
-    Ok(statements)
-}
-
-/// Claim the code and store its tokens in one transaction. The grant row's UNIQUE code_hash is
-/// the claim: of concurrent redemptions exactly one commits; the others fail the constraint and
-/// get `Ok(false)` — a replay.
+/// Claim the code and store its tokens in one transaction — one round trip to the primary. The
+/// grant row's UNIQUE code_hash is the claim: of concurrent redemptions exactly one inserts it.
+/// Any other meets the conflict, which revokes the grant already there (RFC 6749 §4.1.2: "the
+/// authorization server … SHOULD revoke (when possible) all tokens previously issued based on
+/// that authorization code") in the same statement; its token inserts are guarded on its own
+/// grant row existing, so they insert nothing.
 pub async fn claim_code_and_issue(
-    db: &D1Database,
+    db: &Db,
     grant: &NewGrant<'_>,
     tokens: &TokenHashes<'_>,
     now: i64,
-) -> Result<bool> {
+) -> Result<Claim> {
     let mut statements = vec![
         db.prepare(
             "INSERT INTO grants (id, org, client_id, user_id, code_hash, scope, claims, auth_time, created_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
+             ON CONFLICT (code_hash) DO UPDATE SET revoked_at = COALESCE(grants.revoked_at, excluded.created_at) \
+             RETURNING id",
         )
         .bind(&[
             grant.id.into(),
@@ -100,26 +68,52 @@ pub async fn claim_code_and_issue(
             int(grant.auth_time),
             int(now),
         ])?,
+        db.prepare(
+            "INSERT INTO access_tokens (token_hash, grant_id, scope, created_at, expires_at) \
+             SELECT ?1, ?2, ?3, ?4, ?5 WHERE EXISTS (SELECT 1 FROM grants WHERE id = ?2 AND code_hash = ?6)",
+        )
+        .bind(&[
+            tokens.access.into(),
+            grant.id.into(),
+            grant.scope.into(),
+            int(now),
+            int(now + ACCESS_TOKEN_SECONDS),
+            grant.code_hash.into(),
+        ])?,
     ];
-    statements.extend(token_statements(
-        db,
-        grant.id,
-        tokens,
-        None,
-        grant.scope,
-        now,
-    )?);
-    match db.batch(statements).await {
-        Ok(_) => Ok(true),
-        Err(e) if is_unique_violation(&e) => Ok(false),
-        Err(e) => Err(e),
+    if let Some(refresh) = tokens.refresh {
+        statements.push(
+            db.prepare(
+                "INSERT INTO refresh_tokens (token_hash, grant_id, parent_hash, scope, created_at, expires_at) \
+                 SELECT ?1, ?2, NULL, ?3, ?4, ?5 WHERE EXISTS (SELECT 1 FROM grants WHERE id = ?2 AND code_hash = ?6)",
+            )
+            .bind(&[
+                refresh.into(),
+                grant.id.into(),
+                grant.scope.into(),
+                int(now),
+                int(now + REFRESH_TOKEN_SECONDS),
+                grant.code_hash.into(),
+            ])?,
+        );
     }
+    let results = db.batch(statements).await?;
+    #[derive(Deserialize)]
+    struct Row {
+        id: String,
+    }
+    let claimed = results
+        .first()
+        .and_then(|r| r.results::<Row>().ok())
+        .and_then(|rows| rows.into_iter().next())
+        .is_some_and(|row| row.id == grant.id);
+    Ok(if claimed { Claim::Won } else { Claim::Replayed })
 }
 
 /// A replayed code revokes everything its first redemption issued (RFC 6749 §4.1.2: "the
 /// authorization server … SHOULD revoke (when possible) all tokens previously issued based on
 /// that authorization code").
-pub async fn revoke_by_code(db: &D1Database, code_hash: &str, now: i64) -> Result<()> {
+pub async fn revoke_by_code(db: &Db, code_hash: &str, now: i64) -> Result<()> {
     db.prepare("UPDATE grants SET revoked_at = ?2 WHERE code_hash = ?1 AND revoked_at IS NULL")
         .bind(&[code_hash.into(), int(now)])?
         .run()
@@ -127,7 +121,7 @@ pub async fn revoke_by_code(db: &D1Database, code_hash: &str, now: i64) -> Resul
     Ok(())
 }
 
-pub async fn revoke_grant(db: &D1Database, grant_id: &str, now: i64) -> Result<()> {
+pub async fn revoke_grant(db: &Db, grant_id: &str, now: i64) -> Result<()> {
     db.prepare("UPDATE grants SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL")
         .bind(&[grant_id.into(), int(now)])?
         .run()
@@ -150,24 +144,24 @@ pub struct AccessGrant {
     pub user: User,
 }
 
-/// The access token's grant and user, if the token is live: not expired, grant not revoked,
-/// user not disabled. One query, so userinfo costs one D1 read.
-pub async fn find_access(
-    db: &D1Database,
-    token_hash: &str,
-    now: i64,
-) -> Result<Option<AccessGrant>> {
+fn access_query(db: &Db, token_hash: &str, now: i64) -> Result<Stmt> {
     db.prepare(
         "SELECT a.grant_id, a.scope AS token_scope, a.created_at AS issued_at, a.expires_at, g.client_id, g.claims, u.* \
          FROM access_tokens a JOIN grants g ON g.id = a.grant_id JOIN users u ON u.id = g.user_id \
          WHERE a.token_hash = ?1 AND a.expires_at > ?2 AND g.revoked_at IS NULL AND u.disabled = 0",
     )
-    .bind(&[token_hash.into(), int(now)])?
-    .first::<AccessGrant>(None)
-    .await
+    .bind(&[token_hash.into(), int(now)])
 }
 
-pub async fn delete_access(db: &D1Database, token_hash: &str) -> Result<()> {
+/// The access token's grant and user, if the token is live: not expired, grant not revoked,
+/// user not disabled. One query, so userinfo costs one D1 read.
+pub async fn find_access(db: &Db, token_hash: &str, now: i64) -> Result<Option<AccessGrant>> {
+    access_query(db, token_hash, now)?
+        .first::<AccessGrant>(None)
+        .await
+}
+
+pub async fn delete_access(db: &Db, token_hash: &str) -> Result<()> {
     db.prepare("DELETE FROM access_tokens WHERE token_hash = ?1")
         .bind(&[token_hash.into()])?
         .run()
@@ -198,7 +192,7 @@ pub struct RefreshRecord {
     pub user_disabled: bool,
 }
 
-pub async fn find_refresh(db: &D1Database, token_hash: &str) -> Result<Option<RefreshRecord>> {
+pub async fn find_refresh(db: &Db, token_hash: &str) -> Result<Option<RefreshRecord>> {
     db.prepare(
         "SELECT r.token_hash, r.grant_id, r.parent_hash, r.scope, r.created_at, r.expires_at, r.rotated_at, \
                 r.replaced_by, g.org, g.client_id, g.user_id, g.auth_time, g.claims, g.revoked_at, \
@@ -214,13 +208,15 @@ pub async fn find_refresh(db: &D1Database, token_hash: &str) -> Result<Option<Re
 }
 
 /// Rotate `old_hash` into new tokens in one transaction (one D1 round trip). The first UPDATE
-/// claims the old token only if nobody rotated it first; every other statement is guarded on that
+/// claims the old token only if nobody rotated it first and its grant is still live at the
+/// primary — so a decision taken on a replica's possibly stale read can never rotate a token
+/// that was rotated, revoked or disabled meanwhile; every other statement is guarded on that
 /// claim being this request's (its `replaced_by` is this request's random new hash), so a request
 /// that loses the race writes nothing. Using a token also supersedes its siblings — the pairs
 /// issued to retries of its parent — so only the line the client continued stays usable.
 /// Returns whether this request won.
 pub async fn rotate_and_issue(
-    db: &D1Database,
+    db: &Db,
     grant_id: &str,
     tokens: &TokenHashes<'_>,
     old_hash: &str,
@@ -232,7 +228,9 @@ pub async fn rotate_and_issue(
     let mut statements = vec![
         db.prepare(
             "UPDATE refresh_tokens SET rotated_at = ?3, replaced_by = ?2 \
-             WHERE token_hash = ?1 AND rotated_at IS NULL",
+             WHERE token_hash = ?1 AND rotated_at IS NULL AND expires_at > ?3 \
+             AND EXISTS (SELECT 1 FROM grants g JOIN users u ON u.id = g.user_id \
+                         WHERE g.id = refresh_tokens.grant_id AND g.revoked_at IS NULL AND u.disabled = 0)",
         )
         .bind(&[old_hash.into(), new_hash.into(), int(now)])?,
         db.prepare(
@@ -282,25 +280,63 @@ pub async fn rotate_and_issue(
     Ok(claimed == 1)
 }
 
-/// Store the pair issued to a retry within the grace window: another child of `parent`.
+/// Store the pair issued to a retry within the grace window: another child of `parent`. Guarded
+/// at the primary like a rotation: only while `parent` was rotated no earlier than
+/// `rotated_since`, none of its children has been used, and the grant is live — the replica read
+/// the decision was taken on may be stale. Returns whether the pair was stored.
+#[allow(clippy::too_many_arguments)]
 pub async fn issue_retry(
-    db: &D1Database,
+    db: &Db,
     grant_id: &str,
     tokens: &TokenHashes<'_>,
     parent: &str,
     scope: &str,
+    rotated_since: i64,
     now: i64,
-) -> Result<()> {
-    db.batch(token_statements(
-        db,
-        grant_id,
-        tokens,
-        Some(parent),
-        scope,
-        now,
-    )?)
-    .await?;
-    Ok(())
+) -> Result<bool> {
+    const STILL_A_RETRY: &str = "EXISTS (SELECT 1 FROM refresh_tokens p JOIN grants g ON g.id = p.grant_id \
+         JOIN users u ON u.id = g.user_id \
+         WHERE p.token_hash = ?3 AND p.rotated_at >= ?4 AND p.replaced_by IS NOT NULL \
+         AND g.revoked_at IS NULL AND u.disabled = 0 \
+         AND NOT EXISTS (SELECT 1 FROM refresh_tokens c WHERE c.parent_hash = ?3 AND c.replaced_by IS NOT NULL))";
+    let refresh = tokens.refresh.unwrap_or_default();
+    let statements = vec![
+        db.prepare(format!(
+            "INSERT INTO refresh_tokens (token_hash, grant_id, parent_hash, scope, created_at, expires_at) \
+             SELECT ?1, ?2, ?3, ?5, ?6, ?7 WHERE {STILL_A_RETRY}"
+        ))
+        .bind(&[
+            refresh.into(),
+            grant_id.into(),
+            parent.into(),
+            int(rotated_since),
+            scope.into(),
+            int(now),
+            int(now + REFRESH_TOKEN_SECONDS),
+        ])?,
+        db.prepare(format!(
+            "INSERT INTO access_tokens (token_hash, grant_id, scope, created_at, expires_at) \
+             SELECT ?1, ?2, ?5, ?6, ?7 WHERE EXISTS (SELECT 1 FROM refresh_tokens WHERE token_hash = ?8 AND parent_hash = ?3) \
+             AND {STILL_A_RETRY}"
+        ))
+        .bind(&[
+            tokens.access.into(),
+            grant_id.into(),
+            parent.into(),
+            int(rotated_since),
+            scope.into(),
+            int(now),
+            int(now + ACCESS_TOKEN_SECONDS),
+            refresh.into(),
+        ])?,
+    ];
+    let results = db.batch(statements).await?;
+    let stored = results
+        .first()
+        .and_then(|r| r.meta().ok().flatten())
+        .and_then(|m| m.changes)
+        .unwrap_or(0);
+    Ok(stored == 1)
 }
 
 /// A refresh token's grant, for revocation and introspection.
@@ -316,20 +352,37 @@ pub struct RefreshGrant {
     pub username: String,
 }
 
-/// A live (not rotated, not expired, grant not revoked) refresh token.
-pub async fn find_live_refresh(
-    db: &D1Database,
-    token_hash: &str,
-    now: i64,
-) -> Result<Option<RefreshGrant>> {
+fn live_refresh_query(db: &Db, token_hash: &str, now: i64) -> Result<Stmt> {
     db.prepare(
         "SELECT r.grant_id, g.org, g.client_id, g.user_id, r.scope, r.created_at, r.expires_at, u.username \
          FROM refresh_tokens r JOIN grants g ON g.id = r.grant_id JOIN users u ON u.id = g.user_id \
          WHERE r.token_hash = ?1 AND r.rotated_at IS NULL AND r.expires_at > ?2 AND g.revoked_at IS NULL AND u.disabled = 0",
     )
-    .bind(&[token_hash.into(), int(now)])?
-    .first::<RefreshGrant>(None)
-    .await
+    .bind(&[token_hash.into(), int(now)])
+}
+
+/// A live token of either kind (an access token, or a refresh token not rotated, not expired,
+/// grant not revoked), for introspection: both look-ups in one batch, one round trip.
+pub async fn find_live(
+    db: &Db,
+    token_hash: &str,
+    now: i64,
+) -> Result<(Option<AccessGrant>, Option<RefreshGrant>)> {
+    let results = db
+        .batch(vec![
+            access_query(db, token_hash, now)?,
+            live_refresh_query(db, token_hash, now)?,
+        ])
+        .await?;
+    let access = match results.first() {
+        Some(r) => r.results::<AccessGrant>()?.into_iter().next(),
+        None => None,
+    };
+    let refresh = match results.get(1) {
+        Some(r) => r.results::<RefreshGrant>()?.into_iter().next(),
+        None => None,
+    };
+    Ok((access, refresh))
 }
 
 #[derive(Clone, Copy)]
@@ -338,29 +391,32 @@ pub enum TokenKind {
     Refresh,
 }
 
-/// Who a token (live or not) belongs to: (grant id, organization, client id). For revocation,
-/// which must only touch the requesting client's own tokens.
+/// Who a token (live or not) belongs to: its kind, grant id, organization and client id. For
+/// revocation, which must only touch the requesting client's own tokens. Both tables are asked
+/// in one batch (one round trip); a token is in one of them at most.
 pub async fn owner(
-    db: &D1Database,
-    kind: TokenKind,
+    db: &Db,
     token_hash: &str,
-) -> Result<Option<(String, String, String)>> {
+) -> Result<Option<(TokenKind, String, String, String)>> {
     #[derive(Deserialize)]
     struct Owner {
         grant_id: String,
         org: String,
         client_id: String,
     }
-    let table = match kind {
-        TokenKind::Access => "access_tokens",
-        TokenKind::Refresh => "refresh_tokens",
-    };
-    Ok(db
-        .prepare(format!(
+    let query = |table: &str| {
+        db.prepare(format!(
             "SELECT t.grant_id, g.org, g.client_id FROM {table} t JOIN grants g ON g.id = t.grant_id WHERE t.token_hash = ?1"
         ))
-        .bind(&[JsValue::from_str(token_hash)])?
-        .first::<Owner>(None)
-        .await?
-        .map(|o| (o.grant_id, o.org, o.client_id)))
+        .bind(&[JsValue::from_str(token_hash)])
+    };
+    let results = db
+        .batch(vec![query("access_tokens")?, query("refresh_tokens")?])
+        .await?;
+    for (result, kind) in results.iter().zip([TokenKind::Access, TokenKind::Refresh]) {
+        if let Some(o) = result.results::<Owner>()?.into_iter().next() {
+            return Ok(Some((kind, o.grant_id, o.org, o.client_id)));
+        }
+    }
+    Ok(None)
 }

@@ -3,8 +3,9 @@
 //! `crypto::derive_key(KEY_ENCRYPTION_SECRET, "signing-keys")`, with the kid as associated data.
 
 use serde::{Deserialize, Serialize};
-use worker::{D1Database, Result};
+use worker::Result;
 
+use crate::edge::store::database::{Db, Stmt};
 use crate::protocol::lifetimes::RETIRED_KEY_PUBLISHED_SECONDS;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -37,7 +38,7 @@ impl SigningKey {
 }
 
 /// The key that signs new tokens for `org`.
-pub async fn active_key(db: &D1Database, org: &str) -> Result<Option<SigningKey>> {
+pub async fn active_key(db: &Db, org: &str) -> Result<Option<SigningKey>> {
     db.prepare("SELECT * FROM signing_keys WHERE org = ?1 AND status = 'active' ORDER BY created_at DESC LIMIT 1")
         .bind(&[org.into()])?
         .first::<SigningKey>(None)
@@ -45,7 +46,7 @@ pub async fn active_key(db: &D1Database, org: &str) -> Result<Option<SigningKey>
 }
 
 /// Keys in the JWKS: the active one, and retired ones while tokens they signed may still be live.
-pub async fn published_keys(db: &D1Database, org: &str, now: i64) -> Result<Vec<SigningKey>> {
+pub async fn published_keys(db: &Db, org: &str, now: i64) -> Result<Vec<SigningKey>> {
     db.prepare(
         "SELECT * FROM signing_keys WHERE org = ?1 AND (status = 'active' OR retired_at > ?2) ORDER BY created_at DESC",
     )
@@ -58,10 +59,7 @@ pub async fn published_keys(db: &D1Database, org: &str, now: i64) -> Result<Vec<
 // ---- Writes (admin API) ----
 
 /// The INSERT for a key, to run alone or inside a batch with other statements.
-pub fn insert_key_statement(
-    db: &D1Database,
-    key: &SigningKey,
-) -> Result<worker::D1PreparedStatement> {
+pub fn insert_key_statement(db: &Db, key: &SigningKey) -> Result<Stmt> {
     use crate::edge::store::d1::int;
     db.prepare(
         "INSERT INTO signing_keys (kid, org, alg, public_jwk, private_key_sealed, status, created_at, retired_at) \
@@ -82,7 +80,7 @@ pub fn insert_key_statement(
 }
 
 /// Every key of `org`, newest first.
-pub async fn list_keys(db: &D1Database, org: &str) -> Result<Vec<SigningKey>> {
+pub async fn list_keys(db: &Db, org: &str) -> Result<Vec<SigningKey>> {
     db.prepare("SELECT * FROM signing_keys WHERE org = ?1 ORDER BY created_at DESC, rowid DESC")
         .bind(&[org.into()])?
         .all()
@@ -93,7 +91,7 @@ pub async fn list_keys(db: &D1Database, org: &str) -> Result<Vec<SigningKey>> {
 /// Makes `key` the active signer: in one transaction every active key of its organization is
 /// retired (and stays published for RETIRED_KEY_PUBLISHED_SECONDS, see `published_keys`) and the
 /// new one inserted, so there is never a moment with no active key or with two.
-pub async fn rotate(db: &D1Database, key: &SigningKey, now: i64) -> Result<()> {
+pub async fn rotate(db: &Db, key: &SigningKey, now: i64) -> Result<()> {
     let retire = db
         .prepare(
             "UPDATE signing_keys SET status = 'retired', retired_at = ?2 WHERE org = ?1 AND status = 'active'",

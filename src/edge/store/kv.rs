@@ -1,17 +1,80 @@
-//! KV: authorization codes and SSO sessions, stored under the SHA-256 of their value so that a
-//! KV listing never reveals a usable code or session id.
+//! KV: SSO sessions, stored under the SHA-256 of their id so that a KV listing never reveals a
+//! usable session. Every call is metered (store/meter.rs).
 //!
-//! KV is eventually consistent and has no compare-and-swap: it holds these records but never
-//! decides single use (the grants table in D1 does). It also refuses expirations under 60 s,
-//! so TTLs are clamped up and the real lifetime is checked from a timestamp in the value.
+//! KV is eventually consistent and has no compare-and-swap. A session is written and read where
+//! the user's browser is, so propagation to other locations does not matter to it (a logout is
+//! immediate there and reaches other locations within KV's propagation time). KV refuses
+//! expirations under 60 s, so TTLs are clamped up and the real lifetime is checked from a
+//! timestamp in the value.
 
 use serde::{Deserialize, Serialize};
 use worker::kv::KvStore;
 use worker::{Error, Result};
 
 use crate::crypto::token_hash;
-use crate::protocol::code::CodeGrant;
-use crate::protocol::lifetimes::{CODE_SECONDS, KV_MIN_TTL_SECONDS};
+use crate::edge::store::meter::{Meter, StorageKind};
+use crate::protocol::lifetimes::KV_MIN_TTL_SECONDS;
+
+/// The KV binding with the request's meter.
+pub struct Kv {
+    store: KvStore,
+    meter: Meter,
+}
+
+fn kv_err(e: worker::kv::KvError) -> Error {
+    Error::RustError(format!("KV: {e}"))
+}
+
+impl Kv {
+    pub fn new(store: KvStore, meter: Meter) -> Kv {
+        Kv { store, meter }
+    }
+
+    async fn get_json<T: for<'a> Deserialize<'a>>(&self, key: &str) -> Result<Option<T>> {
+        self.meter
+            .measure(StorageKind::KvRead, self.store.get(key).json::<T>())
+            .await
+            .map_err(kv_err)
+    }
+
+    async fn put_json<T: Serialize>(&self, key: &str, value: &T, ttl_seconds: i64) -> Result<()> {
+        let put = self
+            .store
+            .put(key, serde_json::to_string(value)?)
+            .map_err(kv_err)?
+            .expiration_ttl(ttl_seconds.max(KV_MIN_TTL_SECONDS) as u64);
+        self.meter
+            .measure(StorageKind::KvWrite, put.execute())
+            .await
+            .map_err(kv_err)
+    }
+
+    pub async fn delete(&self, key: &str) -> Result<()> {
+        self.meter
+            .measure(StorageKind::KvWrite, self.store.delete(key))
+            .await
+            .map_err(kv_err)
+    }
+
+    /// One page of key names under `prefix`, and the cursor of the next page if there is one.
+    pub async fn list_page(
+        &self,
+        prefix: &str,
+        cursor: Option<String>,
+    ) -> Result<(Vec<String>, Option<String>)> {
+        let mut list = self.store.list().prefix(prefix.to_string());
+        if let Some(c) = cursor {
+            list = list.cursor(c);
+        }
+        let page = self
+            .meter
+            .measure(StorageKind::KvRead, list.execute())
+            .await
+            .map_err(kv_err)?;
+        let next = page.cursor.filter(|c| !page.list_complete && !c.is_empty());
+        Ok((page.keys.into_iter().map(|k| k.name).collect(), next))
+    }
+}
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Session {
@@ -20,77 +83,38 @@ pub struct Session {
     pub expires_at: i64,
 }
 
-fn code_key(org: &str, code: &str) -> String {
-    format!("code:{org}:{}", token_hash(code))
-}
-
 fn session_key(org: &str, session_id: &str) -> String {
     format!("session:{org}:{}", token_hash(session_id))
 }
 
-fn ttl(seconds: i64) -> u64 {
-    seconds.max(KV_MIN_TTL_SECONDS) as u64
-}
-
-fn kv_err(e: worker::kv::KvError) -> Error {
-    Error::RustError(format!("KV: {e}"))
-}
-
-pub async fn put_code(kv: &KvStore, org: &str, code: &str, grant: &CodeGrant) -> Result<()> {
-    kv.put(&code_key(org, code), serde_json::to_string(grant)?)
-        .map_err(kv_err)?
-        .expiration_ttl(ttl(CODE_SECONDS))
-        .execute()
-        .await
-        .map_err(kv_err)
-}
-
-pub async fn get_code(kv: &KvStore, org: &str, code: &str) -> Result<Option<CodeGrant>> {
-    kv.get(&code_key(org, code))
-        .json::<CodeGrant>()
-        .await
-        .map_err(kv_err)
-}
-
-pub async fn delete_code(kv: &KvStore, org: &str, code: &str) -> Result<()> {
-    kv.delete(&code_key(org, code)).await.map_err(kv_err)
-}
-
 pub async fn put_session(
-    kv: &KvStore,
+    kv: &Kv,
     org: &str,
     session_id: &str,
     session: &Session,
     now: i64,
 ) -> Result<()> {
-    kv.put(
+    kv.put_json(
         &session_key(org, session_id),
-        serde_json::to_string(session)?,
+        session,
+        session.expires_at - now,
     )
-    .map_err(kv_err)?
-    .expiration_ttl(ttl(session.expires_at - now))
-    .execute()
     .await
-    .map_err(kv_err)
 }
 
 /// The session, if it exists and has not expired.
 pub async fn get_session(
-    kv: &KvStore,
+    kv: &Kv,
     org: &str,
     session_id: &str,
     now: i64,
 ) -> Result<Option<Session>> {
     let session = kv
-        .get(&session_key(org, session_id))
-        .json::<Session>()
-        .await
-        .map_err(kv_err)?;
+        .get_json::<Session>(&session_key(org, session_id))
+        .await?;
     Ok(session.filter(|s| s.expires_at > now))
 }
 
-pub async fn delete_session(kv: &KvStore, org: &str, session_id: &str) -> Result<()> {
-    kv.delete(&session_key(org, session_id))
-        .await
-        .map_err(kv_err)
+pub async fn delete_session(kv: &Kv, org: &str, session_id: &str) -> Result<()> {
+    kv.delete(&session_key(org, session_id)).await
 }

@@ -1,11 +1,14 @@
-//! Storage adapters. D1 (strongly consistent, one primary): organizations, clients, users,
-//! signing keys, grants and tokens. KV (eventually consistent, no compare-and-swap): codes and
-//! SSO sessions, never relied on for single use.
+//! Storage adapters. D1 (strongly consistent, one primary, read replicas through the Sessions
+//! API): organizations, clients, users, signing keys, grants and tokens. KV (eventually
+//! consistent, no compare-and-swap): SSO sessions, never relied on for single use. Every call goes
+//! through `database::Db` or `kv::Kv`, which meter it (`meter`).
 
 pub mod clients;
 pub mod d1;
+pub mod database;
 pub mod grants;
 pub mod keys;
 pub mod kv;
+pub mod meter;
 pub mod orgs;
 pub mod users;

@@ -2,7 +2,10 @@
 //! owns writes.
 
 use serde::{Deserialize, Serialize};
-use worker::{D1Database, Result};
+use worker::Result;
+
+use crate::edge::store::database::Db;
+use crate::edge::store::kv::Kv;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Organization {
@@ -14,7 +17,7 @@ pub struct Organization {
     pub updated_at: i64,
 }
 
-pub async fn get_org(db: &D1Database, slug: &str) -> Result<Option<Organization>> {
+pub async fn get_org(db: &Db, slug: &str) -> Result<Option<Organization>> {
     db.prepare("SELECT * FROM organizations WHERE slug = ?1")
         .bind(&[slug.into()])?
         .first::<Organization>(None)
@@ -30,7 +33,7 @@ fn opt(value: &Option<String>) -> wasm_bindgen::JsValue {
 /// Inserts the organization and its first signing key in one D1 batch: a batch is one
 /// transaction, so either both rows exist afterwards or neither does.
 pub async fn create_org_with_key(
-    db: &D1Database,
+    db: &Db,
     org: &Organization,
     key: &crate::edge::store::keys::SigningKey,
 ) -> Result<()> {
@@ -53,7 +56,7 @@ pub async fn create_org_with_key(
     Ok(())
 }
 
-pub async fn list_orgs(db: &D1Database) -> Result<Vec<Organization>> {
+pub async fn list_orgs(db: &Db) -> Result<Vec<Organization>> {
     db.prepare("SELECT * FROM organizations ORDER BY slug")
         .all()
         .await?
@@ -61,7 +64,7 @@ pub async fn list_orgs(db: &D1Database) -> Result<Vec<Organization>> {
 }
 
 /// Writes name and branding; `None` when the organization does not exist.
-pub async fn update_org(db: &D1Database, org: &Organization) -> Result<Option<Organization>> {
+pub async fn update_org(db: &Db, org: &Organization) -> Result<Option<Organization>> {
     db.prepare(
         "UPDATE organizations SET name = ?2, logo_url = ?3, primary_color = ?4, updated_at = ?5 \
          WHERE slug = ?1 RETURNING *",
@@ -79,7 +82,7 @@ pub async fn update_org(db: &D1Database, org: &Organization) -> Result<Option<Or
 
 /// Deletes the organization; its clients, users, signing keys and grants go with it through the
 /// schema's ON DELETE CASCADE (D1 enforces foreign keys). Whether it existed.
-pub async fn delete_org(db: &D1Database, slug: &str) -> Result<bool> {
+pub async fn delete_org(db: &Db, slug: &str) -> Result<bool> {
     Ok(db
         .prepare("DELETE FROM organizations WHERE slug = ?1 RETURNING slug")
         .bind(&[slug.into()])?
@@ -90,8 +93,8 @@ pub async fn delete_org(db: &D1Database, slug: &str) -> Result<bool> {
 
 /// The KV key prefixes an organization owns: SSO sessions and pending authorization codes. The
 /// trailing `:` keeps `acme` from matching `acme-labs`.
-pub fn kv_prefixes(slug: &str) -> [String; 2] {
-    [format!("session:{slug}:"), format!("code:{slug}:")]
+pub fn kv_prefixes(slug: &str) -> [String; 1] {
+    [format!("session:{slug}:")]
 }
 
 /// What deleting by prefix needs from KV, as a trait so the cursor-following loop is tested
@@ -106,23 +109,17 @@ pub(crate) trait KeyPages {
     async fn delete(&self, key: &str) -> Result<()>;
 }
 
-impl KeyPages for worker::kv::KvStore {
+impl KeyPages for Kv {
     async fn page(
         &self,
         prefix: &str,
         cursor: Option<String>,
     ) -> Result<(Vec<String>, Option<String>)> {
-        let mut list = self.list().prefix(prefix.to_string());
-        if let Some(c) = cursor {
-            list = list.cursor(c);
-        }
-        let page = list.execute().await?;
-        let next = page.cursor.filter(|c| !page.list_complete && !c.is_empty());
-        Ok((page.keys.into_iter().map(|k| k.name).collect(), next))
+        self.list_page(prefix, cursor).await
     }
 
     async fn delete(&self, key: &str) -> Result<()> {
-        Ok(worker::kv::KvStore::delete(self, key).await?)
+        Kv::delete(self, key).await
     }
 }
 
@@ -150,8 +147,9 @@ pub(crate) async fn delete_org_keys(store: &impl KeyPages, slug: &str) -> Result
     Ok(doomed.len())
 }
 
-/// Deletes the organization's SSO sessions and pending authorization codes from KV.
-pub async fn delete_org_kv(kv: &worker::kv::KvStore, slug: &str) -> Result<()> {
+/// Deletes the organization's SSO sessions from KV. (Its pending authorization codes are sealed
+/// values held by nobody but the client; they die with the organization's clients and users.)
+pub async fn delete_org_kv(kv: &Kv, slug: &str) -> Result<()> {
     delete_org_keys(kv, slug).await.map(|_| ())
 }
 
@@ -163,10 +161,7 @@ mod tests {
 
     #[test]
     fn kv_prefixes_end_with_a_separator() {
-        assert_eq!(
-            kv_prefixes("acme"),
-            ["session:acme:".to_string(), "code:acme:".to_string()]
-        );
+        assert_eq!(kv_prefixes("acme"), ["session:acme:".to_string()]);
         assert!(!"session:acme-labs:x".starts_with(&kv_prefixes("acme")[0]));
     }
 
@@ -209,9 +204,9 @@ mod tests {
     }
 
     #[test]
-    fn deletes_every_page_of_sessions_and_codes_and_nothing_else() {
-        let mut keys: BTreeSet<String> = (0..5).map(|i| format!("session:acme:{i}")).collect();
-        keys.extend((0..3).map(|i| format!("code:acme:{i}")));
+    fn deletes_every_page_of_sessions_and_nothing_else() {
+        let keys: BTreeSet<String> = (0..8).map(|i| format!("session:acme:{i}")).collect();
+        let mut keys = keys;
         let others = [
             "session:acme-labs:1",
             "code:acme-labs:1",

@@ -1,7 +1,9 @@
 //! Users (D1 table `users`). Contract used by the OIDC endpoints; the admin API owns writes.
 
 use serde::{Deserialize, Serialize};
-use worker::{D1Database, Result};
+use worker::Result;
+
+use crate::edge::store::database::Db;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct User {
@@ -33,7 +35,7 @@ fn int_bool<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<bool,
     })
 }
 
-pub async fn get_user(db: &D1Database, org: &str, id: &str) -> Result<Option<User>> {
+pub async fn get_user(db: &Db, org: &str, id: &str) -> Result<Option<User>> {
     db.prepare("SELECT * FROM users WHERE org = ?1 AND id = ?2")
         .bind(&[org.into(), id.into()])?
         .first::<User>(None)
@@ -41,7 +43,7 @@ pub async fn get_user(db: &D1Database, org: &str, id: &str) -> Result<Option<Use
 }
 
 /// The user a login form names: by username or by email, both case-insensitive.
-pub async fn find_user_by_login(db: &D1Database, org: &str, login: &str) -> Result<Option<User>> {
+pub async fn find_user_by_login(db: &Db, org: &str, login: &str) -> Result<Option<User>> {
     db.prepare(
         "SELECT * FROM users WHERE org = ?1 AND (username = ?2 COLLATE NOCASE OR email = ?2 COLLATE NOCASE) LIMIT 1",
     )
@@ -67,7 +69,7 @@ fn profile_columns(u: &User) -> Vec<wasm_bindgen::JsValue> {
 
 /// Inserts a user. Fails with a UNIQUE error when the username or email (case-insensitively) is
 /// taken in the org.
-pub async fn insert_user(db: &D1Database, u: &User) -> Result<()> {
+pub async fn insert_user(db: &Db, u: &User) -> Result<()> {
     use crate::edge::store::d1::{int, opt_text};
     db.prepare(
         "INSERT INTO users (id, org, username, email, name, picture, email_verified, disabled, \
@@ -96,7 +98,7 @@ pub struct UserFilter {
 /// One page of users ordered by id, starting after the id `after` (keyset pagination: stable
 /// while users are added or removed, unlike offsets). Returns at most `limit` users.
 pub async fn list_users(
-    db: &D1Database,
+    db: &Db,
     org: &str,
     filter: &UserFilter,
     after: Option<&str>,
@@ -122,7 +124,7 @@ pub async fn list_users(
 }
 
 /// Writes the profile columns (not the password); `None` when the user is gone.
-pub async fn update_user(db: &D1Database, u: &User) -> Result<Option<User>> {
+pub async fn update_user(db: &Db, u: &User) -> Result<Option<User>> {
     use crate::edge::store::d1::int;
     db.prepare(
         "UPDATE users SET username = ?3, email = ?4, name = ?5, picture = ?6, email_verified = ?7, \
@@ -142,7 +144,7 @@ pub async fn update_user(db: &D1Database, u: &User) -> Result<Option<User>> {
 
 /// Stores a new password hash. Whether the user exists.
 pub async fn set_password_hash(
-    db: &D1Database,
+    db: &Db,
     org: &str,
     id: &str,
     password_hash: &str,
@@ -162,7 +164,7 @@ pub async fn set_password_hash(
 }
 
 /// Deletes a user (their grants and tokens cascade). Whether they existed.
-pub async fn delete_user(db: &D1Database, org: &str, id: &str) -> Result<bool> {
+pub async fn delete_user(db: &Db, org: &str, id: &str) -> Result<bool> {
     Ok(db
         .prepare("DELETE FROM users WHERE org = ?1 AND id = ?2 RETURNING id")
         .bind(&[org.into(), id.into()])?

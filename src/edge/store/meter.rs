@@ -1,0 +1,192 @@
+//! Every storage call of a request, counted by kind — and, in development, delayed by kind to
+//! simulate geography. Issue #8's budgets are round trips to the one D1 primary per request; the
+//! counts make them visible (`Server-Timing`, when `STORAGE_TIMING` is on) so tests assert counts,
+//! not timings. The delays (`SIMULATED_STORAGE_LATENCY`) are timers: wall time, not CPU, as on
+//! the platform, where waiting on storage is not billed.
+
+use std::cell::RefCell;
+use std::future::Future;
+use std::rc::Rc;
+
+/// Where a storage call goes. D1 writes always go to the primary; reads go to the primary unless
+/// made through a Sessions API session (`first-unconstrained`), which may serve them at the
+/// nearest replica.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StorageKind {
+    D1Primary,
+    D1Replica,
+    KvRead,
+    KvWrite,
+}
+
+impl StorageKind {
+    pub const ALL: [StorageKind; 4] = [
+        StorageKind::D1Primary,
+        StorageKind::D1Replica,
+        StorageKind::KvRead,
+        StorageKind::KvWrite,
+    ];
+
+    fn index(self) -> usize {
+        self as usize
+    }
+
+    /// The metric name in `Server-Timing`.
+    pub fn metric(self) -> &'static str {
+        match self {
+            StorageKind::D1Primary => "d1-primary",
+            StorageKind::D1Replica => "d1-replica",
+            StorageKind::KvRead => "kv-read",
+            StorageKind::KvWrite => "kv-write",
+        }
+    }
+}
+
+/// Milliseconds added before each call of a kind (development only).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Latency {
+    pub ms: [u32; 4],
+}
+
+impl Latency {
+    /// `d1_primary=150,d1_replica=10,kv=5` (`kv` sets both KV kinds; `kv_read` / `kv_write`
+    /// override it). Empty means no delay.
+    pub fn parse(text: &str) -> Result<Latency, String> {
+        let mut latency = Latency::default();
+        let mut kv_read = None;
+        let mut kv_write = None;
+        for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (name, value) = part
+                .split_once('=')
+                .ok_or_else(|| format!("`{part}` is not name=milliseconds"))?;
+            let ms: u32 = value
+                .trim()
+                .parse()
+                .ok()
+                .filter(|ms| *ms <= 10_000)
+                .ok_or_else(|| format!("`{part}`: milliseconds must be 0–10000"))?;
+            match name.trim() {
+                "d1_primary" => latency.ms[StorageKind::D1Primary.index()] = ms,
+                "d1_replica" => latency.ms[StorageKind::D1Replica.index()] = ms,
+                "kv" => {
+                    kv_read.get_or_insert(ms);
+                    kv_write.get_or_insert(ms);
+                }
+                "kv_read" => kv_read = Some(ms),
+                "kv_write" => kv_write = Some(ms),
+                other => return Err(format!("unknown storage kind `{other}`")),
+            }
+        }
+        latency.ms[StorageKind::KvRead.index()] = kv_read.unwrap_or(0);
+        latency.ms[StorageKind::KvWrite.index()] = kv_write.unwrap_or(0);
+        Ok(latency)
+    }
+
+    pub fn of(&self, kind: StorageKind) -> u32 {
+        self.ms[kind.index()]
+    }
+}
+
+/// What one request has done so far: calls and milliseconds per kind.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Tally {
+    pub count: [u32; 4],
+    pub ms: [f64; 4],
+}
+
+impl Tally {
+    pub fn record(&mut self, kind: StorageKind, ms: f64) {
+        self.count[kind.index()] += 1;
+        self.ms[kind.index()] += ms;
+    }
+
+    pub fn count(&self, kind: StorageKind) -> u32 {
+        self.count[kind.index()]
+    }
+
+    /// `d1-primary;count=1;dur=12.3, d1-replica;count=0;dur=0, …` — every kind, always, so a
+    /// missing metric never reads as zero by accident. (W3C Server Timing: a metric name with
+    /// `dur` and extension parameters.)
+    pub fn server_timing(&self) -> String {
+        StorageKind::ALL
+            .iter()
+            .map(|k| {
+                format!(
+                    "{};count={};dur={:.1}",
+                    k.metric(),
+                    self.count[k.index()],
+                    self.ms[k.index()]
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// The per-request meter, shared by every storage handle the request uses.
+#[derive(Clone, Default)]
+pub struct Meter {
+    tally: Rc<RefCell<Tally>>,
+    latency: Latency,
+}
+
+impl Meter {
+    pub fn new(latency: Latency) -> Meter {
+        Meter {
+            tally: Rc::default(),
+            latency,
+        }
+    }
+
+    pub fn tally(&self) -> Tally {
+        self.tally.borrow().clone()
+    }
+
+    /// Run one storage call: wait the simulated latency (if any), then the call, and count it.
+    pub async fn measure<T>(&self, kind: StorageKind, call: impl Future<Output = T>) -> T {
+        let started = js_sys::Date::now();
+        let delay = self.latency.of(kind);
+        if delay > 0 {
+            worker::Delay::from(std::time::Duration::from_millis(delay.into())).await;
+        }
+        let out = call.await;
+        self.tally
+            .borrow_mut()
+            .record(kind, js_sys::Date::now() - started);
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn latency_profiles_parse_by_kind() {
+        let l = Latency::parse("d1_primary=150, d1_replica=10,kv=5").unwrap();
+        assert_eq!(l.ms, [150, 10, 5, 5]);
+        let l = Latency::parse("kv=5,kv_write=40").unwrap();
+        assert_eq!(l.ms, [0, 0, 5, 40]);
+        assert_eq!(Latency::parse("").unwrap(), Latency::default());
+    }
+
+    #[test]
+    fn bad_latency_profiles_are_refused() {
+        assert!(Latency::parse("d1_primary").is_err());
+        assert!(Latency::parse("d1_primary=-1").is_err());
+        assert!(Latency::parse("d1_primary=99999").is_err());
+        assert!(Latency::parse("durable_object=5").is_err());
+    }
+
+    #[test]
+    fn server_timing_lists_every_kind() {
+        let mut t = Tally::default();
+        t.record(StorageKind::D1Primary, 12.34);
+        t.record(StorageKind::KvRead, 1.0);
+        t.record(StorageKind::KvRead, 0.5);
+        assert_eq!(
+            t.server_timing(),
+            "d1-primary;count=1;dur=12.3, d1-replica;count=0;dur=0.0, kv-read;count=2;dur=1.5, kv-write;count=0;dur=0.0"
+        );
+    }
+}
