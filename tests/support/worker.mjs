@@ -52,15 +52,15 @@ export function shareD1(persistDir, fromPersistDir) {
 
 /**
  * Start a Worker. Options: config (wrangler.toml path), vars (object of extra vars/secrets),
- * cwd, d1From (the persistDir of a running Worker whose D1 this one shares; it then applies no
+ * cwd, port (default: a free one), d1From (the persistDir of a running Worker whose D1 this one shares; it then applies no
  * migrations and keeps its own KV). Returns { url, port, stop(), pid, persistDir }.
  */
-export async function startWorker({ config, vars = {}, cwd, migrate = true, log, d1From } = {}) {
+export async function startWorker({ config, vars = {}, cwd, migrate = true, log, d1From, port: wanted } = {}) {
   // Clavex itself is served from a frozen copy of build/ (see snapshotWorker).
   const snapshot = config ? null : snapshotWorker(ROOT);
   config ??= snapshot.config;
   cwd ??= snapshot ? snapshot.dir : ROOT;
-  const port = await freePort();
+  const port = wanted ?? await freePort();
   const persistDir = mkdtempSync(join(tmpdir(), 'clavex-state-'));
   const env = { ...process.env, WRANGLER_SEND_METRICS: 'false', CI: process.env.CI ?? '1' };
   if (d1From) shareD1(persistDir, d1From);
