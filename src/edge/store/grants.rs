@@ -4,7 +4,7 @@
 
 use serde::Deserialize;
 use wasm_bindgen::JsValue;
-use worker::Result;
+use worker::{D1Result, Result};
 
 use crate::edge::store::d1::{int, opt_text};
 use crate::edge::store::database::{Db, Stmt};
@@ -271,13 +271,7 @@ pub async fn rotate_and_issue(
             .bind(&[parent.into(), old_hash.into(), int(now), new_hash.into()])?,
         );
     }
-    let results = db.batch(statements).await?;
-    let claimed = results
-        .first()
-        .and_then(|r| r.meta().ok().flatten())
-        .and_then(|m| m.changes)
-        .unwrap_or(0);
-    Ok(claimed == 1)
+    first_changed_one_row(&db.batch(statements).await?)
 }
 
 /// Store the pair issued to a retry within the grace window: another child of `parent`. Guarded
@@ -330,13 +324,17 @@ pub async fn issue_retry(
             refresh.into(),
         ])?,
     ];
-    let results = db.batch(statements).await?;
-    let stored = results
+    first_changed_one_row(&db.batch(statements).await?)
+}
+
+/// Whether a batch's first statement — the guarded one the rest depend on — changed a row.
+fn first_changed_one_row(results: &[D1Result]) -> Result<bool> {
+    let changes = results
         .first()
         .and_then(|r| r.meta().ok().flatten())
         .and_then(|m| m.changes)
         .unwrap_or(0);
-    Ok(stored == 1)
+    Ok(changes == 1)
 }
 
 /// A refresh token's grant, for revocation and introspection.
