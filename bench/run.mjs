@@ -7,6 +7,8 @@
 // (iterations, default 20), BENCH_MAX_TOTAL_SECONDS (whole run; default 900: later scenarios are
 // skipped and marked so). Selection: BENCH_SERVERS=clavex,floor,peer  BENCH_SCENARIOS=discovery,…
 // BENCH_CONCURRENCY=1,8. BENCH_OUT=dir (default bench/results). Only 127.0.0.1 is ever targeted.
+// The "user far from the D1 primary" section (bench/far.mjs) runs after the scenarios above:
+// BENCH_FAR=0 skips it, BENCH_SCENARIOS=far runs it alone, BENCH_FAR_ITERATIONS (default 30) per row.
 import { randomBytes } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -18,6 +20,7 @@ import { makeClient, runLoad, mergeRuns, summarize, CLK_TCK } from './loadgen.mj
 import { startWorkerTimed, startPeer, snapshotWorker } from './servers.mjs';
 import * as F from './flows.mjs';
 import { connectProfiler, summarizeProfiles } from './profile.mjs';
+import { runFar, farReport } from './far.mjs';
 
 const num = (name, dflt) => (process.env[name] ? Number(process.env[name]) : dflt);
 const list = (name, dflt) => (process.env[name] ? process.env[name].split(',').map((s) => s.trim()).filter(Boolean) : dflt);
@@ -33,6 +36,7 @@ const CFG = {
   out: process.env.BENCH_OUT ?? join(ROOT, 'bench', 'results'),
   profileSeconds: num('BENCH_PROFILE_SECONDS', 2),
 };
+CFG.far = process.env.BENCH_FAR !== '0' && (!CFG.scenarios || CFG.scenarios.includes('far'));
 const RUN_START = performance.now();
 const log = (...a) => console.log(`[bench ${((performance.now() - RUN_START) / 1000).toFixed(0).padStart(4)}s]`, ...a);
 
@@ -352,7 +356,7 @@ function cell(r) {
 }
 const good = (r) => r && !r.failed && r.ok > 0;
 
-function report({ results, profiles = {}, info, sizeInfo, starts, iterations, busyBefore, busyAfter, notes, elapsed }) {
+function report({ results, profiles = {}, far, info, sizeInfo, starts, iterations, busyBefore, busyAfter, notes, elapsed }) {
   const L = [];
   const when = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
   L.push(`# Clavex benchmark — ${when}`, '');
@@ -456,6 +460,8 @@ function report({ results, profiles = {}, info, sizeInfo, starts, iterations, bu
     L.push(`| CPU ms/flow: login flow − SSO flow | ${c} | ${diff('clavex')} | ${diff('peer')} |`);
   }
   L.push('');
+
+  if (far) L.push(...farReport(far));
 
   L.push('## Size and start-up', '');
   const [cz, fz] = [sizeInfo.clavex ?? {}, sizeInfo.floor ?? {}];
@@ -582,9 +588,10 @@ async function main() {
         try { s.profiler = await connectProfiler(s.server.pid); } catch (e) { s.profilerError = `at start: ${e.message};`; }
       }
     }
+    const scenarios = SCENARIOS.filter((x) => !CFG.scenarios || CFG.scenarios.includes(x.key));
     for (const name of ['clavex', 'peer']) {
       const s = servers[name];
-      if (!s || s.failed) continue;
+      if (!s || s.failed || !scenarios.length) continue;
       try {
         s.vus = await sessions(s.t, maxConc);
       } catch (e) { s.sessionError = e.message; }
@@ -593,7 +600,6 @@ async function main() {
     }
 
     const results = {};
-    const scenarios = SCENARIOS.filter((x) => !CFG.scenarios || CFG.scenarios.includes(x.key));
     for (const scn of scenarios) {
       results[scn.key] = {};
       for (const c of CFG.concurrency) {
@@ -630,6 +636,19 @@ async function main() {
       }
     }
 
+    let far = null;
+    if (CFG.far) {
+      log(`far-user section (c=1, ${process.env.BENCH_FAR_ITERATIONS ?? 30} iterations per row)`);
+      const p = servers.peer;
+      far = await runFar({
+        clavex: snaps.clavex ? { config: snaps.clavex.config, cwd: snaps.clavex.dir, fixtures: clavexFixtures } : null,
+        peer: p?.server && !p.failed ? { url: p.server.url, t: p.t } : null,
+        base: { clientId: CLIENT_ID, redirectUri: REDIRECT_URI, username: USER.username, password: PASSWORD },
+        timeLeft: () => CFG.maxTotalSeconds - (performance.now() - RUN_START) / 1000,
+        log,
+      });
+    }
+
     let profiles = {};
     if (CFG.profileSeconds > 0) {
       log('profile pass (V8 sampling profiler through the inspector; not part of the measured numbers)');
@@ -649,11 +668,11 @@ async function main() {
     if (servers.clavex?.sessionError) notes.extra.push(`Clavex login/session setup failed: ${servers.clavex.sessionError.slice(0, 300)}`);
     if (servers.peer?.sessionError) notes.extra.push(`peer login/session setup failed: ${servers.peer.sessionError.slice(0, 300)}`);
     const elapsed = (performance.now() - RUN_START) / 1000;
-    const md = report({ results, profiles, info, sizeInfo, starts, iterations, busyBefore, busyAfter, notes, elapsed });
+    const md = report({ results, profiles, far, info, sizeInfo, starts, iterations, busyBefore, busyAfter, notes, elapsed });
     mkdirSync(CFG.out, { recursive: true });
     const stamp = new Date().toISOString().replace(/[:]/g, '').replace(/\.\d+Z$/, 'Z');
     writeFileSync(join(CFG.out, 'latest.md'), md);
-    writeFileSync(join(CFG.out, 'latest.json'), `${JSON.stringify({ when: new Date().toISOString(), config: CFG, info, sizeInfo, starts, iterations, busyBefore, busyAfter, notes, results, profiles }, (k, v) => (k === 'latencies' ? undefined : v), 2)}\n`);
+    writeFileSync(join(CFG.out, 'latest.json'), `${JSON.stringify({ when: new Date().toISOString(), config: CFG, info, sizeInfo, starts, iterations, busyBefore, busyAfter, notes, results, far, profiles }, (k, v) => (k === 'latencies' ? undefined : v), 2)}\n`);
     copyFileSync(join(CFG.out, 'latest.md'), join(CFG.out, `${stamp}.md`));
     console.log(`\n${md}`);
     log(`wrote ${join(CFG.out, 'latest.md')} and ${stamp}.md`);

@@ -6,7 +6,7 @@ import { spawn, execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort, ROOT, snapshotWorker } from '../tests/support/worker.mjs';
+import { freePort, ROOT, shareD1, snapshotWorker } from '../tests/support/worker.mjs';
 
 // Frozen copies of built Workers come from the test harness (snapshotWorker): `wrangler dev`
 // reloads when what it serves changes, and the work tree may be rebuilt mid-run.
@@ -41,12 +41,17 @@ function spawnGroup(cmd, args, opts) {
   return { child, output: () => out, stop };
 }
 
-/** Start a Worker under `wrangler dev --local`. Returns { url, pid, startMs, cpuPids(), stop() }. */
-export async function startWorkerTimed({ name, config, cwd, vars = {}, migrate = true }) {
+/**
+ * Start a Worker under `wrangler dev --local`. `d1From` (another running Worker's persistDir):
+ * share that Worker's D1 database, keep a KV of its own, apply no migrations — a second Cloudflare
+ * location in front of the same D1 primary. Returns { url, pid, persistDir, startMs, cpuPids(), stop() }.
+ */
+export async function startWorkerTimed({ name, config, cwd, vars = {}, migrate = true, d1From }) {
   const port = await freePort();
   const persistDir = mkdtempSync(join(tmpdir(), `clavex-bench-${name}-`));
   const env = { ...process.env, WRANGLER_SEND_METRICS: 'false', CI: process.env.CI ?? '1' };
-  if (migrate) {
+  if (d1From) shareD1(persistDir, d1From);
+  if (migrate && !d1From) {
     execFileSync(WRANGLER, ['d1', 'migrations', 'apply', 'DB', '--local', '--config', config, '--persist-to', persistDir],
       { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
   }
@@ -65,7 +70,7 @@ export async function startWorkerTimed({ name, config, cwd, vars = {}, migrate =
   // that runs the Worker (the one with the inspector). Both serve every request.
   const workerds = () => descendants(g.child.pid, 'workerd');
   const roles = () => Object.fromEntries(workerds().map((p) => [p, cmdline(p).includes('--inspector-addr') ? 'runtime' : 'proxy']));
-  return { name, url, pid: g.child.pid, startMs, cpuPids: workerds, roles, stop, output: g.output };
+  return { name, url, pid: g.child.pid, persistDir, startMs, cpuPids: workerds, roles, stop, output: g.output };
 }
 
 /** Start the oidc-provider peer on Node. Returns { url, issuer, pid, startMs, cpuPids(), stop() }. */
