@@ -55,12 +55,16 @@ async function setup(at = A) {
   return { slug, secret: client.json.client_secret, user: { ...user.json, password } };
 }
 
+function authorizeUrl(at, fx, state) {
+  const url = new URL(`${at.url}/${fx.slug}/authorize`);
+  for (const [k, v] of Object.entries({ client_id: 'rocketchat', redirect_uri: REDIRECT, response_type: 'code', scope: 'openid profile email', state })) url.searchParams.set(k, v);
+  return url;
+}
+
 /** The browser signs in at `at` and is sent back with a code. */
 async function signIn(at, fx, browser = new Browser()) {
-  const url = new URL(`${at.url}/${fx.slug}/authorize`);
   const state = randomString(8);
-  for (const [k, v] of Object.entries({ client_id: 'rocketchat', redirect_uri: REDIRECT, response_type: 'code', scope: 'openid profile email', state })) url.searchParams.set(k, v);
-  let res = await browser.get(url);
+  let res = await browser.get(authorizeUrl(at, fx, state));
   if (isLoginPage(res)) {
     const form = loginForm(res);
     res = await browser.post(form.action, formFields(form, { username: fx.user.username, password: fx.user.password }));
@@ -140,13 +144,15 @@ test('an organization, client and user created at A sign in at B at once', async
 test('the SSO session lives where the browser signed in: a login page at B for a session made at A', async () => {
   const fx = await setup();
   const { browser } = await signIn(A, fx);
-  const again = await signIn(A, fx, browser);
-  assert.ok(again.code, 'A signs the browser in from its session');
+  // Back at A with its cookie: no login page, straight back to the client with a code.
+  const again = await browser.get(authorizeUrl(A, fx, 'again'));
+  assert.ok(!isLoginPage(again), 'A does not show its login page to a browser with a session there');
+  assert.ok([302, 303].includes(again.status), `A redirects back to the client: ${again.status} ${again.text.slice(0, 200)}`);
+  assert.ok(parseRedirect(again.location).params.code, `A signs the browser in from its session: ${again.location}`);
   // The same cookie sent to B (KV not shared, as before propagation): B does not know the session.
-  const url = new URL(`${B.url}/${fx.slug}/authorize`);
-  for (const [k, v] of Object.entries({ client_id: 'rocketchat', redirect_uri: REDIRECT, response_type: 'code', scope: 'openid', state: 's' })) url.searchParams.set(k, v);
   const cookie = browser.jar.header(new URL(`${A.url}/${fx.slug}/authorize`));
   assert.match(cookie ?? '', /clavex_session=/, 'the browser holds a session cookie from A');
+  const url = authorizeUrl(B, fx, 's');
   const res = await fetch(url, { headers: { Cookie: cookie }, redirect: 'manual' });
   const page = { status: res.status, headers: res.headers, text: await res.text(), url: String(url) };
   assert.ok(isLoginPage(page), `B shows its login page: ${page.status}`);
