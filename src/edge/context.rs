@@ -17,7 +17,7 @@ pub struct Ctx {
     /// Unix seconds at the start of the request; passed down so rules never read the clock.
     pub now: i64,
     /// Counts (and in development delays) every storage call this request makes.
-    pub meter: Meter,
+    meter: Meter,
     replica: OnceCell<Db>,
 }
 

@@ -65,21 +65,15 @@ pub async fn verify_own(ctx: &Ctx, org: &str, issuer: &str, token: &str) -> Resu
         return Ok(None);
     };
     // The key that signed it may be newer than the replica's copy of the key set.
-    let signed_with = |keys: &Vec<SigningKey>| {
-        keys.iter()
-            .any(|k| jwt.kid.as_deref() == Some(k.kid.as_str()))
-    };
+    let signed_it = |k: &&SigningKey| jwt.kid.as_deref() == Some(k.kid.as_str());
     let keys = ctx
         .fresh(
             |db| async move { published_keys(&db, org, ctx.now).await.map(Some) },
-            signed_with,
+            |keys: &Vec<SigningKey>| keys.iter().any(|k| signed_it(&k)),
         )
         .await?
         .unwrap_or_default();
-    let Some(key) = keys
-        .iter()
-        .find(|k| jwt.kid.as_deref() == Some(k.kid.as_str()))
-    else {
+    let Some(key) = keys.iter().find(signed_it) else {
         return Ok(None);
     };
     let jwk: Value = serde_json::from_str(&key.public_jwk)?;

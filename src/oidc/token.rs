@@ -177,18 +177,17 @@ async fn refresh(
     // One session for the whole request: after a lost race the re-read sees the winner's write.
     let db = ctx.replica()?;
     let old_hash = token_hash(presented);
-    let mut first_read = true;
     // Two rounds at most: a refresh whose guarded write finds the state changed re-reads the
-    // token and is then judged as the retry (or reuse) it is.
-    for _ in 0..2 {
-        let found = if first_read {
+    // token (in the session, which now sees that write) and is then judged as the retry (or
+    // reuse) it is.
+    for round in 0..2 {
+        let found = if round == 0 {
             let hash = old_hash.as_str();
             ctx.found(|db| async move { grants::find_refresh(&db, hash).await })
                 .await?
         } else {
             grants::find_refresh(&db, &old_hash).await?
         };
-        first_read = false;
         let Some(record) = found.filter(|r| r.org == slug) else {
             return Ok(Err(OAuthError::invalid_grant(
                 "the refresh token is invalid",
