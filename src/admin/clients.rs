@@ -11,7 +11,12 @@ use crate::admin::{Failure, Outcome, body, created, no_content, organizations, v
 use crate::crypto;
 use crate::edge::context::Ctx;
 use crate::edge::http;
-use crate::edge::store::{self, clients::Client};
+use crate::edge::store::database::Db;
+use crate::edge::store::{
+    self,
+    clients::{Client, GroupWrites},
+};
+use crate::protocol::groups::{DEFAULT_GROUPS_CLAIM, DEFAULT_ROLES_CLAIM, RoleMapping};
 
 const FIELDS: &[&str] = &[
     "client_id",
@@ -21,6 +26,11 @@ const FIELDS: &[&str] = &[
     "post_logout_redirect_uris",
     "scopes",
     "token_endpoint_auth_method",
+    "groups_claim",
+    "roles_claim",
+    "groups_in_id_token",
+    "role_mappings",
+    "allowed_groups",
 ];
 
 /// What a client body sets; everything but the id and the secret.
@@ -32,6 +42,11 @@ pub struct Settings {
     pub redirect_uris: Vec<String>,
     pub post_logout_redirect_uris: Vec<String>,
     pub scopes: Vec<String>,
+    pub groups_claim: String,
+    pub roles_claim: String,
+    pub groups_in_id_token: bool,
+    pub role_mappings: Vec<RoleMapping>,
+    pub allowed_groups: Vec<String>,
 }
 
 impl Settings {
@@ -43,6 +58,11 @@ impl Settings {
             redirect_uris: c.redirect_uris.clone(),
             post_logout_redirect_uris: c.post_logout_redirect_uris.clone(),
             scopes: c.scopes.clone(),
+            groups_claim: c.groups_claim.clone(),
+            roles_claim: c.roles_claim.clone(),
+            groups_in_id_token: c.groups_in_id_token,
+            role_mappings: c.role_mappings.clone(),
+            allowed_groups: c.allowed_groups.clone(),
         }
     }
 }
@@ -98,6 +118,42 @@ pub fn settings(fields: &Fields, current: Option<&Settings>) -> Result<Settings,
             .map(|s| s.to_string())
             .collect(),
     };
+    let groups_claim = match (fields.string("groups_claim")?, current) {
+        (Some(n), _) => validate::claim_name("groups_claim", &n)?,
+        (None, Some(c)) => c.groups_claim.clone(),
+        (None, None) => DEFAULT_GROUPS_CLAIM.to_string(),
+    };
+    let roles_claim = match (fields.string("roles_claim")?, current) {
+        (Some(n), _) => validate::claim_name("roles_claim", &n)?,
+        (None, Some(c)) => c.roles_claim.clone(),
+        (None, None) => DEFAULT_ROLES_CLAIM.to_string(),
+    };
+    if groups_claim.eq_ignore_ascii_case(&roles_claim) {
+        let field = if fields.has("roles_claim") {
+            "roles_claim"
+        } else {
+            "groups_claim"
+        };
+        return Err(ApiError::invalid_field(
+            field,
+            "groups_claim and roles_claim must be different claim names",
+        ));
+    }
+    let groups_in_id_token = match (fields.bool("groups_in_id_token")?, current) {
+        (Some(b), _) => b,
+        (None, Some(c)) => c.groups_in_id_token,
+        (None, None) => false,
+    };
+    let role_mappings = match (fields.value("role_mappings"), current) {
+        (Some(v), _) => validate::role_mappings("role_mappings", v)?,
+        (None, Some(c)) => c.role_mappings.clone(),
+        (None, None) => Vec::new(),
+    };
+    let allowed_groups = match (fields.string_list("allowed_groups")?, current) {
+        (Some(g), _) => validate::group_names("allowed_groups", &g)?,
+        (None, Some(c)) => c.allowed_groups.clone(),
+        (None, None) => Vec::new(),
+    };
     Ok(Settings {
         client_name,
         token_endpoint_auth_method,
@@ -105,7 +161,50 @@ pub fn settings(fields: &Fields, current: Option<&Settings>) -> Result<Settings,
         redirect_uris,
         post_logout_redirect_uris,
         scopes,
+        groups_claim,
+        roles_claim,
+        groups_in_id_token,
+        role_mappings,
+        allowed_groups,
     })
+}
+
+/// The groups named in a client's settings as the organization spells them (names are unique
+/// ignoring case), or a 400 naming the first that does not exist. Pure.
+pub fn canonical_groups(s: &mut Settings, existing: &[String]) -> Result<(), ApiError> {
+    let find = |field: &str, name: &str| {
+        existing
+            .iter()
+            .find(|e| e.eq_ignore_ascii_case(name))
+            .cloned()
+            .ok_or_else(|| {
+                ApiError::invalid_field(
+                    field,
+                    format!("there is no group {name} in this organization; create it first"),
+                )
+            })
+    };
+    for m in &mut s.role_mappings {
+        m.group = find("role_mappings", &m.group)?;
+    }
+    for g in &mut s.allowed_groups {
+        *g = find("allowed_groups", g)?;
+    }
+    Ok(())
+}
+
+/// `canonical_groups` against the organization's groups, read at the primary (only when the
+/// settings name any).
+async fn check_groups(db: &Db, org: &str, s: &mut Settings) -> Result<(), Failure> {
+    if s.role_mappings.is_empty() && s.allowed_groups.is_empty() {
+        return Ok(());
+    }
+    let existing: Vec<String> = store::groups::list_groups(db, org)
+        .await?
+        .into_iter()
+        .map(|g| g.name)
+        .collect();
+    Ok(canonical_groups(s, &existing)?)
 }
 
 /// A client as the API shows it: never the secret hash; the secret itself only right after it
@@ -120,6 +219,11 @@ pub struct ClientView {
     pub redirect_uris: Vec<String>,
     pub post_logout_redirect_uris: Vec<String>,
     pub scopes: Vec<String>,
+    pub groups_claim: String,
+    pub roles_claim: String,
+    pub groups_in_id_token: bool,
+    pub role_mappings: Vec<RoleMapping>,
+    pub allowed_groups: Vec<String>,
     pub created_at: i64,
     pub updated_at: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -141,6 +245,11 @@ pub fn view(c: Client, secret: Option<String>) -> ClientView {
         redirect_uris: c.redirect_uris,
         post_logout_redirect_uris: c.post_logout_redirect_uris,
         scopes: c.scopes,
+        groups_claim: c.groups_claim,
+        roles_claim: c.roles_claim,
+        groups_in_id_token: c.groups_in_id_token,
+        role_mappings: c.role_mappings,
+        allowed_groups: c.allowed_groups,
         created_at: c.created_at,
         updated_at: c.updated_at,
     }
@@ -153,6 +262,11 @@ fn apply(c: &mut Client, s: Settings) {
     c.redirect_uris = s.redirect_uris;
     c.post_logout_redirect_uris = s.post_logout_redirect_uris;
     c.scopes = s.scopes;
+    c.groups_claim = s.groups_claim;
+    c.roles_claim = s.roles_claim;
+    c.groups_in_id_token = s.groups_in_id_token;
+    c.role_mappings = s.role_mappings;
+    c.allowed_groups = s.allowed_groups;
 }
 
 /// Gives a confidential client without a secret a fresh one (returned, to show once), and takes
@@ -177,9 +291,10 @@ pub async fn create(req: &mut Request, ctx: &Ctx, org: &str) -> Outcome {
         // 128 random bits, URL-safe: unguessable, though a client id is not a secret.
         None => crypto::b64url(&crypto::random_bytes::<16>()),
     };
-    let s = settings(&fields, None)?;
+    let mut s = settings(&fields, None)?;
     let db = ctx.primary()?;
     organizations::require(&db, org).await?;
+    check_groups(&db, org, &mut s).await?;
     let mut client = Client {
         org: org.to_string(),
         client_id,
@@ -192,11 +307,20 @@ pub async fn create(req: &mut Request, ctx: &Ctx, org: &str) -> Outcome {
         scopes: Vec::new(),
         created_at: ctx.now,
         updated_at: ctx.now,
+        groups_claim: String::new(),
+        roles_claim: String::new(),
+        groups_in_id_token: false,
+        role_mappings: Vec::new(),
+        allowed_groups: Vec::new(),
     };
     apply(&mut client, s);
     let secret = settle_secret(&mut client);
-    match store::clients::insert_client(&db, &client).await {
-        Ok(()) => {}
+    let everything = GroupWrites {
+        role_mappings: Some(&client.role_mappings),
+        allowed_groups: Some(&client.allowed_groups),
+    };
+    let stored = match store::clients::save_client(&db, &client, true, &everything).await {
+        Ok(stored) => stored.ok_or_else(|| ApiError::not_found("client"))?,
         Err(e) if store::d1::is_unique_violation(&e) => {
             return Err(ApiError::conflict(
                 "client_id",
@@ -204,10 +328,27 @@ pub async fn create(req: &mut Request, ctx: &Ctx, org: &str) -> Outcome {
             )
             .into());
         }
-        Err(e) => return Err(e.into()),
+        Err(e) => return Err(group_race(e)),
+    };
+    let location = format!("/api/v1/organizations/{org}/clients/{}", stored.client_id);
+    created(&location, &view(stored, secret))
+}
+
+/// A write whose group sub-select found nothing: the group was deleted between the check and the
+/// batch, which then wrote nothing at all.
+fn group_race(e: worker::Error) -> Failure {
+    if store::d1::is_not_null_violation(&e) {
+        return ApiError::new(
+            409,
+            "conflict",
+            "a group named in the request was deleted meanwhile; nothing was changed",
+        )
+        .into();
     }
-    let location = format!("/api/v1/organizations/{org}/clients/{}", client.client_id);
-    created(&location, &view(client, secret))
+    if store::d1::is_foreign_key_violation(&e) {
+        return ApiError::not_found("client").into();
+    }
+    e.into()
 }
 
 async fn require(ctx: &Ctx, org: &str, client_id: &str) -> Result<Client, Failure> {
@@ -245,12 +386,23 @@ async fn write(req: &mut Request, ctx: &Ctx, org: &str, client_id: &str, replace
     }
     let mut client = require(ctx, org, client_id).await?;
     let current = Settings::of(&client);
-    let s = settings(&fields, if replace { None } else { Some(&current) })?;
+    let mut s = settings(&fields, if replace { None } else { Some(&current) })?;
+    let db = ctx.primary()?;
+    check_groups(&db, org, &mut s).await?;
     apply(&mut client, s);
     let secret = settle_secret(&mut client);
     client.updated_at = ctx.now;
-    let client = store::clients::update_client(&ctx.primary()?, &client)
-        .await?
+    // Only what the body names is rewritten (PUT names everything): a PATCH of the name never
+    // races a rename of a group the client maps.
+    let groups = GroupWrites {
+        role_mappings: (replace || fields.has("role_mappings"))
+            .then_some(&client.role_mappings[..]),
+        allowed_groups: (replace || fields.has("allowed_groups"))
+            .then_some(&client.allowed_groups[..]),
+    };
+    let client = store::clients::save_client(&db, &client, false, &groups)
+        .await
+        .map_err(group_race)?
         .ok_or_else(|| ApiError::not_found("client"))?;
     Ok(http::json(200, &view(client, secret))?)
 }
@@ -284,7 +436,11 @@ pub async fn rotate_secret(ctx: &Ctx, org: &str, client_id: &str) -> Outcome {
     client.secret_hash = None;
     let secret = settle_secret(&mut client);
     client.updated_at = ctx.now;
-    let client = store::clients::update_client(&ctx.primary()?, &client)
+    let unchanged = GroupWrites {
+        role_mappings: None,
+        allowed_groups: None,
+    };
+    let client = store::clients::save_client(&ctx.primary()?, &client, false, &unchanged)
         .await?
         .ok_or_else(|| ApiError::not_found("client"))?;
     Ok(http::json(200, &view(client, secret))?)
@@ -374,6 +530,13 @@ mod tests {
             ("scopes", json!(["openid", "admin"])),
             ("scopes", json!([])),
             ("token_endpoint_auth_method", json!("private_key_jwt")),
+            ("groups_claim", json!("sub")),
+            ("roles_claim", json!("groups")),
+            ("roles_claim", json!(["roles"])),
+            ("groups_in_id_token", json!("yes")),
+            ("role_mappings", json!({"chat-admins": "admin"})),
+            ("allowed_groups", json!(["/staff"])),
+            ("allowed_groups", json!("staff")),
         ] {
             let mut body = base.clone();
             body[member] = value.clone();
@@ -396,6 +559,11 @@ mod tests {
             scopes: vec![],
             created_at: 0,
             updated_at: 0,
+            groups_claim: "groups".into(),
+            roles_claim: "roles".into(),
+            groups_in_id_token: false,
+            role_mappings: vec![],
+            allowed_groups: vec![],
         }
     }
 
@@ -430,5 +598,33 @@ mod tests {
         assert_eq!(shown["client_secret"], "cs_x");
         assert_eq!(shown["client_secret_expires_at"], 0);
         assert!(shown.get("secret_hash").is_none());
+    }
+
+    #[test]
+    fn group_settings_default_keep_and_canonicalise() {
+        let mut s = settings(
+            &fields(
+                json!({"client_name": "App", "redirect_uris": ["https://app.example/cb"],
+                "role_mappings": [{"group": "CHAT-admins", "role": "admin"}],
+                "allowed_groups": ["Staff", "staff"], "roles_claim": "rc_roles"}),
+            ),
+            None,
+        )
+        .unwrap();
+        assert_eq!(
+            (s.groups_claim.as_str(), s.roles_claim.as_str()),
+            ("groups", "rc_roles")
+        );
+        assert_eq!(s.allowed_groups, strings(&["Staff"]));
+        canonical_groups(&mut s, &strings(&["chat-admins", "staff"])).unwrap();
+        assert_eq!(s.role_mappings[0].group, "chat-admins");
+        assert_eq!(s.allowed_groups, strings(&["staff"]));
+        let err = canonical_groups(&mut s.clone(), &strings(&["staff"])).unwrap_err();
+        assert_eq!(err.field.as_deref(), Some("role_mappings"));
+        let patched = settings(&fields(json!({"groups_in_id_token": true})), Some(&s)).unwrap();
+        assert!(patched.groups_in_id_token);
+        assert_eq!(patched.role_mappings, s.role_mappings);
+        let cleared = settings(&fields(json!({"allowed_groups": []})), Some(&s)).unwrap();
+        assert!(cleared.allowed_groups.is_empty());
     }
 }

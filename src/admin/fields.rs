@@ -39,6 +39,11 @@ impl Fields {
         self.map.contains_key(name)
     }
 
+    /// A member's raw JSON value; `null` counts as absent.
+    pub fn value(&self, name: &str) -> Option<&Value> {
+        self.map.get(name).filter(|v| !v.is_null())
+    }
+
     /// A string member; `null` counts as absent.
     pub fn string(&self, name: &str) -> Result<Option<String>, ApiError> {
         match self.map.get(name) {

@@ -1,4 +1,4 @@
-//! The admin REST API under /api/v1/ (organizations, clients, users, signing keys).
+//! The admin REST API under /api/v1/ (organizations, clients, users, groups, signing keys).
 //!
 //! Order of checks for every request: unknown path → 404 (before authentication, so that a
 //! mistyped URL says so); `GET /openapi.json` is public (it describes the API and holds no data);
@@ -10,6 +10,7 @@ pub mod body;
 pub mod clients;
 pub mod error;
 pub mod fields;
+pub mod groups;
 pub mod jwk;
 pub mod keys;
 pub mod organizations;
@@ -117,6 +118,14 @@ async fn dispatch(endpoint: Endpoint, req: &mut Request, ctx: &Ctx, p: &[&str]) 
         SetPassword => users::set_password(req, ctx, p[0], p[1]).await,
         ListKeys => keys::list(ctx, p[0]).await,
         RotateKey => keys::rotate(ctx, p[0]).await,
+        ListGroups => groups::list(ctx, p[0]).await,
+        CreateGroup => groups::create(req, ctx, p[0]).await,
+        GetGroup => groups::get(ctx, p[0], p[1]).await,
+        UpdateGroup => groups::update(req, ctx, p[0], p[1]).await,
+        DeleteGroup => groups::delete(ctx, p[0], p[1]).await,
+        ListMembers => groups::members(req, ctx, p[0], p[1]).await,
+        AddMember => groups::add_member(ctx, p[0], p[1], p[2]).await,
+        RemoveMember => groups::remove_member(ctx, p[0], p[1], p[2]).await,
     }
 }
 

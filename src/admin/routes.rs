@@ -25,6 +25,14 @@ pub enum Endpoint {
     SetPassword,
     ListKeys,
     RotateKey,
+    ListGroups,
+    CreateGroup,
+    GetGroup,
+    UpdateGroup,
+    DeleteGroup,
+    ListMembers,
+    AddMember,
+    RemoveMember,
 }
 
 pub struct Route {
@@ -83,6 +91,26 @@ pub const ROUTES: &[Route] = &[
         "PUT",
         "/organizations/{org}/users/{user_id}/password",
         SetPassword,
+    ),
+    route("GET", "/organizations/{org}/groups", ListGroups),
+    route("POST", "/organizations/{org}/groups", CreateGroup),
+    route("GET", "/organizations/{org}/groups/{group}", GetGroup),
+    route("PATCH", "/organizations/{org}/groups/{group}", UpdateGroup),
+    route("DELETE", "/organizations/{org}/groups/{group}", DeleteGroup),
+    route(
+        "GET",
+        "/organizations/{org}/groups/{group}/members",
+        ListMembers,
+    ),
+    route(
+        "PUT",
+        "/organizations/{org}/groups/{group}/members/{user_id}",
+        AddMember,
+    ),
+    route(
+        "DELETE",
+        "/organizations/{org}/groups/{group}/members/{user_id}",
+        RemoveMember,
     ),
     route("GET", "/organizations/{org}/keys", ListKeys),
     route("POST", "/organizations/{org}/keys/rotate", RotateKey),

@@ -29,12 +29,16 @@ pub struct UserView {
     pub disabled: bool,
     /// Whether a password is set (a user without one cannot log in).
     pub has_password: bool,
+    /// The names of the user's groups.
+    pub groups: Vec<String>,
     pub created_at: i64,
     pub updated_at: i64,
 }
 
-pub fn view(u: User) -> UserView {
+pub fn view(mut u: User) -> UserView {
+    u.groups.sort_by_key(|g| g.to_ascii_lowercase());
     UserView {
+        groups: u.groups,
         has_password: u.password_hash.is_some(),
         id: u.id,
         org: u.org,
@@ -91,6 +95,7 @@ pub fn new_user(fields: &Fields, org: &str, id: String, now: i64) -> Result<User
         password_hash: None,
         created_at: now,
         updated_at: now,
+        groups: Vec::new(),
     };
     apply_profile(&mut user, fields)?;
     Ok(user)
@@ -152,7 +157,7 @@ pub async fn create(req: &mut Request, ctx: &Ctx, org: &str) -> Outcome {
 }
 
 /// Query parameters of the list: `limit` (1–200, default 50), `cursor` (the `next_cursor` of the
-/// previous page), `username` and `email` (exact, case-insensitive). Pure.
+/// previous page), `username`, `email` and `group` (exact, case-insensitive). Pure.
 pub fn list_query(url: &url::Url) -> Result<(UserFilter, Option<String>, u32), ApiError> {
     let mut filter = UserFilter::default();
     let mut cursor = None;
@@ -171,6 +176,7 @@ pub fn list_query(url: &url::Url) -> Result<(UserFilter, Option<String>, u32), A
             "cursor" => cursor = Some(value.into_owned()),
             "username" => filter.username = Some(value.into_owned()),
             "email" => filter.email = Some(value.into_owned()),
+            "group" => filter.group = Some(value.into_owned()),
             _ => {}
         }
     }
@@ -178,7 +184,21 @@ pub fn list_query(url: &url::Url) -> Result<(UserFilter, Option<String>, u32), A
 }
 
 pub async fn list(req: &Request, ctx: &Ctx, org: &str) -> Outcome {
-    let (filter, cursor, limit) = list_query(&req.url()?)?;
+    list_filtered(req, ctx, org, None, "users").await
+}
+
+/// One page of users under `key`; `group` (a group's members) overrides the query's filter.
+pub async fn list_filtered(
+    req: &Request,
+    ctx: &Ctx,
+    org: &str,
+    group: Option<String>,
+    key: &str,
+) -> Outcome {
+    let (mut filter, cursor, limit) = list_query(&req.url()?)?;
+    if group.is_some() {
+        filter.group = group;
+    }
     let db = ctx.primary()?;
     organizations::require(&db, org).await?;
     // One more than asked tells whether another page exists without a COUNT.
@@ -193,7 +213,7 @@ pub async fn list(req: &Request, ctx: &Ctx, org: &str) -> Outcome {
     let views: Vec<UserView> = users.into_iter().map(view).collect();
     Ok(http::json(
         200,
-        &serde_json::json!({ "users": views, "next_cursor": next_cursor }),
+        &serde_json::json!({ key: views, "next_cursor": next_cursor }),
     )?)
 }
 

@@ -1,12 +1,15 @@
 //! The admin API's input rules, one function per rule, pure so `cargo test` checks them natively.
 //! Each returns the value to store or an `ApiError` naming the field.
 
+use serde_json::Value;
+
 use crate::admin::error::ApiError;
+use crate::protocol::groups::{self, RoleMapping};
 
 /// Grant types a client may register: Clavex implements the code flow and refresh tokens only.
 pub const GRANT_TYPES: &[&str] = &["authorization_code", "refresh_token"];
-/// Scopes Clavex supports (OpenID Connect Core §5.4 plus `offline_access`, §11).
-pub const SCOPES: &[&str] = &["openid", "profile", "email", "offline_access"];
+/// Scopes Clavex supports (OpenID Connect Core §5.4, `offline_access` from §11, and `groups`).
+pub const SCOPES: &[&str] = &["openid", "profile", "email", "offline_access", "groups"];
 pub const DEFAULT_SCOPES: &[&str] = &["openid", "profile", "email"];
 /// RFC 7591 §2 `token_endpoint_auth_method` values Clavex implements.
 pub const AUTH_METHODS: &[&str] = &["client_secret_basic", "client_secret_post", "none"];
@@ -294,6 +297,94 @@ pub fn password(field: &str, value: &str) -> Result<String, ApiError> {
     Ok(value.to_string())
 }
 
+/// A group name (protocol/groups.rs): letters, digits, `-`, `_`, `.`, 1–64 characters.
+pub fn group_name(field: &str, value: &str) -> Result<String, ApiError> {
+    if !groups::is_group_name(value) {
+        return Err(ApiError::invalid_field(
+            field,
+            format!(
+                "{value:?} is not a group name: use 1-{} letters, digits, -, _, .",
+                groups::MAX_GROUP_NAME
+            ),
+        ));
+    }
+    Ok(value.to_string())
+}
+
+/// A list of group names, duplicates (ignoring case) dropped, order kept. May be empty.
+pub fn group_names(field: &str, values: &[String]) -> Result<Vec<String>, ApiError> {
+    let mut out: Vec<String> = Vec::with_capacity(values.len());
+    for value in values {
+        let name = group_name(field, value)?;
+        if !out.iter().any(|o| o.eq_ignore_ascii_case(&name)) {
+            out.push(name);
+        }
+    }
+    Ok(out)
+}
+
+/// The name a client reads groups or roles under (protocol/groups.rs `is_claim_name`).
+pub fn claim_name(field: &str, value: &str) -> Result<String, ApiError> {
+    if !groups::is_claim_name(value) {
+        return Err(ApiError::invalid_field(
+            field,
+            format!(
+                "{value:?} cannot be a claim name: use 1-{} letters, digits, _, -, ., : and not a standard claim or an account-id key (sub, email, id, _id, user_id, ...)",
+                groups::MAX_CLAIM_NAME
+            ),
+        ));
+    }
+    Ok(value.to_string())
+}
+
+/// A role map: an array of `{"group", "role"}` objects; duplicates dropped, order kept. May be
+/// empty.
+pub fn role_mappings(field: &str, value: &Value) -> Result<Vec<RoleMapping>, ApiError> {
+    let shape = || {
+        ApiError::invalid_field(
+            field,
+            format!("{field} must be an array of {{\"group\": name, \"role\": value}} objects"),
+        )
+    };
+    let Value::Array(items) = value else {
+        return Err(shape());
+    };
+    let mut out: Vec<RoleMapping> = Vec::with_capacity(items.len());
+    for item in items {
+        let Value::Object(entry) = item else {
+            return Err(shape());
+        };
+        if entry.len() != 2 {
+            return Err(shape());
+        }
+        let (Some(Value::String(group)), Some(Value::String(role))) =
+            (entry.get("group"), entry.get("role"))
+        else {
+            return Err(shape());
+        };
+        let group = group_name(field, group)?;
+        if !groups::is_role_value(role) {
+            return Err(ApiError::invalid_field(
+                field,
+                format!(
+                    "{role:?} is not a role value: 1-{} characters, no control characters or surrounding spaces",
+                    groups::MAX_ROLE_VALUE
+                ),
+            ));
+        }
+        let duplicate = out
+            .iter()
+            .any(|m| m.group.eq_ignore_ascii_case(&group) && m.role == *role);
+        if !duplicate {
+            out.push(RoleMapping {
+                group,
+                role: role.clone(),
+            });
+        }
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -479,5 +570,48 @@ mod tests {
         assert!(password("password", "ééééééé").is_err());
         assert!(password("password", "éééééééé").is_ok());
         assert!(password("password", &"x".repeat(MAX_PASSWORD + 1)).is_err());
+    }
+
+    #[test]
+    fn group_rules_name_their_field() {
+        assert_eq!(
+            group_names("g", &["Staff".into(), "staff".into(), "ops".into()]).unwrap(),
+            vec!["Staff".to_string(), "ops".to_string()]
+        );
+        assert!(group_names("g", &[]).unwrap().is_empty());
+        for bad in ["/staff/admins", "a b", "", "[\"x\"]"] {
+            assert_eq!(
+                group_name("g", bad).unwrap_err().field.as_deref(),
+                Some("g")
+            );
+        }
+        assert_eq!(claim_name("c", "rc_roles").unwrap(), "rc_roles");
+        assert_eq!(
+            claim_name("c", "sub").unwrap_err().field.as_deref(),
+            Some("c")
+        );
+        let ok = serde_json::json!([
+            {"group": "chat-admins", "role": "admin"},
+            {"group": "Chat-Admins", "role": "admin"},
+            {"group": "support", "role": "livechat-agent"}
+        ]);
+        let m = role_mappings("role_mappings", &ok).unwrap();
+        assert_eq!(m.len(), 2);
+        assert_eq!(
+            (m[1].group.as_str(), m[1].role.as_str()),
+            ("support", "livechat-agent")
+        );
+        for bad in [
+            serde_json::json!({"chat-admins": "admin"}),
+            serde_json::json!(["admin"]),
+            serde_json::json!([{"group": "a"}]),
+            serde_json::json!([{"group": "a", "role": "r", "extra": 1}]),
+            serde_json::json!([{"group": "a", "role": 5}]),
+            serde_json::json!([{"group": "/a/b", "role": "r"}]),
+            serde_json::json!([{"group": "a", "role": " r"}]),
+        ] {
+            let err = role_mappings("role_mappings", &bad).expect_err(&bad.to_string());
+            assert_eq!(err.field.as_deref(), Some("role_mappings"), "{bad}");
+        }
     }
 }

@@ -101,11 +101,18 @@ pub async fn handle(mut req: Request, ctx: &Ctx, slug: &str) -> Result<Response>
     match session::decide(&request, view.as_ref(), hint_sub.as_deref(), ctx.now) {
         Next::IssueCode => {
             let (s, u) = current.as_ref().expect("IssueCode implies a session");
+            // An SSO session never gives a code for a client the user may not use.
+            if let Err(denied) = issue::admits(&client, u) {
+                return redirect_error(denied);
+            }
             issue::code(ctx, slug, &request, &u.id, s.auth_time, 302)
         }
         Next::ShowLogin => login::show(ctx, &req, &org, &client.client_name, &request, None, 200),
         Next::ShowConsent => {
             let (_, u) = current.as_ref().expect("ShowConsent implies a session");
+            if let Err(denied) = issue::admits(&client, u) {
+                return redirect_error(denied);
+            }
             consent::show(ctx, &req, &org, &client.client_name, &u.username, &request)
         }
         Next::Fail(err) => redirect_error(err),

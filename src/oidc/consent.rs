@@ -40,7 +40,10 @@ pub fn show(
 
 pub async fn handle(mut req: Request, ctx: &Ctx, slug: &str) -> Result<Response> {
     let Submitted {
-        org, form, request, ..
+        org,
+        form,
+        request,
+        client,
     } = match submitted_form(&mut req, ctx, slug, "Consent could not continue").await? {
         Ok(s) => s,
         Err(resp) => return Ok(resp),
@@ -55,6 +58,16 @@ pub async fn handle(mut req: Request, ctx: &Ctx, slug: &str) -> Result<Response>
             None,
         );
     };
+    if let Err(denied) = issue::admits(&client, &user) {
+        return issue::error(
+            ctx,
+            slug,
+            &request.redirect_uri,
+            request.state.as_deref(),
+            &denied,
+            303,
+        );
+    }
     match form.first("decision") {
         Some("allow") => issue::code(ctx, slug, &request, &user.id, session.auth_time, 303),
         _ => {

@@ -5,9 +5,12 @@ use worker::{Response, Result};
 
 use crate::edge::context::Ctx;
 use crate::edge::http;
+use crate::edge::store::clients::Client;
+use crate::edge::store::users::User;
 use crate::protocol::authorize::AuthorizeRequest;
 use crate::protocol::code::{CodeGrant, redirect_uri_hash};
-use crate::protocol::error::OAuthError;
+use crate::protocol::error::{ErrorCode, OAuthError};
+use crate::protocol::groups::may_sign_in;
 use crate::protocol::redirect::with_params;
 
 /// Mint a code bound to the request and the user and redirect to the client. The code is the
@@ -40,6 +43,19 @@ pub fn code(
     }
     params.push(("iss", &issuer));
     http::redirect(&with_params(&req.redirect_uri, &params), status)
+}
+
+/// Whether `user` may sign in to `client` (its `allowed_groups`), else the error to send back:
+/// `access_denied` (RFC 6749 §4.1.2.1: "The resource owner or authorization server denied the
+/// request") — Rocket.Chat cannot refuse users itself, so the identity provider must.
+pub fn admits(client: &Client, user: &User) -> std::result::Result<(), OAuthError> {
+    if may_sign_in(&client.allowed_groups, &user.groups) {
+        return Ok(());
+    }
+    Err(OAuthError::new(
+        ErrorCode::AccessDenied,
+        "the user is not in a group allowed to use this application",
+    ))
 }
 
 /// Redirect an error to the client's (already validated) redirect URI.

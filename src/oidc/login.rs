@@ -203,8 +203,19 @@ pub async fn handle(mut req: Request, ctx: &Ctx, slug: &str) -> Result<Response>
         }
     };
 
+    // The password was right, so the session starts (the user may use the organization's other
+    // applications), but this client gets `access_denied` if the user is not in its groups.
     let session_cookie = sso::start(ctx, slug, &user.id).await?;
-    let resp = if request.prompt.consent {
+    let resp = if let Err(denied) = issue::admits(&client, &user) {
+        issue::error(
+            ctx,
+            slug,
+            &request.redirect_uri,
+            request.state.as_deref(),
+            &denied,
+            303,
+        )?
+    } else if request.prompt.consent {
         consent::show(
             ctx,
             &req,

@@ -13,9 +13,10 @@ use crate::edge::store::users::get_user;
 use crate::oidc::request::{ClientRequest, client_request, oauth_error};
 use crate::oidc::signer;
 use crate::oidc::userinfo::profile;
-use crate::protocol::claims::id_token_extras;
+use crate::protocol::claims::{id_token_extras, wants_groups_in_id_token};
 use crate::protocol::code::CodeGrant;
 use crate::protocol::error::{ErrorCode, OAuthError};
+use crate::protocol::groups::{GroupClaims, roles_for};
 use crate::protocol::id_token::{self, IdTokenInput};
 use crate::protocol::lifetimes::{ACCESS_TOKEN_SECONDS, REFRESH_REUSE_GRACE_SECONDS};
 use crate::protocol::refresh::{self, RefreshOutcome, RefreshState};
@@ -141,7 +142,15 @@ async fn exchange_code(
         }
         Err(e) => return Err(e),
     }
-    let extra = id_token_extra_claims(ctx, slug, &record.user_id, record.claims.as_deref()).await?;
+    let extra = id_token_extra_claims(
+        ctx,
+        slug,
+        client,
+        &record.user_id,
+        &record.scope,
+        record.claims.as_deref(),
+    )
+    .await?;
     let id_token = sign_id_token(
         ctx,
         slug,
@@ -166,7 +175,8 @@ async fn exchange_code(
 /// decision assumed, so a stale read can cost a retry but never a wrong answer: one round trip to
 /// the primary in the common case, two when a race is lost. A replica can lag but never runs
 /// ahead: rotation, supersession, revocation and expiry only ever move one way, so an outcome
-/// that refuses the token holds at the primary too.
+/// that refuses the token holds at the primary too. Group membership is the exception (a user
+/// can be added back), so a refusal for it is read again at the primary first.
 async fn refresh(
     ctx: &Ctx,
     slug: &str,
@@ -182,9 +192,14 @@ async fn refresh(
     // reuse) it is.
     for round in 0..2 {
         let found = if round == 0 {
+            // A user the replica shows outside the client's allowed groups may have been added
+            // moments ago: membership is not monotonic, so that refusal is asked of the primary.
             let hash = old_hash.as_str();
-            ctx.found(|db| async move { grants::find_refresh(&db, hash).await })
-                .await?
+            ctx.fresh(
+                |db| async move { grants::find_refresh(&db, hash).await },
+                |r| r.user_allowed,
+            )
+            .await?
         } else {
             grants::find_refresh(&db, &old_hash).await?
         };
@@ -197,6 +212,7 @@ async fn refresh(
             issued_to_client: record.client_id == client.client_id,
             expires_at: record.expires_at,
             grant_revoked: record.revoked_at.is_some() || record.user_disabled,
+            user_allowed: record.user_allowed,
             rotated_at: record.rotated_at,
             superseded: record.rotated_at.is_some() && record.replaced_by.is_none(),
             child_used: record.child_used,
@@ -264,8 +280,15 @@ async fn refresh(
                 }
             }
         }
-        let extra =
-            id_token_extra_claims(ctx, slug, &record.user_id, record.claims.as_deref()).await?;
+        let extra = id_token_extra_claims(
+            ctx,
+            slug,
+            client,
+            &record.user_id,
+            &granted,
+            record.claims.as_deref(),
+        )
+        .await?;
         // OIDC Core §12.2: same iss, sub, aud and auth_time as the original ID token; new iat.
         let id_token = sign_id_token(
             ctx,
@@ -295,18 +318,26 @@ async fn refresh(
     )))
 }
 
-/// Claims the client asked for in the ID token with the `claims` parameter (reads the user only
-/// then, keeping the common path to zero user reads).
+/// Claims the ID token carries beyond the standard ones: those asked for with the `claims`
+/// parameter, and groups and roles when the client is configured for them (or asks). Reads the
+/// user only then, keeping the common path to zero user reads.
 async fn id_token_extra_claims(
     ctx: &Ctx,
     slug: &str,
+    client: &Client,
     user_id: &str,
+    scope: &str,
     claims: Option<&str>,
 ) -> Result<serde_json::Map<String, Value>> {
-    let wants = claims
+    let wants_profile = claims
         .and_then(|c| serde_json::from_str::<Value>(c).ok())
         .is_some_and(|v| v.get("id_token").is_some());
-    if !wants {
+    let probe = GroupClaims {
+        settings: client.claim_settings(),
+        groups: &[],
+        roles: Vec::new(),
+    };
+    if !wants_profile && !wants_groups_in_id_token(scope, claims, &probe) {
         return Ok(serde_json::Map::new());
     }
     let Some(user) = ctx
@@ -315,7 +346,12 @@ async fn id_token_extra_claims(
     else {
         return Ok(serde_json::Map::new());
     };
-    Ok(id_token_extras(&profile(&user), claims))
+    let groups = GroupClaims {
+        settings: client.claim_settings(),
+        groups: &user.groups,
+        roles: roles_for(&client.role_mappings, &user.groups),
+    };
+    Ok(id_token_extras(&profile(&user), scope, claims, &groups))
 }
 
 #[allow(clippy::too_many_arguments)]

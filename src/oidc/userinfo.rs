@@ -8,10 +8,12 @@ use crate::crypto::token_hash;
 use crate::edge::context::Ctx;
 use crate::edge::http;
 use crate::edge::store::grants::find_access;
+use crate::edge::store::groups::RoleMapRow;
 use crate::edge::store::users::User;
 use crate::oidc::request::{header, organization, query, unknown_org_json};
 use crate::protocol::claims::{UserProfile, userinfo};
 use crate::protocol::form::Form;
+use crate::protocol::groups::{ClaimSettings, GroupClaims, RoleMapping, roles_for};
 
 pub async fn handle(mut req: Request, ctx: &Ctx, slug: &str) -> Result<Response> {
     let method = req.method();
@@ -73,12 +75,35 @@ pub async fn handle(mut req: Request, ctx: &Ctx, slug: &str) -> Result<Response>
             401,
         );
     };
+    let mappings = mappings(&access.role_map);
+    let groups = GroupClaims {
+        settings: ClaimSettings {
+            groups_claim: &access.groups_claim,
+            roles_claim: &access.roles_claim,
+            in_id_token: false,
+        },
+        groups: &access.user.groups,
+        roles: roles_for(&mappings, &access.user.groups),
+    };
     let claims = userinfo(
         &profile(&access.user),
         &access.scope,
         access.claims.as_deref(),
+        &groups,
     );
     http::no_store(http::json(200, &claims)?)
+}
+
+/// A role map as read with the token, in the admin's order.
+fn mappings(rows: &[RoleMapRow]) -> Vec<RoleMapping> {
+    let mut rows: Vec<&RoleMapRow> = rows.iter().collect();
+    rows.sort_by_key(|m| m.position);
+    rows.into_iter()
+        .map(|m| RoleMapping {
+            group: m.group.clone(),
+            role: m.role.clone(),
+        })
+        .collect()
 }
 
 /// The user as the claim rules see it.

@@ -3,6 +3,7 @@
 
 use serde_json::{Map, Value, json};
 
+use crate::protocol::groups::{GROUPS_SCOPE, GroupClaims};
 use crate::protocol::scopes;
 
 /// A user as the claims see it.
@@ -48,12 +49,14 @@ fn requested(claims_param: Option<&str>, member: &str) -> Vec<String> {
 }
 
 /// The userinfo response: `sub` always, the claims of each granted scope, and any requested by
-/// name. Never any of the keys Rocket.Chat would take for the user id (`id`, `_id`, `user_id`…):
-/// only standard claim names are ever added.
+/// name; with the `groups` scope, the user's groups and roles at this client. Never any of the
+/// keys Rocket.Chat would take for the user id (`id`, `_id`, `user_id`…): only standard claim
+/// names and the client's (checked) group and role claim names are ever added.
 pub fn userinfo(
     profile: &UserProfile,
     scope: &str,
     claims_param: Option<&str>,
+    groups: &GroupClaims,
 ) -> Map<String, Value> {
     let mut out = Map::new();
     out.insert("sub".into(), json!(profile.sub));
@@ -65,24 +68,56 @@ pub fn userinfo(
             out.insert(name, value);
         }
     }
+    if scopes::contains(scope, GROUPS_SCOPE) {
+        groups.insert(&mut out);
+    }
     out
 }
 
 /// Claims added to the ID token only when requested with the `claims` parameter: with the code
-/// flow, profile claims belong at userinfo (Core §5.4).
-pub fn id_token_extras(profile: &UserProfile, claims_param: Option<&str>) -> Map<String, Value> {
+/// flow, profile claims belong at userinfo (Core §5.4). Groups and roles need the `groups` scope
+/// and either the client's setting or a request for them by (the client's) name.
+pub fn id_token_extras(
+    profile: &UserProfile,
+    scope: &str,
+    claims_param: Option<&str>,
+    groups: &GroupClaims,
+) -> Map<String, Value> {
     let mut out = Map::new();
-    for name in requested(claims_param, "id_token") {
-        if let Some(value) = profile.claim(&name) {
-            out.insert(name, value);
+    let names = requested(claims_param, "id_token");
+    for name in &names {
+        if let Some(value) = profile.claim(name) {
+            out.insert(name.clone(), value);
         }
     }
+    if wants_groups_in_id_token(scope, claims_param, groups) {
+        groups.insert(&mut out);
+    }
     out
+}
+
+/// Whether the ID token carries groups and roles (so the user's groups must be read to sign it).
+pub fn wants_groups_in_id_token(
+    scope: &str,
+    claims_param: Option<&str>,
+    groups: &GroupClaims,
+) -> bool {
+    scopes::contains(scope, GROUPS_SCOPE)
+        && (groups.settings.in_id_token || groups.named_in(&requested(claims_param, "id_token")))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::groups::ClaimSettings;
+
+    fn no_groups() -> GroupClaims<'static> {
+        GroupClaims {
+            settings: ClaimSettings::default(),
+            groups: &[],
+            roles: vec![],
+        }
+    }
 
     fn alice() -> UserProfile<'static> {
         UserProfile {
@@ -98,9 +133,9 @@ mod tests {
 
     #[test]
     fn userinfo_releases_claims_by_scope() {
-        let only_openid = userinfo(&alice(), "openid", None);
+        let only_openid = userinfo(&alice(), "openid", None, &no_groups());
         assert_eq!(only_openid.keys().collect::<Vec<_>>(), vec!["sub"]);
-        let all = userinfo(&alice(), "openid profile email", None);
+        let all = userinfo(&alice(), "openid profile email", None, &no_groups());
         assert_eq!(all["preferred_username"], "alice");
         assert_eq!(all["email_verified"], true);
         assert_eq!(all["updated_at"], 1700000000);
@@ -125,13 +160,13 @@ mod tests {
         let p =
             r#"{"userinfo":{"email":null},"id_token":{"email":{"essential":true},"bogus":null}}"#;
         assert_eq!(
-            userinfo(&alice(), "openid", Some(p))["email"],
+            userinfo(&alice(), "openid", Some(p), &no_groups())["email"],
             "alice@acme.eu"
         );
-        let extras = id_token_extras(&alice(), Some(p));
+        let extras = id_token_extras(&alice(), "openid", Some(p), &no_groups());
         assert_eq!(extras["email"], "alice@acme.eu");
         assert!(!extras.contains_key("bogus"));
-        assert!(id_token_extras(&alice(), None).is_empty());
+        assert!(id_token_extras(&alice(), "openid", None, &no_groups()).is_empty());
     }
 
     #[test]
@@ -141,8 +176,43 @@ mod tests {
             picture: None,
             ..alice()
         };
-        let c = userinfo(&bob, "openid profile", None);
+        let c = userinfo(&bob, "openid profile", None, &no_groups());
         assert_eq!(c["name"], "alice");
         assert!(!c.contains_key("picture"));
+    }
+
+    #[test]
+    fn groups_and_roles_need_the_groups_scope() {
+        let groups = vec!["support".to_string()];
+        let g = GroupClaims {
+            settings: ClaimSettings {
+                groups_claim: "groups",
+                roles_claim: "rc_roles",
+                in_id_token: false,
+            },
+            groups: &groups,
+            roles: vec!["livechat-agent".into()],
+        };
+        let without = userinfo(&alice(), "openid profile", None, &g);
+        assert!(!without.contains_key("groups") && !without.contains_key("rc_roles"));
+        let with = userinfo(&alice(), "openid groups", None, &g);
+        assert_eq!(with["groups"], json!(["support"]));
+        assert_eq!(with["rc_roles"], json!(["livechat-agent"]));
+        assert!(id_token_extras(&alice(), "openid groups", None, &g).is_empty());
+        let asked = r#"{"id_token":{"rc_roles":null}}"#;
+        let extras = id_token_extras(&alice(), "openid groups", Some(asked), &g);
+        assert_eq!(extras["rc_roles"], json!(["livechat-agent"]));
+        assert_eq!(extras["groups"], json!(["support"]));
+        assert!(id_token_extras(&alice(), "openid", Some(asked), &g).is_empty());
+        let configured = GroupClaims {
+            settings: ClaimSettings {
+                in_id_token: true,
+                ..g.settings.clone()
+            },
+            groups: &groups,
+            roles: vec![],
+        };
+        let extras = id_token_extras(&alice(), "openid groups", None, &configured);
+        assert_eq!(extras["rc_roles"], json!([]));
     }
 }

@@ -8,6 +8,7 @@ pub mod code;
 pub mod discovery;
 pub mod error;
 pub mod form;
+pub mod groups;
 pub mod id_token;
 pub mod lifetimes;
 pub mod pkce;

@@ -14,6 +14,8 @@ pub struct RefreshState {
     pub issued_to_client: bool,
     pub expires_at: i64,
     pub grant_revoked: bool,
+    /// The user is (still) in one of the client's allowed groups, or the client admits everyone.
+    pub user_allowed: bool,
     pub rotated_at: Option<i64>,
     /// Rotated without being used: a sibling was used first.
     pub superseded: bool,
@@ -38,6 +40,11 @@ pub fn decide(state: &RefreshState, now: i64) -> RefreshOutcome {
     }
     if state.grant_revoked {
         return RefreshOutcome::Invalid("the refresh token has been revoked");
+    }
+    if !state.user_allowed {
+        return RefreshOutcome::Invalid(
+            "the user is no longer in a group allowed to use this client",
+        );
     }
     if now >= state.expires_at {
         return RefreshOutcome::Invalid("the refresh token has expired");
@@ -64,6 +71,7 @@ mod tests {
             issued_to_client: true,
             expires_at: 10_000,
             grant_revoked: false,
+            user_allowed: true,
             rotated_at,
             superseded: false,
             child_used,
@@ -106,6 +114,11 @@ mod tests {
             ..state(None, false)
         };
         assert!(matches!(decide(&other, 100), RefreshOutcome::Invalid(_)));
+        let outside = RefreshState {
+            user_allowed: false,
+            ..state(None, false)
+        };
+        assert!(matches!(decide(&outside, 100), RefreshOutcome::Invalid(_)));
         let revoked = RefreshState {
             grant_revoked: true,
             ..state(None, false)

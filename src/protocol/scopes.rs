@@ -1,6 +1,6 @@
 //! Scopes Clavex supports and the claims each one releases (OpenID Connect Core §5.4).
 
-pub const SUPPORTED_SCOPES: &[&str] = &["openid", "profile", "email", "offline_access"];
+pub const SUPPORTED_SCOPES: &[&str] = &["openid", "profile", "email", "offline_access", "groups"];
 
 /// Claims released at userinfo for a scope.
 pub fn claims_for_scope(scope: &str) -> &'static [&'static str] {
@@ -28,6 +28,9 @@ pub const CLAIMS_SUPPORTED: &[&str] = &[
     "updated_at",
     "email",
     "email_verified",
+    // With the `groups` scope (protocol/groups.rs); a client may rename them.
+    "groups",
+    "roles",
 ];
 
 /// RFC 6749 §3.3: scope is a space-delimited list. Duplicates collapse; order is kept.

@@ -80,6 +80,7 @@ pub fn describe_scope(scope: &str) -> Option<&'static str> {
         "profile" => Some("See your name, username and picture"),
         "email" => Some("See your email address"),
         "offline_access" => Some("Stay connected when you are not using it"),
+        "groups" => Some("See your groups and your roles in it"),
         _ => None,
     }
 }

@@ -4,7 +4,10 @@
 use serde::{Deserialize, Serialize};
 use worker::Result;
 
-use crate::edge::store::database::Db;
+use crate::edge::store::d1::json_list;
+use crate::edge::store::database::{Db, Stmt};
+use crate::edge::store::groups::{RoleMapRow, client_group_columns};
+use crate::protocol::groups::{ClaimSettings, RoleMapping};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Client {
@@ -21,11 +24,28 @@ pub struct Client {
     pub scopes: Vec<String>,
     pub created_at: i64,
     pub updated_at: i64,
+    /// The claim names this client reads groups and roles under.
+    pub groups_claim: String,
+    pub roles_claim: String,
+    /// Groups and roles in the ID token too, not only at userinfo.
+    pub groups_in_id_token: bool,
+    /// Group → role value, in the order the admin gave.
+    pub role_mappings: Vec<RoleMapping>,
+    /// Only members of these groups may sign in; empty: every user of the organization.
+    pub allowed_groups: Vec<String>,
 }
 
 impl Client {
     pub fn is_public(&self) -> bool {
         self.token_endpoint_auth_method == "none"
+    }
+
+    pub fn claim_settings(&self) -> ClaimSettings<'_> {
+        ClaimSettings {
+            groups_claim: &self.groups_claim,
+            roles_claim: &self.roles_claim,
+            in_id_token: self.groups_in_id_token,
+        }
     }
 }
 
@@ -43,6 +63,14 @@ struct ClientRow {
     scopes: String,
     created_at: i64,
     updated_at: i64,
+    groups_claim: String,
+    roles_claim: String,
+    #[serde(deserialize_with = "crate::edge::store::d1::int_bool")]
+    groups_in_id_token: bool,
+    #[serde(default, deserialize_with = "json_list")]
+    role_map: Vec<RoleMapRow>,
+    #[serde(default, deserialize_with = "json_list")]
+    allowed_group_names: Vec<String>,
 }
 
 fn list(text: &str) -> Vec<String> {
@@ -50,8 +78,23 @@ fn list(text: &str) -> Vec<String> {
 }
 
 impl From<ClientRow> for Client {
-    fn from(r: ClientRow) -> Client {
+    fn from(mut r: ClientRow) -> Client {
+        r.role_map.sort_by_key(|m| m.position);
+        r.allowed_group_names
+            .sort_by_key(|g| g.to_ascii_lowercase());
         Client {
+            role_mappings: r
+                .role_map
+                .into_iter()
+                .map(|m| RoleMapping {
+                    group: m.group,
+                    role: m.role,
+                })
+                .collect(),
+            allowed_groups: r.allowed_group_names,
+            groups_claim: r.groups_claim,
+            roles_claim: r.roles_claim,
+            groups_in_id_token: r.groups_in_id_token,
             grant_types: list(&r.grant_types),
             redirect_uris: list(&r.redirect_uris),
             post_logout_redirect_uris: list(&r.post_logout_redirect_uris),
@@ -67,9 +110,17 @@ impl From<ClientRow> for Client {
     }
 }
 
+/// Every column of the client row `c`, with its role map and restriction (one query: no extra
+/// round trip for groups on any sign-in path).
+fn select_client(db: &Db, condition: &str) -> Stmt {
+    db.prepare(format!(
+        "SELECT c.*, {} FROM clients c WHERE {condition}",
+        client_group_columns("c")
+    ))
+}
+
 pub async fn get_client(db: &Db, org: &str, client_id: &str) -> Result<Option<Client>> {
-    Ok(db
-        .prepare("SELECT * FROM clients WHERE org = ?1 AND client_id = ?2")
+    Ok(select_client(db, "c.org = ?1 AND c.client_id = ?2")
         .bind(&[org.into(), client_id.into()])?
         .first::<ClientRow>(None)
         .await?
@@ -78,13 +129,13 @@ pub async fn get_client(db: &Db, org: &str, client_id: &str) -> Result<Option<Cl
 
 // ---- Writes (admin API) ----
 
-fn json_list(values: &[String]) -> wasm_bindgen::JsValue {
+fn json_text(values: &[String]) -> wasm_bindgen::JsValue {
     serde_json::to_string(values)
         .expect("a list of strings serializes")
         .into()
 }
 
-/// ?1–?9 of both the INSERT and the UPDATE: the key, then every mutable column.
+/// ?1–?12 of both the INSERT and the UPDATE: the key, then every mutable column.
 fn columns(c: &Client) -> Vec<wasm_bindgen::JsValue> {
     use crate::edge::store::d1::opt_text;
     vec![
@@ -93,30 +144,100 @@ fn columns(c: &Client) -> Vec<wasm_bindgen::JsValue> {
         c.client_name.as_str().into(),
         c.token_endpoint_auth_method.as_str().into(),
         opt_text(c.secret_hash.as_deref()),
-        json_list(&c.grant_types),
-        json_list(&c.redirect_uris),
-        json_list(&c.post_logout_redirect_uris),
-        json_list(&c.scopes),
+        json_text(&c.grant_types),
+        json_text(&c.redirect_uris),
+        json_text(&c.post_logout_redirect_uris),
+        json_text(&c.scopes),
+        c.groups_claim.as_str().into(),
+        c.roles_claim.as_str().into(),
+        crate::edge::store::d1::boolean(c.groups_in_id_token),
     ]
 }
 
-/// Inserts a client. Fails with a UNIQUE/PRIMARY KEY error when the id is taken in the org.
-pub async fn insert_client(db: &Db, c: &Client) -> Result<()> {
+/// Which of a client's group settings a write replaces (`None`: keep what is stored).
+pub struct GroupWrites<'a> {
+    pub role_mappings: Option<&'a [RoleMapping]>,
+    pub allowed_groups: Option<&'a [String]>,
+}
+
+/// Inserts (`insert`) or updates a client with its role map and restriction, in one batch (one
+/// transaction): a group named that does not exist, or was deleted meanwhile, fails the
+/// sub-select's NOT NULL and nothing is written. Returns the client as stored; `None` when an
+/// update found no client. Fails with a UNIQUE error when an inserted id is taken.
+pub async fn save_client(
+    db: &Db,
+    c: &Client,
+    insert: bool,
+    groups: &GroupWrites<'_>,
+) -> Result<Option<Client>> {
     use crate::edge::store::d1::int;
-    db.prepare(
-        "INSERT INTO clients (org, client_id, client_name, token_endpoint_auth_method, secret_hash, \
-         grant_types, redirect_uris, post_logout_redirect_uris, scopes, created_at, updated_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-    )
-    .bind(&[columns(c), vec![int(c.created_at), int(c.updated_at)]].concat())?
-    .run()
-    .await?;
-    Ok(())
+    let mut statements = vec![if insert {
+        db.prepare(
+            "INSERT INTO clients (org, client_id, client_name, token_endpoint_auth_method, secret_hash, \
+             grant_types, redirect_uris, post_logout_redirect_uris, scopes, groups_claim, roles_claim, \
+             groups_in_id_token, created_at, updated_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+        )
+        .bind(&[columns(c), vec![int(c.created_at), int(c.updated_at)]].concat())?
+    } else {
+        db.prepare(
+            "UPDATE clients SET client_name = ?3, token_endpoint_auth_method = ?4, secret_hash = ?5, \
+             grant_types = ?6, redirect_uris = ?7, post_logout_redirect_uris = ?8, scopes = ?9, \
+             groups_claim = ?10, roles_claim = ?11, groups_in_id_token = ?12, updated_at = ?13 \
+             WHERE org = ?1 AND client_id = ?2",
+        )
+        .bind(&[columns(c), vec![int(c.updated_at)]].concat())?
+    }];
+    let key = || -> Vec<wasm_bindgen::JsValue> {
+        vec![c.org.as_str().into(), c.client_id.as_str().into()]
+    };
+    const GROUP_ID: &str = "(SELECT id FROM groups WHERE org = ?1 AND name = ?3 COLLATE NOCASE)";
+    if let Some(mappings) = groups.role_mappings {
+        statements.push(
+            db.prepare("DELETE FROM client_roles WHERE org = ?1 AND client_id = ?2")
+                .bind(&key())?,
+        );
+        for (position, m) in mappings.iter().enumerate() {
+            statements.push(
+                db.prepare(format!(
+                    "INSERT INTO client_roles (org, client_id, group_id, role, position) VALUES (?1, ?2, {GROUP_ID}, ?4, ?5)"
+                ))
+                .bind(&[key(), vec![m.group.as_str().into(), m.role.as_str().into(), int(position as i64)]].concat())?,
+            );
+        }
+    }
+    if let Some(allowed) = groups.allowed_groups {
+        statements.push(
+            db.prepare("DELETE FROM client_allowed_groups WHERE org = ?1 AND client_id = ?2")
+                .bind(&key())?,
+        );
+        for name in allowed {
+            statements.push(
+                db.prepare(format!(
+                    "INSERT INTO client_allowed_groups (org, client_id, group_id) VALUES (?1, ?2, {GROUP_ID})"
+                ))
+                .bind(&[key(), vec![name.as_str().into()]].concat())?,
+            );
+        }
+    }
+    statements.push(select_client(db, "c.org = ?1 AND c.client_id = ?2").bind(&key())?);
+    let results = db.batch(statements).await?;
+    Ok(match results.last() {
+        Some(r) => r
+            .results::<ClientRow>()?
+            .into_iter()
+            .next()
+            .map(Client::from),
+        None => None,
+    })
 }
 
 pub async fn list_clients(db: &Db, org: &str) -> Result<Vec<Client>> {
     Ok(db
-        .prepare("SELECT * FROM clients WHERE org = ?1 ORDER BY client_id")
+        .prepare(format!(
+            "SELECT c.*, {} FROM clients c WHERE c.org = ?1 ORDER BY c.client_id",
+            client_group_columns("c")
+        ))
         .bind(&[org.into()])?
         .all()
         .await?
@@ -124,21 +245,6 @@ pub async fn list_clients(db: &Db, org: &str) -> Result<Vec<Client>> {
         .into_iter()
         .map(Client::from)
         .collect())
-}
-
-/// Writes every mutable column (including the secret hash); `None` when the client is gone.
-pub async fn update_client(db: &Db, c: &Client) -> Result<Option<Client>> {
-    use crate::edge::store::d1::int;
-    Ok(db
-        .prepare(
-            "UPDATE clients SET client_name = ?3, token_endpoint_auth_method = ?4, secret_hash = ?5, \
-             grant_types = ?6, redirect_uris = ?7, post_logout_redirect_uris = ?8, scopes = ?9, \
-             updated_at = ?10 WHERE org = ?1 AND client_id = ?2 RETURNING *",
-        )
-        .bind(&[columns(c), vec![int(c.updated_at)]].concat())?
-        .first::<ClientRow>(None)
-        .await?
-        .map(Client::from))
 }
 
 /// Deletes a client (its grants and tokens cascade). Whether it existed.

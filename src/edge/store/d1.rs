@@ -36,3 +36,25 @@ pub fn int_bool<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error
 pub fn is_foreign_key_violation(err: &worker::Error) -> bool {
     err.to_string().contains("FOREIGN KEY constraint failed")
 }
+
+/// A list column computed by `json_group_array` (D1 returns it as JSON text), or absent. For
+/// `#[serde(default, deserialize_with)]`.
+pub fn json_list<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::de::DeserializeOwned,
+{
+    use serde::Deserialize;
+    use serde::de::Error;
+    match serde_json::Value::deserialize(d)? {
+        serde_json::Value::Null => Ok(Vec::new()),
+        serde_json::Value::String(text) => serde_json::from_str(&text).map_err(D::Error::custom),
+        other => serde_json::from_value(other).map_err(D::Error::custom),
+    }
+}
+
+/// Whether a D1 error is a NOT NULL violation: in Clavex, a sub-select that found no row (a group
+/// named in a write was deleted meanwhile), which aborts the whole batch.
+pub fn is_not_null_violation(err: &worker::Error) -> bool {
+    err.to_string().contains("NOT NULL constraint failed")
+}

@@ -8,6 +8,9 @@ use worker::{D1Result, Result};
 
 use crate::edge::store::d1::{int, opt_text};
 use crate::edge::store::database::{Db, Stmt};
+use crate::edge::store::groups::{
+    RoleMapRow, client_group_columns, user_allowed_condition, user_groups_column,
+};
 use crate::edge::store::users::User;
 use crate::protocol::lifetimes::{ACCESS_TOKEN_SECONDS, REFRESH_TOKEN_SECONDS};
 
@@ -139,22 +142,33 @@ pub struct AccessGrant {
     pub claims: Option<String>,
     pub issued_at: i64,
     pub expires_at: i64,
-    /// The user's own columns (users.*); `user.org` is the grant's organization.
+    /// How the client receives groups and roles, and its role map.
+    pub groups_claim: String,
+    pub roles_claim: String,
+    #[serde(default, deserialize_with = "crate::edge::store::d1::json_list")]
+    pub role_map: Vec<RoleMapRow>,
+    /// The user's own columns (users.*) and groups; `user.org` is the grant's organization.
     #[serde(flatten)]
     pub user: User,
 }
 
 fn access_query(db: &Db, token_hash: &str, now: i64) -> Result<Stmt> {
-    db.prepare(
-        "SELECT a.grant_id, a.scope AS token_scope, a.created_at AS issued_at, a.expires_at, g.client_id, g.claims, u.* \
+    db.prepare(format!(
+        "SELECT a.grant_id, a.scope AS token_scope, a.created_at AS issued_at, a.expires_at, g.client_id, g.claims, \
+                c.groups_claim, c.roles_claim, {}, u.*, {} \
          FROM access_tokens a JOIN grants g ON g.id = a.grant_id JOIN users u ON u.id = g.user_id \
-         WHERE a.token_hash = ?1 AND a.expires_at > ?2 AND g.revoked_at IS NULL AND u.disabled = 0",
-    )
+         JOIN clients c ON c.org = g.org AND c.client_id = g.client_id \
+         WHERE a.token_hash = ?1 AND a.expires_at > ?2 AND g.revoked_at IS NULL AND u.disabled = 0 AND {}",
+        client_group_columns("c"),
+        user_groups_column("u"),
+        user_allowed_condition("g"),
+    ))
     .bind(&[token_hash.into(), int(now)])
 }
 
 /// The access token's grant and user, if the token is live: not expired, grant not revoked,
-/// user not disabled. One query, so userinfo costs one D1 read.
+/// user not disabled and still allowed to use the client; with the user's groups and the
+/// client's role map. One query, so userinfo costs one D1 read.
 pub async fn find_access(db: &Db, token_hash: &str, now: i64) -> Result<Option<AccessGrant>> {
     access_query(db, token_hash, now)?
         .first::<AccessGrant>(None)
@@ -190,18 +204,22 @@ pub struct RefreshRecord {
     pub child_used: bool,
     #[serde(deserialize_with = "crate::edge::store::d1::int_bool")]
     pub user_disabled: bool,
+    /// Whether the user may (still) use the client (`groups::user_allowed_condition`).
+    #[serde(deserialize_with = "crate::edge::store::d1::int_bool")]
+    pub user_allowed: bool,
 }
 
 pub async fn find_refresh(db: &Db, token_hash: &str) -> Result<Option<RefreshRecord>> {
-    db.prepare(
+    db.prepare(format!(
         "SELECT r.token_hash, r.grant_id, r.parent_hash, r.scope, r.created_at, r.expires_at, r.rotated_at, \
                 r.replaced_by, g.org, g.client_id, g.user_id, g.auth_time, g.claims, g.revoked_at, \
-                u.disabled AS user_disabled, \
+                u.disabled AS user_disabled, {} AS user_allowed, \
                 EXISTS (SELECT 1 FROM refresh_tokens c WHERE c.parent_hash = r.token_hash AND c.replaced_by IS NOT NULL) \
                   AS child_used \
          FROM refresh_tokens r JOIN grants g ON g.id = r.grant_id JOIN users u ON u.id = g.user_id \
          WHERE r.token_hash = ?1",
-    )
+        user_allowed_condition("g")
+    ))
     .bind(&[token_hash.into()])?
     .first::<RefreshRecord>(None)
     .await
@@ -226,12 +244,13 @@ pub async fn rotate_and_issue(
 ) -> Result<bool> {
     let new_hash = tokens.refresh.unwrap_or_default();
     let mut statements = vec![
-        db.prepare(
+        db.prepare(format!(
             "UPDATE refresh_tokens SET rotated_at = ?3, replaced_by = ?2 \
              WHERE token_hash = ?1 AND rotated_at IS NULL AND expires_at > ?3 \
              AND EXISTS (SELECT 1 FROM grants g JOIN users u ON u.id = g.user_id \
-                         WHERE g.id = refresh_tokens.grant_id AND g.revoked_at IS NULL AND u.disabled = 0)",
-        )
+                         WHERE g.id = refresh_tokens.grant_id AND g.revoked_at IS NULL AND u.disabled = 0 AND {})",
+            user_allowed_condition("g")
+        ))
         .bind(&[old_hash.into(), new_hash.into(), int(now)])?,
         db.prepare(
             "INSERT INTO refresh_tokens (token_hash, grant_id, parent_hash, scope, created_at, expires_at) \
@@ -288,16 +307,19 @@ pub async fn issue_retry(
     rotated_since: i64,
     now: i64,
 ) -> Result<bool> {
-    const STILL_A_RETRY: &str = "EXISTS (SELECT 1 FROM refresh_tokens p JOIN grants g ON g.id = p.grant_id \
+    let still_a_retry = format!(
+        "EXISTS (SELECT 1 FROM refresh_tokens p JOIN grants g ON g.id = p.grant_id \
          JOIN users u ON u.id = g.user_id \
          WHERE p.token_hash = ?3 AND p.rotated_at >= ?4 AND p.replaced_by IS NOT NULL \
-         AND g.revoked_at IS NULL AND u.disabled = 0 \
-         AND NOT EXISTS (SELECT 1 FROM refresh_tokens c WHERE c.parent_hash = ?3 AND c.replaced_by IS NOT NULL))";
+         AND g.revoked_at IS NULL AND u.disabled = 0 AND {} \
+         AND NOT EXISTS (SELECT 1 FROM refresh_tokens c WHERE c.parent_hash = ?3 AND c.replaced_by IS NOT NULL))",
+        user_allowed_condition("g")
+    );
     let refresh = tokens.refresh.unwrap_or_default();
     let statements = vec![
         db.prepare(format!(
             "INSERT INTO refresh_tokens (token_hash, grant_id, parent_hash, scope, created_at, expires_at) \
-             SELECT ?1, ?2, ?3, ?5, ?6, ?7 WHERE {STILL_A_RETRY}"
+             SELECT ?1, ?2, ?3, ?5, ?6, ?7 WHERE {still_a_retry}"
         ))
         .bind(&[
             refresh.into(),
@@ -311,7 +333,7 @@ pub async fn issue_retry(
         db.prepare(format!(
             "INSERT INTO access_tokens (token_hash, grant_id, scope, created_at, expires_at) \
              SELECT ?1, ?2, ?5, ?6, ?7 WHERE EXISTS (SELECT 1 FROM refresh_tokens WHERE token_hash = ?8 AND parent_hash = ?3) \
-             AND {STILL_A_RETRY}"
+             AND {still_a_retry}"
         ))
         .bind(&[
             tokens.access.into(),
@@ -351,11 +373,13 @@ pub struct RefreshGrant {
 }
 
 fn live_refresh_query(db: &Db, token_hash: &str, now: i64) -> Result<Stmt> {
-    db.prepare(
+    db.prepare(format!(
         "SELECT r.grant_id, g.org, g.client_id, g.user_id, r.scope, r.created_at, r.expires_at, u.username \
          FROM refresh_tokens r JOIN grants g ON g.id = r.grant_id JOIN users u ON u.id = g.user_id \
-         WHERE r.token_hash = ?1 AND r.rotated_at IS NULL AND r.expires_at > ?2 AND g.revoked_at IS NULL AND u.disabled = 0",
-    )
+         WHERE r.token_hash = ?1 AND r.rotated_at IS NULL AND r.expires_at > ?2 AND g.revoked_at IS NULL AND u.disabled = 0 \
+         AND {}",
+        user_allowed_condition("g")
+    ))
     .bind(&[token_hash.into(), int(now)])
 }
 

@@ -7,6 +7,7 @@ pub mod clients;
 pub mod d1;
 pub mod database;
 pub mod grants;
+pub mod groups;
 pub mod keys;
 pub mod kv;
 pub mod meter;

@@ -23,6 +23,22 @@ pub struct User {
     pub password_hash: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
+    /// The names of the user's groups, read in the same query as the user (`groups::
+    /// user_groups_column`); empty where a query does not ask for them.
+    #[serde(
+        default,
+        rename = "group_names",
+        deserialize_with = "crate::edge::store::d1::json_list"
+    )]
+    pub groups: Vec<String>,
+}
+
+/// Every column of the user row `users`, with the user's groups.
+fn user_columns() -> String {
+    format!(
+        "users.*, {}",
+        crate::edge::store::groups::user_groups_column("users")
+    )
 }
 
 /// SQLite has no boolean: D1 returns 0/1.
@@ -36,17 +52,21 @@ fn int_bool<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<bool,
 }
 
 pub async fn get_user(db: &Db, org: &str, id: &str) -> Result<Option<User>> {
-    db.prepare("SELECT * FROM users WHERE org = ?1 AND id = ?2")
-        .bind(&[org.into(), id.into()])?
-        .first::<User>(None)
-        .await
+    db.prepare(format!(
+        "SELECT {} FROM users WHERE org = ?1 AND id = ?2",
+        user_columns()
+    ))
+    .bind(&[org.into(), id.into()])?
+    .first::<User>(None)
+    .await
 }
 
 /// The user a login form names: by username or by email, both case-insensitive.
 pub async fn find_user_by_login(db: &Db, org: &str, login: &str) -> Result<Option<User>> {
-    db.prepare(
-        "SELECT * FROM users WHERE org = ?1 AND (username = ?2 COLLATE NOCASE OR email = ?2 COLLATE NOCASE) LIMIT 1",
-    )
+    db.prepare(format!(
+        "SELECT {} FROM users WHERE org = ?1 AND (username = ?2 COLLATE NOCASE OR email = ?2 COLLATE NOCASE) LIMIT 1",
+        user_columns()
+    ))
     .bind(&[org.into(), login.into()])?
     .first::<User>(None)
     .await
@@ -93,6 +113,8 @@ pub async fn insert_user(db: &Db, u: &User) -> Result<()> {
 pub struct UserFilter {
     pub username: Option<String>,
     pub email: Option<String>,
+    /// Members of this group only.
+    pub group: Option<String>,
 }
 
 /// One page of users ordered by id, starting after the id `after` (keyset pagination: stable
@@ -105,18 +127,23 @@ pub async fn list_users(
     limit: u32,
 ) -> Result<Vec<User>> {
     use crate::edge::store::d1::{int, opt_text};
-    db.prepare(
-        "SELECT * FROM users WHERE org = ?1 \
+    db.prepare(format!(
+        "SELECT {} FROM users WHERE org = ?1 \
          AND (?2 IS NULL OR username = ?2 COLLATE NOCASE) \
          AND (?3 IS NULL OR email = ?3 COLLATE NOCASE) \
-         AND (?4 IS NULL OR id > ?4) ORDER BY id LIMIT ?5",
-    )
+         AND (?4 IS NULL OR id > ?4) \
+         AND (?6 IS NULL OR EXISTS (SELECT 1 FROM group_members gm JOIN groups gr ON gr.id = gm.group_id \
+                                    WHERE gm.user_id = users.id AND gr.name = ?6 COLLATE NOCASE)) \
+         ORDER BY id LIMIT ?5",
+        user_columns()
+    ))
     .bind(&[
         org.into(),
         opt_text(filter.username.as_deref()),
         opt_text(filter.email.as_deref()),
         opt_text(after),
         int(limit as i64),
+        opt_text(filter.group.as_deref()),
     ])?
     .all()
     .await?
@@ -126,10 +153,12 @@ pub async fn list_users(
 /// Writes the profile columns (not the password); `None` when the user is gone.
 pub async fn update_user(db: &Db, u: &User) -> Result<Option<User>> {
     use crate::edge::store::d1::int;
-    db.prepare(
+    db.prepare(format!(
         "UPDATE users SET username = ?3, email = ?4, name = ?5, picture = ?6, email_verified = ?7, \
-         disabled = ?8, updated_at = ?9 WHERE org = ?1 AND id = ?2 RETURNING *",
-    )
+         disabled = ?8, updated_at = ?9 WHERE org = ?1 AND id = ?2 RETURNING *, {}",
+        // RETURNING takes no `users.*`; the bare `*` is the same columns.
+        crate::edge::store::groups::user_groups_column("users")
+    ))
     .bind(
         &[
             vec![u.org.as_str().into(), u.id.as_str().into()],
