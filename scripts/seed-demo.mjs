@@ -1,5 +1,5 @@
 // Creates the demo data of `make dev` through the admin API, once: organization `acme`, the
-// Rocket.Chat guide's client `rocketchat` and a demo user. Idempotent: what exists is kept, so a
+// Rocket.Chat guide's client `rocketchat`, a demo user, and the guide's demo groups and role map. Idempotent: what exists is kept, so a
 // second `make dev` (same .wrangler/state) works. The client secret and the demo password exist
 // only in API responses, so they are kept in .wrangler/demo.json (git-ignored, beside the local
 // state) to be printed again later; if that file is lost, the secret is rotated and the password
@@ -120,6 +120,28 @@ if (!user) {
   console.log('reset the demo password (the saved one was missing)');
 }
 
+// The guide's "Roles and channel mapping" section, ready to try: groups chat-admins and support
+// with the demo user in both, and the client asking for the groups scope with the role map.
+const GROUPS = ['chat-admins', 'support'];
+const ROLE_MAPPINGS = [{ group: 'chat-admins', role: 'admin' }, { group: 'support', role: 'livechat-agent' }];
+for (const name of GROUPS) {
+  const group = await api('GET', `/organizations/${ORG.slug}/groups/${name}`);
+  if (group.status === 404) {
+    expect(await api('POST', `/organizations/${ORG.slug}/groups`, { name }), [201], `creating group ${name}`);
+    console.log(`created group ${name}`);
+  } else {
+    expect(group, [200], `reading group ${name}`);
+  }
+  expect(await api('PUT', `/organizations/${ORG.slug}/groups/${name}/members/${user.id}`), [204], `adding demo to ${name}`);
+}
+const current = expect(await api('GET', `/organizations/${ORG.slug}/clients/${CLIENT.client_id}`), [200], 'reading client rocketchat');
+if (!current.body.scopes.includes('groups') || current.body.role_mappings.length === 0) {
+  const scopes = [...new Set([...current.body.scopes, 'groups'])];
+  expect(await api('PATCH', `/organizations/${ORG.slug}/clients/${CLIENT.client_id}`, { scopes, role_mappings: ROLE_MAPPINGS }), [200],
+    'mapping roles on rocketchat');
+  console.log('mapped chat-admins → admin and support → livechat-agent on rocketchat (groups scope)');
+}
+
 const health = await (await fetch(`${base}/healthz`)).json();
 console.log(`
 Clavex ${health.version} is running at ${base}
@@ -150,6 +172,10 @@ Rocket.Chat (Administration > Settings > OAuth > Add custom OAuth, name it "clav
   Button text:                    Sign in with Clavex   (text color #FFFFFF, button color #1D9E75)
   Field map:                      {"name":"name","email":"email","username":"preferred_username","avatar":"picture"}
   Also enable:                    Merge users, Show button on login page
+
+  Roles (Enterprise, guide section "Roles and channel mapping"):
+    set Scope to "openid profile email groups", Roles/Groups field name "roles", field for channel
+    mapping "groups"; demo is in chat-admins (role admin) and support (role livechat-agent).
 
   Registered callbacks:           ${CLIENT.redirect_uris[0]}
                                   ${LOCAL_CALLBACK}   (set ROCKETCHAT_URL to register another)

@@ -53,16 +53,21 @@ test('seed-demo creates acme, the guide client and a demo user once, and prints 
   assert.equal(org.body.name, 'Acme Corp');
   const client = await admin('GET', '/organizations/acme/clients/rocketchat');
   assert.equal(client.status, 200);
-  // The guide's client, plus the callback of a Rocket.Chat running locally (default port 3000).
+  // The guide's client, plus the callback of a Rocket.Chat running locally (default port 3000),
+  // and the roles section's groups scope and role map.
   for (const [k, v] of Object.entries(GUIDE_CLIENT)) {
-    if (k !== 'redirect_uris') assert.deepEqual(client.body[k], v, k);
+    if (k !== 'redirect_uris' && k !== 'scopes') assert.deepEqual(client.body[k], v, k);
   }
+  assert.deepEqual(client.body.scopes, [...GUIDE_CLIENT.scopes, 'groups']);
+  assert.deepEqual(client.body.role_mappings, [{ group: 'chat-admins', role: 'admin' }, { group: 'support', role: 'livechat-agent' }]);
+  assert.match(first, /created group chat-admins/);
   assert.deepEqual(client.body.redirect_uris, [...GUIDE_CLIENT.redirect_uris, 'http://localhost:3000/_oauth/clavex']);
   assert.match(first, /http:\/\/localhost:3000\/_oauth\/clavex/);
   const users = await admin('GET', '/organizations/acme/users?username=demo');
   assert.equal(users.body.users.length, 1);
   assert.equal(users.body.users[0].email, 'demo@acme.test');
   assert.equal(users.body.users[0].has_password, true);
+  assert.deepEqual(users.body.users[0].groups, ['chat-admins', 'support'], 'the demo user can try the roles section at once');
 
   // A second run (the next `make dev`) changes nothing and prints the same credentials.
   const second = seed();
@@ -71,6 +76,7 @@ test('seed-demo creates acme, the guide client and a demo user once, and prints 
   assert.equal(second.match(/Demo login:\s+demo \/ (\S+)/)?.[1], password);
   assert.equal((await admin('GET', '/organizations/acme/users')).body.users.length, 1);
   assert.equal((await admin('GET', '/organizations/acme/clients')).body.clients.length, 1);
+  assert.equal((await admin('GET', '/organizations/acme/groups')).body.groups.length, 2);
 
   // Without the saved file the secret cannot be shown again: it is rotated, the password reset.
   rmSync(store);

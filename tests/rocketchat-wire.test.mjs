@@ -5,7 +5,7 @@ import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import {
-  Browser, createFixture, createClient, createUser, isLoginPage, submitLogin, rawHttp,
+  Browser, admin, createFixture, createClient, createUser, isLoginPage, submitLogin, rawHttp,
 } from './support/oidc.mjs';
 
 const CALLBACK = 'https://chat.acme.eu/_oauth/clavex';
@@ -56,10 +56,10 @@ function rocketChatUserId(identity) {
 }
 
 /** Browser part of the legacy flow: the exact URL Rocket.Chat's client builds, login, redirect. */
-async function legacyAuthorize() {
+async function legacyAuthorize(scope = 'openid profile email') {
   const state = meteorState();
   const url = `${URL_SETTING}/authorize?client_id=rocketchat&redirect_uri=${encodeURIComponent(CALLBACK)}`
-    + `&response_type=code&state=${encodeURIComponent(state)}&scope=${encodeURIComponent('openid profile email')}`;
+    + `&response_type=code&state=${encodeURIComponent(state)}&scope=${encodeURIComponent(scope)}`;
   const browser = new Browser();
   const page = await browser.get(url);
   assert.ok(isLoginPage(page), `login page expected, got ${page.status} ${page.text.slice(0, 200)}`);
@@ -227,4 +227,38 @@ test('the guide\'s troubleshooting row: a wrong callback shows error_uri_mismatc
   assert.equal(page.status, 400);
   assert.equal(page.location, null);
   assert.match(page.text, /error_uri_mismatch/);
+});
+
+test('Enterprise role sync: roles and groups arrive as top-level string arrays with the mapped values', async () => {
+  const orgPath = `/organizations/${fx.slug}`;
+  for (const name of ['chat-admins', 'support', 'engineering']) {
+    assert.equal((await admin('POST', `${orgPath}/groups`, { name })).status, 201);
+  }
+  for (const name of ['chat-admins', 'support']) {
+    assert.equal((await admin('PUT', `${orgPath}/groups/${name}/members/${user.sub}`)).status, 204);
+  }
+  const patched = await admin('PATCH', `${orgPath}/clients/rocketchat`, {
+    scopes: ['openid', 'profile', 'email', 'groups'],
+    role_mappings: [{ group: 'chat-admins', role: 'admin' }, { group: 'support', role: 'livechat-agent' }, { group: 'engineering', role: 'bot' }],
+  });
+  assert.equal(patched.status, 200, JSON.stringify(patched.body));
+
+  const { location } = await legacyAuthorize('openid profile email groups');
+  const { params } = callbackQuery(location);
+  const tokens = assertMeteorTokenResponse(await meteorTokenRequest(params.code, params.state, 'header'));
+  const ui = await rawHttp('GET', `${URL_SETTING}/userinfo`, {
+    Authorization: `Bearer ${tokens.access_token}`, Accept: 'application/json', 'User-Agent': 'Meteor/2.16',
+  });
+  assert.equal(ui.status, 200, ui.text);
+  assertFieldMap(ui.json);
+  // Rocket.Chat's defaults: "Roles/Groups field name" = roles, "…for channel mapping" = groups,
+  // read as identity[claim] and used only when Array.isArray (ee/server/lib/oauth/Manager.ts).
+  const { roles, groups } = ui.json;
+  assert.ok(Array.isArray(roles) && roles.every((r) => typeof r === 'string'));
+  assert.ok(Array.isArray(groups) && groups.every((g) => typeof g === 'string'));
+  assert.deepEqual(roles, ['admin', 'livechat-agent'], 'exactly the mapped values of her groups');
+  assert.deepEqual(groups, ['chat-admins', 'support'], 'group names, not paths, not a stringified array');
+  // The default OAuth Group Channel Map keys match by groups.includes(key).
+  assert.ok(groups.includes('support'));
+  assert.ok(!groups.includes('engineering'));
 });
