@@ -36,9 +36,74 @@ fn too_large() -> ApiError {
     )
 }
 
+/// Nesting deeper than any admin body needs (a client's role map is 3 levels). Refused before
+/// parsing, naming the top-level member it is under, so the error says where to look.
+pub const MAX_DEPTH: usize = 8;
+
+/// The body as text. JSON is UTF-8 (RFC 8259 §8.1); invalid bytes are refused rather than
+/// replaced with U+FFFD, which would store something other than what was sent.
+pub fn decode(bytes: &[u8]) -> Result<&str, ApiError> {
+    if bytes.len() > MAX_BODY {
+        return Err(too_large());
+    }
+    std::str::from_utf8(bytes).map_err(|e| {
+        ApiError::invalid_request(format!(
+            "the body is not valid UTF-8 (invalid byte at offset {})",
+            e.valid_up_to()
+        ))
+    })
+}
+
+/// The top-level member under which `text` first nests deeper than `MAX_DEPTH`, if it does
+/// (`Some("")` when the nesting is not under a member, e.g. a top-level array). A scan of the
+/// raw text: brackets inside strings do not count.
+pub fn too_deep(text: &str) -> Option<String> {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    let mut member = String::new();
+    let mut current = String::new();
+    let mut last_string = String::new();
+    for c in text.chars() {
+        if in_string {
+            match (escaped, c) {
+                (true, _) => escaped = false,
+                (false, '\\') => escaped = true,
+                (false, '"') => {
+                    in_string = false;
+                    last_string = std::mem::take(&mut current);
+                    continue;
+                }
+                _ => {}
+            }
+            current.push(c);
+            continue;
+        }
+        match c {
+            '"' => in_string = true,
+            ':' if depth == 1 => member = last_string.clone(),
+            '{' | '[' => {
+                depth += 1;
+                if depth > MAX_DEPTH {
+                    return Some(member);
+                }
+            }
+            '}' | ']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    None
+}
+
 pub fn parse(text: &str) -> Result<Value, ApiError> {
     if text.len() > MAX_BODY {
         return Err(too_large());
+    }
+    if let Some(member) = too_deep(text) {
+        let description = format!("the body nests deeper than {MAX_DEPTH} levels");
+        return Err(if member.is_empty() {
+            ApiError::invalid_request(description)
+        } else {
+            ApiError::invalid_field(&member, format!("{member}: {description}"))
+        });
     }
     serde_json::from_str(text)
         .map_err(|e| ApiError::invalid_request(format!("the body is not valid JSON: {e}")))
@@ -56,8 +121,8 @@ pub async fn read(req: &mut Request, allowed: &[&str]) -> Result<Fields, Failure
         .into());
     }
     check_declared_length(headers.get("Content-Length")?.as_deref())?;
-    let text = req.text().await?;
-    Ok(Fields::new(parse(&text)?, allowed)?)
+    let bytes = req.bytes().await?;
+    Ok(Fields::new(parse(decode(&bytes)?)?, allowed)?)
 }
 
 #[cfg(test)]
@@ -85,6 +150,47 @@ mod tests {
         assert_eq!(check_declared_length(Some("lots")).unwrap_err().status, 400);
         let big = format!("\"{}\"", "x".repeat(MAX_BODY));
         assert_eq!(parse(&big).unwrap_err().status, 413);
+    }
+
+    #[test]
+    fn invalid_utf8_is_refused_not_replaced() {
+        for bad in [
+            &b"{\"name\":\"\xff\"}"[..],
+            b"{\"name\":\"\xc0\xaf\"}",     // overlong '/'
+            b"{\"name\":\"\xed\xa0\x80\"}", // a UTF-16 surrogate
+            b"{\"name\":\"\xe2\x82\"}",     // truncated sequence
+        ] {
+            let err = decode(bad).unwrap_err();
+            assert_eq!((err.status, err.error), (400, "invalid_request"));
+        }
+        assert_eq!(
+            decode("{\"name\":\"Zoë\"}".as_bytes()).unwrap(),
+            "{\"name\":\"Zoë\"}"
+        );
+    }
+
+    #[test]
+    fn deep_nesting_names_the_member() {
+        let deep = format!(
+            "{{\"ok\":1,\"role_mappings\":{}1{}}}",
+            "[".repeat(20),
+            "]".repeat(20)
+        );
+        let err = parse(&deep).unwrap_err();
+        assert_eq!(err.field.as_deref(), Some("role_mappings"));
+        assert_eq!(err.status, 400);
+        let tricky = format!("{{\"a\":\"{}\",\"b\":[[1]]}}", "[".repeat(40));
+        assert!(
+            parse(&tricky).is_ok(),
+            "brackets inside strings do not nest"
+        );
+        let top = format!("{}{}", "[".repeat(20), "]".repeat(20));
+        assert_eq!(parse(&top).unwrap_err().field, None);
+        let escaped = format!("{{\"a\\\"{}\":1}}", "{".repeat(20));
+        assert!(
+            parse(&escaped).is_ok(),
+            "an escaped quote does not end the string"
+        );
     }
 
     #[test]

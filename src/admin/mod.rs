@@ -61,7 +61,9 @@ pub async fn handle(mut req: Request, ctx: &Ctx, segments: &[&str]) -> Result<Re
     let method = req.method().to_string();
     let matched = routes::find(&method, segments);
     match matched {
-        Matched::NotFound => return http::not_found(),
+        // no-store on every admin answer, a 404 included: a cached "not found" for a path that
+        // is about to exist would be as wrong as a cached secret.
+        Matched::NotFound => return http::no_store(http::not_found()?),
         Matched::Found(Endpoint::OpenApi, _) => return openapi(),
         _ => {}
     }
@@ -73,7 +75,7 @@ pub async fn handle(mut req: Request, ctx: &Ctx, segments: &[&str]) -> Result<Re
         Matched::MethodNotAllowed(allow) => {
             return http::no_store(http::method_not_allowed(&allow)?);
         }
-        Matched::NotFound => return http::not_found(),
+        Matched::NotFound => return http::no_store(http::not_found()?),
     };
     let outcome = dispatch(endpoint, &mut req, ctx, &params).await;
     // Admin responses carry secrets and personal data: never cached (RFC 9111 §5.2.2.5).

@@ -16,9 +16,6 @@ pub const AUTH_METHODS: &[&str] = &["client_secret_basic", "client_secret_post",
 
 const MAX_NAME: usize = 200;
 const MAX_URL: usize = 2048;
-pub const MIN_PASSWORD: usize = 8;
-/// Long enough for any passphrase, short enough that nobody hashes megabytes on our CPU budget.
-pub const MAX_PASSWORD: usize = 1024;
 
 /// Organization slugs are the first path segment of every issuer URL: lowercase letters, digits
 /// and `-`, 1–63 characters (a DNS label's length, so a slug can later become a subdomain), and
@@ -79,6 +76,15 @@ fn parse_absolute(field: &str, value: &str) -> Result<url::Url, ApiError> {
             format!("URL longer than {MAX_URL} characters"),
         ));
     }
+    // A URL is stored exactly as it is later compared and used. Whitespace and control
+    // characters (a CR/LF, a trailing newline) would be compared raw but dropped or escaped by
+    // every URL parser on the way out, so what was checked and where a code goes would differ.
+    if value.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(ApiError::invalid_field(
+            field,
+            format!("{value:?} contains whitespace or a control character"),
+        ));
+    }
     // The url crate repairs "https:host" into "https://host/"; an absolute URL as written must
     // already carry the "//" authority (RFC 3986 §3).
     let lower = value.to_ascii_lowercase();
@@ -94,6 +100,18 @@ fn parse_absolute(field: &str, value: &str) -> Result<url::Url, ApiError> {
         return Err(ApiError::invalid_field(
             field,
             format!("{value} has no host"),
+        ));
+    }
+    // Redirects are built from the parsed URL (WHATWG serialization: lowercase scheme and host,
+    // default port dropped, `/` for an empty path, non-ASCII percent-encoded); the stored string
+    // must be that same form, or exact comparison would validate one URI and redirect to another.
+    if url.as_str() != value {
+        return Err(ApiError::invalid_field(
+            field,
+            format!(
+                "{value} is not in normalized form; register it as {}",
+                url.as_str()
+            ),
         ));
     }
     Ok(url)
@@ -279,22 +297,11 @@ pub fn email(field: &str, value: &str) -> Result<String, ApiError> {
     Ok(value.to_string())
 }
 
-/// Length in characters, not bytes, so a passphrase in any script is measured the same way.
+/// The password policy (protocol/password_policy.rs): 8–256 characters after NFKC, not a common
+/// leaked password. Returns the normalised form, which is what gets hashed.
 pub fn password(field: &str, value: &str) -> Result<String, ApiError> {
-    let len = value.chars().count();
-    if len < MIN_PASSWORD {
-        return Err(ApiError::invalid_field(
-            field,
-            format!("password must be at least {MIN_PASSWORD} characters"),
-        ));
-    }
-    if len > MAX_PASSWORD {
-        return Err(ApiError::invalid_field(
-            field,
-            format!("password must be at most {MAX_PASSWORD} characters"),
-        ));
-    }
-    Ok(value.to_string())
+    crate::protocol::password_policy::check(value)
+        .map_err(|weak| ApiError::invalid_field(field, weak.message()))
 }
 
 /// A group name (protocol/groups.rs): letters, digits, `-`, `_`, `.`, 1–64 characters.
@@ -388,6 +395,32 @@ pub fn role_mappings(field: &str, value: &Value) -> Result<Vec<RoleMapping>, Api
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn uris_are_stored_exactly_as_they_are_used() {
+        for bad in [
+            "https://app.example/cb\r\nLocation: https://evil.example",
+            "https://app.example/cb\n",
+            "https://app.example/c b",
+            " https://app.example/cb",
+            "https://app.example/cb\t",
+            "https://APP.example/cb",
+            "https://app.example:443/cb",
+            "https://app.example",
+            "https://app.example/caf\u{e9}",
+            "HTTPS://app.example/cb",
+        ] {
+            let err = redirect_uri("redirect_uris", bad).expect_err(bad);
+            assert_eq!(err.field.as_deref(), Some("redirect_uris"), "{bad:?}");
+            assert!(https_url("picture", bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(
+            redirect_uri("r", "https://chat.acme.eu/_oauth/clavex").unwrap(),
+            "https://chat.acme.eu/_oauth/clavex"
+        );
+        assert!(redirect_uri("r", "http://localhost:3000/_oauth/clavex").is_ok());
+        assert!(redirect_uri("r", "https://app.example/cb?x=1&y=%20").is_ok());
+    }
 
     fn strings(values: &[&str]) -> Vec<String> {
         values.iter().map(|s| s.to_string()).collect()
@@ -564,12 +597,20 @@ mod tests {
     }
 
     #[test]
-    fn passwords_count_characters() {
-        assert!(password("password", "1234567").is_err());
-        assert!(password("password", "12345678").is_ok());
+    fn passwords_follow_the_policy_and_name_the_field() {
+        assert!(password("password", "1234567x").is_ok());
         assert!(password("password", "ééééééé").is_err());
         assert!(password("password", "éééééééé").is_ok());
-        assert!(password("password", &"x".repeat(MAX_PASSWORD + 1)).is_err());
+        for bad in ["1234567", "12345678", "Password1", &"x".repeat(257)] {
+            let err = password("password", bad).unwrap_err();
+            assert_eq!(err.field.as_deref(), Some("password"), "{bad}");
+        }
+        assert!(
+            password("password", "sunshine1")
+                .unwrap_err()
+                .description
+                .contains("common")
+        );
     }
 
     #[test]

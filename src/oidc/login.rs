@@ -17,6 +17,8 @@ use crate::oidc::{consent, cookies, issue, pages, sso};
 use crate::protocol::authorize::AuthorizeRequest;
 use crate::protocol::form::Form;
 use crate::protocol::lifetimes::LOGIN_FORM_SECONDS;
+use crate::protocol::origin::{origin_of, same_origin};
+use crate::protocol::password_policy::normalize;
 use crate::ui::{self, LoginPage};
 
 /// The same message whether the user is unknown, disabled or the password wrong, so the form
@@ -158,6 +160,20 @@ pub async fn submitted_form(
         Ok(parts) => parts,
         Err(resp) => return Ok(Err(resp)),
     };
+    let expected = origin_of(&ctx.config.issuer(slug)).unwrap_or_default();
+    let origin = header(req, "Origin");
+    let referer = header(req, "Referer");
+    if !same_origin(origin.as_deref(), referer.as_deref(), &expected) {
+        let page = pages::error(
+            &org,
+            403,
+            title,
+            "This form was sent from another site. Start again from the application.",
+            "invalid_request",
+            None,
+        )?;
+        return Ok(Err(page));
+    }
     let request = match open_form_state(ctx, req, &org, &form) {
         Ok(state) => state.request,
         Err(page) => return page.map(Err),
@@ -240,7 +256,14 @@ async fn signs_in(ctx: &Ctx, slug: &str, login: &str, password: &str) -> Result<
         let stored = user
             .and_then(|u| u.password_hash.as_deref())
             .unwrap_or(DUMMY_HASH);
-        let password_ok = !password.is_empty() && verify_password(password, stored).await?;
+        // Hashes are of the NFKC form (protocol/password_policy.rs); a password set before
+        // normalisation was hashed as typed, so a non-NFKC input is also tried as typed. Both
+        // depend only on the input, so unknown and known users still cost the same.
+        let normalized = normalize(password);
+        let mut password_ok = !password.is_empty() && verify_password(&normalized, stored).await?;
+        if !password_ok && normalized != password && !password.is_empty() {
+            password_ok = verify_password(password, stored).await?;
+        }
         Ok(password_ok && user.is_some_and(|u| !u.disabled && u.password_hash.is_some()))
     }
     let read = |db: Db| async move {

@@ -16,7 +16,7 @@ pub async fn handle(mut req: Request, ctx: &Ctx, slug: &str) -> Result<Response>
         &mut req,
         ctx,
         slug,
-        Accept::GetOrPost,
+        Accept::GetOrPostSingle,
         "Sign-out request not valid",
     )
     .await?

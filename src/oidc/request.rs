@@ -46,6 +46,16 @@ pub async fn form_body(req: &mut Request) -> std::result::Result<Form, OAuthErro
     Ok(Form::parse(&body))
 }
 
+/// RFC 6749 §3.1/§3.2: "Request and response parameters MUST NOT be included more than once."
+pub fn refuse_repeats(form: &Form) -> std::result::Result<(), OAuthError> {
+    match form.any_repeated() {
+        None => Ok(()),
+        Some(name) => Err(OAuthError::invalid_request(format!(
+            "the parameter {name} is repeated"
+        ))),
+    }
+}
+
 pub fn query(req: &Request) -> Result<Form> {
     Ok(Form::parse(req.url()?.query().unwrap_or("")))
 }
@@ -116,7 +126,10 @@ pub async fn client_request(
         return unknown_org_json().map(Err);
     }
     let issuer = ctx.config.issuer(slug);
-    let form = match form_body(req).await {
+    let form = match form_body(req)
+        .await
+        .and_then(|f| refuse_repeats(&f).map(|()| f))
+    {
         Ok(f) => f,
         Err(e) => return oauth_error(&e, &issuer).map(Err),
     };
@@ -150,10 +163,12 @@ pub async fn client_request(
 
 /// Which methods a browser-facing endpoint takes.
 pub enum Accept {
-    /// Query (GET) or form body (POST): OIDC Core §3.1.2.1 for /authorize, RP-Initiated
-    /// Logout §2 for /logout.
+    /// Query (GET) or form body (POST): OIDC Core §3.1.2.1 for /authorize. Repeated parameters
+    /// are left to the endpoint, which reports them at the client's redirect URI once it is known.
     GetOrPost,
-    /// Form body only: the login and consent forms.
+    /// Like `GetOrPost`, refusing repeated parameters with an error page: RP-Initiated Logout §2.
+    GetOrPostSingle,
+    /// Form body only, repeated parameters refused: the login and consent forms.
     PostOnly,
 }
 
@@ -168,7 +183,9 @@ pub async fn page_request(
 ) -> Result<std::result::Result<(Organization, Form), Response>> {
     let method = req.method();
     let allowed = match accept {
-        Accept::GetOrPost => method == Method::Get || method == Method::Post,
+        Accept::GetOrPost | Accept::GetOrPostSingle => {
+            method == Method::Get || method == Method::Post
+        }
         Accept::PostOnly => method == Method::Post,
     };
     if !allowed {
@@ -182,10 +199,18 @@ pub async fn page_request(
     let Some(org) = organization(ctx, slug).await? else {
         return crate::oidc::pages::unknown_org().map(Err);
     };
-    if method == Method::Get {
-        return Ok(Ok((org, query(req)?)));
-    }
-    match form_body(req).await {
+    let single = !matches!(accept, Accept::GetOrPost);
+    let params = if method == Method::Get {
+        Ok(query(req)?)
+    } else {
+        form_body(req).await
+    };
+    match params.and_then(|form| {
+        if single {
+            refuse_repeats(&form)?;
+        }
+        Ok(form)
+    }) {
         Ok(form) => Ok(Ok((org, form))),
         Err(e) => {
             crate::oidc::pages::error(&org, 400, title, &e.description, e.code.as_str(), None)

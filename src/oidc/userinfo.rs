@@ -28,16 +28,25 @@ pub async fn handle(mut req: Request, ctx: &Ctx, slug: &str) -> Result<Response>
         let h = h.trim();
         (h.len() > 7 && h[..7].eq_ignore_ascii_case("bearer ")).then(|| h[7..].trim().to_string())
     });
-    let from_query = query(&req)?.first("access_token").map(str::to_string);
+    let params = query(&req)?;
+    // RFC 6750 §2.3 / RFC 6749 §3.1: a parameter given twice is a malformed request.
+    if let Some(name) = params.any_repeated() {
+        let description = format!("the parameter {name} is repeated");
+        return challenge(&realm, Some(("invalid_request", &description)), 400);
+    }
+    let from_query = params.first("access_token").map(str::to_string);
     let content_type = header(&req, "Content-Type")
         .unwrap_or_default()
         .to_ascii_lowercase();
     let from_body = if method == Method::Post
         && content_type.starts_with("application/x-www-form-urlencoded")
     {
-        Form::parse(&req.text().await.unwrap_or_default())
-            .first("access_token")
-            .map(str::to_string)
+        let body = Form::parse(&req.text().await.unwrap_or_default());
+        if let Some(name) = body.any_repeated() {
+            let description = format!("the parameter {name} is repeated");
+            return challenge(&realm, Some(("invalid_request", &description)), 400);
+        }
+        body.first("access_token").map(str::to_string)
     } else {
         None
     };

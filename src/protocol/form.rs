@@ -52,6 +52,18 @@ impl Form {
         })
     }
 
+    /// The first parameter name given more than once (with values), if any. No endpoint of Clavex
+    /// takes a multi-valued parameter, so any repeat is refused (RFC 6749 §3.1, §3.2).
+    pub fn any_repeated(&self) -> Option<&str> {
+        self.0.iter().enumerate().find_map(|(i, (k, v))| {
+            let repeated = !v.is_empty()
+                && self.0[i + 1..]
+                    .iter()
+                    .any(|(k2, v2)| k2 == k && !v2.is_empty());
+            repeated.then_some(k.as_str())
+        })
+    }
+
     pub fn merge(mut self, other: Form) -> Form {
         self.0.extend(other.0);
         self
@@ -75,5 +87,8 @@ mod tests {
         assert_eq!(f.one("a"), Err("a"));
         assert_eq!(f.one("b").unwrap(), None);
         assert_eq!(f.repeated(&["c", "a"]), Some("a"));
+        assert_eq!(f.any_repeated(), Some("a"));
+        assert_eq!(Form::parse("a=1&b=&b=&c=2").any_repeated(), None);
+        assert_eq!(Form::parse("x=1&y=2&y=3").any_repeated(), Some("y"));
     }
 }

@@ -11,6 +11,8 @@ pub mod form;
 pub mod groups;
 pub mod id_token;
 pub mod lifetimes;
+pub mod origin;
+pub mod password_policy;
 pub mod pkce;
 pub mod redirect;
 pub mod refresh;
