@@ -20,9 +20,9 @@ pub mod ui;
 use worker::{Context, Env, Request, Response, Result, ScheduleContext, ScheduledEvent, event};
 
 #[event(fetch)]
-async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
+async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
     console_error_panic_hook::set_once();
-    edge::dispatch::handle(req, env).await
+    edge::dispatch::handle(req, env, ctx).await
 }
 
 /// The cron trigger (wrangler.toml `[triggers]`): clean up expired tokens and finished grants.

@@ -80,7 +80,7 @@ test('user validation rules each give 400 invalid_field', async () => {
     assertError(res, 400, 'invalid_field', field);
   }
   assert.deepEqual((await admin('GET', `/organizations/${org.slug}/users`)).body.users, [], 'nothing half-written');
-  const ok = await newUser(org.slug, { username: 'a'.repeat(64), password: '12345678' });
+  const ok = await newUser(org.slug, { username: 'a'.repeat(64), password: 'Zq7-kpw4' });
   assert.equal(ok.has_password, true);
 });
 

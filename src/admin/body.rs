@@ -8,6 +8,7 @@ use worker::Request;
 use crate::admin::Failure;
 use crate::admin::error::ApiError;
 use crate::admin::fields::Fields;
+use crate::edge::context::Ctx;
 
 /// Far above any real admin payload (a client with many redirect URIs is a few KiB).
 pub const MAX_BODY: usize = 64 * 1024;
@@ -109,8 +110,9 @@ pub fn parse(text: &str) -> Result<Value, ApiError> {
         .map_err(|e| ApiError::invalid_request(format!("the body is not valid JSON: {e}")))
 }
 
-/// The body as an object restricted to `allowed` members.
-pub async fn read(req: &mut Request, allowed: &[&str]) -> Result<Fields, Failure> {
+/// The body as an object restricted to `allowed` members. The names of the members sent (never
+/// their values) are kept on `ctx` for the audit trail's record of the change.
+pub async fn read(req: &mut Request, ctx: &Ctx, allowed: &[&str]) -> Result<Fields, Failure> {
     let headers = req.headers();
     if !is_json(headers.get("Content-Type")?.as_deref()) {
         return Err(ApiError::new(
@@ -122,7 +124,9 @@ pub async fn read(req: &mut Request, allowed: &[&str]) -> Result<Fields, Failure
     }
     check_declared_length(headers.get("Content-Length")?.as_deref())?;
     let bytes = req.bytes().await?;
-    Ok(Fields::new(parse(decode(&bytes)?)?, allowed)?)
+    let fields = Fields::new(parse(decode(&bytes)?)?, allowed)?;
+    ctx.note_admin_fields(fields.names());
+    Ok(fields)
 }
 
 #[cfg(test)]

@@ -285,7 +285,7 @@ fn settle_secret(c: &mut Client) -> Option<String> {
 }
 
 pub async fn create(req: &mut Request, ctx: &Ctx, org: &str) -> Outcome {
-    let fields = body::read(req, FIELDS).await?;
+    let fields = body::read(req, ctx, FIELDS).await?;
     let client_id = match fields.string("client_id")? {
         Some(id) => validate::client_id("client_id", &id)?,
         // 128 random bits, URL-safe: unguessable, though a client id is not a secret.
@@ -378,7 +378,7 @@ pub async fn get(ctx: &Ctx, org: &str, client_id: &str) -> Outcome {
 /// PUT replaces every setting (absent members take their defaults, as on creation); PATCH
 /// changes only the members present. The id cannot change; a `client_id` member must match.
 async fn write(req: &mut Request, ctx: &Ctx, org: &str, client_id: &str, replace: bool) -> Outcome {
-    let fields = body::read(req, FIELDS).await?;
+    let fields = body::read(req, ctx, FIELDS).await?;
     if let Some(id) = fields.string("client_id")?
         && id != client_id
     {

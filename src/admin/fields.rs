@@ -34,6 +34,13 @@ impl Fields {
         Ok(Fields { map })
     }
 
+    /// The names of the members present, sorted.
+    pub fn names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.map.keys().cloned().collect();
+        names.sort();
+        names
+    }
+
     /// Whether the body has this member at all (even `null`).
     pub fn has(&self, name: &str) -> bool {
         self.map.contains_key(name)
@@ -81,6 +88,32 @@ impl Fields {
                 name,
                 format!("{name} must be true or false"),
             )),
+        }
+    }
+
+    /// An integer within `range`; `null` counts as absent.
+    pub fn int_in(
+        &self,
+        name: &str,
+        range: std::ops::RangeInclusive<i64>,
+    ) -> Result<Option<i64>, ApiError> {
+        let bad = || {
+            ApiError::invalid_field(
+                name,
+                format!(
+                    "{name} must be an integer from {} to {}",
+                    range.start(),
+                    range.end()
+                ),
+            )
+        };
+        match self.map.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Number(n)) => match n.as_i64() {
+                Some(v) if range.contains(&v) => Ok(Some(v)),
+                _ => Err(bad()),
+            },
+            Some(_) => Err(bad()),
         }
     }
 

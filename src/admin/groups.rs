@@ -37,7 +37,7 @@ async fn require(db: &Db, org: &str, name: &str) -> Result<Group, Failure> {
 
 /// POST {"name"} → 201 with the group.
 pub async fn create(req: &mut Request, ctx: &Ctx, org: &str) -> Outcome {
-    let fields = body::read(req, &["name"]).await?;
+    let fields = body::read(req, ctx, &["name"]).await?;
     let name = validate::group_name("name", &fields.required_string("name")?)?;
     let db = ctx.primary()?;
     organizations::require(&db, org).await?;
@@ -69,7 +69,7 @@ pub async fn get(ctx: &Ctx, org: &str, name: &str) -> Outcome {
 
 /// PATCH {"name"}: rename. Members, role maps and restrictions follow.
 pub async fn update(req: &mut Request, ctx: &Ctx, org: &str, name: &str) -> Outcome {
-    let fields = body::read(req, &["name"]).await?;
+    let fields = body::read(req, ctx, &["name"]).await?;
     let db = ctx.primary()?;
     require(&db, org, name).await?;
     let Some(new_name) = fields.string("name")? else {

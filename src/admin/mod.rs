@@ -9,6 +9,7 @@ pub mod auth;
 pub mod body;
 pub mod clients;
 pub mod error;
+pub mod events;
 pub mod fields;
 pub mod groups;
 pub mod jwk;
@@ -22,8 +23,12 @@ use worker::{Request, Response, Result};
 
 use crate::admin::error::ApiError;
 use crate::admin::routes::{Endpoint, Matched};
+use crate::edge::audit;
 use crate::edge::context::Ctx;
 use crate::edge::http;
+use crate::edge::store::throttles;
+use crate::protocol::audit::Kind;
+use crate::protocol::throttle;
 
 /// The OpenAPI 3.1 description of this API, served at GET /api/v1/openapi.json.
 pub const OPENAPI: &str = include_str!("openapi.json");
@@ -67,7 +72,46 @@ pub async fn handle(mut req: Request, ctx: &Ctx, segments: &[&str]) -> Result<Re
         Matched::Found(Endpoint::OpenApi, _) => return openapi(),
         _ => {}
     }
+    // Wrong admin tokens are throttled per address (the lock is checked before the token, so a
+    // guess made while locked is never tested).
+    let throttle_key = ctx.client_ip.as_deref().map(throttles::admin_key);
+    if let Some(key) = &throttle_key {
+        let counter = throttles::get(&ctx.replica()?, "", key).await?;
+        if let Some(wait) = throttle::locked_for(counter.as_ref(), ctx.now) {
+            let resp = http::api_error(
+                429,
+                "too_many_requests",
+                &format!("too many wrong admin tokens from this address; retry in {wait} s"),
+                None,
+            )?;
+            resp.headers().set("Retry-After", &wait.to_string())?;
+            return http::no_store(resp);
+        }
+    }
     if let Some(denied) = auth::check(&req, &ctx.config.admin_token)? {
+        let header = req.headers().get("Authorization")?;
+        if auth::judge(header.as_deref(), &ctx.config.admin_token) == auth::Verdict::Wrong {
+            if let Some(key) = &throttle_key {
+                throttles::record_failures(
+                    &ctx.primary()?,
+                    "",
+                    &[(key.clone(), throttle::ADMIN_FAILURES)],
+                    throttle::ADMIN_MAX_WAIT,
+                    throttle::ADMIN_RESET_AFTER,
+                    ctx.now,
+                )
+                .await?;
+            }
+            // Not an organization's event: a JSON log line only.
+            audit::note(
+                ctx,
+                Kind::AdminAuthFailed,
+                "",
+                None,
+                None,
+                Default::default(),
+            );
+        }
         return http::no_store(denied);
     }
     let (endpoint, params) = match matched {
@@ -78,6 +122,9 @@ pub async fn handle(mut req: Request, ctx: &Ctx, segments: &[&str]) -> Result<Re
         Matched::NotFound => return http::no_store(http::not_found()?),
     };
     let outcome = dispatch(endpoint, &mut req, ctx, &params).await;
+    if let Ok(resp) = &outcome {
+        record_change(ctx, endpoint, &method, segments, &params, resp);
+    }
     // Admin responses carry secrets and personal data: never cached (RFC 9111 §5.2.2.5).
     http::no_store(match outcome {
         Ok(resp) => resp,
@@ -128,7 +175,61 @@ async fn dispatch(endpoint: Endpoint, req: &mut Request, ctx: &Ctx, p: &[&str]) 
         ListMembers => groups::members(req, ctx, p[0], p[1]).await,
         AddMember => groups::add_member(ctx, p[0], p[1], p[2]).await,
         RemoveMember => groups::remove_member(ctx, p[0], p[1], p[2]).await,
+        UnlockUser => users::unlock(ctx, p[0], p[1]).await,
+        ListEvents => events::list(req, ctx, p[0]).await,
     }
+}
+
+/// The audit record of a successful admin write: which endpoint, on what, and the names of the
+/// members sent — never their values, so no password or secret can reach the trail.
+fn record_change(
+    ctx: &Ctx,
+    endpoint: Endpoint,
+    method: &str,
+    segments: &[&str],
+    params: &[&str],
+    resp: &Response,
+) {
+    if method == "GET" || resp.status_code() >= 400 {
+        return;
+    }
+    // The organization: the first path parameter, or the one just created (its Location).
+    let org = match params.first() {
+        Some(org) => org.to_string(),
+        None => resp
+            .headers()
+            .get("Location")
+            .ok()
+            .flatten()
+            .and_then(|l| l.rsplit('/').next().map(str::to_string))
+            .unwrap_or_default(),
+    };
+    let user_id = match endpoint {
+        Endpoint::GetUser
+        | Endpoint::UpdateUser
+        | Endpoint::DeleteUser
+        | Endpoint::SetPassword
+        | Endpoint::UnlockUser => params.get(1).copied(),
+        Endpoint::AddMember | Endpoint::RemoveMember => params.get(2).copied(),
+        _ => None,
+    };
+    let client_id = match endpoint {
+        Endpoint::ReplaceClient
+        | Endpoint::UpdateClient
+        | Endpoint::DeleteClient
+        | Endpoint::RotateClientSecret => params.get(1).copied(),
+        _ => None,
+    };
+    let detail = audit::detail([
+        ("action", serde_json::json!(format!("{endpoint:?}"))),
+        ("method", serde_json::json!(method)),
+        (
+            "path",
+            serde_json::json!(format!("/api/v1/{}", segments.join("/"))),
+        ),
+        ("fields", serde_json::json!(ctx.admin_fields())),
+    ]);
+    audit::note(ctx, Kind::AdminChange, &org, user_id, client_id, detail);
 }
 
 fn openapi() -> Result<Response> {

@@ -20,6 +20,14 @@ pub struct OrgView {
     pub issuer: String,
     pub logo_url: Option<String>,
     pub primary_color: Option<String>,
+    /// Login throttling: failures before the wait starts, per account and per client IP; the
+    /// longest wait; and after how long without a failure the count starts again (seconds).
+    pub throttle_account_failures: i64,
+    pub throttle_ip_failures: i64,
+    pub throttle_max_wait_seconds: i64,
+    pub throttle_reset_seconds: i64,
+    /// How long audit events are kept.
+    pub audit_retention_days: i64,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -31,10 +39,63 @@ fn view(ctx: &Ctx, org: Organization) -> OrgView {
         name: org.name,
         logo_url: org.logo_url,
         primary_color: org.primary_color,
+        throttle_account_failures: org.throttle_account_failures,
+        throttle_ip_failures: org.throttle_ip_failures,
+        throttle_max_wait_seconds: org.throttle_max_wait_seconds,
+        throttle_reset_seconds: org.throttle_reset_seconds,
+        audit_retention_days: org.audit_retention_days,
         created_at: org.created_at,
         updated_at: org.updated_at,
     }
 }
+
+/// The policy members; absent keeps. Pure.
+fn apply_policies(org: &mut Organization, fields: &Fields) -> Result<(), ApiError> {
+    for (name, range, slot) in [
+        (
+            "throttle_account_failures",
+            1..=100,
+            &mut org.throttle_account_failures,
+        ),
+        (
+            "throttle_ip_failures",
+            1..=10_000,
+            &mut org.throttle_ip_failures,
+        ),
+        (
+            "throttle_max_wait_seconds",
+            1..=86_400,
+            &mut org.throttle_max_wait_seconds,
+        ),
+        (
+            "throttle_reset_seconds",
+            60..=crate::protocol::retention::MAX_THROTTLE_RESET_SECONDS,
+            &mut org.throttle_reset_seconds,
+        ),
+        (
+            "audit_retention_days",
+            1..=3_650,
+            &mut org.audit_retention_days,
+        ),
+    ] {
+        if let Some(v) = fields.int_in(name, range)? {
+            *slot = v;
+        }
+    }
+    Ok(())
+}
+
+/// The members a create or update body may carry besides `slug`.
+const SETTINGS: &[&str] = &[
+    "name",
+    "logo_url",
+    "primary_color",
+    "throttle_account_failures",
+    "throttle_ip_failures",
+    "throttle_max_wait_seconds",
+    "throttle_reset_seconds",
+    "audit_retention_days",
+];
 
 /// The organization named in the path, or 404. Every nested resource starts here.
 pub async fn require(db: &Db, slug: &str) -> Result<Organization, Failure> {
@@ -62,6 +123,7 @@ fn apply_branding(org: &mut Organization, fields: &Fields) -> Result<(), ApiErro
 pub fn new_org(fields: &Fields, now: i64) -> Result<Organization, ApiError> {
     let slug = validate::slug("slug", &fields.required_string("slug")?)?;
     let name = validate::display_name("name", &fields.required_string("name")?)?;
+    let policy = crate::protocol::throttle::Policy::default();
     let mut org = Organization {
         slug,
         name,
@@ -69,13 +131,20 @@ pub fn new_org(fields: &Fields, now: i64) -> Result<Organization, ApiError> {
         primary_color: None,
         created_at: now,
         updated_at: now,
+        throttle_account_failures: policy.account_failures,
+        throttle_ip_failures: policy.ip_failures,
+        throttle_max_wait_seconds: policy.max_wait,
+        throttle_reset_seconds: policy.reset_after,
+        audit_retention_days: crate::protocol::audit::DEFAULT_RETENTION_DAYS,
     };
     apply_branding(&mut org, fields)?;
+    apply_policies(&mut org, fields)?;
     Ok(org)
 }
 
 pub async fn create(req: &mut Request, ctx: &Ctx) -> Outcome {
-    let fields = body::read(req, &["slug", "name", "logo_url", "primary_color"]).await?;
+    let allowed: Vec<&str> = [&["slug"][..], SETTINGS].concat();
+    let fields = body::read(req, ctx, &allowed).await?;
     let org = new_org(&fields, ctx.now)?;
     let db = ctx.primary()?;
     // Checked before generating a key (~80 ms) for a slug that is taken; the batch's PRIMARY KEY
@@ -111,16 +180,17 @@ pub async fn get(ctx: &Ctx, slug: &str) -> Outcome {
     Ok(http::json(200, &view(ctx, org))?)
 }
 
-/// PATCH: `name`, `logo_url`, `primary_color`; `null` clears a branding member. The slug is the
+/// PATCH: `name`, `logo_url`, `primary_color` and the policies; `null` clears a branding member. The slug is the
 /// issuer's path and cannot change (tokens and relying parties depend on it).
 pub async fn update(req: &mut Request, ctx: &Ctx, slug: &str) -> Outcome {
-    let fields = body::read(req, &["name", "logo_url", "primary_color"]).await?;
+    let fields = body::read(req, ctx, SETTINGS).await?;
     let db = ctx.primary()?;
     let mut org = require(&db, slug).await?;
     if let Some(name) = fields.string("name")? {
         org.name = validate::display_name("name", &name)?;
     }
     apply_branding(&mut org, &fields)?;
+    apply_policies(&mut org, &fields)?;
     org.updated_at = ctx.now;
     let org = store::orgs::update_org(&db, &org)
         .await?

@@ -33,6 +33,8 @@ pub enum Endpoint {
     ListMembers,
     AddMember,
     RemoveMember,
+    UnlockUser,
+    ListEvents,
 }
 
 pub struct Route {
@@ -112,6 +114,12 @@ pub const ROUTES: &[Route] = &[
         "/organizations/{org}/groups/{group}/members/{user_id}",
         RemoveMember,
     ),
+    route(
+        "DELETE",
+        "/organizations/{org}/users/{user_id}/lock",
+        UnlockUser,
+    ),
+    route("GET", "/organizations/{org}/events", ListEvents),
     route("GET", "/organizations/{org}/keys", ListKeys),
     route("POST", "/organizations/{org}/keys/rotate", RotateKey),
 ];

@@ -10,7 +10,9 @@ use crate::admin::{Failure, Outcome, body, created, no_content, organizations, v
 use crate::edge::context::Ctx;
 use crate::edge::http;
 use crate::edge::password::hash_password;
+use crate::edge::store::throttles;
 use crate::edge::store::{self, users::User, users::UserFilter};
+use crate::protocol::throttle::Counter;
 
 pub const DEFAULT_PAGE: u32 = 50;
 pub const MAX_PAGE: u32 = 200;
@@ -31,13 +33,32 @@ pub struct UserView {
     pub has_password: bool,
     /// The names of the user's groups.
     pub groups: Vec<String>,
+    /// Login throttling of this account (only when one user is read): failures counted and
+    /// until when sign-in waits; `null` when there are none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub login_lock: Option<Option<LockView>>,
     pub created_at: i64,
     pub updated_at: i64,
+}
+
+#[derive(Serialize)]
+pub struct LockView {
+    pub failures: i64,
+    /// Unix seconds; `null` when not waiting now.
+    pub locked_until: Option<i64>,
+}
+
+fn lock_view(counter: Option<Counter>, now: i64) -> Option<LockView> {
+    counter.map(|c| LockView {
+        failures: c.failures,
+        locked_until: (c.locked_until > now).then_some(c.locked_until),
+    })
 }
 
 pub fn view(mut u: User) -> UserView {
     u.groups.sort_by_key(|g| g.to_ascii_lowercase());
     UserView {
+        login_lock: None,
         groups: u.groups,
         has_password: u.password_hash.is_some(),
         id: u.id,
@@ -126,6 +147,7 @@ fn duplicate(err: &worker::Error) -> Option<ApiError> {
 pub async fn create(req: &mut Request, ctx: &Ctx, org: &str) -> Outcome {
     let fields = body::read(
         req,
+        ctx,
         &[
             "username",
             "email",
@@ -226,7 +248,18 @@ async fn require(ctx: &Ctx, org: &str, id: &str) -> Result<User, Failure> {
 }
 
 pub async fn get(ctx: &Ctx, org: &str, id: &str) -> Outcome {
-    Ok(http::json(200, &view(require(ctx, org, id).await?))?)
+    let user = require(ctx, org, id).await?;
+    let counter = throttles::get(&ctx.primary()?, org, &throttles::user_key(id)).await?;
+    let mut v = view(user);
+    v.login_lock = Some(lock_view(counter, ctx.now));
+    Ok(http::json(200, &v)?)
+}
+
+/// DELETE …/lock → 204: forget the account's failures, so the user can sign in at once.
+pub async fn unlock(ctx: &Ctx, org: &str, id: &str) -> Outcome {
+    require(ctx, org, id).await?;
+    throttles::clear(&ctx.primary()?, org, &throttles::user_key(id)).await?;
+    no_content()
 }
 
 /// PATCH: username, email, name, picture, email_verified, disabled. The password has its own
@@ -234,6 +267,7 @@ pub async fn get(ctx: &Ctx, org: &str, id: &str) -> Outcome {
 pub async fn update(req: &mut Request, ctx: &Ctx, org: &str, id: &str) -> Outcome {
     let fields = body::read(
         req,
+        ctx,
         &[
             "username",
             "email",
@@ -269,7 +303,7 @@ pub async fn delete(ctx: &Ctx, org: &str, id: &str) -> Outcome {
 
 /// PUT …/password `{"password"}` → 204.
 pub async fn set_password(req: &mut Request, ctx: &Ctx, org: &str, id: &str) -> Outcome {
-    let fields = body::read(req, &["password"]).await?;
+    let fields = body::read(req, ctx, &["password"]).await?;
     let password = validate::password("password", &fields.required_string("password")?)?;
     require(ctx, org, id).await?;
     let hash = hash_password(&password).await?;

@@ -1,5 +1,7 @@
 //! The scheduled clean-up (cron trigger in wrangler.toml): deletes expired tokens and finished
-//! grants from D1, by the cut-offs in `protocol/retention.rs`. KV records expire on their own.
+//! grants from D1, by the cut-offs in `protocol/retention.rs`, audit events older than their
+//! organization's retention, and throttle counters quiet for longer than their reset period.
+//! KV records expire on their own.
 
 use worker::Result;
 
@@ -20,6 +22,14 @@ pub async fn run(db: &Db, now: i64) -> Result<()> {
              AND NOT EXISTS (SELECT 1 FROM refresh_tokens r WHERE r.grant_id = grants.id)",
         )
         .bind(&[int(c.grant_created_before)])?,
+        db.prepare(
+            "DELETE FROM events WHERE at < ?1 - 86400 * \
+             (SELECT o.audit_retention_days FROM organizations o WHERE o.slug = events.org)",
+        )
+        .bind(&[int(now)])?,
+        // A counter whose last failure is older than any reset period can never matter again.
+        db.prepare("DELETE FROM throttles WHERE updated_at < ?1 AND locked_until < ?2")
+            .bind(&[int(c.throttle_quiet_since), int(now)])?,
     ])
     .await?;
     Ok(())

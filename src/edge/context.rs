@@ -1,7 +1,7 @@
 //! What every endpoint gets: the environment's bindings, configuration, the clock, and the
 //! request's storage meter.
 
-use std::cell::OnceCell;
+use std::cell::{OnceCell, RefCell};
 use std::future::Future;
 
 use worker::{Env, Result};
@@ -19,6 +19,14 @@ pub struct Ctx {
     /// Counts (and in development delays) every storage call this request makes.
     meter: Meter,
     replica: OnceCell<Db>,
+    /// Who sent the request: Cloudflare's `CF-Connecting-IP` (set by the edge; a client cannot
+    /// forge it in production) and the `User-Agent`, for throttling and the audit trail.
+    pub client_ip: Option<String>,
+    pub user_agent: Option<String>,
+    /// Audit events of this request, written after the response (edge/audit.rs).
+    events: RefCell<Vec<crate::protocol::audit::Event>>,
+    /// The members an admin body carried (names only), for the audit record of the change.
+    admin_fields: RefCell<Vec<String>>,
 }
 
 impl Ctx {
@@ -29,7 +37,28 @@ impl Ctx {
             now,
             meter,
             replica: OnceCell::new(),
+            client_ip: None,
+            user_agent: None,
+            events: RefCell::new(Vec::new()),
+            admin_fields: RefCell::new(Vec::new()),
         }
+    }
+
+    pub fn note_admin_fields(&self, names: Vec<String>) {
+        *self.admin_fields.borrow_mut() = names;
+    }
+
+    pub fn admin_fields(&self) -> Vec<String> {
+        self.admin_fields.borrow().clone()
+    }
+
+    /// Note an audit event; it is stored after the response is sent.
+    pub fn record(&self, event: crate::protocol::audit::Event) {
+        self.events.borrow_mut().push(event.scrubbed());
+    }
+
+    pub fn take_events(&self) -> Vec<crate::protocol::audit::Event> {
+        std::mem::take(&mut self.events.borrow_mut())
     }
 
     /// D1 at the primary: for every write, and for reads that must see the latest write made

@@ -1,6 +1,6 @@
 //! Request dispatch: resolve the route (routes.rs), build the context, call the endpoint.
 
-use worker::{Env, Method, Request, Response, Result};
+use worker::{Context, Env, Method, Request, Response, Result};
 
 use crate::edge::config::Config;
 use crate::edge::context::{Ctx, now_seconds};
@@ -11,7 +11,7 @@ use crate::routes::{self, Route};
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
-pub async fn handle(req: Request, env: Env) -> Result<Response> {
+pub async fn handle(req: Request, env: Env, context: Context) -> Result<Response> {
     let path = req.path();
     let route = routes::resolve(&path);
     if route == Route::Health {
@@ -40,7 +40,9 @@ pub async fn handle(req: Request, env: Env) -> Result<Response> {
     }
     let meter = Meter::new(config.simulated_latency);
     let storage_timing = config.storage_timing;
-    let ctx = Ctx::new(env, config, now_seconds(), meter.clone());
+    let mut ctx = Ctx::new(env, config, now_seconds(), meter.clone());
+    ctx.client_ip = req.headers().get("CF-Connecting-IP")?;
+    ctx.user_agent = req.headers().get("User-Agent")?;
     let resp = match route {
         Route::Admin(segments) => crate::admin::handle(req, &ctx, &segments).await,
         Route::Discovery(org) | Route::AuthServerMetadata(org) => {
@@ -57,6 +59,7 @@ pub async fn handle(req: Request, env: Env) -> Result<Response> {
         Route::EndSession(org) => oidc::logout::handle(req, &ctx, org).await,
         Route::Health | Route::NotFound => http::not_found(),
     }?;
+    crate::edge::audit::flush(&ctx, &context);
     if storage_timing {
         resp.headers()
             .append("Server-Timing", &meter.tally().server_timing())?;

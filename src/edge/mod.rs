@@ -1,6 +1,7 @@
 //! Worker adapters: everything that touches the Workers runtime (Request/Response, D1, KV,
 //! WebCrypto, environment) lives here, kept thin so that the rules stay in `protocol/`.
 
+pub mod audit;
 pub mod cleanup;
 pub mod config;
 pub mod context;

@@ -4,10 +4,12 @@
 
 use worker::{Request, Response, Result};
 
+use crate::edge::audit;
 use crate::edge::context::Ctx;
 use crate::edge::store::clients::get_client;
 use crate::oidc::request::{Accept, page_request};
 use crate::oidc::{consent, issue, login, pages, signer, sso};
+use crate::protocol::audit::Kind;
 use crate::protocol::authorize::{self, AuthorizeError, ClientRegistration};
 use crate::protocol::error::OAuthError;
 use crate::protocol::session::{self, Next, SessionView};
@@ -103,14 +105,38 @@ pub async fn handle(mut req: Request, ctx: &Ctx, slug: &str) -> Result<Response>
             let (s, u) = current.as_ref().expect("IssueCode implies a session");
             // An SSO session never gives a code for a client the user may not use.
             if let Err(denied) = issue::admits(&client, u) {
+                audit::note(
+                    ctx,
+                    Kind::SignInDenied,
+                    slug,
+                    Some(&u.id),
+                    Some(&client.client_id),
+                    Default::default(),
+                );
                 return redirect_error(denied);
             }
+            audit::note(
+                ctx,
+                Kind::SignInSso,
+                slug,
+                Some(&u.id),
+                Some(&client.client_id),
+                Default::default(),
+            );
             issue::code(ctx, slug, &request, &u.id, s.auth_time, 302)
         }
         Next::ShowLogin => login::show(ctx, &req, &org, &client.client_name, &request, None, 200),
         Next::ShowConsent => {
             let (_, u) = current.as_ref().expect("ShowConsent implies a session");
             if let Err(denied) = issue::admits(&client, u) {
+                audit::note(
+                    ctx,
+                    Kind::SignInDenied,
+                    slug,
+                    Some(&u.id),
+                    Some(&client.client_id),
+                    Default::default(),
+                );
                 return redirect_error(denied);
             }
             consent::show(ctx, &req, &org, &client.client_name, &u.username, &request)

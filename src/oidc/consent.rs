@@ -59,6 +59,14 @@ pub async fn handle(mut req: Request, ctx: &Ctx, slug: &str) -> Result<Response>
         );
     };
     if let Err(denied) = issue::admits(&client, &user) {
+        crate::edge::audit::note(
+            ctx,
+            crate::protocol::audit::Kind::SignInDenied,
+            slug,
+            Some(&user.id),
+            Some(&client.client_id),
+            Default::default(),
+        );
         return issue::error(
             ctx,
             slug,

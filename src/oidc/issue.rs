@@ -36,6 +36,14 @@ pub fn code(
         claims: req.claims.clone(),
     };
     let code = grant.seal(&ctx.config.key_encryption_secret, org);
+    crate::edge::audit::note(
+        ctx,
+        crate::protocol::audit::Kind::CodeIssued,
+        org,
+        Some(user_id),
+        Some(&req.client_id),
+        crate::edge::audit::detail([("scope", serde_json::json!(req.scope))]),
+    );
     let issuer = ctx.config.issuer(org);
     let mut params = vec![("code", code.as_str())];
     if let Some(state) = &req.state {

@@ -4,6 +4,7 @@
 use worker::{Headers, Request, Response, Result};
 
 use crate::crypto::random_token;
+use crate::edge::audit::{self, detail};
 use crate::edge::context::Ctx;
 use crate::edge::http;
 use crate::edge::password::verify_password;
@@ -12,14 +13,17 @@ use crate::edge::store::database::Db;
 use crate::edge::store::orgs::Organization;
 use crate::edge::store::users::{User, find_user_by_login};
 use crate::oidc::login_state::{LoginState, StateError, open_state, seal_state};
+use crate::oidc::login_throttle::Gate;
 use crate::oidc::request::{Accept, header, page_request};
 use crate::oidc::{consent, cookies, issue, pages, sso};
+use crate::protocol::audit::Kind;
 use crate::protocol::authorize::AuthorizeRequest;
 use crate::protocol::form::Form;
 use crate::protocol::lifetimes::LOGIN_FORM_SECONDS;
 use crate::protocol::origin::{origin_of, same_origin};
 use crate::protocol::password_policy::normalize;
 use crate::ui::{self, LoginPage};
+use serde_json::json;
 
 /// The same message whether the user is unknown, disabled or the password wrong, so the form
 /// does not reveal which accounts exist.
@@ -200,12 +204,60 @@ pub async fn handle(mut req: Request, ctx: &Ctx, slug: &str) -> Result<Response>
     };
     let login = form.first("username").unwrap_or("").trim();
     let password = form.first("password").unwrap_or("");
-    let user = match signs_in(ctx, slug, login, password).await? {
-        Some(u) => u,
-        None => {
-            let retry = AuthorizeRequest {
-                login_hint: Some(login.to_string()),
-                ..request
+    // The form shown again keeps the name typed, so the cursor can go to the password.
+    let retry = AuthorizeRequest {
+        login_hint: Some(login.to_string()),
+        ..request.clone()
+    };
+    let gate = Gate::open(ctx, &org, login).await?;
+    if let Some(wait) = gate.locked_for(ctx.now) {
+        // Refused without checking the password, alike for every name: no guess is tested.
+        let note = detail([
+            ("login", json!(truncate(login))),
+            ("retry_after", json!(wait)),
+        ]);
+        audit::note(
+            ctx,
+            Kind::SignInThrottled,
+            slug,
+            None,
+            Some(&client.client_id),
+            note,
+        );
+        let message = too_many(wait);
+        let resp = show(
+            ctx,
+            &req,
+            &org,
+            &client.client_name,
+            &retry,
+            Some(&message),
+            429,
+        )?;
+        resp.headers().set("Retry-After", &wait.to_string())?;
+        return Ok(resp);
+    }
+    let checked = signs_in(ctx, slug, login, password).await?;
+    let user = match checked {
+        Checked {
+            ok: true,
+            user: Some(u),
+        } => u,
+        Checked { user, .. } => {
+            let wait = gate.failed(ctx, &org, user.as_ref()).await?;
+            let user_id = user.as_ref().map(|u| u.id.as_str());
+            let note = detail([("login", json!(truncate(login)))]);
+            audit::note(
+                ctx,
+                Kind::SignInFailed,
+                slug,
+                user_id,
+                Some(&client.client_id),
+                note,
+            );
+            let message = match wait {
+                None => BAD_CREDENTIALS.to_string(),
+                Some(wait) => format!("{BAD_CREDENTIALS} {}", too_many(wait)),
             };
             return show(
                 ctx,
@@ -213,16 +265,33 @@ pub async fn handle(mut req: Request, ctx: &Ctx, slug: &str) -> Result<Response>
                 &org,
                 &client.client_name,
                 &retry,
-                Some(BAD_CREDENTIALS),
+                Some(&message),
                 401,
             );
         }
     };
+    gate.succeeded(ctx, &org, &user).await?;
+    audit::note(
+        ctx,
+        Kind::SignInSucceeded,
+        slug,
+        Some(&user.id),
+        Some(&client.client_id),
+        Default::default(),
+    );
 
     // The password was right, so the session starts (the user may use the organization's other
     // applications), but this client gets `access_denied` if the user is not in its groups.
     let session_cookie = sso::start(ctx, slug, &user.id).await?;
     let resp = if let Err(denied) = issue::admits(&client, &user) {
+        audit::note(
+            ctx,
+            Kind::SignInDenied,
+            slug,
+            Some(&user.id),
+            Some(&client.client_id),
+            Default::default(),
+        );
         issue::error(
             ctx,
             slug,
@@ -251,7 +320,14 @@ pub async fn handle(mut req: Request, ctx: &Ctx, slug: &str) -> Result<Response>
 /// or given a new password. The password is hashed again only if the primary's row differs, so a
 /// wrong password, an unknown username and a disabled user all cost one hash and one primary
 /// read: they look alike from outside (no account enumeration by timing).
-async fn signs_in(ctx: &Ctx, slug: &str, login: &str, password: &str) -> Result<Option<User>> {
+/// What a password check found: the user the login names (as the primary has it when the check
+/// failed), and whether the password signs them in.
+struct Checked {
+    user: Option<User>,
+    ok: bool,
+}
+
+async fn signs_in(ctx: &Ctx, slug: &str, login: &str, password: &str) -> Result<Checked> {
     async fn check(user: Option<&User>, password: &str) -> Result<bool> {
         let stored = user
             .and_then(|u| u.password_hash.as_deref())
@@ -274,7 +350,10 @@ async fn signs_in(ctx: &Ctx, slug: &str, login: &str, password: &str) -> Result<
     };
     let at_replica = read(ctx.replica()?).await?;
     if at_replica.is_some() && check(at_replica.as_ref(), password).await? {
-        return Ok(at_replica);
+        return Ok(Checked {
+            user: at_replica,
+            ok: true,
+        });
     }
     let at_primary = read(ctx.primary()?).await?;
     let same = |a: &User, b: &User| {
@@ -284,10 +363,25 @@ async fn signs_in(ctx: &Ctx, slug: &str, login: &str, password: &str) -> Result<
         (Some(a), Some(b)) => same(a, b),
         _ => false,
     };
-    if already_checked || !check(at_primary.as_ref(), password).await? {
-        return Ok(None);
-    }
-    Ok(at_primary)
+    let ok = !already_checked && check(at_primary.as_ref(), password).await?;
+    Ok(Checked {
+        user: at_primary,
+        ok,
+    })
+}
+
+/// "Try again in …", in plain words.
+fn too_many(wait: i64) -> String {
+    format!(
+        "Too many failed sign-in attempts. Try again in {}.",
+        crate::protocol::throttle::in_words(wait)
+    )
+}
+
+/// A login name as the audit trail keeps it: at most 64 characters (a real one is shorter; a
+/// longer one is noise, or a password typed in the wrong field).
+fn truncate(login: &str) -> String {
+    login.chars().take(64).collect()
 }
 
 /// The client a submitted form is for. It may have changed since the form was shown: it must

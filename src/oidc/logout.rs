@@ -89,7 +89,17 @@ pub async fn handle(mut req: Request, ctx: &Ctx, slug: &str) -> Result<Response>
             }
         }
     };
-    let clear_cookie = sso::end(ctx, slug, &req).await?;
+    let (clear_cookie, ended) = sso::end(ctx, slug, &req).await?;
+    if ended.is_some() {
+        crate::edge::audit::note(
+            ctx,
+            crate::protocol::audit::Kind::Logout,
+            slug,
+            ended.as_deref(),
+            client_id.as_deref(),
+            Default::default(),
+        );
+    }
     let resp = match target {
         Some(uri) => {
             let params: Vec<(&str, &str)> = params

@@ -10,6 +10,7 @@ pub mod issue;
 pub mod jwks;
 pub mod login;
 pub mod login_state;
+pub mod login_throttle;
 pub mod logout;
 pub mod pages;
 pub mod request;

@@ -6,13 +6,18 @@ use std::collections::HashMap;
 
 use worker::{Method, Request, Response, Result};
 
+use crate::edge::audit::{self, detail};
 use crate::edge::context::Ctx;
 use crate::edge::http;
-use crate::edge::store::clients::{Client, get_client};
+use crate::edge::store::clients::{Client, get_client_for_auth};
 use crate::edge::store::orgs::{Organization, get_org};
+use crate::edge::store::throttles;
+use crate::protocol::audit::Kind;
 use crate::protocol::client_auth;
 use crate::protocol::error::{ErrorCode, OAuthError};
 use crate::protocol::form::Form;
+use crate::protocol::throttle;
+use serde_json::json;
 
 /// Bodies larger than this are refused before parsing: no legitimate OIDC form comes close.
 const MAX_FORM_BYTES: usize = 64 * 1024;
@@ -140,25 +145,76 @@ pub async fn client_request(
     // The client from the nearest replica; from the primary when the replica's copy refuses the
     // credentials, which it may only because it lags (a client just created or a secret just
     // rotated). A rotated-out secret keeps working where a replica lags, for that lag at most.
+    // The same read brings the lock of this client from this address (failed secrets are
+    // throttled per client and address: a guesser slows down, the real server does not).
     let client_id = presented.client_id.as_str();
-    let client = ctx
+    let key = ctx
+        .client_ip
+        .as_deref()
+        .map(|ip| throttles::client_key(client_id, ip));
+    let key = key.as_deref();
+    let found = ctx
         .fresh(
-            |db| async move { get_client(&db, slug, client_id).await },
-            |c| client_auth::verify(&presented, c.secret_hash.as_deref()).is_ok(),
+            |db| async move { get_client_for_auth(&db, slug, client_id, key).await },
+            |(c, locked)| {
+                *locked <= ctx.now
+                    && client_auth::verify(&presented, c.secret_hash.as_deref()).is_ok()
+            },
         )
         .await?;
-    let verified = match client {
-        None => Err(OAuthError::invalid_client("client authentication failed")),
-        Some(c) => client_auth::verify(&presented, c.secret_hash.as_deref()).map(|()| c),
+    let Some((client, locked_until)) = found else {
+        return oauth_error(
+            &OAuthError::invalid_client("client authentication failed"),
+            &issuer,
+        )
+        .map(Err);
     };
-    match verified {
-        Ok(client) => Ok(Ok(ClientRequest {
-            form,
-            client,
-            issuer,
-        })),
-        Err(e) => oauth_error(&e, &issuer).map(Err),
+    if locked_until > ctx.now {
+        let wait = locked_until - ctx.now;
+        let note = detail([("retry_after", json!(wait))]);
+        audit::note(
+            ctx,
+            Kind::ClientAuthThrottled,
+            slug,
+            None,
+            Some(client_id),
+            note,
+        );
+        let err = OAuthError::new(
+            ErrorCode::TemporarilyUnavailable,
+            format!("too many failed client authentications from this address; retry in {wait} s"),
+        );
+        let resp = http::no_store(http::json(429, &err.to_json())?)?;
+        resp.headers().set("Retry-After", &wait.to_string())?;
+        return Ok(Err(resp));
     }
+    if let Err(e) = client_auth::verify(&presented, client.secret_hash.as_deref()) {
+        if let Some(key) = key {
+            throttles::record_failures(
+                &ctx.primary()?,
+                slug,
+                &[(key.to_string(), throttle::CLIENT_FAILURES)],
+                throttle::CLIENT_MAX_WAIT,
+                throttle::CLIENT_RESET_AFTER,
+                ctx.now,
+            )
+            .await?;
+        }
+        audit::note(
+            ctx,
+            Kind::ClientAuthFailed,
+            slug,
+            None,
+            Some(client_id),
+            Default::default(),
+        );
+        return oauth_error(&e, &issuer).map(Err);
+    }
+    Ok(Ok(ClientRequest {
+        form,
+        client,
+        issuer,
+    }))
 }
 
 /// Which methods a browser-facing endpoint takes.

@@ -5,11 +5,14 @@
 use worker::{Request, Response, Result};
 
 use crate::crypto::token_hash;
+use crate::edge::audit::{self, detail};
 use crate::edge::context::Ctx;
 use crate::edge::http;
 use crate::edge::store::grants::{self, TokenKind};
 use crate::oidc::request::{ClientRequest, client_request, oauth_error};
+use crate::protocol::audit::Kind;
 use crate::protocol::error::OAuthError;
+use serde_json::json;
 
 pub async fn handle(mut req: Request, ctx: &Ctx, slug: &str) -> Result<Response> {
     let ClientRequest {
@@ -36,10 +39,25 @@ pub async fn handle(mut req: Request, ctx: &Ctx, slug: &str) -> Result<Response>
         && client_id == client.client_id
     {
         let db = ctx.primary()?;
-        match kind {
-            TokenKind::Access => grants::delete_access(&db, hash).await?,
-            TokenKind::Refresh => grants::revoke_grant(&db, &grant_id, ctx.now).await?,
-        }
+        let what = match kind {
+            TokenKind::Access => {
+                grants::delete_access(&db, hash).await?;
+                "access_token"
+            }
+            TokenKind::Refresh => {
+                grants::revoke_grant(&db, &grant_id, ctx.now).await?;
+                "refresh_token and its grant"
+            }
+        };
+        let note = detail([("revoked", json!(what)), ("grant_id", json!(grant_id))]);
+        audit::note(
+            ctx,
+            Kind::TokenRevoked,
+            slug,
+            None,
+            Some(&client.client_id),
+            note,
+        );
     }
     // §2.2: 200 whether or not the token existed (an invalid token is not an error), and a
     // token of another client is left alone without saying so.

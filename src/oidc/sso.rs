@@ -43,14 +43,17 @@ pub async fn start(ctx: &Ctx, org: &str, user_id: &str) -> Result<String> {
     ))
 }
 
-/// End this browser's session (if any); returns the Set-Cookie value that clears the cookie.
-pub async fn end(ctx: &Ctx, org: &str, req: &Request) -> Result<String> {
+/// End this browser's session (if any); returns the Set-Cookie value that clears the cookie,
+/// and whose session it was (for the audit trail).
+pub async fn end(ctx: &Ctx, org: &str, req: &Request) -> Result<(String, Option<String>)> {
+    let mut user_id = None;
     if let Some(session_id) = cookies::read(header(req, "Cookie").as_deref(), cookies::SESSION) {
-        kv::delete_session(&ctx.kv()?, org, &session_id).await?;
+        let kv = ctx.kv()?;
+        user_id = kv::get_session(&kv, org, &session_id, ctx.now)
+            .await?
+            .map(|s| s.user_id);
+        kv::delete_session(&kv, org, &session_id).await?;
     }
-    Ok(cookies::clear(
-        cookies::SESSION,
-        org,
-        ctx.config.secure_cookies(),
-    ))
+    let cookie = cookies::clear(cookies::SESSION, org, ctx.config.secure_cookies());
+    Ok((cookie, user_id))
 }

@@ -4,6 +4,7 @@ use serde_json::{Value, json};
 use worker::{Request, Response, Result};
 
 use crate::crypto::{random_token, token_hash};
+use crate::edge::audit::{self, detail};
 use crate::edge::context::Ctx;
 use crate::edge::http;
 use crate::edge::store::clients::Client;
@@ -13,6 +14,7 @@ use crate::edge::store::users::get_user;
 use crate::oidc::request::{ClientRequest, client_request, oauth_error};
 use crate::oidc::signer;
 use crate::oidc::userinfo::profile;
+use crate::protocol::audit::Kind;
 use crate::protocol::claims::{id_token_extras, wants_groups_in_id_token};
 use crate::protocol::code::CodeGrant;
 use crate::protocol::error::{ErrorCode, OAuthError};
@@ -94,7 +96,17 @@ async fn exchange_code(
     if record.is_expired(ctx.now) {
         // Possibly redeemed before it expired, and now replayed: what it issued is revoked
         // (RFC 6749 §4.1.2) — the grants table remembers every claim.
-        grants::revoke_by_code(&db, &code_hash, ctx.now).await?;
+        if grants::revoke_by_code(&db, &code_hash, ctx.now).await? {
+            let note = detail([("revoked", json!("the grant of its first redemption"))]);
+            audit::note(
+                ctx,
+                Kind::CodeReplayed,
+                slug,
+                Some(&record.user_id),
+                Some(&client.client_id),
+                note,
+            );
+        }
     }
     if let Err(e) = record.check_redemption(&client.client_id, redirect_uri, code_verifier, ctx.now)
     {
@@ -127,10 +139,29 @@ async fn exchange_code(
     )
     .await;
     match claimed {
-        Ok(Claim::Won) => {}
+        Ok(Claim::Won) => {
+            let note = detail([("grant_id", json!(grant_id))]);
+            audit::note(
+                ctx,
+                Kind::CodeRedeemed,
+                slug,
+                Some(&record.user_id),
+                Some(&client.client_id),
+                note,
+            );
+        }
         // Lost the claim: a replay, or a concurrent redemption. Exactly one request wins; every
         // other one has revoked what the winner got, in the same statement.
-        Ok(Claim::Replayed) => {
+        Ok(Claim::Replayed(revoked)) => {
+            let note = detail([("revoked_grant_id", json!(revoked))]);
+            audit::note(
+                ctx,
+                Kind::CodeReplayed,
+                slug,
+                Some(&record.user_id),
+                Some(&client.client_id),
+                note,
+            );
             return Ok(Err(OAuthError::invalid_grant(
                 "the authorization code was already used",
             )));
@@ -242,6 +273,15 @@ async fn refresh(
             RefreshOutcome::Invalid(why) => return Ok(Err(OAuthError::invalid_grant(why))),
             RefreshOutcome::ReuseDetected => {
                 grants::revoke_grant(&db, &record.grant_id, ctx.now).await?;
+                let note = detail([("revoked_grant_id", json!(record.grant_id))]);
+                audit::note(
+                    ctx,
+                    Kind::RefreshReuseDetected,
+                    slug,
+                    Some(&record.user_id),
+                    Some(&client.client_id),
+                    note,
+                );
                 return Ok(Err(OAuthError::invalid_grant(
                     "the refresh token was already used; the grant is revoked",
                 )));
@@ -312,6 +352,15 @@ async fn refresh(
     // Treat it as reuse.
     if let Some(record) = grants::find_refresh(&db, &old_hash).await? {
         grants::revoke_grant(&db, &record.grant_id, ctx.now).await?;
+        let note = detail([("revoked_grant_id", json!(record.grant_id))]);
+        audit::note(
+            ctx,
+            Kind::RefreshReuseDetected,
+            slug,
+            Some(&record.user_id),
+            Some(&client.client_id),
+            note,
+        );
     }
     Ok(Err(OAuthError::invalid_grant(
         "the refresh token was already used; the grant is revoked",

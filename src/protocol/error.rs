@@ -20,6 +20,9 @@ pub enum ErrorCode {
     RequestUriNotSupported,
     InvalidToken,
     UnsupportedTokenType,
+    /// RFC 6749 §4.1.2.1: "temporarily unable to handle the request"; here, with 429, a client
+    /// that failed authentication too often from one address.
+    TemporarilyUnavailable,
 }
 
 impl ErrorCode {
@@ -41,6 +44,7 @@ impl ErrorCode {
             ErrorCode::RequestUriNotSupported => "request_uri_not_supported",
             ErrorCode::InvalidToken => "invalid_token",
             ErrorCode::UnsupportedTokenType => "unsupported_token_type",
+            ErrorCode::TemporarilyUnavailable => "temporarily_unavailable",
         }
     }
 
@@ -51,6 +55,7 @@ impl ErrorCode {
         match self {
             ErrorCode::InvalidClient | ErrorCode::InvalidToken => 401,
             ErrorCode::ServerError => 500,
+            ErrorCode::TemporarilyUnavailable => 429,
             _ => 400,
         }
     }

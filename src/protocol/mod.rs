@@ -1,6 +1,7 @@
 //! OAuth 2.0 and OpenID Connect rules in plain Rust: no Worker, web-sys or js-sys types, so
 //! `cargo test` checks them natively. Time and randomness are passed in.
 
+pub mod audit;
 pub mod authorize;
 pub mod claims;
 pub mod client_auth;
@@ -19,4 +20,5 @@ pub mod refresh;
 pub mod retention;
 pub mod scopes;
 pub mod session;
+pub mod throttle;
 pub mod token_request;

@@ -15,7 +15,13 @@ pub struct Cutoffs {
     /// Grants created before this with no token left are deleted. A grant is also the claim on
     /// its code; by then any replay of the code is long past its 60 s lifetime and fails anyway.
     pub grant_created_before: i64,
+    /// Throttle counters last touched before this are deleted: past the longest reset period an
+    /// organization may set, a counter would start again from zero anyway.
+    pub throttle_quiet_since: i64,
 }
+
+/// The longest `throttle_reset_seconds` the admin API accepts (30 days).
+pub const MAX_THROTTLE_RESET_SECONDS: i64 = 30 * 24 * 3600;
 
 pub fn cutoffs(now: i64) -> Cutoffs {
     Cutoffs {
@@ -26,6 +32,7 @@ pub fn cutoffs(now: i64) -> Cutoffs {
             - CODE_SECONDS
                 .max(ACCESS_TOKEN_SECONDS)
                 .max(REFRESH_TOKEN_SECONDS),
+        throttle_quiet_since: now - MAX_THROTTLE_RESET_SECONDS,
     }
 }
 

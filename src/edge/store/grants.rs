@@ -37,8 +37,8 @@ pub enum Claim {
     /// This request claimed the code; its tokens are stored.
     Won,
     /// The code had been claimed before (a replay, or a concurrent redemption that committed
-    /// first): nothing was stored, and the earlier redemption's grant is now revoked.
-    Replayed,
+    /// first): nothing was stored, and the earlier redemption's grant (this id) is now revoked.
+    Replayed(String),
 }
 
 /// Claim the code and store its tokens in one transaction — one round trip to the primary. The
@@ -105,23 +105,31 @@ pub async fn claim_code_and_issue(
     struct Row {
         id: String,
     }
-    let claimed = results
+    let returned = results
         .first()
         .and_then(|r| r.results::<Row>().ok())
         .and_then(|rows| rows.into_iter().next())
-        .is_some_and(|row| row.id == grant.id);
-    Ok(if claimed { Claim::Won } else { Claim::Replayed })
+        .map(|row| row.id)
+        .unwrap_or_default();
+    // RETURNING gives this request's id when it inserted, the existing grant's after a conflict.
+    Ok(if returned == grant.id {
+        Claim::Won
+    } else {
+        Claim::Replayed(returned)
+    })
 }
 
 /// A replayed code revokes everything its first redemption issued (RFC 6749 §4.1.2: "the
 /// authorization server … SHOULD revoke (when possible) all tokens previously issued based on
 /// that authorization code").
-pub async fn revoke_by_code(db: &Db, code_hash: &str, now: i64) -> Result<()> {
-    db.prepare("UPDATE grants SET revoked_at = ?2 WHERE code_hash = ?1 AND revoked_at IS NULL")
+/// Whether a live grant was revoked.
+pub async fn revoke_by_code(db: &Db, code_hash: &str, now: i64) -> Result<bool> {
+    let result = db
+        .prepare("UPDATE grants SET revoked_at = ?2 WHERE code_hash = ?1 AND revoked_at IS NULL")
         .bind(&[code_hash.into(), int(now)])?
         .run()
         .await?;
-    Ok(())
+    Ok(result.meta()?.and_then(|m| m.changes).unwrap_or(0) > 0)
 }
 
 pub async fn revoke_grant(db: &Db, grant_id: &str, now: i64) -> Result<()> {

@@ -6,10 +6,12 @@
 pub mod clients;
 pub mod d1;
 pub mod database;
+pub mod events;
 pub mod grants;
 pub mod groups;
 pub mod keys;
 pub mod kv;
 pub mod meter;
 pub mod orgs;
+pub mod throttles;
 pub mod users;

@@ -15,6 +15,23 @@ pub struct Organization {
     pub primary_color: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
+    /// Brute-force throttling (protocol/throttle.rs) and audit retention.
+    pub throttle_account_failures: i64,
+    pub throttle_ip_failures: i64,
+    pub throttle_max_wait_seconds: i64,
+    pub throttle_reset_seconds: i64,
+    pub audit_retention_days: i64,
+}
+
+impl Organization {
+    pub fn throttle_policy(&self) -> crate::protocol::throttle::Policy {
+        crate::protocol::throttle::Policy {
+            account_failures: self.throttle_account_failures,
+            ip_failures: self.throttle_ip_failures,
+            max_wait: self.throttle_max_wait_seconds,
+            reset_after: self.throttle_reset_seconds,
+        }
+    }
 }
 
 pub async fn get_org(db: &Db, slug: &str) -> Result<Option<Organization>> {
@@ -40,8 +57,10 @@ pub async fn create_org_with_key(
     use crate::edge::store::d1::int;
     let insert_org = db
         .prepare(
-            "INSERT INTO organizations (slug, name, logo_url, primary_color, created_at, updated_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            "INSERT INTO organizations (slug, name, logo_url, primary_color, created_at, updated_at, \
+             throttle_account_failures, throttle_ip_failures, throttle_max_wait_seconds, \
+             throttle_reset_seconds, audit_retention_days) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
         )
         .bind(&[
             org.slug.as_str().into(),
@@ -50,6 +69,11 @@ pub async fn create_org_with_key(
             opt(&org.primary_color),
             int(org.created_at),
             int(org.updated_at),
+            int(org.throttle_account_failures),
+            int(org.throttle_ip_failures),
+            int(org.throttle_max_wait_seconds),
+            int(org.throttle_reset_seconds),
+            int(org.audit_retention_days),
         ])?;
     let insert_key = crate::edge::store::keys::insert_key_statement(db, key)?;
     db.batch(vec![insert_org, insert_key]).await?;
@@ -63,10 +87,13 @@ pub async fn list_orgs(db: &Db) -> Result<Vec<Organization>> {
         .results::<Organization>()
 }
 
-/// Writes name and branding; `None` when the organization does not exist.
+/// Writes name, branding and policies; `None` when the organization does not exist.
 pub async fn update_org(db: &Db, org: &Organization) -> Result<Option<Organization>> {
+    use crate::edge::store::d1::int;
     db.prepare(
-        "UPDATE organizations SET name = ?2, logo_url = ?3, primary_color = ?4, updated_at = ?5 \
+        "UPDATE organizations SET name = ?2, logo_url = ?3, primary_color = ?4, updated_at = ?5, \
+         throttle_account_failures = ?6, throttle_ip_failures = ?7, throttle_max_wait_seconds = ?8, \
+         throttle_reset_seconds = ?9, audit_retention_days = ?10 \
          WHERE slug = ?1 RETURNING *",
     )
     .bind(&[
@@ -74,7 +101,12 @@ pub async fn update_org(db: &Db, org: &Organization) -> Result<Option<Organizati
         org.name.as_str().into(),
         opt(&org.logo_url),
         opt(&org.primary_color),
-        crate::edge::store::d1::int(org.updated_at),
+        int(org.updated_at),
+        int(org.throttle_account_failures),
+        int(org.throttle_ip_failures),
+        int(org.throttle_max_wait_seconds),
+        int(org.throttle_reset_seconds),
+        int(org.audit_retention_days),
     ])?
     .first::<Organization>(None)
     .await

@@ -1,0 +1,131 @@
+//! Brute-force throttling rules (OWASP ASVS 5.0 §6.3.1; the shape of Keycloak's defaults): after
+//! `threshold` consecutive failures for a key, each further failure locks the key for a wait
+//! that doubles from 1 s up to a cap; a success (for an account) or a quiet `reset_after`
+//! period starts the count again. Attempts while locked are refused without being checked, and
+//! do not count. Pure; `edge/store/throttles.rs` applies the same rule in one SQL UPSERT at the
+//! D1 primary (see `WAIT_SQL`), and a unit test keeps the two in step.
+
+/// One organization's settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Policy {
+    pub account_failures: i64,
+    pub ip_failures: i64,
+    pub max_wait: i64,
+    pub reset_after: i64,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            account_failures: 5,
+            ip_failures: 20,
+            max_wait: 900,
+            reset_after: 12 * 3600,
+        }
+    }
+}
+
+/// Invalid client credentials at the token, revocation and introspection endpoints, per client
+/// and address: a server with the right secret never fails, so this only ever slows a guesser.
+pub const CLIENT_FAILURES: i64 = 10;
+pub const CLIENT_MAX_WAIT: i64 = 900;
+pub const CLIENT_RESET_AFTER: i64 = 3600;
+/// Wrong admin tokens per address (the admin token is 256 bits; this is about noise and cost).
+pub const ADMIN_FAILURES: i64 = 10;
+pub const ADMIN_MAX_WAIT: i64 = 900;
+pub const ADMIN_RESET_AFTER: i64 = 3600;
+
+/// A key's stored state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Counter {
+    pub failures: i64,
+    pub locked_until: i64,
+    pub updated_at: i64,
+}
+
+/// Seconds to wait after the `failures`-th consecutive failure: 0 below the threshold, then
+/// 1, 2, 4, … seconds, at most `max_wait`.
+pub fn wait_after(failures: i64, threshold: i64, max_wait: i64) -> i64 {
+    if failures < threshold {
+        return 0;
+    }
+    let doublings = (failures - threshold).min(30);
+    (1i64 << doublings).min(max_wait)
+}
+
+/// How long a key is still locked at `now` (None when it is not).
+pub fn locked_for(counter: Option<&Counter>, now: i64) -> Option<i64> {
+    counter
+        .map(|c| c.locked_until - now)
+        .filter(|left| *left > 0)
+}
+
+/// The state after one more failure at `now` (what the SQL UPSERT computes).
+pub fn after_failure(
+    counter: Option<&Counter>,
+    threshold: i64,
+    max_wait: i64,
+    reset_after: i64,
+    now: i64,
+) -> Counter {
+    let failures = match counter {
+        Some(c) if c.updated_at > now - reset_after => c.failures + 1,
+        _ => 1,
+    };
+    let wait = wait_after(failures, threshold, max_wait);
+    Counter {
+        failures,
+        locked_until: if wait > 0 { now + wait } else { 0 },
+        updated_at: now,
+    }
+}
+
+/// A wait in words for the login page ("Try again in …").
+pub fn in_words(seconds: i64) -> String {
+    match seconds {
+        ..=1 => "1 second".to_string(),
+        2..=59 => format!("{seconds} seconds"),
+        60..=119 => "1 minute".to_string(),
+        _ => format!("{} minutes", (seconds + 59) / 60),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_wait_doubles_from_one_second_after_the_threshold_up_to_the_cap() {
+        let waits: Vec<i64> = (1..=16).map(|n| wait_after(n, 5, 900)).collect();
+        assert_eq!(
+            waits,
+            vec![0, 0, 0, 0, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 900, 900]
+        );
+        assert_eq!(wait_after(10_000, 5, 900), 900, "no overflow");
+    }
+
+    #[test]
+    fn failures_accumulate_and_reset_after_a_quiet_period() {
+        let mut c = None;
+        for now in 100..105 {
+            c = Some(after_failure(c.as_ref(), 5, 900, 3600, now));
+        }
+        let c5 = c.unwrap();
+        assert_eq!((c5.failures, c5.locked_until), (5, 105));
+        assert_eq!(locked_for(Some(&c5), 104), Some(1));
+        assert_eq!(locked_for(Some(&c5), 105), None);
+        let c6 = after_failure(Some(&c5), 5, 900, 3600, 106);
+        assert_eq!((c6.failures, c6.locked_until), (6, 108));
+        let fresh = after_failure(Some(&c6), 5, 900, 3600, 106 + 3600);
+        assert_eq!((fresh.failures, fresh.locked_until), (1, 0));
+    }
+
+    #[test]
+    fn waits_in_words() {
+        assert_eq!(in_words(1), "1 second");
+        assert_eq!(in_words(8), "8 seconds");
+        assert_eq!(in_words(64), "1 minute");
+        assert_eq!(in_words(900), "15 minutes");
+        assert_eq!(in_words(121), "3 minutes");
+    }
+}
