@@ -59,7 +59,7 @@ test('login POST: the user from a replica, the session written to KV, no round t
   assertBudget(res, 'login POST', { primary: 0, kvRead: 0, kvWrite: 1 });
 });
 
-test('a wrong password costs one primary read (a replica may lag a new password), the same as an unknown user', async () => {
+test('a wrong password costs one primary read (a replica may lag a new password) and one write counting the failure, the same as an unknown user', async () => {
   const browser = new Browser();
   for (const [username, password, what] of [
     [fx.alice.username, 'not the password', 'wrong password'],
@@ -69,7 +69,7 @@ test('a wrong password costs one primary read (a replica may lag a new password)
     const form = loginForm(page);
     const res = await browser.post(form.action, formFields(form, { username, password }));
     assert.equal(res.status, 401, what);
-    assertBudget(res, what, { primary: 1, kvWrite: 0 });
+    assertBudget(res, what, { primary: 2, kvWrite: 0 });
   }
 });
 
@@ -136,12 +136,12 @@ test('revocation and introspection: at most one round trip to the primary', asyn
   }
 });
 
-test('wrong client credentials: the primary is asked before refusing (the replica may lag a new secret)', async () => {
+test('wrong client credentials: the primary is asked before refusing (the replica may lag a new secret), and the failure counted there', async () => {
   const res = await readJson(await fetch(endpoint(fx, 'token_endpoint'), {
     method: 'POST',
     headers: { 'Content-Type': 'application/x-www-form-urlencoded', Authorization: basicAuth(fx.web.client_id, 'wrong') },
     body: new URLSearchParams({ grant_type: 'authorization_code', code: 'x', redirect_uri: fx.web.redirect_uri }),
   }));
   assertOAuthError(res, 401, 'invalid_client');
-  assertBudget(res, 'invalid_client', { primary: 1, kvRead: 0, kvWrite: 0 });
+  assertBudget(res, 'invalid_client', { primary: 2, kvRead: 0, kvWrite: 0 });
 });

@@ -33,10 +33,9 @@ pub struct UserView {
     pub has_password: bool,
     /// The names of the user's groups.
     pub groups: Vec<String>,
-    /// Login throttling of this account (only when one user is read): failures counted and
-    /// until when sign-in waits; `null` when there are none.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub login_lock: Option<Option<LockView>>,
+    /// Login throttling of this account: failures counted and, while sign-in waits, until
+    /// when; `null` when there are none.
+    pub login_lock: Option<LockView>,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -58,7 +57,7 @@ fn lock_view(counter: Option<Counter>, now: i64) -> Option<LockView> {
 pub fn view(mut u: User) -> UserView {
     u.groups.sort_by_key(|g| g.to_ascii_lowercase());
     UserView {
-        login_lock: None,
+        login_lock: lock_view(u.login_lock, crate::edge::context::now_seconds()),
         groups: u.groups,
         has_password: u.password_hash.is_some(),
         id: u.id,
@@ -117,6 +116,7 @@ pub fn new_user(fields: &Fields, org: &str, id: String, now: i64) -> Result<User
         created_at: now,
         updated_at: now,
         groups: Vec::new(),
+        login_lock: None,
     };
     apply_profile(&mut user, fields)?;
     Ok(user)
@@ -248,11 +248,7 @@ async fn require(ctx: &Ctx, org: &str, id: &str) -> Result<User, Failure> {
 }
 
 pub async fn get(ctx: &Ctx, org: &str, id: &str) -> Outcome {
-    let user = require(ctx, org, id).await?;
-    let counter = throttles::get(&ctx.primary()?, org, &throttles::user_key(id)).await?;
-    let mut v = view(user);
-    v.login_lock = Some(lock_view(counter, ctx.now));
-    Ok(http::json(200, &v)?)
+    Ok(http::json(200, &view(require(ctx, org, id).await?))?)
 }
 
 /// DELETE …/lock → 204: forget the account's failures, so the user can sign in at once.

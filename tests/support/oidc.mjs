@@ -6,10 +6,10 @@ import { createHash, createPublicKey, randomBytes, verify as cryptoVerify } from
 import { readFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { join } from 'node:path';
-import { BASE, admin, unique } from './client.mjs';
+import { BASE, admin, unique, randomIp } from './client.mjs';
 import { ROOT } from './worker.mjs';
 
-export { BASE, admin, unique };
+export { BASE, admin, unique, randomIp };
 
 // ---------------------------------------------------------------------------------------------
 // Small utilities
@@ -96,10 +96,11 @@ export class CookieJar {
  * with its body read: { status, headers, location, text, url, setCookies }.
  */
 export class Browser {
-  constructor(jar = new CookieJar()) { this.jar = jar; }
+  /** Each browser has its own address (see randomIp): sign-in failures are throttled per address. */
+  constructor(jar = new CookieJar(), ip = randomIp()) { this.jar = jar; this.ip = ip; }
 
   async request(url, { method = 'GET', form, headers = {} } = {}) {
-    const h = { 'User-Agent': 'Mozilla/5.0 (clavex-tests)', Accept: 'text/html,*/*', ...headers };
+    const h = { 'User-Agent': 'Mozilla/5.0 (clavex-tests)', Accept: 'text/html,*/*', 'CF-Connecting-IP': this.ip, ...headers };
     const cookie = this.jar.header(url);
     if (cookie) h.Cookie = cookie;
     let body;

@@ -31,14 +31,44 @@ pub struct User {
         deserialize_with = "crate::edge::store::d1::json_list"
     )]
     pub groups: Vec<String>,
+    /// The account's login throttle counter (`throttles` key `user:<id>`), read in the same
+    /// query; `None` when it has none or a query does not ask.
+    #[serde(default, skip_serializing, deserialize_with = "lock_object")]
+    pub login_lock: Option<crate::protocol::throttle::Counter>,
 }
 
-/// Every column of the user row `users`, with the user's groups.
-fn user_columns() -> String {
+/// The `login_lock` column: a JSON object (D1 returns it as text) or null.
+fn lock_object<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<Option<crate::protocol::throttle::Counter>, D::Error> {
+    #[derive(Deserialize)]
+    struct Lock {
+        failures: i64,
+        locked_until: i64,
+        updated_at: i64,
+    }
+    let text = Option::<String>::deserialize(d)?;
+    Ok(text
+        .and_then(|t| serde_json::from_str::<Lock>(&t).ok())
+        .map(|l| crate::protocol::throttle::Counter {
+            failures: l.failures,
+            locked_until: l.locked_until,
+            updated_at: l.updated_at,
+        }))
+}
+
+/// The columns a user read adds to `users.*` (table alias `users`): groups and the lock.
+fn extra_columns() -> String {
     format!(
-        "users.*, {}",
+        "{}, (SELECT json_object('failures', t.failures, 'locked_until', t.locked_until, 'updated_at', t.updated_at) \
+         FROM throttles t WHERE t.scope = users.org AND t.key = 'user:' || users.id) AS login_lock",
         crate::edge::store::groups::user_groups_column("users")
     )
+}
+
+/// Every column of the user row `users`, with the user's groups and login lock.
+fn user_columns() -> String {
+    format!("users.*, {}", extra_columns())
 }
 
 /// SQLite has no boolean: D1 returns 0/1.
@@ -157,7 +187,7 @@ pub async fn update_user(db: &Db, u: &User) -> Result<Option<User>> {
         "UPDATE users SET username = ?3, email = ?4, name = ?5, picture = ?6, email_verified = ?7, \
          disabled = ?8, updated_at = ?9 WHERE org = ?1 AND id = ?2 RETURNING *, {}",
         // RETURNING takes no `users.*`; the bare `*` is the same columns.
-        crate::edge::store::groups::user_groups_column("users")
+        extra_columns()
     ))
     .bind(
         &[
