@@ -24,10 +24,8 @@ pub async fn handle(mut req: Request, ctx: &Ctx, slug: &str) -> Result<Response>
         return unknown_org_json();
     }
     let realm = ctx.config.issuer(slug);
-    let from_header = header(&req, "Authorization").and_then(|h| {
-        let h = h.trim();
-        (h.len() > 7 && h[..7].eq_ignore_ascii_case("bearer ")).then(|| h[7..].trim().to_string())
-    });
+    let from_header =
+        header(&req, "Authorization").and_then(|h| crate::protocol::bearer::from_authorization(&h));
     let from_query = query(&req)?.first("access_token").map(str::to_string);
     let content_type = header(&req, "Content-Type")
         .unwrap_or_default()

@@ -2,6 +2,7 @@
 //! `cargo test` checks them natively. Time and randomness are passed in.
 
 pub mod authorize;
+pub mod bearer;
 pub mod claims;
 pub mod client_auth;
 pub mod code;
