@@ -12,6 +12,8 @@
 pub mod admin;
 pub mod crypto;
 pub mod edge;
+#[cfg(test)]
+mod fuzz;
 pub mod oidc;
 pub mod protocol;
 pub mod routes;

@@ -54,10 +54,11 @@ fn lock_view(counter: Option<Counter>, now: i64) -> Option<LockView> {
     })
 }
 
-pub fn view(mut u: User) -> UserView {
+/// The user as the API shows it; `now` decides whether a lock is still running.
+pub fn view(mut u: User, now: i64) -> UserView {
     u.groups.sort_by_key(|g| g.to_ascii_lowercase());
     UserView {
-        login_lock: lock_view(u.login_lock, crate::edge::context::now_seconds()),
+        login_lock: lock_view(u.login_lock, now),
         groups: u.groups,
         has_password: u.password_hash.is_some(),
         id: u.id,
@@ -175,7 +176,7 @@ pub async fn create(req: &mut Request, ctx: &Ctx, org: &str) -> Outcome {
             .unwrap_or(Failure::Internal(e)));
     }
     let location = format!("/api/v1/organizations/{org}/users/{}", user.id);
-    created(&location, &view(user))
+    created(&location, &view(user, ctx.now))
 }
 
 /// Query parameters of the list: `limit` (1–200, default 50), `cursor` (the `next_cursor` of the
@@ -232,7 +233,7 @@ pub async fn list_filtered(
     } else {
         None
     };
-    let views: Vec<UserView> = users.into_iter().map(view).collect();
+    let views: Vec<UserView> = users.into_iter().map(|u| view(u, ctx.now)).collect();
     Ok(http::json(
         200,
         &serde_json::json!({ key: views, "next_cursor": next_cursor }),
@@ -248,7 +249,10 @@ async fn require(ctx: &Ctx, org: &str, id: &str) -> Result<User, Failure> {
 }
 
 pub async fn get(ctx: &Ctx, org: &str, id: &str) -> Outcome {
-    Ok(http::json(200, &view(require(ctx, org, id).await?))?)
+    Ok(http::json(
+        200,
+        &view(require(ctx, org, id).await?, ctx.now),
+    )?)
 }
 
 /// DELETE …/lock → 204: forget the account's failures, so the user can sign in at once.
@@ -285,7 +289,7 @@ pub async fn update(req: &mut Request, ctx: &Ctx, org: &str, id: &str) -> Outcom
                 .unwrap_or(Failure::Internal(e)));
         }
     };
-    Ok(http::json(200, &view(updated))?)
+    Ok(http::json(200, &view(updated, ctx.now))?)
 }
 
 pub async fn delete(ctx: &Ctx, org: &str, id: &str) -> Outcome {
@@ -379,7 +383,7 @@ mod tests {
         )
         .unwrap();
         u.password_hash = Some("$pbkdf2-sha256$secret".into());
-        let v = serde_json::to_value(view(u)).unwrap();
+        let v = serde_json::to_value(view(u, 0)).unwrap();
         assert_eq!(v["has_password"], true);
         assert!(!v.to_string().contains("pbkdf2"));
         assert!(v.get("password").is_none() && v.get("password_hash").is_none());

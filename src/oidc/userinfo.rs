@@ -24,10 +24,8 @@ pub async fn handle(mut req: Request, ctx: &Ctx, slug: &str) -> Result<Response>
         return unknown_org_json();
     }
     let realm = ctx.config.issuer(slug);
-    let from_header = header(&req, "Authorization").and_then(|h| {
-        let h = h.trim();
-        (h.len() > 7 && h[..7].eq_ignore_ascii_case("bearer ")).then(|| h[7..].trim().to_string())
-    });
+    let from_header =
+        header(&req, "Authorization").and_then(|h| crate::protocol::bearer::from_authorization(&h));
     let params = query(&req)?;
     // RFC 6750 §2.3 / RFC 6749 §3.1: a parameter given twice is a malformed request.
     if let Some(name) = params.any_repeated() {

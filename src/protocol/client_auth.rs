@@ -42,7 +42,15 @@ pub fn presented(
         .map_err(|_| OAuthError::invalid_request("client_secret is repeated"))?;
     let basic = authorization
         .map(str::trim)
-        .filter(|h| h.len() > 6 && h[..6].eq_ignore_ascii_case("basic "))
+        // `get(..6)`, not `[..6]`: a header with a multi-byte character in its first six bytes
+        // (e.g. "Basicé…", an obs-text byte as the runtime hands it over) made the slice panic.
+        // Found by the property tests (src/fuzz). A match means the six bytes are ASCII, so
+        // byte 6 is a character boundary.
+        .filter(|h| {
+            h.len() > 6
+                && h.get(..6)
+                    .is_some_and(|scheme| scheme.eq_ignore_ascii_case("basic "))
+        })
         .map(|h| h[6..].trim());
     if let Some(encoded) = basic {
         let decoded = STANDARD

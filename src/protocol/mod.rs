@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod authorize;
+pub mod bearer;
 pub mod claims;
 pub mod client_auth;
 pub mod code;
