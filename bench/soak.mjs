@@ -10,7 +10,7 @@
 // Loopback only: the client refuses any other host (bench/loadgen.mjs).
 import { randomBytes } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
-import { cpus } from 'node:os';
+import { cpus, loadavg } from 'node:os';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startWorker, ROOT } from '../tests/support/worker.mjs';
@@ -61,6 +61,7 @@ function prng(seed) {
 const stats = new Map(); // kind → { count, s5xx, timeouts, wrong, connErrors, ms: [], samples: [] }
 const timeline = []; // responses per 10 s window, to see throughput drift over the run
 let t0 = 0;
+let loadStart = 0;
 function stat(kind) {
   if (!stats.has(kind)) stats.set(kind, { count: 0, s5xx: 0, timeouts: 0, wrong: 0, connErrors: 0, ms: [], samples: [] });
   return stats.get(kind);
@@ -294,6 +295,8 @@ function report(elapsed, notes) {
   L.push('| request kind | count | 5xx | timeouts | wrong answers | conn errors | p50 ms | p99 ms |', '|---|---:|---:|---:|---:|---:|---:|---:|');
   for (const r of rows) L.push(`| ${r.kind} | ${r.count} | ${r.s5xx} | ${r.timeouts} | ${r.wrong} | ${r.connErrors} | ${f(r.p50)} | ${f(r.p99)} |`);
   L.push(`| **total** | **${total.count}** | **${total.s5xx}** | **${total.timeouts}** | **${total.wrong}** | **${total.connErrors}** | **${f(total.p50)}** | **${f(total.p99)}** |`, '');
+  // Other work on the machine (a compile) slows every row alike: say how busy it was.
+  L.push(`Load average (1 min) at start ${loadStart.toFixed(2)}, at end ${loadavg()[0].toFixed(2)}, on ${m.cores} cores: numbers from a busy machine compare only within this run.`, '');
   L.push(`Requests served: ${total.count} (${(total.count / elapsed).toFixed(1)}/s). Per 10 s window: ${windows.join(', ') || '–'}.`, '');
   for (const r of rows) for (const s of r.samples) L.push(`- ${r.kind}: \`${s.replace(/`/g, "'")}\``);
   for (const n of notes) L.push(`- ${n}`);
@@ -303,7 +306,7 @@ function report(elapsed, notes) {
   mkdirSync(out, { recursive: true });
   writeFileSync(join(out, 'soak-latest.md'), md);
   writeFileSync(join(out, 'soak-latest.json'), JSON.stringify({
-    date: new Date().toISOString(), machine: m, seconds: elapsed, askedSeconds: SECONDS, concurrency: CONCURRENCY, users: USERS,
+    date: new Date().toISOString(), machine: m, loadavg1: { start: loadStart, end: loadavg()[0] }, seconds: elapsed, askedSeconds: SECONDS, concurrency: CONCURRENCY, users: USERS,
     seed: SEED, timeoutMs: TIMEOUT_MS, mix: Object.fromEntries(MIX), rows, total, windows10s: windows, notes, pass,
   }, null, 2) + '\n');
   return { md, pass };
@@ -325,6 +328,7 @@ async function main() {
     await setup(t);
     console.log(`== Clavex at ${server.url}, set up; running`);
     t0 = performance.now();
+    loadStart = loadavg()[0];
     const deadline = t0 + SECONDS * 1000;
     await Promise.all(Array.from({ length: CONCURRENCY }, (_, id) => virtualUser(t, id, deadline)));
     const elapsed = (performance.now() - t0) / 1000;
