@@ -13,11 +13,12 @@ export function makeClient(baseUrl, sockets = 8) {
   const agent = new http.Agent({ keepAlive: true, maxSockets: sockets, maxFreeSockets: sockets });
   let sent = 0;
   /**
-   * request(method, pathOrUrl, { headers, form, jar }) → { status, headers, body, ms }
-   * `form` (an object) is sent as application/x-www-form-urlencoded. `jar` (a Jar) sends its
-   * cookies and takes Set-Cookie back.
+   * request(method, pathOrUrl, { headers, form, json, jar }) → { status, headers, body, ms }
+   * `form` (an object) is sent as application/x-www-form-urlencoded, `json` as application/json
+   * (the admin API's writes, used by the soak). `jar` (a Jar) sends its cookies and takes
+   * Set-Cookie back.
    */
-  function request(method, target, { headers = {}, form, jar, timeoutMs = 10_000 } = {}) {
+  function request(method, target, { headers = {}, form, json, jar, timeoutMs = 10_000 } = {}) {
     const url = new URL(target, base);
     if (url.host !== base.host) throw new Error(`off-target request: ${url}`);
     const h = { ...headers };
@@ -25,6 +26,10 @@ export function makeClient(baseUrl, sockets = 8) {
     if (form !== undefined) {
       body = new URLSearchParams(form).toString();
       h['Content-Type'] = 'application/x-www-form-urlencoded';
+      h['Content-Length'] = Buffer.byteLength(body);
+    } else if (json !== undefined) {
+      body = JSON.stringify(json);
+      h['Content-Type'] = 'application/json';
       h['Content-Length'] = Buffer.byteLength(body);
     }
     if (jar) {
