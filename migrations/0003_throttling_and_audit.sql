@@ -1,6 +1,7 @@
 -- Brute-force throttling and the audit trail (issue 9).
 
--- Consecutive failures per key, and until when the key is locked. D1's primary decides every
+-- Consecutive failures per key, and until when the key is locked (milliseconds: a 1 s wait
+-- must last a second, not whatever is left of the current one). D1's primary decides every
 -- increment (an UPSERT), so the count holds across Cloudflare locations; reads of the lock may
 -- come from a replica (a lag of well under a second only delays a lock by that much).
 -- scope: the organization slug, or '' for the admin API. key: 'user:<id>' (an account),
@@ -9,9 +10,9 @@
 CREATE TABLE throttles (
   scope        TEXT NOT NULL,
   key          TEXT NOT NULL,
-  failures     INTEGER NOT NULL,
-  locked_until INTEGER NOT NULL DEFAULT 0,
-  updated_at   INTEGER NOT NULL,
+  failures        INTEGER NOT NULL,
+  locked_until_ms INTEGER NOT NULL DEFAULT 0,
+  updated_at_ms   INTEGER NOT NULL,
   PRIMARY KEY (scope, key)
 );
 

@@ -131,12 +131,19 @@ test('token endpoint: repeated invalid_client from one address gets 429 and Retr
     { auth: 'post', headers: { 'CF-Connecting-IP': attacker } });
   for (let i = 1; i <= 9; i++) assert.equal((await guess()).status, 401, `guess ${i}`);
   const tenth = await guess();
-  assert.equal(tenth.status, 401, 'the 10th failure is still answered, and starts the wait');
+  assert.equal(tenth.status, 401, 'the 10th failure is still answered, and starts a 1 s wait');
   const locked = await guess();
   assert.equal(locked.status, 429);
   assert.equal(locked.json.error, 'temporarily_unavailable');
-  assert.match(locked.headers.get('retry-after'), /^[12]$/);
+  assert.equal(locked.headers.get('retry-after'), '1');
   assert.match(locked.headers.get('cache-control'), /no-store/);
+  // Each failure after a wait doubles it: 2 s, then 4 s — long enough for the checks below on a
+  // busy machine.
+  await waitOut(1);
+  assert.equal((await guess()).status, 401);
+  await waitOut(2);
+  assert.equal((await guess()).status, 401);
+  assert.equal((await guess()).headers.get('retry-after'), '4', 'the wait doubled twice');
   const rightFromThere = await tokenRequest(fx, fx.other, { grant_type: 'refresh_token', refresh_token: 'x' },
     { auth: 'post', headers: { 'CF-Connecting-IP': attacker } });
   assert.equal(rightFromThere.status, 429, 'not even the right secret is checked from that address');

@@ -77,7 +77,7 @@ pub async fn handle(mut req: Request, ctx: &Ctx, segments: &[&str]) -> Result<Re
     let throttle_key = ctx.client_ip.as_deref().map(throttles::admin_key);
     if let Some(key) = &throttle_key {
         let counter = throttles::get(&ctx.replica()?, "", key).await?;
-        if let Some(wait) = throttle::locked_for(counter.as_ref(), ctx.now) {
+        if let Some(wait) = throttle::locked_for(counter.as_ref(), ctx.now_ms) {
             let resp = http::api_error(
                 429,
                 "too_many_requests",
@@ -98,7 +98,7 @@ pub async fn handle(mut req: Request, ctx: &Ctx, segments: &[&str]) -> Result<Re
                     &[(key.clone(), throttle::ADMIN_FAILURES)],
                     throttle::ADMIN_MAX_WAIT,
                     throttle::ADMIN_RESET_AFTER,
-                    ctx.now,
+                    ctx.now_ms,
                 )
                 .await?;
             }

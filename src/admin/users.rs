@@ -47,10 +47,11 @@ pub struct LockView {
     pub locked_until: Option<i64>,
 }
 
+/// `now` in Unix seconds; the counter's times are milliseconds.
 fn lock_view(counter: Option<Counter>, now: i64) -> Option<LockView> {
     counter.map(|c| LockView {
         failures: c.failures,
-        locked_until: (c.locked_until > now).then_some(c.locked_until),
+        locked_until: (c.locked_until > now * 1000).then_some((c.locked_until + 999) / 1000),
     })
 }
 

@@ -28,8 +28,10 @@ pub async fn run(db: &Db, now: i64) -> Result<()> {
         )
         .bind(&[int(now)])?,
         // A counter whose last failure is older than any reset period can never matter again.
-        db.prepare("DELETE FROM throttles WHERE updated_at < ?1 AND locked_until < ?2")
-            .bind(&[int(c.throttle_quiet_since), int(now)])?,
+        db.prepare(
+            "DELETE FROM throttles WHERE updated_at_ms < ?1 * 1000 AND locked_until_ms < ?2 * 1000",
+        )
+        .bind(&[int(c.throttle_quiet_since), int(now)])?,
     ])
     .await?;
     Ok(())

@@ -16,6 +16,8 @@ pub struct Ctx {
     pub config: Config,
     /// Unix seconds at the start of the request; passed down so rules never read the clock.
     pub now: i64,
+    /// The same instant in milliseconds, for throttle waits (a 1 s wait must last a second).
+    pub now_ms: i64,
     /// Counts (and in development delays) every storage call this request makes.
     meter: Meter,
     replica: OnceCell<Db>,
@@ -35,6 +37,7 @@ impl Ctx {
             env,
             config,
             now,
+            now_ms: now * 1000,
             meter,
             replica: OnceCell::new(),
             client_ip: None,
@@ -110,6 +113,10 @@ impl Ctx {
     {
         self.fresh(read, |_| true).await
     }
+}
+
+pub fn now_millis() -> i64 {
+    js_sys::Date::now() as i64
 }
 
 pub fn now_seconds() -> i64 {

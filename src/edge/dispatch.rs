@@ -3,7 +3,7 @@
 use worker::{Context, Env, Method, Request, Response, Result};
 
 use crate::edge::config::Config;
-use crate::edge::context::{Ctx, now_seconds};
+use crate::edge::context::{Ctx, now_millis};
 use crate::edge::http;
 use crate::edge::store::meter::Meter;
 use crate::oidc;
@@ -40,7 +40,9 @@ pub async fn handle(req: Request, env: Env, context: Context) -> Result<Response
     }
     let meter = Meter::new(config.simulated_latency);
     let storage_timing = config.storage_timing;
-    let mut ctx = Ctx::new(env, config, now_seconds(), meter.clone());
+    let now_ms = now_millis();
+    let mut ctx = Ctx::new(env, config, now_ms / 1000, meter.clone());
+    ctx.now_ms = now_ms;
     ctx.client_ip = req.headers().get("CF-Connecting-IP")?;
     ctx.user_agent = req.headers().get("User-Agent")?;
     let resp = match route {

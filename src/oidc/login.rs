@@ -210,7 +210,7 @@ pub async fn handle(mut req: Request, ctx: &Ctx, slug: &str) -> Result<Response>
         ..request.clone()
     };
     let gate = Gate::open(ctx, &org, login).await?;
-    if let Some(wait) = gate.locked_for(ctx.now) {
+    if let Some(wait) = gate.locked_for(ctx.now_ms) {
         // Refused without checking the password, alike for every name: no guess is tested.
         let note = detail([
             ("login", json!(truncate(login))),

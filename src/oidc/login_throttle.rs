@@ -35,11 +35,11 @@ impl Gate {
     }
 
     /// Seconds until this attempt may be checked, if the account, the name or the address is
-    /// waiting out its failures.
-    pub fn locked_for(&self, now: i64) -> Option<i64> {
+    /// waiting out its failures (`now_ms`: Unix milliseconds).
+    pub fn locked_for(&self, now_ms: i64) -> Option<i64> {
         self.counters
             .values()
-            .filter_map(|c| locked_for(Some(c), now))
+            .filter_map(|c| locked_for(Some(c), now_ms))
             .max()
     }
 
@@ -66,12 +66,12 @@ impl Gate {
             &keys,
             policy.max_wait,
             policy.reset_after,
-            ctx.now,
+            ctx.now_ms,
         )
         .await?;
         Ok(after
             .values()
-            .filter_map(|c| locked_for(Some(c), ctx.now))
+            .filter_map(|c| locked_for(Some(c), ctx.now_ms))
             .max())
     }
 

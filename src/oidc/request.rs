@@ -157,7 +157,7 @@ pub async fn client_request(
         .fresh(
             |db| async move { get_client_for_auth(&db, slug, client_id, key).await },
             |(c, locked)| {
-                *locked <= ctx.now
+                *locked <= ctx.now_ms
                     && client_auth::verify(&presented, c.secret_hash.as_deref()).is_ok()
             },
         )
@@ -169,8 +169,13 @@ pub async fn client_request(
         )
         .map(Err);
     };
-    if locked_until > ctx.now {
-        let wait = locked_until - ctx.now;
+    if let Some(wait) = throttle::locked_for(
+        Some(&throttle::Counter {
+            locked_until,
+            ..Default::default()
+        }),
+        ctx.now_ms,
+    ) {
         let note = detail([("retry_after", json!(wait))]);
         audit::note(
             ctx,
@@ -196,7 +201,7 @@ pub async fn client_request(
                 &[(key.to_string(), throttle::CLIENT_FAILURES)],
                 throttle::CLIENT_MAX_WAIT,
                 throttle::CLIENT_RESET_AFTER,
-                ctx.now,
+                ctx.now_ms,
             )
             .await?;
         }

@@ -35,7 +35,8 @@ pub const ADMIN_FAILURES: i64 = 10;
 pub const ADMIN_MAX_WAIT: i64 = 900;
 pub const ADMIN_RESET_AFTER: i64 = 3600;
 
-/// A key's stored state.
+/// A key's stored state. Times are Unix milliseconds: a wait of 1 s must last a whole second,
+/// which whole-second timestamps cannot promise.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Counter {
     pub failures: i64,
@@ -53,30 +54,33 @@ pub fn wait_after(failures: i64, threshold: i64, max_wait: i64) -> i64 {
     (1i64 << doublings).min(max_wait)
 }
 
-/// How long a key is still locked at `now` (None when it is not).
-pub fn locked_for(counter: Option<&Counter>, now: i64) -> Option<i64> {
+/// Whole seconds (rounded up, for `Retry-After`) a key is still locked at `now_ms`; None when
+/// it is not.
+pub fn locked_for(counter: Option<&Counter>, now_ms: i64) -> Option<i64> {
     counter
-        .map(|c| c.locked_until - now)
+        .map(|c| c.locked_until - now_ms)
         .filter(|left| *left > 0)
+        .map(|left| (left + 999) / 1000)
 }
 
-/// The state after one more failure at `now` (what the SQL UPSERT computes).
+/// The state after one more failure at `now_ms` (what the SQL UPSERT computes); `max_wait` and
+/// `reset_after` in seconds.
 pub fn after_failure(
     counter: Option<&Counter>,
     threshold: i64,
     max_wait: i64,
     reset_after: i64,
-    now: i64,
+    now_ms: i64,
 ) -> Counter {
     let failures = match counter {
-        Some(c) if c.updated_at > now - reset_after => c.failures + 1,
+        Some(c) if c.updated_at > now_ms - reset_after * 1000 => c.failures + 1,
         _ => 1,
     };
     let wait = wait_after(failures, threshold, max_wait);
     Counter {
         failures,
-        locked_until: if wait > 0 { now + wait } else { 0 },
-        updated_at: now,
+        locked_until: if wait > 0 { now_ms + wait * 1000 } else { 0 },
+        updated_at: now_ms,
     }
 }
 
@@ -107,16 +111,22 @@ mod tests {
     #[test]
     fn failures_accumulate_and_reset_after_a_quiet_period() {
         let mut c = None;
-        for now in 100..105 {
+        for now in (100_000..105_000).step_by(1000) {
             c = Some(after_failure(c.as_ref(), 5, 900, 3600, now));
         }
         let c5 = c.unwrap();
-        assert_eq!((c5.failures, c5.locked_until), (5, 105));
-        assert_eq!(locked_for(Some(&c5), 104), Some(1));
-        assert_eq!(locked_for(Some(&c5), 105), None);
-        let c6 = after_failure(Some(&c5), 5, 900, 3600, 106);
-        assert_eq!((c6.failures, c6.locked_until), (6, 108));
-        let fresh = after_failure(Some(&c6), 5, 900, 3600, 106 + 3600);
+        assert_eq!((c5.failures, c5.locked_until), (5, 105_000));
+        assert_eq!(locked_for(Some(&c5), 104_000), Some(1));
+        assert_eq!(
+            locked_for(Some(&c5), 104_999),
+            Some(1),
+            "a part second still waits"
+        );
+        assert_eq!(locked_for(Some(&c5), 105_000), None);
+        let c6 = after_failure(Some(&c5), 5, 900, 3600, 106_000);
+        assert_eq!((c6.failures, c6.locked_until), (6, 108_000));
+        assert_eq!(locked_for(Some(&c6), 106_001), Some(2));
+        let fresh = after_failure(Some(&c6), 5, 900, 3600, 106_000 + 3_600_000);
         assert_eq!((fresh.failures, fresh.locked_until), (1, 0));
     }
 

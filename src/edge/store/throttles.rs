@@ -16,19 +16,21 @@ use crate::protocol::throttle::Counter;
 struct Row {
     key: String,
     failures: i64,
-    locked_until: i64,
-    updated_at: i64,
+    locked_until_ms: i64,
+    updated_at_ms: i64,
 }
 
 impl From<&Row> for Counter {
     fn from(r: &Row) -> Counter {
         Counter {
             failures: r.failures,
-            locked_until: r.locked_until,
-            updated_at: r.updated_at,
+            locked_until: r.locked_until_ms,
+            updated_at: r.updated_at_ms,
         }
     }
 }
+
+const COLUMNS: &str = "key, failures, locked_until_ms, updated_at_ms";
 
 /// The key of an account (a user id), of a name that matches no account, and of an address.
 pub fn user_key(user_id: &str) -> String {
@@ -57,7 +59,7 @@ pub async fn for_login(
 ) -> Result<HashMap<String, Counter>> {
     let rows = db
         .prepare(
-            "SELECT key, failures, locked_until, updated_at FROM throttles WHERE scope = ?1 \
+            "SELECT key, failures, locked_until_ms, updated_at_ms FROM throttles WHERE scope = ?1 \
              AND key IN (?2, ?3, 'user:' || (SELECT id FROM users WHERE org = ?1 \
                AND (username = ?4 COLLATE NOCASE OR email = ?4 COLLATE NOCASE) LIMIT 1))",
         )
@@ -76,7 +78,9 @@ pub async fn for_login(
 /// One counter (for the admin API and the admin token check).
 pub async fn get(db: &Db, scope: &str, key: &str) -> Result<Option<Counter>> {
     Ok(db
-        .prepare("SELECT key, failures, locked_until, updated_at FROM throttles WHERE scope = ?1 AND key = ?2")
+        .prepare(format!(
+            "SELECT {COLUMNS} FROM throttles WHERE scope = ?1 AND key = ?2"
+        ))
         .bind(&[scope.into(), key.into()])?
         .first::<Row>(None)
         .await?
@@ -87,36 +91,37 @@ pub async fn get(db: &Db, scope: &str, key: &str) -> Result<Option<Counter>> {
 /// One more failure for each `(key, threshold)`, in one batch at the primary; the state after.
 /// The SQL is `throttle::after_failure`: the count restarts after `reset_after` quiet seconds,
 /// and from the threshold on the key is locked for 1, 2, 4, … seconds, at most `max_wait`.
+/// `now_ms` is Unix milliseconds.
 pub async fn record_failures(
     db: &Db,
     scope: &str,
     keys: &[(String, i64)],
     max_wait: i64,
     reset_after: i64,
-    now: i64,
+    now_ms: i64,
 ) -> Result<HashMap<String, Counter>> {
     let mut statements = Vec::new();
     for (key, threshold) in keys {
         statements.push(
             db.prepare(
-                "INSERT INTO throttles (scope, key, failures, locked_until, updated_at) VALUES (?1, ?2, 1, 0, ?3) \
+                "INSERT INTO throttles (scope, key, failures, locked_until_ms, updated_at_ms) VALUES (?1, ?2, 1, 0, ?3) \
                  ON CONFLICT (scope, key) DO UPDATE SET \
-                 failures = CASE WHEN throttles.updated_at > ?3 - ?4 THEN throttles.failures + 1 ELSE 1 END, \
-                 updated_at = ?3",
+                 failures = CASE WHEN throttles.updated_at_ms > ?3 - ?4 * 1000 THEN throttles.failures + 1 ELSE 1 END, \
+                 updated_at_ms = ?3",
             )
-            .bind(&[scope.into(), key.as_str().into(), int(now), int(reset_after)])?,
+            .bind(&[scope.into(), key.as_str().into(), int(now_ms), int(reset_after)])?,
         );
         statements.push(
             db.prepare(
-                "UPDATE throttles SET locked_until = CASE WHEN failures >= ?3 \
-                 THEN ?4 + MIN(?5, 1 << MIN(failures - ?3, 30)) ELSE 0 END \
-                 WHERE scope = ?1 AND key = ?2 RETURNING key, failures, locked_until, updated_at",
+                "UPDATE throttles SET locked_until_ms = CASE WHEN failures >= ?3 \
+                 THEN ?4 + 1000 * MIN(?5, 1 << MIN(failures - ?3, 30)) ELSE 0 END \
+                 WHERE scope = ?1 AND key = ?2 RETURNING key, failures, locked_until_ms, updated_at_ms",
             )
             .bind(&[
                 scope.into(),
                 key.as_str().into(),
                 int(*threshold),
-                int(now),
+                int(now_ms),
                 int(max_wait),
             ])?,
         );

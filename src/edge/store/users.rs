@@ -60,7 +60,7 @@ fn lock_object<'de, D: serde::Deserializer<'de>>(
 /// The columns a user read adds to `users.*` (table alias `users`): groups and the lock.
 fn extra_columns() -> String {
     format!(
-        "{}, (SELECT json_object('failures', t.failures, 'locked_until', t.locked_until, 'updated_at', t.updated_at) \
+        "{}, (SELECT json_object('failures', t.failures, 'locked_until', t.locked_until_ms, 'updated_at', t.updated_at_ms) \
          FROM throttles t WHERE t.scope = users.org AND t.key = 'user:' || users.id) AS login_lock",
         crate::edge::store::groups::user_groups_column("users")
     )
