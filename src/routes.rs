@@ -34,6 +34,12 @@ pub enum Route<'a> {
     Revoke(&'a str),
     Introspect(&'a str),
     EndSession(&'a str),
+    /// The second factor's forms: the challenge, the enrolment, and finishing after the
+    /// recovery codes; and the account page that enrols by choice.
+    Mfa(&'a str),
+    MfaEnrol(&'a str),
+    MfaFinish(&'a str),
+    AccountMfa(&'a str),
     NotFound,
 }
 
@@ -56,8 +62,12 @@ pub fn resolve(path: &str) -> Route<'_> {
             "revoke" => Route::Revoke(org),
             "introspect" => Route::Introspect(org),
             "logout" => Route::EndSession(org),
+            "mfa" => Route::Mfa(org),
             _ => Route::NotFound,
         },
+        [org, "mfa", "enrol"] if !RESERVED_SLUGS.contains(org) => Route::MfaEnrol(org),
+        [org, "mfa", "finish"] if !RESERVED_SLUGS.contains(org) => Route::MfaFinish(org),
+        [org, "account", "mfa"] if !RESERVED_SLUGS.contains(org) => Route::AccountMfa(org),
         _ => Route::NotFound,
     }
 }
@@ -76,6 +86,11 @@ mod tests {
         assert_eq!(resolve("/acme/introspect"), Route::Introspect("acme"));
         assert_eq!(resolve("/acme/logout"), Route::EndSession("acme"));
         assert_eq!(resolve("/acme/login"), Route::Login("acme"));
+        assert_eq!(resolve("/acme/mfa"), Route::Mfa("acme"));
+        assert_eq!(resolve("/acme/mfa/enrol"), Route::MfaEnrol("acme"));
+        assert_eq!(resolve("/acme/mfa/finish"), Route::MfaFinish("acme"));
+        assert_eq!(resolve("/acme/account/mfa"), Route::AccountMfa("acme"));
+        assert_eq!(resolve("/api/mfa/enrol"), Route::NotFound);
         assert_eq!(
             resolve("/acme/.well-known/openid-configuration"),
             Route::Discovery("acme")

@@ -31,6 +31,7 @@ const FIELDS: &[&str] = &[
     "groups_in_id_token",
     "role_mappings",
     "allowed_groups",
+    "require_mfa",
 ];
 
 /// What a client body sets; everything but the id and the secret.
@@ -47,6 +48,7 @@ pub struct Settings {
     pub groups_in_id_token: bool,
     pub role_mappings: Vec<RoleMapping>,
     pub allowed_groups: Vec<String>,
+    pub require_mfa: bool,
 }
 
 impl Settings {
@@ -63,6 +65,7 @@ impl Settings {
             groups_in_id_token: c.groups_in_id_token,
             role_mappings: c.role_mappings.clone(),
             allowed_groups: c.allowed_groups.clone(),
+            require_mfa: c.require_mfa,
         }
     }
 }
@@ -149,6 +152,11 @@ pub fn settings(fields: &Fields, current: Option<&Settings>) -> Result<Settings,
         (None, Some(c)) => c.role_mappings.clone(),
         (None, None) => Vec::new(),
     };
+    let require_mfa = match (fields.bool("require_mfa")?, current) {
+        (Some(b), _) => b,
+        (None, Some(c)) => c.require_mfa,
+        (None, None) => false,
+    };
     let allowed_groups = match (fields.string_list("allowed_groups")?, current) {
         (Some(g), _) => validate::group_names("allowed_groups", &g)?,
         (None, Some(c)) => c.allowed_groups.clone(),
@@ -166,6 +174,7 @@ pub fn settings(fields: &Fields, current: Option<&Settings>) -> Result<Settings,
         groups_in_id_token,
         role_mappings,
         allowed_groups,
+        require_mfa,
     })
 }
 
@@ -224,6 +233,8 @@ pub struct ClientView {
     pub groups_in_id_token: bool,
     pub role_mappings: Vec<RoleMapping>,
     pub allowed_groups: Vec<String>,
+    /// A second factor is required to sign in to this client.
+    pub require_mfa: bool,
     pub created_at: i64,
     pub updated_at: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -250,6 +261,7 @@ pub fn view(c: Client, secret: Option<String>) -> ClientView {
         groups_in_id_token: c.groups_in_id_token,
         role_mappings: c.role_mappings,
         allowed_groups: c.allowed_groups,
+        require_mfa: c.require_mfa,
         created_at: c.created_at,
         updated_at: c.updated_at,
     }
@@ -267,6 +279,7 @@ fn apply(c: &mut Client, s: Settings) {
     c.groups_in_id_token = s.groups_in_id_token;
     c.role_mappings = s.role_mappings;
     c.allowed_groups = s.allowed_groups;
+    c.require_mfa = s.require_mfa;
 }
 
 /// Gives a confidential client without a secret a fresh one (returned, to show once), and takes
@@ -312,6 +325,7 @@ pub async fn create(req: &mut Request, ctx: &Ctx, org: &str) -> Outcome {
         groups_in_id_token: false,
         role_mappings: Vec::new(),
         allowed_groups: Vec::new(),
+        require_mfa: false,
     };
     apply(&mut client, s);
     let secret = settle_secret(&mut client);
@@ -564,6 +578,7 @@ mod tests {
             groups_in_id_token: false,
             role_mappings: vec![],
             allowed_groups: vec![],
+            require_mfa: false,
         }
     }
 

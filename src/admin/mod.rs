@@ -176,6 +176,7 @@ async fn dispatch(endpoint: Endpoint, req: &mut Request, ctx: &Ctx, p: &[&str]) 
         AddMember => groups::add_member(ctx, p[0], p[1], p[2]).await,
         RemoveMember => groups::remove_member(ctx, p[0], p[1], p[2]).await,
         UnlockUser => users::unlock(ctx, p[0], p[1]).await,
+        ResetMfa => users::reset_mfa(ctx, p[0], p[1]).await,
         ListEvents => events::list(req, ctx, p[0]).await,
     }
 }
@@ -209,7 +210,8 @@ fn record_change(
         | Endpoint::UpdateUser
         | Endpoint::DeleteUser
         | Endpoint::SetPassword
-        | Endpoint::UnlockUser => params.get(1).copied(),
+        | Endpoint::UnlockUser
+        | Endpoint::ResetMfa => params.get(1).copied(),
         Endpoint::AddMember | Endpoint::RemoveMember => params.get(2).copied(),
         _ => None,
     };

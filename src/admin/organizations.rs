@@ -28,6 +28,8 @@ pub struct OrgView {
     pub throttle_reset_seconds: i64,
     /// How long audit events are kept.
     pub audit_retention_days: i64,
+    /// Second factors: off, optional or required.
+    pub mfa: String,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -44,6 +46,7 @@ fn view(ctx: &Ctx, org: Organization) -> OrgView {
         throttle_max_wait_seconds: org.throttle_max_wait_seconds,
         throttle_reset_seconds: org.throttle_reset_seconds,
         audit_retention_days: org.audit_retention_days,
+        mfa: org.mfa,
         created_at: org.created_at,
         updated_at: org.updated_at,
     }
@@ -82,6 +85,12 @@ fn apply_policies(org: &mut Organization, fields: &Fields) -> Result<(), ApiErro
             *slot = v;
         }
     }
+    if let Some(mfa) = fields.string("mfa")? {
+        org.mfa = crate::protocol::mfa::Policy::parse(&mfa)
+            .ok_or_else(|| ApiError::invalid_field("mfa", "mfa must be off, optional or required"))?
+            .as_str()
+            .to_string();
+    }
     Ok(())
 }
 
@@ -95,6 +104,7 @@ const SETTINGS: &[&str] = &[
     "throttle_max_wait_seconds",
     "throttle_reset_seconds",
     "audit_retention_days",
+    "mfa",
 ];
 
 /// The organization named in the path, or 404. Every nested resource starts here.
@@ -136,6 +146,7 @@ pub fn new_org(fields: &Fields, now: i64) -> Result<Organization, ApiError> {
         throttle_max_wait_seconds: policy.max_wait,
         throttle_reset_seconds: policy.reset_after,
         audit_retention_days: crate::protocol::audit::DEFAULT_RETENTION_DAYS,
+        mfa: "off".to_string(),
     };
     apply_branding(&mut org, fields)?;
     apply_policies(&mut org, fields)?;

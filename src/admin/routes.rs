@@ -34,6 +34,7 @@ pub enum Endpoint {
     AddMember,
     RemoveMember,
     UnlockUser,
+    ResetMfa,
     ListEvents,
 }
 
@@ -118,6 +119,11 @@ pub const ROUTES: &[Route] = &[
         "DELETE",
         "/organizations/{org}/users/{user_id}/lock",
         UnlockUser,
+    ),
+    route(
+        "DELETE",
+        "/organizations/{org}/users/{user_id}/mfa",
+        ResetMfa,
     ),
     route("GET", "/organizations/{org}/events", ListEvents),
     route("GET", "/organizations/{org}/keys", ListKeys),

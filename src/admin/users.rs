@@ -36,6 +36,11 @@ pub struct UserView {
     /// Login throttling of this account: failures counted and, while sign-in waits, until
     /// when; `null` when there are none.
     pub login_lock: Option<LockView>,
+    /// Whether a TOTP second factor is set up (never the secret), since when, and how many
+    /// unused recovery codes remain.
+    pub totp_enrolled: bool,
+    pub totp_enrolled_at: Option<i64>,
+    pub recovery_codes_left: i64,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -60,6 +65,9 @@ pub fn view(mut u: User, now: i64) -> UserView {
     u.groups.sort_by_key(|g| g.to_ascii_lowercase());
     UserView {
         login_lock: lock_view(u.login_lock, now),
+        totp_enrolled: u.totp_secret_sealed.is_some(),
+        totp_enrolled_at: u.totp_enrolled_at,
+        recovery_codes_left: u.recovery_codes_left,
         groups: u.groups,
         has_password: u.password_hash.is_some(),
         id: u.id,
@@ -119,6 +127,9 @@ pub fn new_user(fields: &Fields, org: &str, id: String, now: i64) -> Result<User
         updated_at: now,
         groups: Vec::new(),
         login_lock: None,
+        totp_secret_sealed: None,
+        totp_enrolled_at: None,
+        recovery_codes_left: 0,
     };
     apply_profile(&mut user, fields)?;
     Ok(user)
@@ -254,6 +265,16 @@ pub async fn get(ctx: &Ctx, org: &str, id: &str) -> Outcome {
         200,
         &view(require(ctx, org, id).await?, ctx.now),
     )?)
+}
+
+/// DELETE …/mfa → 204: remove the user's second factor and recovery codes (a lost device); the
+/// user enrols again at the next sign-in that needs one.
+pub async fn reset_mfa(ctx: &Ctx, org: &str, id: &str) -> Outcome {
+    require(ctx, org, id).await?;
+    if !store::mfa::reset(&ctx.primary()?, org, id).await? {
+        return Err(ApiError::not_found("user").into());
+    }
+    no_content()
 }
 
 /// DELETE …/lock → 204: forget the account's failures, so the user can sign in at once.

@@ -35,6 +35,7 @@ fn grant() -> impl Strategy<Value = CodeGrant> {
                 (nonce, code_challenge, claims),
                 (auth_time, issued_at),
             )| CodeGrant {
+                factors: 1,
                 client_id,
                 redirect_uri_hash: redirect_uri_hash(&redirect),
                 scope,
@@ -197,6 +198,7 @@ fn request() -> impl Strategy<Value = AuthorizeRequest> {
                 login_hint,
                 id_token_hint,
                 claims,
+                acr_values: None,
             },
         )
 }

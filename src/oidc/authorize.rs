@@ -11,7 +11,8 @@ use crate::oidc::request::{Accept, page_request};
 use crate::oidc::{consent, issue, login, pages, signer, sso};
 use crate::protocol::audit::Kind;
 use crate::protocol::authorize::{self, AuthorizeError, ClientRegistration};
-use crate::protocol::error::OAuthError;
+use crate::protocol::error::{ErrorCode, OAuthError};
+use crate::protocol::mfa;
 use crate::protocol::session::{self, Next, SessionView};
 
 pub async fn handle(mut req: Request, ctx: &Ctx, slug: &str) -> Result<Response> {
@@ -101,6 +102,36 @@ pub async fn handle(mut req: Request, ctx: &Ctx, slug: &str) -> Result<Response>
         auth_time: s.auth_time,
     });
     match session::decide(&request, view.as_ref(), hint_sub.as_deref(), ctx.now) {
+        Next::IssueCode | Next::ShowConsent
+            if current.as_ref().is_some_and(|(s, u)| {
+                mfa::next_step(
+                    s.factors,
+                    u.totp_secret_sealed.is_some(),
+                    crate::oidc::mfa::required(&org, Some(&client), Some(&request)),
+                ) != mfa::Step::Done
+            }) =>
+        {
+            // The session lacks a second factor this sign-in needs: prompt=none cannot ask for
+            // it (Core §3.1.2.6 interaction_required); otherwise ask now, without the password.
+            let (s, u) = current.as_ref().expect("checked above");
+            if request.prompt.none {
+                return redirect_error(OAuthError::new(
+                    ErrorCode::InteractionRequired,
+                    "a second factor is required and the session has none",
+                ));
+            }
+            crate::oidc::mfa::after_password(
+                ctx,
+                &req,
+                &org,
+                &client,
+                &request,
+                u,
+                s.auth_time,
+                s.factors,
+            )
+            .await
+        }
         Next::IssueCode => {
             let (s, u) = current.as_ref().expect("IssueCode implies a session");
             // An SSO session never gives a code for a client the user may not use.
@@ -123,7 +154,7 @@ pub async fn handle(mut req: Request, ctx: &Ctx, slug: &str) -> Result<Response>
                 Some(&client.client_id),
                 Default::default(),
             );
-            issue::code(ctx, slug, &request, &u.id, s.auth_time, 302)
+            issue::code(ctx, slug, &request, &u.id, s.auth_time, s.factors, 302)
         }
         Next::ShowLogin => login::show(ctx, &req, &org, &client.client_name, &request, None, 200),
         Next::ShowConsent => {

@@ -77,7 +77,15 @@ pub async fn handle(mut req: Request, ctx: &Ctx, slug: &str) -> Result<Response>
         );
     }
     match form.first("decision") {
-        Some("allow") => issue::code(ctx, slug, &request, &user.id, session.auth_time, 303),
+        Some("allow") => issue::code(
+            ctx,
+            slug,
+            &request,
+            &user.id,
+            session.auth_time,
+            session.factors,
+            303,
+        ),
         _ => {
             let denied = OAuthError::new(ErrorCode::AccessDenied, "the user denied the request");
             issue::error(

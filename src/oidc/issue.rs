@@ -22,9 +22,11 @@ pub fn code(
     req: &AuthorizeRequest,
     user_id: &str,
     auth_time: i64,
+    factors: u8,
     status: u16,
 ) -> Result<Response> {
     let grant = CodeGrant {
+        factors,
         client_id: req.client_id.clone(),
         redirect_uri_hash: redirect_uri_hash(&req.redirect_uri),
         scope: req.scope.clone(),

@@ -15,11 +15,12 @@ use crate::edge::store::users::{User, find_user_by_login};
 use crate::oidc::login_state::{LoginState, StateError, open_state, seal_state};
 use crate::oidc::login_throttle::Gate;
 use crate::oidc::request::{Accept, header, page_request};
-use crate::oidc::{consent, cookies, issue, pages, sso};
+use crate::oidc::{cookies, pages};
 use crate::protocol::audit::Kind;
 use crate::protocol::authorize::AuthorizeRequest;
 use crate::protocol::form::Form;
 use crate::protocol::lifetimes::LOGIN_FORM_SECONDS;
+use crate::protocol::mfa;
 use crate::protocol::origin::{origin_of, same_origin};
 use crate::protocol::password_policy::normalize;
 use crate::ui::{self, LoginPage};
@@ -164,18 +165,7 @@ pub async fn submitted_form(
         Ok(parts) => parts,
         Err(resp) => return Ok(Err(resp)),
     };
-    let expected = origin_of(&ctx.config.issuer(slug)).unwrap_or_default();
-    let origin = header(req, "Origin");
-    let referer = header(req, "Referer");
-    if !same_origin(origin.as_deref(), referer.as_deref(), &expected) {
-        let page = pages::error(
-            &org,
-            403,
-            title,
-            "This form was sent from another site. Start again from the application.",
-            "invalid_request",
-            None,
-        )?;
+    if let Some(page) = cross_site(ctx, req, &org, title)? {
         return Ok(Err(page));
     }
     let request = match open_form_state(ctx, req, &org, &form) {
@@ -280,39 +270,10 @@ pub async fn handle(mut req: Request, ctx: &Ctx, slug: &str) -> Result<Response>
         Default::default(),
     );
 
-    // The password was right, so the session starts (the user may use the organization's other
-    // applications), but this client gets `access_denied` if the user is not in its groups.
-    let session_cookie = sso::start(ctx, slug, &user.id).await?;
-    let resp = if let Err(denied) = issue::admits(&client, &user) {
-        audit::note(
-            ctx,
-            Kind::SignInDenied,
-            slug,
-            Some(&user.id),
-            Some(&client.client_id),
-            Default::default(),
-        );
-        issue::error(
-            ctx,
-            slug,
-            &request.redirect_uri,
-            request.state.as_deref(),
-            &denied,
-            303,
-        )?
-    } else if request.prompt.consent {
-        consent::show(
-            ctx,
-            &req,
-            &org,
-            &client.client_name,
-            &user.username,
-            &request,
-        )?
-    } else {
-        issue::code(ctx, slug, &request, &user.id, ctx.now, 303)?
-    };
-    append_cookie(resp, &session_cookie)
+    // The password was right: finish now, or ask for (or set up) the second factor first. The
+    // SSO session starts only once every factor this sign-in needs is given.
+    crate::oidc::mfa::after_password(ctx, &req, &org, &client, &request, &user, ctx.now, mfa::PWD)
+        .await
 }
 
 /// The user these credentials sign in, if any. The user is read at the nearest replica; a refusal
@@ -368,6 +329,37 @@ async fn signs_in(ctx: &Ctx, slug: &str, login: &str, password: &str) -> Result<
         user: at_primary,
         ok,
     })
+}
+
+/// The error page for a form POST that did not come from our own pages (Origin, else Referer),
+/// if it did not.
+pub fn cross_site(
+    ctx: &Ctx,
+    req: &Request,
+    org: &Organization,
+    title: &str,
+) -> Result<Option<Response>> {
+    let expected = origin_of(&ctx.config.issuer(&org.slug)).unwrap_or_default();
+    let origin = header(req, "Origin");
+    let referer = header(req, "Referer");
+    if same_origin(origin.as_deref(), referer.as_deref(), &expected) {
+        return Ok(None);
+    }
+    pages::error(
+        org,
+        403,
+        title,
+        "This form was sent from another site. Start again from the application.",
+        "invalid_request",
+        None,
+    )
+    .map(Some)
+}
+
+/// Whether `password` is `user`'s (the account page's fresh password check).
+pub async fn signs_in_user(ctx: &Ctx, slug: &str, user: &User, password: &str) -> Result<bool> {
+    let checked = signs_in(ctx, slug, &user.username, password).await?;
+    Ok(checked.ok && checked.user.is_some_and(|u| u.id == user.id))
 }
 
 /// "Try again in …", in plain words.

@@ -85,6 +85,7 @@ mod tests {
             login_hint: None,
             id_token_hint: None,
             claims: None,
+            acr_values: None,
         }
     }
     const SECRET: &str = "a-long-key-encryption-secret";

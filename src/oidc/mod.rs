@@ -12,6 +12,8 @@ pub mod login;
 pub mod login_state;
 pub mod login_throttle;
 pub mod logout;
+pub mod mfa;
+pub mod mfa_state;
 pub mod pages;
 pub mod request;
 pub mod revoke;

@@ -25,13 +25,14 @@ pub async fn current(ctx: &Ctx, org: &str, req: &Request) -> Result<Option<(Sess
     Ok(user.filter(|u| !u.disabled).map(|u| (session, u)))
 }
 
-/// Start a session for `user_id`, authenticated now; returns the Set-Cookie value.
-pub async fn start(ctx: &Ctx, org: &str, user_id: &str) -> Result<String> {
+/// Start a session for `user_id`, authenticated now with `factors`; returns the Set-Cookie value.
+pub async fn start(ctx: &Ctx, org: &str, user_id: &str, factors: u8) -> Result<String> {
     let session_id = random_token("");
     let session = Session {
         user_id: user_id.to_string(),
         auth_time: ctx.now,
         expires_at: ctx.now + SSO_SESSION_SECONDS,
+        factors,
     };
     kv::put_session(&ctx.kv()?, org, &session_id, &session, ctx.now).await?;
     Ok(cookies::set(

@@ -21,6 +21,7 @@ use crate::protocol::error::{ErrorCode, OAuthError};
 use crate::protocol::groups::{GroupClaims, roles_for};
 use crate::protocol::id_token::{self, IdTokenInput};
 use crate::protocol::lifetimes::{ACCESS_TOKEN_SECONDS, REFRESH_REUSE_GRACE_SECONDS};
+use crate::protocol::mfa::{amr, factors_of};
 use crate::protocol::refresh::{self, RefreshOutcome, RefreshState};
 use crate::protocol::scopes;
 use crate::protocol::token_request::{self, GrantRequest};
@@ -130,6 +131,7 @@ async fn exchange_code(
             scope: &record.scope,
             claims: record.claims.as_deref(),
             auth_time: record.auth_time,
+            amr: &amr(record.factors).join(" "),
         },
         &TokenHashes {
             access: &token_hash(&access_token),
@@ -188,6 +190,7 @@ async fn exchange_code(
         client,
         &record.user_id,
         record.auth_time,
+        record.factors,
         record.nonce.as_deref(),
         &access_token,
         extra,
@@ -336,6 +339,7 @@ async fn refresh(
             client,
             &record.user_id,
             record.auth_time,
+            factors_of(&record.amr),
             None,
             &access_token,
             extra,
@@ -410,6 +414,7 @@ async fn sign_id_token(
     client: &Client,
     sub: &str,
     auth_time: i64,
+    factors: u8,
     nonce: Option<&str>,
     access_token: &str,
     extra: serde_json::Map<String, Value>,
@@ -423,6 +428,7 @@ async fn sign_id_token(
         nonce,
         access_token,
         now: ctx.now,
+        factors,
         extra,
     });
     signer::sign(ctx, slug, &claims).await

@@ -33,6 +33,8 @@ pub enum Kind {
     AdminAuthFailed,
     /// A successful write through the admin API.
     AdminChange,
+    /// A user set up a second factor.
+    MfaEnrolled,
 }
 
 pub const ALL: &[Kind] = &[
@@ -51,6 +53,7 @@ pub const ALL: &[Kind] = &[
     Kind::ClientAuthThrottled,
     Kind::AdminAuthFailed,
     Kind::AdminChange,
+    Kind::MfaEnrolled,
 ];
 
 impl Kind {
@@ -71,6 +74,7 @@ impl Kind {
             Kind::ClientAuthThrottled => "client.auth_throttled",
             Kind::AdminAuthFailed => "admin.auth_failed",
             Kind::AdminChange => "admin.change",
+            Kind::MfaEnrolled => "mfa.enrolled",
         }
     }
 

@@ -43,6 +43,10 @@ pub struct AuthorizeRequest {
     pub id_token_hint: Option<String>,
     /// The `claims` parameter (OpenID Connect Core §5.5), validated JSON text.
     pub claims: Option<String>,
+    /// `acr_values` (Core §3.1.2.1), as sent; an MFA value makes a second factor required
+    /// (protocol/mfa.rs).
+    #[serde(default)]
+    pub acr_values: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -332,6 +336,8 @@ pub fn validate(
         login_hint: get("login_hint").map(str::to_string),
         id_token_hint: get("id_token_hint").map(str::to_string),
         claims,
+        // Bounded like nonce: it travels in the sealed login form.
+        acr_values: get("acr_values").map(|v| v.chars().take(MAX_NONCE_BYTES).collect()),
     })
 }
 

@@ -17,7 +17,8 @@ use crate::protocol::pkce;
 const PURPOSE: &str = "authorization-codes";
 /// The first byte of every sealed record: a later format gets another number, and codes in
 /// flight during a deploy (60 s at most) are refused rather than misread.
-const FORMAT: u8 = 1;
+/// Format 2 added the sign-in's factors (protocol/mfa.rs bits).
+const FORMAT: u8 = 2;
 /// Bytes of SHA-256 kept of the redirect URI: it only has to tell the registered URI the code was
 /// issued for from another one (a 2^-128 second preimage), and it keeps codes short.
 const REDIRECT_HASH_BYTES: usize = 16;
@@ -33,6 +34,8 @@ pub struct CodeGrant {
     pub code_challenge: Option<String>,
     pub user_id: String,
     pub auth_time: i64,
+    /// The factors of the sign-in (`mfa::PWD`, `mfa::OTP`), for the ID token's `amr` and `acr`.
+    pub factors: u8,
     pub issued_at: i64,
     pub claims: Option<String>,
 }
@@ -63,6 +66,7 @@ impl CodeGrant {
         let mut out = vec![FORMAT];
         out.extend_from_slice(&(self.issued_at as u32).to_be_bytes());
         out.extend_from_slice(&(self.auth_time as u32).to_be_bytes());
+        out.push(self.factors);
         out.extend_from_slice(&self.redirect_uri_hash);
         for text in [
             Some(self.client_id.as_str()),
@@ -91,6 +95,7 @@ impl CodeGrant {
         }
         let issued_at = i64::from(u32::from_be_bytes(r.take(4)?.try_into().ok()?));
         let auth_time = i64::from(u32::from_be_bytes(r.take(4)?.try_into().ok()?));
+        let factors = r.take(1)?[0];
         let redirect_uri_hash = r.take(REDIRECT_HASH_BYTES)?.try_into().ok()?;
         let client_id = r.text()??;
         let scope = r.text()??;
@@ -106,6 +111,7 @@ impl CodeGrant {
             code_challenge,
             user_id,
             auth_time,
+            factors,
             issued_at,
             claims,
         })
@@ -192,6 +198,7 @@ mod tests {
 
     fn grant(challenge: Option<&str>) -> CodeGrant {
         CodeGrant {
+            factors: 1,
             client_id: "rocketchat".into(),
             redirect_uri_hash: redirect_uri_hash(URI.unwrap()),
             scope: "openid profile email".into(),
@@ -209,6 +216,7 @@ mod tests {
     #[test]
     fn a_sealed_code_opens_to_what_was_sealed_only_in_its_organization() {
         let g = CodeGrant {
+            factors: 1,
             claims: Some(r#"{"id_token":{"email":null}}"#.into()),
             ..grant(Some(CH))
         };
@@ -220,6 +228,7 @@ mod tests {
             None
         );
         let none = CodeGrant {
+            factors: 1,
             nonce: None,
             ..grant(None)
         };
@@ -277,8 +286,11 @@ mod tests {
         longer.push(0);
         assert!(CodeGrant::decode(&longer).is_none(), "trailing bytes");
         let mut other_format = good;
-        other_format[0] = 2;
-        assert!(CodeGrant::decode(&other_format).is_none());
+        other_format[0] = 1;
+        assert!(
+            CodeGrant::decode(&other_format).is_none(),
+            "a format 1 code (from before second factors) is refused, not misread"
+        );
     }
 
     #[test]

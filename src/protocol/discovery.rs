@@ -32,6 +32,7 @@ pub fn document(issuer: &str) -> Value {
         "claims_supported": CLAIMS_SUPPORTED,
         "claim_types_supported": ["normal"],
         "claims_parameter_supported": true,
+        "acr_values_supported": crate::protocol::mfa::ACR_VALUES_SUPPORTED,
         "request_parameter_supported": false,
         "request_uri_parameter_supported": false,
         "prompt_values_supported": ["none", "login", "consent", "select_account"],

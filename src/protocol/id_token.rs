@@ -15,6 +15,8 @@ pub struct IdTokenInput<'a> {
     pub nonce: Option<&'a str>,
     pub access_token: &'a str,
     pub now: i64,
+    /// The sign-in's factors (protocol/mfa.rs bits): `amr` (RFC 8176) and `acr`.
+    pub factors: u8,
     pub extra: Map<String, Value>,
 }
 
@@ -34,6 +36,14 @@ pub fn claims(input: IdTokenInput) -> Value {
     c.insert("exp".into(), json!(input.now + ID_TOKEN_SECONDS));
     c.insert("auth_time".into(), json!(input.auth_time));
     c.insert("at_hash".into(), json!(at_hash(input.access_token)));
+    c.insert(
+        "amr".into(),
+        json!(crate::protocol::mfa::amr(input.factors)),
+    );
+    c.insert(
+        "acr".into(),
+        json!(crate::protocol::mfa::acr(input.factors)),
+    );
     if let Some(nonce) = input.nonce {
         c.insert("nonce".into(), json!(nonce));
     }
@@ -97,6 +107,7 @@ mod tests {
     #[test]
     fn claims_carry_the_required_members() {
         let c = claims(IdTokenInput {
+            factors: crate::protocol::mfa::PWD,
             issuer: "https://id.acme.eu/acme",
             sub: "usr_1",
             client_id: "rocketchat",

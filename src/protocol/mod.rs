@@ -13,6 +13,7 @@ pub mod form;
 pub mod groups;
 pub mod id_token;
 pub mod lifetimes;
+pub mod mfa;
 pub mod origin;
 pub mod password_policy;
 pub mod pkce;

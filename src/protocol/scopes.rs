@@ -22,6 +22,8 @@ pub const CLAIMS_SUPPORTED: &[&str] = &[
     "nonce",
     "at_hash",
     "azp",
+    "amr",
+    "acr",
     "name",
     "preferred_username",
     "picture",

@@ -74,6 +74,7 @@ mod tests {
             login_hint: None,
             id_token_hint: None,
             claims: None,
+            acr_values: None,
         }
     }
     const NONE: Prompt = Prompt {

@@ -73,6 +73,52 @@ pub struct MessagePage<'a> {
     pub message: &'a str,
 }
 
+#[derive(Template)]
+#[template(path = "mfa.html")]
+pub struct MfaPage<'a> {
+    pub brand: &'a Brand,
+    pub client_name: &'a str,
+    pub action: &'a str,
+    pub state: &'a str,
+    pub csrf_token: &'a str,
+    pub error: Option<&'a str>,
+}
+
+#[derive(Template)]
+#[template(path = "enrol.html")]
+pub struct EnrolPage<'a> {
+    pub brand: &'a Brand,
+    pub required: bool,
+    /// Rendered by the `qrcode` crate from our own `otpauth://` URI: markup we made, not input.
+    pub qr_svg: &'a str,
+    pub secret: &'a str,
+    pub action: &'a str,
+    pub state: &'a str,
+    pub csrf_token: &'a str,
+    pub error: Option<&'a str>,
+}
+
+#[derive(Template)]
+#[template(path = "recovery.html")]
+pub struct RecoveryPage<'a> {
+    pub brand: &'a Brand,
+    pub codes: &'a [String],
+    pub action: &'a str,
+    pub state: &'a str,
+    pub csrf_token: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "account_password.html")]
+pub struct AccountPasswordPage<'a> {
+    pub brand: &'a Brand,
+    pub username: &'a str,
+    pub action: &'a str,
+    pub state: &'a str,
+    pub csrf_token: &'a str,
+    pub error: Option<&'a str>,
+}
+
 /// What a scope lets the application see, in words for the consent page.
 pub fn describe_scope(scope: &str) -> Option<&'static str> {
     match scope {

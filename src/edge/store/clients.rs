@@ -33,6 +33,8 @@ pub struct Client {
     pub role_mappings: Vec<RoleMapping>,
     /// Only members of these groups may sign in; empty: every user of the organization.
     pub allowed_groups: Vec<String>,
+    /// A second factor is required for this client (protocol/mfa.rs).
+    pub require_mfa: bool,
 }
 
 impl Client {
@@ -67,6 +69,8 @@ struct ClientRow {
     roles_claim: String,
     #[serde(deserialize_with = "crate::edge::store::d1::int_bool")]
     groups_in_id_token: bool,
+    #[serde(deserialize_with = "crate::edge::store::d1::int_bool")]
+    require_mfa: bool,
     #[serde(default, deserialize_with = "json_list")]
     role_map: Vec<RoleMapRow>,
     #[serde(default, deserialize_with = "json_list")]
@@ -95,6 +99,7 @@ impl From<ClientRow> for Client {
             groups_claim: r.groups_claim,
             roles_claim: r.roles_claim,
             groups_in_id_token: r.groups_in_id_token,
+            require_mfa: r.require_mfa,
             grant_types: list(&r.grant_types),
             redirect_uris: list(&r.redirect_uris),
             post_logout_redirect_uris: list(&r.post_logout_redirect_uris),
@@ -164,7 +169,7 @@ fn json_text(values: &[String]) -> wasm_bindgen::JsValue {
         .into()
 }
 
-/// ?1–?12 of both the INSERT and the UPDATE: the key, then every mutable column.
+/// ?1–?13 of both the INSERT and the UPDATE: the key, then every mutable column.
 fn columns(c: &Client) -> Vec<wasm_bindgen::JsValue> {
     use crate::edge::store::d1::opt_text;
     vec![
@@ -180,6 +185,7 @@ fn columns(c: &Client) -> Vec<wasm_bindgen::JsValue> {
         c.groups_claim.as_str().into(),
         c.roles_claim.as_str().into(),
         crate::edge::store::d1::boolean(c.groups_in_id_token),
+        crate::edge::store::d1::boolean(c.require_mfa),
     ]
 }
 
@@ -204,15 +210,15 @@ pub async fn save_client(
         db.prepare(
             "INSERT INTO clients (org, client_id, client_name, token_endpoint_auth_method, secret_hash, \
              grant_types, redirect_uris, post_logout_redirect_uris, scopes, groups_claim, roles_claim, \
-             groups_in_id_token, created_at, updated_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+             groups_in_id_token, require_mfa, created_at, updated_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
         )
         .bind(&[columns(c), vec![int(c.created_at), int(c.updated_at)]].concat())?
     } else {
         db.prepare(
             "UPDATE clients SET client_name = ?3, token_endpoint_auth_method = ?4, secret_hash = ?5, \
              grant_types = ?6, redirect_uris = ?7, post_logout_redirect_uris = ?8, scopes = ?9, \
-             groups_claim = ?10, roles_claim = ?11, groups_in_id_token = ?12, updated_at = ?13 \
+             groups_claim = ?10, roles_claim = ?11, groups_in_id_token = ?12, require_mfa = ?13, updated_at = ?14 \
              WHERE org = ?1 AND client_id = ?2",
         )
         .bind(&[columns(c), vec![int(c.updated_at)]].concat())?

@@ -23,6 +23,8 @@ pub struct NewGrant<'a> {
     pub scope: &'a str,
     pub claims: Option<&'a str>,
     pub auth_time: i64,
+    /// RFC 8176 values, space-separated.
+    pub amr: &'a str,
 }
 
 /// Hashes of the tokens to store (the clear values only ever go to the client).
@@ -55,8 +57,8 @@ pub async fn claim_code_and_issue(
 ) -> Result<Claim> {
     let mut statements = vec![
         db.prepare(
-            "INSERT INTO grants (id, org, client_id, user_id, code_hash, scope, claims, auth_time, created_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
+            "INSERT INTO grants (id, org, client_id, user_id, code_hash, scope, claims, auth_time, created_at, amr) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) \
              ON CONFLICT (code_hash) DO UPDATE SET revoked_at = COALESCE(grants.revoked_at, excluded.created_at) \
              RETURNING id",
         )
@@ -70,6 +72,7 @@ pub async fn claim_code_and_issue(
             opt_text(grant.claims),
             int(grant.auth_time),
             int(now),
+            grant.amr.into(),
         ])?,
         db.prepare(
             "INSERT INTO access_tokens (token_hash, grant_id, scope, created_at, expires_at) \
@@ -207,6 +210,7 @@ pub struct RefreshRecord {
     pub user_id: String,
     pub auth_time: i64,
     pub claims: Option<String>,
+    pub amr: String,
     pub revoked_at: Option<i64>,
     #[serde(deserialize_with = "crate::edge::store::d1::int_bool")]
     pub child_used: bool,
@@ -220,7 +224,7 @@ pub struct RefreshRecord {
 pub async fn find_refresh(db: &Db, token_hash: &str) -> Result<Option<RefreshRecord>> {
     db.prepare(format!(
         "SELECT r.token_hash, r.grant_id, r.parent_hash, r.scope, r.created_at, r.expires_at, r.rotated_at, \
-                r.replaced_by, g.org, g.client_id, g.user_id, g.auth_time, g.claims, g.revoked_at, \
+                r.replaced_by, g.org, g.client_id, g.user_id, g.auth_time, g.claims, g.amr, g.revoked_at, \
                 u.disabled AS user_disabled, {} AS user_allowed, \
                 EXISTS (SELECT 1 FROM refresh_tokens c WHERE c.parent_hash = r.token_hash AND c.replaced_by IS NOT NULL) \
                   AS child_used \

@@ -81,6 +81,14 @@ pub struct Session {
     pub user_id: String,
     pub auth_time: i64,
     pub expires_at: i64,
+    /// The factors the sign-in used (protocol/mfa.rs bits); a session from before second
+    /// factors existed had a password only.
+    #[serde(default = "password_only")]
+    pub factors: u8,
+}
+
+fn password_only() -> u8 {
+    crate::protocol::mfa::PWD
 }
 
 fn session_key(org: &str, session_id: &str) -> String {

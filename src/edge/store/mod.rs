@@ -12,6 +12,7 @@ pub mod groups;
 pub mod keys;
 pub mod kv;
 pub mod meter;
+pub mod mfa;
 pub mod orgs;
 pub mod throttles;
 pub mod users;

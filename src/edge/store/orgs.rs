@@ -21,6 +21,8 @@ pub struct Organization {
     pub throttle_max_wait_seconds: i64,
     pub throttle_reset_seconds: i64,
     pub audit_retention_days: i64,
+    /// Second factors: `off`, `optional` or `required` (protocol/mfa.rs).
+    pub mfa: String,
 }
 
 impl Organization {
@@ -59,8 +61,8 @@ pub async fn create_org_with_key(
         .prepare(
             "INSERT INTO organizations (slug, name, logo_url, primary_color, created_at, updated_at, \
              throttle_account_failures, throttle_ip_failures, throttle_max_wait_seconds, \
-             throttle_reset_seconds, audit_retention_days) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+             throttle_reset_seconds, audit_retention_days, mfa) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
         )
         .bind(&[
             org.slug.as_str().into(),
@@ -74,6 +76,7 @@ pub async fn create_org_with_key(
             int(org.throttle_max_wait_seconds),
             int(org.throttle_reset_seconds),
             int(org.audit_retention_days),
+            org.mfa.as_str().into(),
         ])?;
     let insert_key = crate::edge::store::keys::insert_key_statement(db, key)?;
     db.batch(vec![insert_org, insert_key]).await?;
@@ -93,7 +96,7 @@ pub async fn update_org(db: &Db, org: &Organization) -> Result<Option<Organizati
     db.prepare(
         "UPDATE organizations SET name = ?2, logo_url = ?3, primary_color = ?4, updated_at = ?5, \
          throttle_account_failures = ?6, throttle_ip_failures = ?7, throttle_max_wait_seconds = ?8, \
-         throttle_reset_seconds = ?9, audit_retention_days = ?10 \
+         throttle_reset_seconds = ?9, audit_retention_days = ?10, mfa = ?11 \
          WHERE slug = ?1 RETURNING *",
     )
     .bind(&[
@@ -107,6 +110,7 @@ pub async fn update_org(db: &Db, org: &Organization) -> Result<Option<Organizati
         int(org.throttle_max_wait_seconds),
         int(org.throttle_reset_seconds),
         int(org.audit_retention_days),
+        org.mfa.as_str().into(),
     ])?
     .first::<Organization>(None)
     .await

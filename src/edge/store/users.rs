@@ -35,6 +35,14 @@ pub struct User {
     /// query; `None` when it has none or a query does not ask.
     #[serde(default, skip_serializing, deserialize_with = "lock_object")]
     pub login_lock: Option<crate::protocol::throttle::Counter>,
+    /// The TOTP secret, sealed (edge/store/mfa.rs); never serialized into a response.
+    #[serde(default, skip_serializing)]
+    pub totp_secret_sealed: Option<String>,
+    #[serde(default)]
+    pub totp_enrolled_at: Option<i64>,
+    /// Unused recovery codes (a subquery of user reads).
+    #[serde(default)]
+    pub recovery_codes_left: i64,
 }
 
 /// The `login_lock` column: a JSON object (D1 returns it as text) or null.
@@ -61,7 +69,8 @@ fn lock_object<'de, D: serde::Deserializer<'de>>(
 fn extra_columns() -> String {
     format!(
         "{}, (SELECT json_object('failures', t.failures, 'locked_until', t.locked_until_ms, 'updated_at', t.updated_at_ms) \
-         FROM throttles t WHERE t.scope = users.org AND t.key = 'user:' || users.id) AS login_lock",
+         FROM throttles t WHERE t.scope = users.org AND t.key = 'user:' || users.id) AS login_lock, \
+         (SELECT COUNT(*) FROM recovery_codes rc WHERE rc.user_id = users.id AND rc.used_at IS NULL) AS recovery_codes_left",
         crate::edge::store::groups::user_groups_column("users")
     )
 }

@@ -1,0 +1,308 @@
+//! Second-factor rules: the policy, what a sign-in needs, the authentication methods it used
+//! (RFC 8176 `amr`) and the assurance it reached (OpenID Connect Core §2 `acr`), and TOTP codes
+//! (RFC 6238) and recovery codes. Pure; time and randomness are passed in.
+
+use totp_rs::{Algorithm, TOTP};
+
+use crate::crypto::token_hash;
+
+/// The `acr` of a sign-in with a password only, and with a password and a second factor.
+pub const ACR_PASSWORD: &str = "urn:clavex:acr:pwd";
+pub const ACR_MFA: &str = "urn:clavex:acr:mfa";
+/// acr values a client may ask for that mean "with a second factor": ours, and the widely used
+/// PAPE multi-factor policy URI.
+const MFA_ACRS: &[&str] = &[
+    ACR_MFA,
+    "http://schemas.openid.net/pape/policies/2007/06/multi-factor",
+];
+pub const ACR_VALUES_SUPPORTED: &[&str] = &[ACR_PASSWORD, ACR_MFA];
+
+/// An organization's policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Policy {
+    Off,
+    Optional,
+    Required,
+}
+
+impl Policy {
+    pub fn parse(value: &str) -> Option<Policy> {
+        match value {
+            "off" => Some(Policy::Off),
+            "optional" => Some(Policy::Optional),
+            "required" => Some(Policy::Required),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Policy::Off => "off",
+            Policy::Optional => "optional",
+            Policy::Required => "required",
+        }
+    }
+}
+
+/// The factors a sign-in used, as bits (they travel in sealed codes and KV sessions).
+pub const PWD: u8 = 1;
+pub const OTP: u8 = 2;
+
+/// RFC 8176 values: `pwd`, and `otp` + `mfa` once a one-time code was also given.
+pub fn amr(factors: u8) -> Vec<&'static str> {
+    let mut out = Vec::new();
+    if factors & PWD != 0 {
+        out.push("pwd");
+    }
+    if factors & OTP != 0 {
+        out.push("otp");
+    }
+    if factors & PWD != 0 && factors & OTP != 0 {
+        out.push("mfa");
+    }
+    out
+}
+
+/// The factors a stored `amr` list (space-separated) stands for.
+pub fn factors_of(amr: &str) -> u8 {
+    amr.split(' ').fold(0, |f, v| match v {
+        "pwd" => f | PWD,
+        "otp" => f | OTP,
+        _ => f,
+    })
+}
+
+pub fn acr(factors: u8) -> &'static str {
+    if has_second_factor(factors) {
+        ACR_MFA
+    } else {
+        ACR_PASSWORD
+    }
+}
+
+pub fn has_second_factor(factors: u8) -> bool {
+    factors & OTP != 0
+}
+
+/// Whether `acr_values` (space-separated, in order of preference) asks for a second factor.
+/// OIDC Core §3.1.2.1 makes acr_values voluntary; Clavex honours an MFA value as a requirement.
+pub fn acr_asks_mfa(acr_values: Option<&str>) -> bool {
+    acr_values.is_some_and(|v| v.split(' ').any(|a| MFA_ACRS.contains(&a)))
+}
+
+/// Whether this sign-in must include a second factor: the organization requires it, the client
+/// does (unless the organization has second factors off), or the client asked for it.
+pub fn required(org: Policy, client_requires: bool, acr_values: Option<&str>) -> bool {
+    match org {
+        Policy::Required => true,
+        Policy::Optional => client_requires || acr_asks_mfa(acr_values),
+        Policy::Off => client_requires || acr_asks_mfa(acr_values),
+    }
+}
+
+/// What a sign-in does after a correct password (or with an SSO session's factors).
+#[derive(Debug, PartialEq, Eq)]
+pub enum Step {
+    /// Nothing more is needed.
+    Done,
+    /// Ask for a TOTP or recovery code.
+    Challenge,
+    /// The user has no second factor and must enrol now.
+    Enrol,
+}
+
+/// Enrolled users are always asked for their code (a second factor they set up is not
+/// optional for them); others only enrol when the sign-in requires it.
+pub fn next_step(factors: u8, enrolled: bool, required: bool) -> Step {
+    if has_second_factor(factors) {
+        return Step::Done;
+    }
+    match (enrolled, required) {
+        (true, _) => Step::Challenge,
+        (false, true) => Step::Enrol,
+        (false, false) => Step::Done,
+    }
+}
+
+// ---- TOTP (RFC 6238: HMAC-SHA1, 6 digits, 30 s steps — what every authenticator app does) ----
+
+pub const STEP_SECONDS: i64 = 30;
+/// Codes of the previous and the next step are accepted too, for clock drift (RFC 6238 §5.2
+/// recommends at most one step back).
+const DRIFT_STEPS: i64 = 1;
+
+fn totp(secret: &[u8]) -> Option<TOTP> {
+    TOTP::new(Algorithm::SHA1, 6, 1, STEP_SECONDS as u64, secret.to_vec()).ok()
+}
+
+/// The step a code is valid for at `now`, if any (checked for the steps around `now`, each in
+/// constant time). Single use is the caller's: accept only a step after the last one accepted.
+pub fn matching_step(secret: &[u8], code: &str, now: i64) -> Option<i64> {
+    let code: String = code.chars().filter(|c| !c.is_whitespace()).collect();
+    if code.len() != 6 || !code.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let totp = totp(secret)?;
+    let current = now / STEP_SECONDS;
+    (current - DRIFT_STEPS..=current + DRIFT_STEPS)
+        .filter(|s| *s >= 0)
+        .find(|s| {
+            let generated = totp.generate((*s * STEP_SECONDS) as u64);
+            crate::crypto::secure_eq(&generated, &code)
+        })
+}
+
+/// The code for `now` (for tests and for nothing else).
+pub fn code_at(secret: &[u8], now: i64) -> String {
+    totp(secret)
+        .map(|t| t.generate(now as u64))
+        .unwrap_or_default()
+}
+
+/// RFC 4648 base32 without padding: how authenticator apps take a secret typed by hand.
+pub fn base32(secret: &[u8]) -> String {
+    base32::encode(base32::Alphabet::Rfc4648 { padding: false }, secret)
+}
+
+/// The `otpauth://` URI the QR code holds (Google Authenticator's Key Uri Format, which every
+/// authenticator app reads): `otpauth://totp/{issuer}:{account}?secret=…&issuer=…`.
+pub fn otpauth_uri(issuer: &str, account: &str, secret: &[u8]) -> String {
+    use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
+    let enc = |s: &str| utf8_percent_encode(s, NON_ALPHANUMERIC).to_string();
+    format!(
+        "otpauth://totp/{}:{}?secret={}&issuer={}&algorithm=SHA1&digits=6&period={STEP_SECONDS}",
+        enc(issuer),
+        enc(account),
+        base32(secret),
+        enc(issuer)
+    )
+}
+
+/// The QR code of `text` as an SVG document (rendered on the server: no JavaScript, no request
+/// to anyone else).
+pub fn qr_svg(text: &str) -> String {
+    use qrcode::render::svg;
+    match qrcode::QrCode::new(text.as_bytes()) {
+        Ok(code) => code
+            .render::<svg::Color>()
+            .min_dimensions(220, 220)
+            .quiet_zone(true)
+            .build(),
+        Err(_) => String::new(),
+    }
+}
+
+// ---- Recovery codes ----
+
+pub const RECOVERY_CODES: usize = 10;
+
+/// A recovery code from 8 random bytes: 10 lowercase base32 characters in two groups
+/// (`xxxxx-xxxxx`), easy to copy by hand; 50 bits is ample for a code that works once.
+pub fn recovery_code(random: [u8; 8]) -> String {
+    let text = base32(&random).to_ascii_lowercase();
+    format!("{}-{}", &text[..5], &text[5..10])
+}
+
+/// How a typed recovery code is compared: case, spaces and dashes do not matter.
+pub fn normalize_recovery(code: &str) -> String {
+    code.chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .map(|c| c.to_ascii_lowercase())
+        .collect()
+}
+
+/// The stored form of a recovery code.
+pub fn recovery_hash(code: &str) -> String {
+    token_hash(&normalize_recovery(code))
+}
+
+/// Whether an input looks like a recovery code (rather than a 6-digit TOTP code).
+pub fn is_recovery_shaped(code: &str) -> bool {
+    normalize_recovery(code).len() == 10
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// RFC 6238 Appendix B's SHA-1 secret.
+    const RFC_SECRET: &[u8] = b"12345678901234567890";
+
+    #[test]
+    fn codes_follow_rfc_6238_test_vectors() {
+        // Appendix B: T = 59 → 94287082 (8 digits); the 6-digit code is its last 6 digits.
+        assert_eq!(code_at(RFC_SECRET, 59), "287082");
+        assert_eq!(code_at(RFC_SECRET, 1111111109), "081804");
+        assert_eq!(code_at(RFC_SECRET, 1234567890), "005924");
+    }
+
+    #[test]
+    fn a_code_matches_its_step_and_the_neighbours_only() {
+        let now = 1_700_000_000;
+        let code = code_at(RFC_SECRET, now);
+        assert_eq!(matching_step(RFC_SECRET, &code, now), Some(now / 30));
+        assert_eq!(matching_step(RFC_SECRET, &code, now + 30), Some(now / 30));
+        assert_eq!(matching_step(RFC_SECRET, &code, now - 30), Some(now / 30));
+        assert_eq!(matching_step(RFC_SECRET, &code, now + 90), None);
+        assert_eq!(
+            matching_step(RFC_SECRET, &format!("{} {}", &code[..3], &code[3..]), now),
+            Some(now / 30)
+        );
+        for bad in ["", "12345", "1234567", "abcdef", "12345a"] {
+            assert_eq!(matching_step(RFC_SECRET, bad, now), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn base32_and_the_otpauth_uri() {
+        assert_eq!(base32(b"foobar"), "MZXW6YTBOI");
+        assert_eq!(base32(RFC_SECRET), "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ");
+        let uri = otpauth_uri("Acme Corp", "jane@acme.eu", RFC_SECRET);
+        assert_eq!(
+            uri,
+            "otpauth://totp/Acme%20Corp:jane%40acme%2Eeu?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ&issuer=Acme%20Corp&algorithm=SHA1&digits=6&period=30"
+        );
+        let svg = qr_svg(&uri);
+        assert!(
+            svg.starts_with("<?xml") && svg.contains("<svg"),
+            "{}",
+            &svg[..60]
+        );
+    }
+
+    #[test]
+    fn recovery_codes_are_compared_loosely_and_stored_hashed() {
+        let code = recovery_code([1, 2, 3, 4, 5, 6, 7, 8]);
+        assert_eq!(code.len(), 11);
+        assert_eq!(&code[5..6], "-");
+        assert_eq!(
+            recovery_hash(&code),
+            recovery_hash(&code.to_uppercase().replace('-', " "))
+        );
+        assert!(is_recovery_shaped(&code) && !is_recovery_shaped("123456"));
+    }
+
+    #[test]
+    fn policy_and_steps() {
+        assert!(required(Policy::Required, false, None));
+        assert!(!required(Policy::Optional, false, None));
+        assert!(required(Policy::Optional, true, None));
+        assert!(required(Policy::Off, false, Some("urn:clavex:acr:mfa")));
+        assert!(required(
+            Policy::Optional,
+            false,
+            Some("x http://schemas.openid.net/pape/policies/2007/06/multi-factor")
+        ));
+        assert_eq!(next_step(PWD, true, false), Step::Challenge);
+        assert_eq!(next_step(PWD, false, true), Step::Enrol);
+        assert_eq!(next_step(PWD, false, false), Step::Done);
+        assert_eq!(next_step(PWD | OTP, true, true), Step::Done);
+        assert_eq!(amr(PWD), vec!["pwd"]);
+        assert_eq!(amr(PWD | OTP), vec!["pwd", "otp", "mfa"]);
+        assert_eq!(factors_of("pwd otp mfa"), PWD | OTP);
+        assert_eq!(acr(PWD), ACR_PASSWORD);
+        assert_eq!(acr(PWD | OTP), ACR_MFA);
+        assert_eq!(Policy::parse("optional"), Some(Policy::Optional));
+        assert_eq!(Policy::parse("on"), None);
+    }
+}
