@@ -43,6 +43,16 @@ if [ ! -f node_modules/.package-lock.json ] || ! cmp -s package-lock.json node_m
   cp package-lock.json node_modules/.clavex-lock
 fi
 
+# tests/browser.test.mjs drives the login pages in a real headless browser. puppeteer-core
+# downloads no browser (nothing but the registries is reachable): Debian's chromium is used, with
+# one font so pages render text in screenshots.
+if [ ! -x /usr/bin/chromium ] && ! command -v chromium >/dev/null; then
+  step "installing chromium for the browser tests (about a minute once)"
+  sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium fonts-dejavu-core
+fi
+
 if [ ! -f .dev.vars ]; then
   step "creating .dev.vars with fresh local secrets"
   rand() { node -e 'console.log(require("crypto").randomBytes(32).toString("base64url"))'; }

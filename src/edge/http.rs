@@ -47,7 +47,9 @@ pub fn html(status: u16, body: String) -> Result<Response> {
     )?;
     headers.set("X-Frame-Options", "DENY")?;
     headers.set("X-Content-Type-Options", "nosniff")?;
-    headers.set("Referrer-Policy", "no-referrer")?;
+    // Not no-referrer: under it browsers send `Origin: null` with the page's own form POSTs,
+    // which the same-origin check refuses. same-origin still gives other sites no Referer.
+    headers.set("Referrer-Policy", "same-origin")?;
     headers.set("Cache-Control", "no-store")?;
     Ok(Response::ok(body)?
         .with_status(status)
