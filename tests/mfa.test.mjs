@@ -59,7 +59,7 @@ async function enrol(browser, page) {
   assert.match(pageText(page.text), /Set up two-step verification/);
   assert.match(page.text, /<svg[\s\S]*<\/svg>/, 'the QR code is an inline SVG (no script, no third-party request)');
   assert.doesNotMatch(page.text, /<script/i, 'no JavaScript');
-  const secret = base32Decode(pageText(page.text).match(/enter this key by hand: ([A-Z2-7 ]+)/i)[1]);
+  const secret = base32Decode(page.text.match(/<code id="secret">([A-Z2-7 ]+)<\/code>/)[1]);
   const wrong = await submit(browser, page, { code: totp(secret, Date.now() / 1000 - 300) });
   assert.equal(wrong.status, 400, 'a code of another time does not confirm');
   assert.match(pageText(wrong.text), /does not match/);
