@@ -4,30 +4,12 @@
 // factor, amr/acr in the ID token, throttling of wrong codes, and the admin reset.
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHmac } from 'node:crypto';
 import {
   Browser, admin, createFixture, createClient, createUser, authorizeUrl, isLoginPage, submitLogin,
   parseForms, formFields, pageText, exchangeCode, assertTokenSuccess, decodeJwt, tokenRequest,
   parseRedirect, assertErrorRedirect,
 } from './support/oidc.mjs';
-
-// ---- RFC 6238 TOTP, written from the RFC so the test does not share the server's code ----
-function base32Decode(text) {
-  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
-  let bits = 0; let value = 0; const out = [];
-  for (const ch of text.replace(/[\s=]/g, '').toUpperCase()) {
-    value = (value << 5) | alphabet.indexOf(ch); bits += 5;
-    if (bits >= 8) { out.push((value >>> (bits - 8)) & 255); bits -= 8; }
-  }
-  return Buffer.from(out);
-}
-function totp(secret, seconds = Date.now() / 1000) {
-  const counter = Buffer.alloc(8);
-  counter.writeBigUInt64BE(BigInt(Math.floor(seconds / 30)));
-  const h = createHmac('sha1', secret).update(counter).digest();
-  const o = h[h.length - 1] & 15;
-  return String((h.readUInt32BE(o) & 0x7fffffff) % 1e6).padStart(6, '0');
-}
+import { base32Decode, totp } from './support/totp.mjs';
 
 let fx;
 before(async () => {
