@@ -169,6 +169,8 @@ test('optional: a signed-in user enrols at /{org}/account/mfa after a fresh pass
   const account = `${org.issuer}/account/mfa`;
   const anonymous = await new Browser().get(account);
   assert.equal(anonymous.status, 401, 'the SSO session is required');
+  const login = await new Browser().get(authorizeUrl(org, org.web));
+  assert.ok(login.text.includes(`href="/${org.slug}/account/mfa"`), 'the login page links to it where second factors are optional');
   const { browser, page } = await password(user, org.web, { on: org });
   assert.equal(page.status, 303, 'optional: no second factor yet');
   const ask = await browser.get(account);

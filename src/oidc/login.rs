@@ -116,6 +116,10 @@ pub fn show(
         csrf_token: &parts.csrf,
         username: request.login_hint.as_deref().unwrap_or(""),
         error,
+        // Where second factors are optional, the page says where to set one up (after signing in).
+        account_mfa: (org.mfa == "optional")
+            .then(|| format!("/{}/account/mfa", org.slug))
+            .as_deref(),
     });
     parts.respond(status, html)
 }

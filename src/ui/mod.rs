@@ -41,6 +41,8 @@ pub struct LoginPage<'a> {
     pub csrf_token: &'a str,
     pub username: &'a str,
     pub error: Option<&'a str>,
+    /// The account page for setting up a second factor, where the organization offers one.
+    pub account_mfa: Option<&'a str>,
 }
 
 #[derive(Template)]
@@ -172,6 +174,7 @@ mod tests {
             csrf_token: "tok",
             username: "alice",
             error: Some("Incorrect username or password."),
+            account_mfa: None,
         });
         for needle in [
             r#"action="/acme/login""#,
