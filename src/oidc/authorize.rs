@@ -120,17 +120,15 @@ pub async fn handle(mut req: Request, ctx: &Ctx, slug: &str) -> Result<Response>
                     "a second factor is required and the session has none",
                 ));
             }
-            crate::oidc::mfa::after_password(
-                ctx,
-                &req,
-                &org,
-                &client,
-                &request,
-                u,
-                s.auth_time,
-                s.factors,
-            )
-            .await
+            let sign_in = crate::oidc::mfa::SignIn {
+                org: &org,
+                client: &client,
+                request: &request,
+                user: u,
+                auth_time: s.auth_time,
+                factors: s.factors,
+            };
+            crate::oidc::mfa::after_password(ctx, &req, sign_in).await
         }
         Next::IssueCode => {
             let (s, u) = current.as_ref().expect("IssueCode implies a session");

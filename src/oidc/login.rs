@@ -276,8 +276,15 @@ pub async fn handle(mut req: Request, ctx: &Ctx, slug: &str) -> Result<Response>
 
     // The password was right: finish now, or ask for (or set up) the second factor first. The
     // SSO session starts only once every factor this sign-in needs is given.
-    crate::oidc::mfa::after_password(ctx, &req, &org, &client, &request, &user, ctx.now, mfa::PWD)
-        .await
+    let sign_in = crate::oidc::mfa::SignIn {
+        org: &org,
+        client: &client,
+        request: &request,
+        user: &user,
+        auth_time: ctx.now,
+        factors: mfa::PWD,
+    };
+    crate::oidc::mfa::after_password(ctx, &req, sign_in).await
 }
 
 /// The user these credentials sign in, if any. The user is read at the nearest replica; a refusal
@@ -382,7 +389,7 @@ fn truncate(login: &str) -> String {
 
 /// The client a submitted form is for. It may have changed since the form was shown: it must
 /// still exist and still have the redirect URI before anything is sent there. `Err` is the page.
-async fn registered_client(
+pub async fn registered_client(
     ctx: &Ctx,
     org: &Organization,
     request: &AuthorizeRequest,

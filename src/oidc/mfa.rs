@@ -13,11 +13,11 @@ use worker::{Request, Response, Result};
 use crate::crypto::{b64url, b64url_decode, derive_key, open, random_bytes, seal};
 use crate::edge::audit::{self, detail};
 use crate::edge::context::Ctx;
-use crate::edge::store::clients::{Client, get_client};
+use crate::edge::store::clients::Client;
 use crate::edge::store::mfa as store;
 use crate::edge::store::orgs::Organization;
 use crate::edge::store::users::{User, get_user};
-use crate::oidc::login::{append_cookie, csrf_token, signs_in_user};
+use crate::oidc::login::{append_cookie, csrf_token, registered_client, signs_in_user};
 use crate::oidc::login_throttle::Gate;
 use crate::oidc::mfa_state::{MFA_FORM_SECONDS, Pending, Stage, open_pending, seal_pending};
 use crate::oidc::request::{Accept, header, page_request};
@@ -30,6 +30,18 @@ use crate::ui::{self, AccountPasswordPage, EnrolPage, MfaPage, RecoveryPage};
 const SECRETS_PURPOSE: &str = "totp-secrets";
 const INVALID_CODE: &str =
     "That code is not valid. Enter the current code from your app, or a recovery code.";
+
+/// The page for a form in the wrong stage or without its sign-in: nothing to do but start over.
+fn start_again(org: &Organization) -> Result<Response> {
+    pages::error(
+        org,
+        400,
+        "Sign-in could not continue",
+        "Start again from the application.",
+        "invalid_request",
+        None,
+    )
+}
 
 /// Whether this sign-in needs a second factor (organization policy, client, `acr_values`).
 pub fn required(
@@ -45,18 +57,28 @@ pub fn required(
     )
 }
 
-/// After the password (at `auth_time`, with `factors`): finish, or ask for the second factor.
-#[allow(clippy::too_many_arguments)]
-pub async fn after_password(
-    ctx: &Ctx,
-    req: &Request,
-    org: &Organization,
-    client: &Client,
-    request: &AuthorizeRequest,
-    user: &User,
-    auth_time: i64,
-    factors: u8,
-) -> Result<Response> {
+/// A sign-in in progress: who, for which client's request, since when, with which factors.
+#[derive(Clone, Copy)]
+pub struct SignIn<'a> {
+    pub org: &'a Organization,
+    pub client: &'a Client,
+    pub request: &'a AuthorizeRequest,
+    pub user: &'a User,
+    /// When the password was checked.
+    pub auth_time: i64,
+    pub factors: u8,
+}
+
+/// After the password: finish, or ask for (or set up) the second factor.
+pub async fn after_password(ctx: &Ctx, req: &Request, sign_in: SignIn<'_>) -> Result<Response> {
+    let SignIn {
+        org,
+        client,
+        request,
+        user,
+        auth_time,
+        factors,
+    } = sign_in;
     let needed = required(org, Some(client), Some(request));
     let pending = |stage| Pending {
         request: Some(request.clone()),
@@ -68,7 +90,7 @@ pub async fn after_password(
         expires_at: ctx.now + MFA_FORM_SECONDS,
     };
     match mfa::next_step(factors, user.totp_secret_sealed.is_some(), needed) {
-        Step::Done => finish(ctx, req, org, client, request, user, auth_time, factors).await,
+        Step::Done => finish(ctx, req, sign_in).await,
         Step::Challenge => show_challenge(
             ctx,
             req,
@@ -91,17 +113,15 @@ pub async fn after_password(
 
 /// Start the SSO session with the factors used, then send the client its code (or the consent
 /// page, or `access_denied` when the user is not in its groups).
-#[allow(clippy::too_many_arguments)]
-pub async fn finish(
-    ctx: &Ctx,
-    req: &Request,
-    org: &Organization,
-    client: &Client,
-    request: &AuthorizeRequest,
-    user: &User,
-    auth_time: i64,
-    factors: u8,
-) -> Result<Response> {
+pub async fn finish(ctx: &Ctx, req: &Request, sign_in: SignIn<'_>) -> Result<Response> {
+    let SignIn {
+        org,
+        client,
+        request,
+        user,
+        auth_time,
+        factors,
+    } = sign_in;
     let slug = org.slug.as_str();
     let session_cookie = sso::start(ctx, slug, &user.id, factors).await?;
     let resp = if let Err(denied) = issue::admits(client, user) {
@@ -187,14 +207,7 @@ fn show_enrol(
     status: u16,
 ) -> Result<Response> {
     let Stage::Enrol { secret, required } = &pending.stage else {
-        return pages::error(
-            org,
-            400,
-            "Sign-in could not continue",
-            "Start again from the application.",
-            "invalid_request",
-            None,
-        );
+        return start_again(org);
     };
     let bytes = b64url_decode(secret).unwrap_or_default();
     let uri = mfa::otpauth_uri(&org.name, &user.username, &bytes);
@@ -285,34 +298,6 @@ async fn posted(
     }))
 }
 
-/// The client a pending sign-in is for, still registered with its redirect URI.
-async fn client_of(
-    ctx: &Ctx,
-    org: &Organization,
-    request: &AuthorizeRequest,
-) -> Result<std::result::Result<Client, Response>> {
-    let (slug, client_id) = (org.slug.as_str(), request.client_id.as_str());
-    let client = ctx
-        .fresh(
-            |db| async move { get_client(&db, slug, client_id).await },
-            |c| c.redirect_uris.contains(&request.redirect_uri),
-        )
-        .await?
-        .filter(|c| c.redirect_uris.contains(&request.redirect_uri));
-    match client {
-        Some(c) => Ok(Ok(c)),
-        None => pages::error(
-            org,
-            400,
-            "Unknown application",
-            "The application is no longer registered.",
-            "invalid_client",
-            None,
-        )
-        .map(Err),
-    }
-}
-
 /// POST /{org}/mfa: check a TOTP or recovery code. Wrong codes count toward login throttling;
 /// a code is accepted once (its step must be later than the last accepted, at the primary).
 pub async fn handle_challenge(mut req: Request, ctx: &Ctx, slug: &str) -> Result<Response> {
@@ -326,26 +311,12 @@ pub async fn handle_challenge(mut req: Request, ctx: &Ctx, slug: &str) -> Result
         Err(resp) => return Ok(resp),
     };
     if pending.stage != Stage::Challenge {
-        return pages::error(
-            &org,
-            400,
-            "Sign-in could not continue",
-            "Start again from the application.",
-            "invalid_request",
-            None,
-        );
+        return start_again(&org);
     }
     let Some(request) = pending.request.clone() else {
-        return pages::error(
-            &org,
-            400,
-            "Sign-in could not continue",
-            "Start again from the application.",
-            "invalid_request",
-            None,
-        );
+        return start_again(&org);
     };
-    let client = match client_of(ctx, &org, &request).await? {
+    let client = match registered_client(ctx, &org, &request).await? {
         Ok(c) => c,
         Err(page) => return Ok(page),
     };
@@ -414,17 +385,15 @@ pub async fn handle_challenge(mut req: Request, ctx: &Ctx, slug: &str) -> Result
         Some(&client.client_id),
         detail([("factor", json!(factor))]),
     );
-    finish(
-        ctx,
-        &req,
-        &org,
-        &client,
-        &request,
-        &user,
-        pending.auth_time,
-        pending.factors | OTP,
-    )
-    .await
+    let sign_in = SignIn {
+        org: &org,
+        client: &client,
+        request: &request,
+        user: &user,
+        auth_time: pending.auth_time,
+        factors: pending.factors | OTP,
+    };
+    finish(ctx, &req, sign_in).await
 }
 
 /// Accept `code` for `user` once: a TOTP code for a step after the last accepted one, or an
@@ -481,14 +450,7 @@ pub async fn handle_enrol(mut req: Request, ctx: &Ctx, slug: &str) -> Result<Res
         Err(resp) => return Ok(resp),
     };
     let Stage::Enrol { secret, .. } = &pending.stage else {
-        return pages::error(
-            &org,
-            400,
-            "Sign-in could not continue",
-            "Start again from the application.",
-            "invalid_request",
-            None,
-        );
+        return start_again(&org);
     };
     let bytes = b64url_decode(secret).unwrap_or_default();
     let code = form.first("code").unwrap_or("").trim();
@@ -568,14 +530,7 @@ pub async fn handle_finish(mut req: Request, ctx: &Ctx, slug: &str) -> Result<Re
         Err(resp) => return Ok(resp),
     };
     if pending.stage != Stage::Finish || !mfa::has_second_factor(pending.factors) {
-        return pages::error(
-            &org,
-            400,
-            "Sign-in could not continue",
-            "Start again from the application.",
-            "invalid_request",
-            None,
-        );
+        return start_again(&org);
     }
     let Some(request) = pending.request.clone() else {
         return pages::message(
@@ -584,21 +539,19 @@ pub async fn handle_finish(mut req: Request, ctx: &Ctx, slug: &str) -> Result<Re
             "From now on you will be asked for a code from your app when you sign in.",
         );
     };
-    let client = match client_of(ctx, &org, &request).await? {
+    let client = match registered_client(ctx, &org, &request).await? {
         Ok(c) => c,
         Err(page) => return Ok(page),
     };
-    finish(
-        ctx,
-        &req,
-        &org,
-        &client,
-        &request,
-        &user,
-        pending.auth_time,
-        pending.factors,
-    )
-    .await
+    let sign_in = SignIn {
+        org: &org,
+        client: &client,
+        request: &request,
+        user: &user,
+        auth_time: pending.auth_time,
+        factors: pending.factors,
+    };
+    finish(ctx, &req, sign_in).await
 }
 
 /// GET/POST /{org}/account/mfa: a signed-in user sets up a second factor by choice — the SSO
