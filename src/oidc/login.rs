@@ -264,7 +264,11 @@ pub async fn handle(mut req: Request, ctx: &Ctx, slug: &str) -> Result<Response>
             );
         }
     };
-    gate.succeeded(ctx, &org, &user).await?;
+    // The account's failures are forgotten only once the sign-in cannot be held up by a second
+    // factor: otherwise a known password would reset the count between guesses of the code.
+    if user.totp_secret_sealed.is_none() {
+        gate.succeeded(ctx, &org, &user).await?;
+    }
     audit::note(
         ctx,
         Kind::SignInSucceeded,
