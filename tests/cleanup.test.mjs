@@ -3,7 +3,7 @@
 // fire the cron the way Cloudflare does.
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { BASE, createFixture, loginAndExchange, tokenRequest, assertTokenSuccess, userinfo } from './support/oidc.mjs';
+import { BASE, admin, createFixture, loginAndExchange, tokenRequest, assertTokenSuccess, userinfo } from './support/oidc.mjs';
 
 let fx;
 before(async () => { fx = await createFixture('cleanup'); });
@@ -39,4 +39,18 @@ test('after the clean-up, reuse of a rotated refresh token is still detected', a
   const replay = await tokenRequest(fx, fx.web, { grant_type: 'refresh_token', refresh_token: tokens.refresh_token });
   assert.equal(replay.status, 400);
   assert.match(replay.json?.error_description ?? (await replay.text?.()) ?? '', /revoked|used/);
+});
+
+test('the clean-up keeps audit events within the organization\'s retention', async () => {
+  await loginAndExchange(fx, fx.web);
+  const list = () => admin('GET', `/organizations/${fx.slug}/events?type=code.redeemed`);
+  let before = [];
+  for (let i = 0; i < 50 && before.length === 0; i++) {
+    before = (await list()).body.events;
+    if (before.length === 0) await new Promise((r) => setTimeout(r, 100));
+  }
+  assert.ok(before.length > 0, 'events are recorded');
+  assert.equal((await admin('PATCH', `/organizations/${fx.slug}`, { audit_retention_days: 1 })).status, 200);
+  await runCron();
+  assert.deepEqual((await list()).body.events.map((e) => e.id), before.map((e) => e.id), 'events of today are kept');
 });

@@ -70,11 +70,20 @@ pub struct OAuthError {
 }
 
 impl OAuthError {
+    /// Descriptions may quote what a client sent ("unknown scope …"); anything outside RFC 6749
+    /// §5.2's set (`"`, `\\`, control characters, non-ASCII) becomes `?`, and the text is cut at
+    /// 300 characters, so a description is always valid wherever it is carried.
     pub fn new(code: ErrorCode, description: impl Into<String>) -> OAuthError {
-        OAuthError {
-            code,
-            description: description.into(),
-        }
+        let description: String = description
+            .into()
+            .chars()
+            .take(300)
+            .map(|c| match c {
+                '\x20'..='\x21' | '\x23'..='\x5b' | '\x5d'..='\x7e' => c,
+                _ => '?',
+            })
+            .collect();
+        OAuthError { code, description }
     }
 
     pub fn invalid_request(description: impl Into<String>) -> OAuthError {
@@ -103,6 +112,15 @@ mod tests {
         assert_eq!(ErrorCode::InvalidClient.status(), 401);
         assert_eq!(ErrorCode::InvalidGrant.status(), 400);
         assert_eq!(ErrorCode::UnsupportedGrantType.status(), 400);
+    }
+
+    #[test]
+    fn descriptions_keep_to_the_rfc_6749_character_set() {
+        let e = OAuthError::invalid_request("unknown scope \"a\\b\"\né\u{0}");
+        assert_eq!(e.description, "unknown scope ?a?b????");
+        assert_eq!(OAuthError::invalid_request("x".repeat(1000)).description.len(), 300);
+        let plain = "the refresh token was issued to another client";
+        assert_eq!(OAuthError::invalid_grant(plain).description, plain);
     }
 
     #[test]
