@@ -118,7 +118,12 @@ mod tests {
     fn descriptions_keep_to_the_rfc_6749_character_set() {
         let e = OAuthError::invalid_request("unknown scope \"a\\b\"\né\u{0}");
         assert_eq!(e.description, "unknown scope ?a?b????");
-        assert_eq!(OAuthError::invalid_request("x".repeat(1000)).description.len(), 300);
+        assert_eq!(
+            OAuthError::invalid_request("x".repeat(1000))
+                .description
+                .len(),
+            300
+        );
         let plain = "the refresh token was issued to another client";
         assert_eq!(OAuthError::invalid_grant(plain).description, plain);
     }
