@@ -18,7 +18,8 @@ use crate::edge::store::{
 };
 use crate::protocol::groups::{DEFAULT_GROUPS_CLAIM, DEFAULT_ROLES_CLAIM, RoleMapping};
 
-const FIELDS: &[&str] = &[
+/// The members a client body may have.
+pub const FIELDS: &[&str] = &[
     "client_id",
     "client_name",
     "grant_types",

@@ -95,7 +95,7 @@ fn apply_policies(org: &mut Organization, fields: &Fields) -> Result<(), ApiErro
 }
 
 /// The members a create or update body may carry besides `slug`.
-const SETTINGS: &[&str] = &[
+pub const SETTINGS: &[&str] = &[
     "name",
     "logo_url",
     "primary_color",

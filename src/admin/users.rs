@@ -14,6 +14,25 @@ use crate::edge::store::throttles;
 use crate::edge::store::{self, users::User, users::UserFilter};
 use crate::protocol::throttle::Counter;
 
+/// The members a create body may have, and a PATCH (the password has its own endpoint).
+pub const CREATE_FIELDS: &[&str] = &[
+    "username",
+    "email",
+    "name",
+    "password",
+    "picture",
+    "email_verified",
+    "disabled",
+];
+pub const UPDATE_FIELDS: &[&str] = &[
+    "username",
+    "email",
+    "name",
+    "picture",
+    "email_verified",
+    "disabled",
+];
+
 pub const DEFAULT_PAGE: u32 = 50;
 pub const MAX_PAGE: u32 = 200;
 
@@ -158,20 +177,7 @@ fn duplicate(err: &worker::Error) -> Option<ApiError> {
 }
 
 pub async fn create(req: &mut Request, ctx: &Ctx, org: &str) -> Outcome {
-    let fields = body::read(
-        req,
-        ctx,
-        &[
-            "username",
-            "email",
-            "name",
-            "password",
-            "picture",
-            "email_verified",
-            "disabled",
-        ],
-    )
-    .await?;
+    let fields = body::read(req, ctx, CREATE_FIELDS).await?;
     let mut user = new_user(&fields, org, new_id(), ctx.now)?;
     let password = fields
         .string("password")?
@@ -255,7 +261,7 @@ pub async fn list_filtered(
 async fn require(ctx: &Ctx, org: &str, id: &str) -> Result<User, Failure> {
     let db = ctx.primary()?;
     organizations::require(&db, org).await?;
-    store::users::get_user(&db, org, id)
+    store::users::get_user_for_admin(&db, org, id)
         .await?
         .ok_or_else(|| ApiError::not_found("user").into())
 }
@@ -287,19 +293,7 @@ pub async fn unlock(ctx: &Ctx, org: &str, id: &str) -> Outcome {
 /// PATCH: username, email, name, picture, email_verified, disabled. The password has its own
 /// endpoint so that a profile edit can never touch it by accident.
 pub async fn update(req: &mut Request, ctx: &Ctx, org: &str, id: &str) -> Outcome {
-    let fields = body::read(
-        req,
-        ctx,
-        &[
-            "username",
-            "email",
-            "name",
-            "picture",
-            "email_verified",
-            "disabled",
-        ],
-    )
-    .await?;
+    let fields = body::read(req, ctx, UPDATE_FIELDS).await?;
     let mut user = require(ctx, org, id).await?;
     apply_profile(&mut user, &fields)?;
     user.updated_at = ctx.now;
@@ -340,15 +334,7 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    const CREATE: &[&str] = &[
-        "username",
-        "email",
-        "name",
-        "password",
-        "picture",
-        "email_verified",
-        "disabled",
-    ];
+    const CREATE: &[&str] = CREATE_FIELDS;
 
     fn fields(v: serde_json::Value) -> Fields {
         Fields::new(v, CREATE).unwrap()

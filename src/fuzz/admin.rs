@@ -15,31 +15,14 @@ use crate::admin::organizations::new_org;
 use crate::admin::users::{MAX_PAGE, apply_profile, list_query, new_user};
 use crate::admin::validate;
 
-/// The members a client body may have (admin/clients.rs `FIELDS`).
-const CLIENT_FIELDS: &[&str] = &[
-    "client_id",
-    "client_name",
-    "grant_types",
-    "redirect_uris",
-    "post_logout_redirect_uris",
-    "scopes",
-    "token_endpoint_auth_method",
-    "groups_claim",
-    "roles_claim",
-    "groups_in_id_token",
-    "role_mappings",
-    "allowed_groups",
-];
-const USER_FIELDS: &[&str] = &[
-    "username",
-    "email",
-    "name",
-    "password",
-    "picture",
-    "email_verified",
-    "disabled",
-];
-const ORG_FIELDS: &[&str] = &["slug", "name", "logo_url", "primary_color"];
+/// The members each body may have, as the endpoints define them (so the properties follow them).
+const CLIENT_FIELDS: &[&str] = crate::admin::clients::FIELDS;
+const USER_FIELDS: &[&str] = crate::admin::users::CREATE_FIELDS;
+
+/// An organization's create body: its slug and every setting.
+fn org_fields() -> &'static [&'static str] {
+    Vec::leak([&["slug"][..], crate::admin::organizations::SETTINGS].concat())
+}
 
 /// Strings a validator may meet: valid values of every kind, near misses and garbage.
 fn field_string() -> impl Strategy<Value = String> {
@@ -370,14 +353,14 @@ fn user_and_organization_bodies_are_read_or_refused_naming_the_member() {
     });
     check(
         CASES,
-        body_with(ORG_FIELDS, json!({"slug": "acme", "name": "Acme"})),
+        body_with(org_fields(), json!({"slug": "acme", "name": "Acme"})),
         |body| {
-            let Ok(fields) = Fields::new(body, ORG_FIELDS) else {
+            let Ok(fields) = Fields::new(body, org_fields()) else {
                 return Ok(());
             };
             match new_org(&fields, 1000) {
                 Ok(org) => prop_assert!(validate::slug("slug", &org.slug).is_ok()),
-                Err(e) => names_a_member(&e, ORG_FIELDS)?,
+                Err(e) => names_a_member(&e, org_fields())?,
             }
             Ok(())
         },

@@ -58,15 +58,7 @@ pub async fn handle(mut req: Request, ctx: &Ctx, slug: &str) -> Result<Response>
             None,
         );
     };
-    if let Err(denied) = issue::admits(&client, &user) {
-        crate::edge::audit::note(
-            ctx,
-            crate::protocol::audit::Kind::SignInDenied,
-            slug,
-            Some(&user.id),
-            Some(&client.client_id),
-            Default::default(),
-        );
+    if let Err(denied) = issue::admits(ctx, slug, &client, &user) {
         return issue::error(
             ctx,
             slug,

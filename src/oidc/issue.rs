@@ -57,11 +57,25 @@ pub fn code(
 
 /// Whether `user` may sign in to `client` (its `allowed_groups`), else the error to send back:
 /// `access_denied` (RFC 6749 §4.1.2.1: "The resource owner or authorization server denied the
-/// request") — Rocket.Chat cannot refuse users itself, so the identity provider must.
-pub fn admits(client: &Client, user: &User) -> std::result::Result<(), OAuthError> {
+/// request") — Rocket.Chat cannot refuse users itself, so the identity provider must. A refusal
+/// is an audit event (`signin.denied`).
+pub fn admits(
+    ctx: &Ctx,
+    org: &str,
+    client: &Client,
+    user: &User,
+) -> std::result::Result<(), OAuthError> {
     if may_sign_in(&client.allowed_groups, &user.groups) {
         return Ok(());
     }
+    crate::edge::audit::note(
+        ctx,
+        crate::protocol::audit::Kind::SignInDenied,
+        org,
+        Some(&user.id),
+        Some(&client.client_id),
+        Default::default(),
+    );
     Err(OAuthError::new(
         ErrorCode::AccessDenied,
         "the user is not in a group allowed to use this application",

@@ -119,20 +119,11 @@ pub async fn finish(ctx: &Ctx, req: &Request, sign_in: SignIn<'_>) -> Result<Res
         client,
         request,
         user,
-        auth_time,
-        factors,
+        ..
     } = sign_in;
     let slug = org.slug.as_str();
-    let session_cookie = sso::start(ctx, slug, &user.id, factors).await?;
-    let resp = if let Err(denied) = issue::admits(client, user) {
-        audit::note(
-            ctx,
-            Kind::SignInDenied,
-            slug,
-            Some(&user.id),
-            Some(&client.client_id),
-            Default::default(),
-        );
+    let session_cookie = sso::start(ctx, slug, &user.id, sign_in.factors).await?;
+    let resp = if let Err(denied) = issue::admits(ctx, slug, client, user) {
         issue::error(
             ctx,
             slug,
@@ -144,7 +135,15 @@ pub async fn finish(ctx: &Ctx, req: &Request, sign_in: SignIn<'_>) -> Result<Res
     } else if request.prompt.consent {
         consent::show(ctx, req, org, &client.client_name, &user.username, request)?
     } else {
-        issue::code(ctx, slug, request, &user.id, auth_time, factors, 303)?
+        issue::code(
+            ctx,
+            slug,
+            request,
+            &user.id,
+            sign_in.auth_time,
+            sign_in.factors,
+            303,
+        )?
     };
     append_cookie(resp, &session_cookie)
 }

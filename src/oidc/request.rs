@@ -169,13 +169,7 @@ pub async fn client_request(
         )
         .map(Err);
     };
-    if let Some(wait) = throttle::locked_for(
-        Some(&throttle::Counter {
-            locked_until,
-            ..Default::default()
-        }),
-        ctx.now_ms,
-    ) {
+    if let Some(wait) = throttle::seconds_left(locked_until, ctx.now_ms) {
         let note = detail([("retry_after", json!(wait))]);
         audit::note(
             ctx,

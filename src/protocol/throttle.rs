@@ -57,10 +57,13 @@ pub fn wait_after(failures: i64, threshold: i64, max_wait: i64) -> i64 {
 /// Whole seconds (rounded up, for `Retry-After`) a key is still locked at `now_ms`; None when
 /// it is not.
 pub fn locked_for(counter: Option<&Counter>, now_ms: i64) -> Option<i64> {
-    counter
-        .map(|c| c.locked_until - now_ms)
-        .filter(|left| *left > 0)
-        .map(|left| (left + 999) / 1000)
+    counter.and_then(|c| seconds_left(c.locked_until, now_ms))
+}
+
+/// The same for a bare lock time (Unix milliseconds; 0 when none).
+pub fn seconds_left(locked_until_ms: i64, now_ms: i64) -> Option<i64> {
+    let left = locked_until_ms - now_ms;
+    (left > 0).then_some((left + 999) / 1000)
 }
 
 /// The state after one more failure at `now_ms` (what the SQL UPSERT computes); `max_wait` and

@@ -9,7 +9,7 @@ use worker::{D1Result, Result};
 use crate::edge::store::d1::{int, opt_text};
 use crate::edge::store::database::{Db, Stmt};
 use crate::edge::store::groups::{
-    RoleMapRow, client_group_columns, user_allowed_condition, user_groups_column,
+    RoleMapRow, client_role_map_column, user_allowed_condition, user_groups_column,
 };
 use crate::edge::store::users::User;
 use crate::protocol::lifetimes::{ACCESS_TOKEN_SECONDS, REFRESH_TOKEN_SECONDS};
@@ -170,7 +170,7 @@ fn access_query(db: &Db, token_hash: &str, now: i64) -> Result<Stmt> {
          FROM access_tokens a JOIN grants g ON g.id = a.grant_id JOIN users u ON u.id = g.user_id \
          JOIN clients c ON c.org = g.org AND c.client_id = g.client_id \
          WHERE a.token_hash = ?1 AND a.expires_at > ?2 AND g.revoked_at IS NULL AND u.disabled = 0 AND {}",
-        client_group_columns("c"),
+        client_role_map_column("c"),
         user_groups_column("u"),
         user_allowed_condition("g"),
     ))

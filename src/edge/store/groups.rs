@@ -17,15 +17,22 @@ pub fn user_groups_column(user: &str) -> String {
     )
 }
 
-/// A client's role map as a JSON array column `role_map` of {group, role, position}, and its
-/// restriction as `allowed_group_names`, for the client whose row is `client`.
-pub fn client_group_columns(client: &str) -> String {
+/// A client's role map as a JSON array column `role_map` of {group, role, position}, for the
+/// client whose row is `client`.
+pub fn client_role_map_column(client: &str) -> String {
     format!(
         "(SELECT json_group_array(json_object('group', gr.name, 'role', cr.role, 'position', cr.position)) \
          FROM client_roles cr JOIN groups gr ON gr.id = cr.group_id \
-         WHERE cr.org = {client}.org AND cr.client_id = {client}.client_id) AS role_map, \
-         (SELECT json_group_array(gr.name) FROM client_allowed_groups ca JOIN groups gr ON gr.id = ca.group_id \
-         WHERE ca.org = {client}.org AND ca.client_id = {client}.client_id) AS allowed_group_names"
+         WHERE cr.org = {client}.org AND cr.client_id = {client}.client_id) AS role_map"
+    )
+}
+
+/// The role map and the restriction (`allowed_group_names`) of the client whose row is `client`.
+pub fn client_group_columns(client: &str) -> String {
+    format!(
+        "{}, (SELECT json_group_array(gr.name) FROM client_allowed_groups ca JOIN groups gr ON gr.id = ca.group_id \
+         WHERE ca.org = {client}.org AND ca.client_id = {client}.client_id) AS allowed_group_names",
+        client_role_map_column(client)
     )
 }
 

@@ -65,8 +65,9 @@ fn lock_object<'de, D: serde::Deserializer<'de>>(
         }))
 }
 
-/// The columns a user read adds to `users.*` (table alias `users`): groups and the lock.
-fn extra_columns() -> String {
+/// What the admin API shows besides `users.*` and the groups (table alias `users`): the login
+/// lock and the unused recovery codes. Only admin reads ask for them; sign-in paths do not.
+fn admin_extra_columns() -> String {
     format!(
         "{}, (SELECT json_object('failures', t.failures, 'locked_until', t.locked_until_ms, 'updated_at', t.updated_at_ms) \
          FROM throttles t WHERE t.scope = users.org AND t.key = 'user:' || users.id) AS login_lock, \
@@ -75,9 +76,17 @@ fn extra_columns() -> String {
     )
 }
 
-/// Every column of the user row `users`, with the user's groups and login lock.
+/// Every column of the user row `users`, with the user's groups (what sign-in needs).
 fn user_columns() -> String {
-    format!("users.*, {}", extra_columns())
+    format!(
+        "users.*, {}",
+        crate::edge::store::groups::user_groups_column("users")
+    )
+}
+
+/// `user_columns` and what the admin API shows besides.
+fn admin_user_columns() -> String {
+    format!("users.*, {}", admin_extra_columns())
 }
 
 /// SQLite has no boolean: D1 returns 0/1.
@@ -94,6 +103,17 @@ pub async fn get_user(db: &Db, org: &str, id: &str) -> Result<Option<User>> {
     db.prepare(format!(
         "SELECT {} FROM users WHERE org = ?1 AND id = ?2",
         user_columns()
+    ))
+    .bind(&[org.into(), id.into()])?
+    .first::<User>(None)
+    .await
+}
+
+/// `get_user` as the admin API shows it (with the login lock and recovery codes left).
+pub async fn get_user_for_admin(db: &Db, org: &str, id: &str) -> Result<Option<User>> {
+    db.prepare(format!(
+        "SELECT {} FROM users WHERE org = ?1 AND id = ?2",
+        admin_user_columns()
     ))
     .bind(&[org.into(), id.into()])?
     .first::<User>(None)
@@ -174,7 +194,7 @@ pub async fn list_users(
          AND (?6 IS NULL OR EXISTS (SELECT 1 FROM group_members gm JOIN groups gr ON gr.id = gm.group_id \
                                     WHERE gm.user_id = users.id AND gr.name = ?6 COLLATE NOCASE)) \
          ORDER BY id LIMIT ?5",
-        user_columns()
+        admin_user_columns()
     ))
     .bind(&[
         org.into(),
@@ -196,7 +216,7 @@ pub async fn update_user(db: &Db, u: &User) -> Result<Option<User>> {
         "UPDATE users SET username = ?3, email = ?4, name = ?5, picture = ?6, email_verified = ?7, \
          disabled = ?8, updated_at = ?9 WHERE org = ?1 AND id = ?2 RETURNING *, {}",
         // RETURNING takes no `users.*`; the bare `*` is the same columns.
-        extra_columns()
+        admin_extra_columns()
     ))
     .bind(
         &[
