@@ -72,47 +72,11 @@ pub async fn handle(mut req: Request, ctx: &Ctx, segments: &[&str]) -> Result<Re
         Matched::Found(Endpoint::OpenApi, _) => return openapi(),
         _ => {}
     }
-    // Wrong admin tokens are throttled per address (the lock is checked before the token, so a
-    // guess made while locked is never tested).
-    let throttle_key = ctx.client_ip.as_deref().map(throttles::admin_key);
-    if let Some(key) = &throttle_key {
-        let counter = throttles::get(&ctx.replica()?, "", key).await?;
-        if let Some(wait) = throttle::locked_for(counter.as_ref(), ctx.now_ms) {
-            let resp = http::api_error(
-                429,
-                "too_many_requests",
-                &format!("too many wrong admin tokens from this address; retry in {wait} s"),
-                None,
-            )?;
-            resp.headers().set("Retry-After", &wait.to_string())?;
-            return http::no_store(resp);
-        }
-    }
-    if let Some(denied) = auth::check(&req, &ctx.config.admin_token)? {
-        let header = req.headers().get("Authorization")?;
-        if auth::judge(header.as_deref(), &ctx.config.admin_token) == auth::Verdict::Wrong {
-            if let Some(key) = &throttle_key {
-                throttles::record_failures(
-                    &ctx.primary()?,
-                    "",
-                    &[(key.clone(), throttle::ADMIN_FAILURES)],
-                    throttle::ADMIN_MAX_WAIT,
-                    throttle::ADMIN_RESET_AFTER,
-                    ctx.now_ms,
-                )
-                .await?;
-            }
-            // Not an organization's event: a JSON log line only.
-            audit::note(
-                ctx,
-                Kind::AdminAuthFailed,
-                "",
-                None,
-                None,
-                Default::default(),
-            );
-        }
-        return http::no_store(denied);
+    // Admin tokens are guesses like passwords: a wrong one is counted per address before it is
+    // answered, atomically with the check that the address is not waiting out earlier failures,
+    // and a right one is let through only when it is not (oidc/attempts.rs explains the rule).
+    if let Some(refused) = admin_token_refused(&req, ctx).await? {
+        return http::no_store(refused);
     }
     let (endpoint, params) = match matched {
         Matched::Found(endpoint, params) => (endpoint, params),
@@ -250,4 +214,61 @@ pub fn created<T: serde::Serialize>(location: &str, body: &T) -> Outcome {
 
 pub fn no_content() -> Outcome {
     Ok(Response::empty()?.with_status(204))
+}
+
+/// The answer for a request whose admin token may not proceed, if it may not.
+async fn admin_token_refused(req: &Request, ctx: &Ctx) -> Result<Option<Response>> {
+    let header = req.headers().get("Authorization")?;
+    let verdict = auth::judge(header.as_deref(), &ctx.config.admin_token);
+    if verdict == auth::Verdict::Missing {
+        return auth::check(req, &ctx.config.admin_token);
+    }
+    let limits: Vec<throttles::Limit> = ctx
+        .client_ip
+        .as_deref()
+        .map(|ip| throttles::Limit {
+            key: throttles::admin_key(ip),
+            threshold: throttle::ADMIN_FAILURES,
+            max_wait: throttle::ADMIN_MAX_WAIT,
+            reset_after: throttle::ADMIN_RESET_AFTER,
+        })
+        .into_iter()
+        .collect();
+    let db = ctx.primary()?;
+    let locked = match (&verdict, limits.is_empty()) {
+        (_, true) => None,
+        (auth::Verdict::Allowed, false) => {
+            throttles::admit(&db, "", &limits, None, ctx.now_ms).await?
+        }
+        (_, false) => {
+            let counted = throttles::count_failure(&db, "", &limits, ctx.now_ms).await?;
+            if counted.counted {
+                None
+            } else {
+                Some(counted.wait.unwrap_or(1))
+            }
+        }
+    };
+    if let Some(wait) = locked {
+        let resp = http::api_error(
+            429,
+            "too_many_requests",
+            &format!("too many wrong admin tokens from this address; retry in {wait} s"),
+            None,
+        )?;
+        resp.headers().set("Retry-After", &wait.to_string())?;
+        return Ok(Some(resp));
+    }
+    if verdict == auth::Verdict::Wrong {
+        // Not an organization's event: a JSON log line only.
+        audit::note(
+            ctx,
+            Kind::AdminAuthFailed,
+            "",
+            None,
+            None,
+            Default::default(),
+        );
+    }
+    auth::check(req, &ctx.config.admin_token)
 }

@@ -286,7 +286,12 @@ pub async fn reset_mfa(ctx: &Ctx, org: &str, id: &str) -> Outcome {
 /// DELETE …/lock → 204: forget the account's failures, so the user can sign in at once.
 pub async fn unlock(ctx: &Ctx, org: &str, id: &str) -> Outcome {
     require(ctx, org, id).await?;
-    throttles::clear(&ctx.primary()?, org, &throttles::user_key(id)).await?;
+    throttles::clear(
+        &ctx.primary()?,
+        org,
+        &crate::protocol::throttle::user_key(id),
+    )
+    .await?;
     no_content()
 }
 

@@ -1,5 +1,5 @@
 //! Sealed values and JWTs: authorization codes (`CodeGrant::open`), the login form's state
-//! (`login_state::open_state`), the AES-GCM box under both (`crypto::open`), and the compact JWT of
+//! (`form_state::open_state`), the AES-GCM box under both (`crypto::open`), and the compact JWT of
 //! an `id_token_hint` (`id_token::parse_unverified`, the pure step before the WebCrypto check).
 
 use proptest::prelude::*;
@@ -7,17 +7,19 @@ use serde_json::{Value, json};
 
 use super::{CASES, any_text, check, tricky_text};
 use crate::crypto::{self, b64url, b64url_decode, derive_key};
-use crate::oidc::login_state::{StateError, open_state, seal_state};
+use crate::oidc::form_state::{
+    FormState, Interaction, StateError, Step, StepKind, open_state, seal_state,
+};
 use crate::protocol::authorize::{AuthorizeRequest, Prompt};
 use crate::protocol::code::{CodeGrant, redirect_uri_hash};
 use crate::protocol::id_token::{assemble, parse_unverified, signing_input};
 
 const SECRET: &str = "a long worker secret for property tests";
 const ORG: &str = "acme";
-/// The HKDF purposes of protocol/code.rs and oidc/login_state.rs, to seal arbitrary plaintexts
+/// The HKDF purposes of protocol/code.rs and oidc/form_state.rs, to seal arbitrary plaintexts
 /// exactly as they would be (checked against the real seal in each test).
 const CODE_PURPOSE: &str = "authorization-codes";
-const STATE_PURPOSE: &str = "login-forms";
+const STATE_PURPOSE: &str = "sign-in-forms/v2";
 
 fn opt_text(max: usize) -> impl Strategy<Value = Option<String>> {
     prop::option::of(any_text(max))
@@ -203,6 +205,20 @@ fn request() -> impl Strategy<Value = AuthorizeRequest> {
         )
 }
 
+fn login_state(req: &AuthorizeRequest, csrf: &str, now: i64) -> FormState {
+    FormState {
+        step: Step::Login,
+        interaction: Some(Interaction {
+            request: req.clone(),
+            hint_sub: None,
+        }),
+        authenticated: None,
+        session: None,
+        csrf: csrf.to_string(),
+        expires_at: now + crate::protocol::lifetimes::LOGIN_FORM_SECONDS,
+    }
+}
+
 #[test]
 fn the_login_state_round_trips_and_refuses_tampering() {
     let csrf = "[A-Za-z0-9_-]{1,43}";
@@ -210,15 +226,32 @@ fn the_login_state_round_trips_and_refuses_tampering() {
         CASES,
         (request(), csrf, 0i64..4_000_000_000, tamper()),
         |(req, csrf, now, t)| {
-            let sealed = seal_state(SECRET, ORG, &req, &csrf, now);
-            let state = open_state(SECRET, ORG, &sealed, Some(&csrf), Some(&csrf), now)
-                .map_err(|e| TestCaseError::fail(format!("{e:?}")))?;
-            prop_assert_eq!(&state.request, &req);
+            let sealed = seal_state(SECRET, ORG, &login_state(&req, &csrf, now));
+            let state = open_state(
+                SECRET,
+                ORG,
+                &sealed,
+                Some(&csrf),
+                Some(&csrf),
+                now,
+                StepKind::Login,
+            )
+            .map_err(|e| TestCaseError::fail(format!("{e:?}")))?;
+            prop_assert_eq!(&state.interaction.as_ref().unwrap().request, &req);
             prop_assert_eq!(state.csrf, csrf.clone());
             let altered = apply(&sealed, &t);
             if altered != sealed {
                 prop_assert_eq!(
-                    open_state(SECRET, ORG, &altered, Some(&csrf), Some(&csrf), now).err(),
+                    open_state(
+                        SECRET,
+                        ORG,
+                        &altered,
+                        Some(&csrf),
+                        Some(&csrf),
+                        now,
+                        StepKind::Login
+                    )
+                    .err(),
                     Some(StateError::Invalid)
                 );
             }
@@ -238,11 +271,12 @@ fn arbitrary_login_states_are_refused_with_a_state_error() {
             request(),
             any_text(8),
             any::<i64>(),
-            prop::sample::select(&["request", "csrf", "expires_at", "x"][..]),
+            prop::sample::select(&["interaction", "step", "csrf", "expires_at", "x"][..]),
             any_text(6)
         )
             .prop_map(|(req, csrf, exp, member, v)| {
-                let mut state = json!({"request": req, "csrf": csrf, "expires_at": exp});
+                let mut state = json!({"step": "Login", "interaction": {"request": req, "hint_sub": null},
+                    "authenticated": null, "session": null, "csrf": csrf, "expires_at": exp});
                 state[member] = Value::String(v);
                 state.to_string().into_bytes()
             }),
@@ -262,9 +296,15 @@ fn arbitrary_login_states_are_refused_with_a_state_error() {
         |(sealed, cookie, field)| {
             // A refusal is a `StateError`; an acceptance only with both tokens equal to the
             // sealed one and before the expiry.
-            if let Ok(state) =
-                open_state(SECRET, ORG, &sealed, cookie.as_deref(), field.as_deref(), 0)
-            {
+            if let Ok(state) = open_state(
+                SECRET,
+                ORG,
+                &sealed,
+                cookie.as_deref(),
+                field.as_deref(),
+                0,
+                StepKind::Login,
+            ) {
                 prop_assert_eq!(cookie.as_deref(), Some(state.csrf.as_str()));
                 prop_assert_eq!(field.as_deref(), Some(state.csrf.as_str()));
                 prop_assert!(state.expires_at >= 0);

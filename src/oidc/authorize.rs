@@ -1,19 +1,17 @@
 //! GET/POST /{org}/authorize — the authorization endpoint (RFC 6749 §3.1, OIDC Core §3.1.2).
-//! Validate the request, then issue a code from the SSO session, or show the login or consent
-//! page, or send an error back to the client.
+//! Validate the request, then let the gate (oidc/interaction.rs) decide with the browser's SSO
+//! session: a code, the login, second-factor or consent page, or an error for the client.
 
 use worker::{Request, Response, Result};
 
-use crate::edge::audit;
 use crate::edge::context::Ctx;
 use crate::edge::store::clients::get_client;
+use crate::oidc::form_state::{Authenticated, Interaction};
+use crate::oidc::interaction::{self, Continue, Origin};
 use crate::oidc::request::{Accept, page_request};
-use crate::oidc::{consent, issue, login, pages, signer, sso};
-use crate::protocol::audit::Kind;
+use crate::oidc::{issue, pages, signer, sso};
 use crate::protocol::authorize::{self, AuthorizeError, ClientRegistration};
-use crate::protocol::error::{ErrorCode, OAuthError};
-use crate::protocol::mfa;
-use crate::protocol::session::{self, Next, SessionView};
+use crate::protocol::error::OAuthError;
 
 pub async fn handle(mut req: Request, ctx: &Ctx, slug: &str) -> Result<Response> {
     let (org, params) = match page_request(
@@ -96,64 +94,30 @@ pub async fn handle(mut req: Request, ctx: &Ctx, slug: &str) -> Result<Response>
             }
         },
     };
+    let interaction = Interaction { request, hint_sub };
     let current = sso::current(ctx, slug, &req).await?;
-    let view = current.as_ref().map(|(s, u)| SessionView {
-        user_id: &u.id,
-        auth_time: s.auth_time,
+    let authenticated = current.as_ref().map(|c| Authenticated {
+        user_id: c.user.id.clone(),
+        auth_time: c.session.auth_time,
+        factors: c.session.factors,
+        in_this_interaction: false,
     });
-    match session::decide(&request, view.as_ref(), hint_sub.as_deref(), ctx.now) {
-        Next::IssueCode | Next::ShowConsent
-            if current.as_ref().is_some_and(|(s, u)| {
-                mfa::next_step(
-                    s.factors,
-                    u.totp_secret_sealed.is_some(),
-                    crate::oidc::mfa::required(&org, Some(&client), Some(&request)),
-                ) != mfa::Step::Done
-            }) =>
-        {
-            // The session lacks a second factor this sign-in needs: prompt=none cannot ask for
-            // it (Core §3.1.2.6 interaction_required); otherwise ask now, without the password.
-            let (s, u) = current.as_ref().expect("checked above");
-            if request.prompt.none {
-                return redirect_error(OAuthError::new(
-                    ErrorCode::InteractionRequired,
-                    "a second factor is required and the session has none",
-                ));
-            }
-            let sign_in = crate::oidc::mfa::SignIn {
-                org: &org,
-                client: &client,
-                request: &request,
-                user: u,
-                auth_time: s.auth_time,
-                factors: s.factors,
-            };
-            crate::oidc::mfa::after_password(ctx, &req, sign_in).await
-        }
-        Next::IssueCode => {
-            let (s, u) = current.as_ref().expect("IssueCode implies a session");
-            // An SSO session never gives a code for a client the user may not use.
-            if let Err(denied) = issue::admits(ctx, slug, &client, u) {
-                return redirect_error(denied);
-            }
-            audit::note(
-                ctx,
-                Kind::SignInSso,
-                slug,
-                Some(&u.id),
-                Some(&client.client_id),
-                Default::default(),
-            );
-            issue::code(ctx, slug, &request, &u.id, s.auth_time, s.factors, 302)
-        }
-        Next::ShowLogin => login::show(ctx, &req, &org, &client.client_name, &request, None, 200),
-        Next::ShowConsent => {
-            let (_, u) = current.as_ref().expect("ShowConsent implies a session");
-            if let Err(denied) = issue::admits(ctx, slug, &client, u) {
-                return redirect_error(denied);
-            }
-            consent::show(ctx, &req, &org, &client.client_name, &u.username, &request)
-        }
-        Next::Fail(err) => redirect_error(err),
-    }
+    interaction::proceed(
+        ctx,
+        &req,
+        Continue {
+            org: &org,
+            client: &client,
+            interaction: &interaction,
+            authenticated,
+            user: current.as_ref().map(|c| &c.user),
+            origin: match &current {
+                Some(c) => Origin::Session(c),
+                None => Origin::Fresh,
+            },
+            consented: false,
+            status: 302,
+        },
+    )
+    .await
 }

@@ -1,54 +1,27 @@
-//! The consent page (for prompt=consent) and POST /{org}/consent. Clients are registered by the
-//! organization's admin, so consent is otherwise implied; a client that asks with
-//! prompt=consent gets an explicit Allow/Deny page.
+//! POST /{org}/consent: the answer to the consent page (shown by the gate for prompt=consent,
+//! oidc/screens.rs). The page's state is bound to the SSO session it was shown under: posted
+//! after a logout, or after someone else signed in, it is refused. "Allow" goes back to the
+//! gate with the session and the client and policy as they are now, so a consent page opened
+//! before the admin required a second factor asks for it rather than issuing a code.
 
 use worker::{Request, Response, Result};
 
 use crate::edge::context::Ctx;
-use crate::edge::store::orgs::Organization;
-use crate::oidc::login::{Submitted, form_parts, submitted_form};
+use crate::oidc::form_state::{Authenticated, StepKind};
+use crate::oidc::forms::{Submission, registered_client, session_changed, submitted};
+use crate::oidc::interaction::{self, Continue, Origin};
 use crate::oidc::{issue, pages, sso};
-use crate::protocol::authorize::AuthorizeRequest;
 use crate::protocol::error::{ErrorCode, OAuthError};
-use crate::ui::{self, ConsentPage, describe_scope};
 
-pub fn show(
-    ctx: &Ctx,
-    req: &Request,
-    org: &Organization,
-    client_name: &str,
-    username: &str,
-    request: &AuthorizeRequest,
-) -> Result<Response> {
-    let parts = form_parts(ctx, req, org, request, "consent");
-    let permissions = request
-        .scope
-        .split(' ')
-        .filter_map(describe_scope)
-        .collect();
-    let html = ui::render(&ConsentPage {
-        brand: &parts.brand,
-        client_name,
-        username,
-        permissions,
-        action: &parts.action,
-        request: &parts.sealed,
-        csrf_token: &parts.csrf,
-    });
-    parts.respond(200, html)
-}
+const TITLE: &str = "Consent could not continue";
 
 pub async fn handle(mut req: Request, ctx: &Ctx, slug: &str) -> Result<Response> {
-    let Submitted {
-        org,
-        form,
-        request,
-        client,
-    } = match submitted_form(&mut req, ctx, slug, "Consent could not continue").await? {
-        Ok(s) => s,
-        Err(resp) => return Ok(resp),
-    };
-    let Some((session, user)) = sso::current(ctx, slug, &req).await? else {
+    let Submission { org, form, state } =
+        match submitted(&mut req, ctx, slug, TITLE, StepKind::Consent).await? {
+            Ok(s) => s,
+            Err(resp) => return Ok(resp),
+        };
+    let Some(current) = sso::current(ctx, slug, &req).await? else {
         return pages::error(
             &org,
             400,
@@ -58,7 +31,20 @@ pub async fn handle(mut req: Request, ctx: &Ctx, slug: &str) -> Result<Response>
             None,
         );
     };
-    if let Err(denied) = issue::admits(ctx, slug, &client, &user) {
+    let (Some(interaction), Some(shown)) = (&state.interaction, &state.authenticated) else {
+        return session_changed(&org, TITLE);
+    };
+    if !state.shown_under(Some(&current.id_hash())) || shown.user_id != current.user.id {
+        return session_changed(&org, TITLE);
+    }
+    let request = &interaction.request;
+    let client =
+        match registered_client(ctx, &org, &request.client_id, &request.redirect_uri).await? {
+            Ok(c) => c,
+            Err(page) => return Ok(page),
+        };
+    if form.first("decision") != Some("allow") {
+        let denied = OAuthError::new(ErrorCode::AccessDenied, "the user denied the request");
         return issue::error(
             ctx,
             slug,
@@ -68,26 +54,27 @@ pub async fn handle(mut req: Request, ctx: &Ctx, slug: &str) -> Result<Response>
             303,
         );
     }
-    match form.first("decision") {
-        Some("allow") => issue::code(
-            ctx,
-            slug,
-            &request,
-            &user.id,
-            session.auth_time,
-            session.factors,
-            303,
-        ),
-        _ => {
-            let denied = OAuthError::new(ErrorCode::AccessDenied, "the user denied the request");
-            issue::error(
-                ctx,
-                slug,
-                &request.redirect_uri,
-                request.state.as_deref(),
-                &denied,
-                303,
-            )
-        }
-    }
+    // The session as it is now (a step-up since the page was shown counts); whether it was
+    // authenticated during this interaction is what the page recorded when it was shown.
+    let authenticated = Authenticated {
+        user_id: current.user.id.clone(),
+        auth_time: current.session.auth_time,
+        factors: current.session.factors,
+        in_this_interaction: shown.in_this_interaction,
+    };
+    interaction::proceed(
+        ctx,
+        &req,
+        Continue {
+            org: &org,
+            client: &client,
+            interaction,
+            authenticated: Some(authenticated),
+            user: Some(&current.user),
+            origin: Origin::Session(&current),
+            consented: true,
+            status: 303,
+        },
+    )
+    .await
 }

@@ -5,35 +5,26 @@ use worker::{Response, Result};
 
 use crate::edge::context::Ctx;
 use crate::edge::http;
-use crate::edge::store::clients::Client;
-use crate::edge::store::users::User;
-use crate::protocol::authorize::AuthorizeRequest;
 use crate::protocol::code::{CodeGrant, redirect_uri_hash};
-use crate::protocol::error::{ErrorCode, OAuthError};
-use crate::protocol::groups::may_sign_in;
+use crate::protocol::error::OAuthError;
+use crate::protocol::gate::Issuance;
 use crate::protocol::redirect::with_params;
 
-/// Mint a code bound to the request and the user and redirect to the client. The code is the
-/// sealed record itself (protocol/code.rs): nothing is stored, so the client's server can redeem
-/// it at whichever location it reaches. `status` is 302 after a GET, 303 after a form POST.
-pub fn code(
-    ctx: &Ctx,
-    org: &str,
-    req: &AuthorizeRequest,
-    user_id: &str,
-    auth_time: i64,
-    factors: u8,
-    status: u16,
-) -> Result<Response> {
+/// Mint a code and redirect to the client. Only the gate (protocol/gate.rs) can make the
+/// `Issuance` this takes, so no path reaches a code without every check the gate makes. The code
+/// is the sealed record itself (protocol/code.rs): nothing is stored, so the client's server can
+/// redeem it at whichever location it reaches. `status` is 302 after a GET, 303 after a form POST.
+pub fn code(ctx: &Ctx, org: &str, issuance: &Issuance, status: u16) -> Result<Response> {
+    let req = issuance.request();
     let grant = CodeGrant {
-        factors,
+        factors: issuance.factors(),
         client_id: req.client_id.clone(),
         redirect_uri_hash: redirect_uri_hash(&req.redirect_uri),
         scope: req.scope.clone(),
         nonce: req.nonce.clone(),
         code_challenge: req.code_challenge.clone(),
-        user_id: user_id.to_string(),
-        auth_time,
+        user_id: issuance.user_id().to_string(),
+        auth_time: issuance.auth_time(),
         issued_at: ctx.now,
         claims: req.claims.clone(),
     };
@@ -42,7 +33,7 @@ pub fn code(
         ctx,
         crate::protocol::audit::Kind::CodeIssued,
         org,
-        Some(user_id),
+        Some(issuance.user_id()),
         Some(&req.client_id),
         crate::edge::audit::detail([("scope", serde_json::json!(req.scope))]),
     );
@@ -53,33 +44,6 @@ pub fn code(
     }
     params.push(("iss", &issuer));
     http::redirect(&with_params(&req.redirect_uri, &params), status)
-}
-
-/// Whether `user` may sign in to `client` (its `allowed_groups`), else the error to send back:
-/// `access_denied` (RFC 6749 §4.1.2.1: "The resource owner or authorization server denied the
-/// request") — Rocket.Chat cannot refuse users itself, so the identity provider must. A refusal
-/// is an audit event (`signin.denied`).
-pub fn admits(
-    ctx: &Ctx,
-    org: &str,
-    client: &Client,
-    user: &User,
-) -> std::result::Result<(), OAuthError> {
-    if may_sign_in(&client.allowed_groups, &user.groups) {
-        return Ok(());
-    }
-    crate::edge::audit::note(
-        ctx,
-        crate::protocol::audit::Kind::SignInDenied,
-        org,
-        Some(&user.id),
-        Some(&client.client_id),
-        Default::default(),
-    );
-    Err(OAuthError::new(
-        ErrorCode::AccessDenied,
-        "the user is not in a group allowed to use this application",
-    ))
 }
 
 /// Redirect an error to the client's (already validated) redirect URI.

@@ -8,7 +8,7 @@ use crate::edge::context::Ctx;
 use crate::edge::http;
 use crate::edge::store::clients::get_client;
 use crate::oidc::request::{Accept, page_request};
-use crate::oidc::{login, pages, signer, sso};
+use crate::oidc::{forms, pages, signer, sso};
 use crate::protocol::redirect::with_params;
 
 pub async fn handle(mut req: Request, ctx: &Ctx, slug: &str) -> Result<Response> {
@@ -89,7 +89,7 @@ pub async fn handle(mut req: Request, ctx: &Ctx, slug: &str) -> Result<Response>
             }
         }
     };
-    let (clear_cookie, ended) = sso::end(ctx, slug, &req).await?;
+    let (clear_cookies, ended) = sso::end(ctx, slug, &req).await?;
     if ended.is_some() {
         crate::edge::audit::note(
             ctx,
@@ -110,5 +110,6 @@ pub async fn handle(mut req: Request, ctx: &Ctx, slug: &str) -> Result<Response>
         }
         None => pages::message(&org, "Signed out", "You are signed out.")?,
     };
-    login::append_cookie(resp, &clear_cookie)
+    let resp = forms::append_cookie(resp, &clear_cookies[0])?;
+    forms::append_cookie(resp, &clear_cookies[1])
 }

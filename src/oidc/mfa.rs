@@ -1,11 +1,12 @@
-//! The second factor of a sign-in: after a correct password (or with an SSO session that lacks
-//! a required factor), ask for a TOTP or recovery code, or enrol the user; then finish the
-//! sign-in — start the SSO session with the factors used and send the code to the client.
+//! The second factor's forms: the challenge (POST /{org}/mfa), the enrolment with its
+//! server-rendered QR code (POST /{org}/mfa/enrol), the recovery codes shown once (POST
+//! /{org}/mfa/finish), and the account page where a user enrols by choice (/{org}/account/mfa:
+//! the SSO session and a fresh password). All work without JavaScript.
 //!
-//! Pages: the challenge (POST /{org}/mfa), the enrolment with its server-rendered QR code
-//! (POST /{org}/mfa/enrol), the recovery codes shown once (POST /{org}/mfa/finish), and the
-//! account page where a user enrols by choice (/{org}/account/mfa: the SSO session and a fresh
-//! password). All work without JavaScript.
+//! Each form's state (oidc/form_state.rs) names its step, the authentication so far and the SSO
+//! session it was shown under; what a completed factor leads to is decided by the gate
+//! (oidc/interaction.rs). Every guess of a code is counted before it is answered
+//! (oidc/attempts.rs).
 
 use serde_json::json;
 use worker::{Request, Response, Result};
@@ -13,268 +14,69 @@ use worker::{Request, Response, Result};
 use crate::crypto::{b64url, b64url_decode, derive_key, open, random_bytes, seal};
 use crate::edge::audit::{self, detail};
 use crate::edge::context::Ctx;
-use crate::edge::store::clients::Client;
 use crate::edge::store::mfa as store;
 use crate::edge::store::orgs::Organization;
 use crate::edge::store::users::{User, get_user};
-use crate::oidc::login::{append_cookie, csrf_token, registered_client, signs_in_user};
-use crate::oidc::login_throttle::Gate;
-use crate::oidc::mfa_state::{MFA_FORM_SECONDS, Pending, Stage, open_pending, seal_pending};
+use crate::oidc::attempts::{Attempt, Verdict, account_of};
+use crate::oidc::form_state::{Authenticated, FormState, Step, StepKind, open_state};
+use crate::oidc::forms::{
+    Submission, registered_client, respond, seal_for_page, session_changed, submitted,
+};
+use crate::oidc::interaction::{self, Continue, Origin};
 use crate::oidc::request::{Accept, header, page_request};
-use crate::oidc::{consent, cookies, issue, pages, sso};
+use crate::oidc::sso::{self, Current};
+use crate::oidc::{cookies, device, pages, screens};
 use crate::protocol::audit::Kind;
-use crate::protocol::authorize::AuthorizeRequest;
-use crate::protocol::mfa::{self, OTP, Policy, Step};
-use crate::ui::{self, AccountPasswordPage, EnrolPage, MfaPage, RecoveryPage};
+use crate::protocol::mfa::{self, OTP, PWD, Policy};
+use crate::protocol::throttle::in_words;
+use crate::ui::{self, AccountPasswordPage};
 
 const SECRETS_PURPOSE: &str = "totp-secrets";
+const TITLE: &str = "Sign-in could not continue";
 const INVALID_CODE: &str =
     "That code is not valid. Enter the current code from your app, or a recovery code.";
 
-/// The page for a form in the wrong stage or without its sign-in: nothing to do but start over.
-fn start_again(org: &Organization) -> Result<Response> {
-    pages::error(
-        org,
-        400,
-        "Sign-in could not continue",
-        "Start again from the application.",
-        "invalid_request",
-        None,
-    )
+fn too_many(wait: i64) -> String {
+    format!("Too many failed attempts. Try again in {}.", in_words(wait))
 }
 
-/// Whether this sign-in needs a second factor (organization policy, client, `acr_values`).
-pub fn required(
-    org: &Organization,
-    client: Option<&Client>,
-    request: Option<&AuthorizeRequest>,
-) -> bool {
-    let policy = Policy::parse(&org.mfa).unwrap_or(Policy::Off);
-    mfa::required(
-        policy,
-        client.is_some_and(|c| c.require_mfa),
-        request.and_then(|r| r.acr_values.as_deref()),
-    )
-}
-
-/// A sign-in in progress: who, for which client's request, since when, with which factors.
-#[derive(Clone, Copy)]
-pub struct SignIn<'a> {
-    pub org: &'a Organization,
-    pub client: &'a Client,
-    pub request: &'a AuthorizeRequest,
-    pub user: &'a User,
-    /// When the password was checked.
-    pub auth_time: i64,
-    pub factors: u8,
-}
-
-/// After the password: finish, or ask for (or set up) the second factor.
-pub async fn after_password(ctx: &Ctx, req: &Request, sign_in: SignIn<'_>) -> Result<Response> {
-    let SignIn {
-        org,
-        client,
-        request,
-        user,
-        auth_time,
-        factors,
-    } = sign_in;
-    let needed = required(org, Some(client), Some(request));
-    let pending = |stage| Pending {
-        request: Some(request.clone()),
-        user_id: user.id.clone(),
-        auth_time,
-        factors,
-        stage,
-        csrf: String::new(),
-        expires_at: ctx.now + MFA_FORM_SECONDS,
-    };
-    match mfa::next_step(factors, user.totp_secret_sealed.is_some(), needed) {
-        Step::Done => finish(ctx, req, sign_in).await,
-        Step::Challenge => show_challenge(
-            ctx,
-            req,
-            org,
-            &client.client_name,
-            pending(Stage::Challenge),
-            None,
-            200,
-        ),
-        Step::Enrol => {
-            let secret = b64url(&random_bytes::<20>());
-            let stage = Stage::Enrol {
-                secret,
-                required: true,
-            };
-            show_enrol(ctx, req, org, user, pending(stage), None, 200)
-        }
-    }
-}
-
-/// Start the SSO session with the factors used, then send the client its code (or the consent
-/// page, or `access_denied` when the user is not in its groups).
-pub async fn finish(ctx: &Ctx, req: &Request, sign_in: SignIn<'_>) -> Result<Response> {
-    let SignIn {
-        org,
-        client,
-        request,
-        user,
-        ..
-    } = sign_in;
-    let slug = org.slug.as_str();
-    let session_cookie = sso::start(ctx, slug, &user.id, sign_in.factors).await?;
-    let resp = if let Err(denied) = issue::admits(ctx, slug, client, user) {
-        issue::error(
-            ctx,
-            slug,
-            &request.redirect_uri,
-            request.state.as_deref(),
-            &denied,
-            303,
-        )?
-    } else if request.prompt.consent {
-        consent::show(ctx, req, org, &client.client_name, &user.username, request)?
-    } else {
-        issue::code(
-            ctx,
-            slug,
-            request,
-            &user.id,
-            sign_in.auth_time,
-            sign_in.factors,
-            303,
-        )?
-    };
-    append_cookie(resp, &session_cookie)
-}
-
-/// The sealed state and this browser's CSRF token (a new cookie when it has none).
-fn seal_for_page(
-    ctx: &Ctx,
-    req: &Request,
-    org: &Organization,
-    mut pending: Pending,
-) -> (String, String, Option<String>) {
-    let (csrf, set_cookie) = csrf_token(ctx, req, &org.slug);
-    pending.csrf = csrf.clone();
-    pending.expires_at = ctx.now + MFA_FORM_SECONDS;
-    (
-        seal_pending(&ctx.config.key_encryption_secret, &org.slug, &pending),
-        csrf,
-        set_cookie,
-    )
-}
-
-fn respond(status: u16, html: String, set_cookie: Option<String>) -> Result<Response> {
-    let resp = crate::edge::http::html(status, html)?;
-    match set_cookie {
-        Some(c) => append_cookie(resp, &c),
-        None => Ok(resp),
-    }
-}
-
-fn show_challenge(
-    ctx: &Ctx,
-    req: &Request,
-    org: &Organization,
-    client_name: &str,
-    pending: Pending,
-    error: Option<&str>,
-    status: u16,
-) -> Result<Response> {
-    let (state, csrf, set_cookie) = seal_for_page(ctx, req, org, pending);
-    let brand = pages::brand(org);
-    let action = format!("/{}/mfa", org.slug);
-    let html = ui::render(&MfaPage {
-        brand: &brand,
-        client_name,
-        action: &action,
-        state: &state,
-        csrf_token: &csrf,
-        error,
-    });
-    respond(status, html, set_cookie)
-}
-
-fn show_enrol(
-    ctx: &Ctx,
-    req: &Request,
-    org: &Organization,
-    user: &User,
-    pending: Pending,
-    error: Option<&str>,
-    status: u16,
-) -> Result<Response> {
-    let Stage::Enrol { secret, required } = &pending.stage else {
-        return start_again(org);
-    };
-    let bytes = b64url_decode(secret).unwrap_or_default();
-    let uri = mfa::otpauth_uri(&org.name, &user.username, &bytes);
-    let qr = mfa::qr_svg(&uri);
-    let grouped: Vec<String> = mfa::base32(&bytes)
-        .as_bytes()
-        .chunks(4)
-        .map(|c| String::from_utf8_lossy(c).into_owned())
-        .collect();
-    let required = *required;
-    let (state, csrf, set_cookie) = seal_for_page(ctx, req, org, pending);
-    let brand = pages::brand(org);
-    let action = format!("/{}/mfa/enrol", org.slug);
-    let html = ui::render(&EnrolPage {
-        brand: &brand,
-        required,
-        qr_svg: &qr,
-        secret: &grouped.join(" "),
-        action: &action,
-        state: &state,
-        csrf_token: &csrf,
-        error,
-    });
-    respond(status, html, set_cookie)
-}
-
-/// A form of these pages, checked: POST from our origin (page_request + the login form's Origin
-/// check), a pending sign-in sealed for this browser, in the expected stage, and its user.
+/// A second-factor form, checked: its state for this step, shown under the browser's current
+/// session if it was shown under one, with an authentication, and its user still enabled.
 struct Posted {
     org: Organization,
     form: crate::protocol::form::Form,
-    pending: Pending,
+    state: FormState,
+    authenticated: Authenticated,
     user: User,
+    /// The session the form was shown under (a step-up), if any.
+    current: Option<Current>,
 }
 
 async fn posted(
     req: &mut Request,
     ctx: &Ctx,
     slug: &str,
+    step: StepKind,
 ) -> Result<std::result::Result<Posted, Response>> {
-    let title = "Sign-in could not continue";
-    let (org, form) = match page_request(req, ctx, slug, Accept::PostOnly, title).await? {
-        Ok(parts) => parts,
+    let Submission { org, form, state } = match submitted(req, ctx, slug, TITLE, step).await? {
+        Ok(s) => s,
         Err(resp) => return Ok(Err(resp)),
     };
-    if let Some(page) = crate::oidc::login::cross_site(ctx, req, &org, title)? {
-        return Ok(Err(page));
-    }
-    let cookie_csrf = cookies::read(header(req, "Cookie").as_deref(), cookies::CSRF);
-    let Some(pending) = open_pending(
-        &ctx.config.key_encryption_secret,
-        slug,
-        form.first("state").unwrap_or(""),
-        cookie_csrf.as_deref(),
-        form.first("csrf_token"),
-        ctx.now,
-    ) else {
-        let page = pages::error(
-            &org,
-            400,
-            title,
-            "This step has expired or is not valid. Start again from the application.",
-            "invalid_request",
-            None,
-        )?;
-        return Ok(Err(page));
+    let Some(authenticated) = state.authenticated.clone() else {
+        return session_changed(&org, TITLE).map(Err);
     };
-    let user_id = pending.user_id.as_str();
+    let current = match &state.session {
+        None => None,
+        Some(_) => {
+            let current = sso::current(ctx, slug, req).await?;
+            let hash = current.as_ref().map(Current::id_hash);
+            if !state.shown_under(hash.as_deref()) {
+                return session_changed(&org, TITLE).map(Err);
+            }
+            current
+        }
+    };
+    let user_id = authenticated.user_id.as_str();
     let user = ctx
         .found(|db| async move { get_user(&db, slug, user_id).await })
         .await?;
@@ -282,7 +84,7 @@ async fn posted(
         let page = pages::error(
             &org,
             400,
-            title,
+            TITLE,
             "This account can no longer sign in.",
             "access_denied",
             None,
@@ -292,135 +94,202 @@ async fn posted(
     Ok(Ok(Posted {
         org,
         form,
-        pending,
+        state,
+        authenticated,
         user,
+        current,
     }))
 }
 
-/// POST /{org}/mfa: check a TOTP or recovery code. Wrong codes count toward login throttling;
-/// a code is accepted once (its step must be later than the last accepted, at the primary).
-pub async fn handle_challenge(mut req: Request, ctx: &Ctx, slug: &str) -> Result<Response> {
+/// Go on with the sign-in after a factor was given: back to the gate, with the authentication
+/// as it now stands. On the account pages (no authorization to continue), a message.
+async fn go_on(ctx: &Ctx, req: &Request, posted: Posted) -> Result<Response> {
     let Posted {
         org,
-        form,
-        pending,
+        state,
+        authenticated,
         user,
-    } = match posted(&mut req, ctx, slug).await? {
+        current,
+        ..
+    } = posted;
+    let Some(interaction) = state.interaction else {
+        if let Some(current) = &current {
+            // The account page's enrolment: the session now has the factor too.
+            let (cookie, _) = sso::upgrade(ctx, &org.slug, current, authenticated.factors).await?;
+            let resp = pages::message(
+                &org,
+                "Two-step verification is on",
+                "From now on you will be asked for a code from your app when you sign in.",
+            )?;
+            return crate::oidc::forms::append_cookie(resp, &cookie);
+        }
+        return pages::message(
+            &org,
+            "Two-step verification is on",
+            "From now on you will be asked for a code from your app when you sign in.",
+        );
+    };
+    let request = &interaction.request;
+    let client =
+        match registered_client(ctx, &org, &request.client_id, &request.redirect_uri).await? {
+            Ok(c) => c,
+            Err(page) => return Ok(page),
+        };
+    interaction::proceed(
+        ctx,
+        req,
+        Continue {
+            org: &org,
+            client: &client,
+            interaction: &interaction,
+            authenticated: Some(authenticated),
+            user: Some(&user),
+            origin: match &current {
+                Some(c) => Origin::Session(c),
+                None => Origin::Fresh,
+            },
+            consented: false,
+            status: 303,
+        },
+    )
+    .await
+}
+
+/// POST /{org}/mfa: check a TOTP or recovery code, counted before it is answered; a code is
+/// accepted once (a TOTP step must be later than the last accepted, a recovery code unused).
+pub async fn handle_challenge(mut req: Request, ctx: &Ctx, slug: &str) -> Result<Response> {
+    let mut posted = match posted(&mut req, ctx, slug, StepKind::Challenge).await? {
         Ok(p) => p,
         Err(resp) => return Ok(resp),
     };
-    if pending.stage != Stage::Challenge {
-        return start_again(&org);
+    let client_name = match &posted.state.interaction {
+        Some(i) => match registered_client(
+            ctx,
+            &posted.org,
+            &i.request.client_id,
+            &i.request.redirect_uri,
+        )
+        .await?
+        {
+            Ok(c) => c.client_name,
+            Err(page) => return Ok(page),
+        },
+        None => return session_changed(&posted.org, TITLE),
+    };
+    let code = posted.form.first("code").unwrap_or("").trim().to_string();
+    let (org, user) = (&posted.org, &posted.user);
+    let trusted = device::knows(ctx, &req, slug, &user.id);
+    let attempt =
+        Attempt::new(ctx, org, account_of(&user.id), trusted).one_time_code(ctx, org, &user.id);
+    let verdict = check_code(ctx, org, user, &code, &attempt).await?;
+    let client_id = posted
+        .state
+        .interaction
+        .as_ref()
+        .map(|i| i.request.client_id.clone());
+    match verdict {
+        (Verdict::Accepted, factor) => {
+            audit::note(
+                ctx,
+                Kind::SecondFactorPassed,
+                slug,
+                Some(&user.id),
+                client_id.as_deref(),
+                detail([("factor", json!(factor))]),
+            );
+            posted.authenticated.factors |= OTP;
+            go_on(ctx, &req, posted).await
+        }
+        (Verdict::Wrong { wait }, _) => {
+            audit::note(
+                ctx,
+                Kind::SignInFailed,
+                slug,
+                Some(&user.id),
+                client_id.as_deref(),
+                detail([("factor", json!("second"))]),
+            );
+            let message = match wait {
+                None => INVALID_CODE.to_string(),
+                Some(w) => format!("{INVALID_CODE} {}", too_many(w)),
+            };
+            let state = posted.state.clone();
+            screens::challenge(
+                ctx,
+                &req,
+                &posted.org,
+                &client_name,
+                state,
+                Some(&message),
+                401,
+            )
+        }
+        (Verdict::Throttled { wait }, _) => {
+            let note = detail([("retry_after", json!(wait)), ("factor", json!("second"))]);
+            audit::note(
+                ctx,
+                Kind::SignInThrottled,
+                slug,
+                Some(&user.id),
+                client_id.as_deref(),
+                note,
+            );
+            let state = posted.state.clone();
+            let resp = screens::challenge(
+                ctx,
+                &req,
+                &posted.org,
+                &client_name,
+                state,
+                Some(&too_many(wait)),
+                429,
+            )?;
+            resp.headers().set("Retry-After", &wait.to_string())?;
+            Ok(resp)
+        }
     }
-    let Some(request) = pending.request.clone() else {
-        return start_again(&org);
-    };
-    let client = match registered_client(ctx, &org, &request).await? {
-        Ok(c) => c,
-        Err(page) => return Ok(page),
-    };
-    let gate = Gate::open(ctx, &org, &user.username).await?;
-    if let Some(wait) = gate.locked_for(ctx.now_ms) {
-        let note = detail([("retry_after", json!(wait)), ("factor", json!("second"))]);
-        audit::note(
-            ctx,
-            Kind::SignInThrottled,
-            slug,
-            Some(&user.id),
-            Some(&client.client_id),
-            note,
-        );
-        let message = format!(
-            "Too many failed attempts. Try again in {}.",
-            crate::protocol::throttle::in_words(wait)
-        );
-        let resp = show_challenge(
-            ctx,
-            &req,
-            &org,
-            &client.client_name,
-            pending,
-            Some(&message),
-            429,
-        )?;
-        resp.headers().set("Retry-After", &wait.to_string())?;
-        return Ok(resp);
-    }
-    let code = form.first("code").unwrap_or("").trim();
-    let used = accept_code(ctx, &org, &user, code).await?;
-    let Some(factor) = used else {
-        let wait = gate.failed(ctx, &org, Some(&user)).await?;
-        audit::note(
-            ctx,
-            Kind::SignInFailed,
-            slug,
-            Some(&user.id),
-            Some(&client.client_id),
-            detail([("factor", json!("second"))]),
-        );
-        let message = match wait {
-            None => INVALID_CODE.to_string(),
-            Some(w) => format!(
-                "{INVALID_CODE} Too many failed attempts. Try again in {}.",
-                crate::protocol::throttle::in_words(w)
-            ),
-        };
-        return show_challenge(
-            ctx,
-            &req,
-            &org,
-            &client.client_name,
-            pending,
-            Some(&message),
-            401,
-        );
-    };
-    gate.succeeded(ctx, &org, &user).await?;
-    audit::note(
-        ctx,
-        Kind::SignInSucceeded,
-        slug,
-        Some(&user.id),
-        Some(&client.client_id),
-        detail([("factor", json!(factor))]),
-    );
-    let sign_in = SignIn {
-        org: &org,
-        client: &client,
-        request: &request,
-        user: &user,
-        auth_time: pending.auth_time,
-        factors: pending.factors | OTP,
-    };
-    finish(ctx, &req, sign_in).await
 }
 
-/// Accept `code` for `user` once: a TOTP code for a step after the last accepted one, or an
-/// unused recovery code. Which kind was used.
-async fn accept_code(
+/// Judge `code` for `user` under `attempt`: a TOTP code is checked here and its step consumed
+/// at the primary only once the attempt is admitted; a recovery code is consumed at the primary
+/// (which is its check) only once no lock stands. Which kind of code was used.
+async fn check_code(
     ctx: &Ctx,
     org: &Organization,
     user: &User,
     code: &str,
-) -> Result<Option<&'static str>> {
+    attempt: &Attempt,
+) -> Result<(Verdict, &'static str)> {
     let db = ctx.primary()?;
     if mfa::is_recovery_shaped(code) {
-        let used =
-            store::consume_recovery(&db, &user.id, &mfa::recovery_hash(code), ctx.now).await?;
-        return Ok(used.then_some("recovery_code"));
+        // Not locked? (A read; the reset comes with the success below.)
+        if let Verdict::Throttled { wait } = attempt.judge(ctx, true, false).await? {
+            return Ok((Verdict::Throttled { wait }, "recovery_code"));
+        }
+        if store::consume_recovery(&db, &user.id, &mfa::recovery_hash(code), ctx.now).await? {
+            attempt.judge(ctx, true, true).await?;
+            return Ok((Verdict::Accepted, "recovery_code"));
+        }
+        return Ok((attempt.judge(ctx, false, false).await?, "recovery_code"));
     }
-    let Some(secret) = user
+    let step = user
         .totp_secret_sealed
         .as_deref()
         .and_then(|s| open_secret(ctx, &user.id, s))
-    else {
-        return Ok(None);
-    };
-    let Some(step) = mfa::matching_step(&secret, code, ctx.now) else {
-        return Ok(None);
-    };
-    let fresh = store::consume_step(&db, &org.slug, &user.id, step).await?;
-    Ok(fresh.then_some("totp"))
+        .and_then(|secret| mfa::matching_step(&secret, code, ctx.now));
+    let verdict = attempt.judge(ctx, step.is_some(), true).await?;
+    match (verdict, step) {
+        (Verdict::Accepted, Some(step)) => {
+            if store::consume_step(&db, &org.slug, &user.id, step).await? {
+                Ok((Verdict::Accepted, "totp"))
+            } else {
+                // A code already used (a replay, or the same code sent twice at once): a wrong
+                // guess like any other.
+                Ok((attempt.judge(ctx, false, false).await?, "totp"))
+            }
+        }
+        (verdict, _) => Ok((verdict, "totp")),
+    }
 }
 
 fn secrets_key(ctx: &Ctx) -> [u8; 32] {
@@ -439,33 +308,29 @@ fn open_secret(ctx: &Ctx, user_id: &str, sealed: &str) -> Option<Vec<u8>> {
 /// POST /{org}/mfa/enrol: confirm the new secret with one code, store it sealed with ten
 /// recovery codes (hashed), and show those codes once.
 pub async fn handle_enrol(mut req: Request, ctx: &Ctx, slug: &str) -> Result<Response> {
-    let Posted {
-        org,
-        form,
-        pending,
-        user,
-    } = match posted(&mut req, ctx, slug).await? {
+    let posted = match posted(&mut req, ctx, slug, StepKind::Enrol).await? {
         Ok(p) => p,
         Err(resp) => return Ok(resp),
     };
-    let Stage::Enrol { secret, .. } = &pending.stage else {
-        return start_again(&org);
+    let Step::Enrol { secret, .. } = &posted.state.step else {
+        return session_changed(&posted.org, TITLE);
     };
     let bytes = b64url_decode(secret).unwrap_or_default();
-    let code = form.first("code").unwrap_or("").trim();
+    let code = posted.form.first("code").unwrap_or("").trim();
     let Some(step) = mfa::matching_step(&bytes, code, ctx.now) else {
-        return show_enrol(
+        return screens::enrol(
             ctx,
             &req,
-            &org,
-            &user,
-            pending.clone(),
+            &posted.org,
+            &posted.user,
+            posted.state.clone(),
             Some(
                 "That code does not match. Check the app shows this account and try the current code.",
             ),
             400,
         );
     };
+    let user = &posted.user;
     let codes: Vec<String> = (0..mfa::RECOVERY_CODES)
         .map(|_| mfa::recovery_code(random_bytes::<8>()))
         .collect();
@@ -483,7 +348,7 @@ pub async fn handle_enrol(mut req: Request, ctx: &Ctx, slug: &str) -> Result<Res
     .await?
     {
         return pages::error(
-            &org,
+            &posted.org,
             409,
             "Two-step verification is already set up",
             "This account already has a second factor. Sign in again from the application.",
@@ -491,7 +356,11 @@ pub async fn handle_enrol(mut req: Request, ctx: &Ctx, slug: &str) -> Result<Res
             None,
         );
     }
-    let client_id = pending.request.as_ref().map(|r| r.client_id.clone());
+    let client_id = posted
+        .state
+        .interaction
+        .as_ref()
+        .map(|i| i.request.client_id.clone());
     audit::note(
         ctx,
         Kind::MfaEnrolled,
@@ -500,62 +369,32 @@ pub async fn handle_enrol(mut req: Request, ctx: &Ctx, slug: &str) -> Result<Res
         client_id.as_deref(),
         Default::default(),
     );
-    let done = Pending {
-        stage: Stage::Finish,
-        factors: pending.factors | OTP,
-        ..pending
+    let mut authenticated = posted.authenticated.clone();
+    authenticated.factors |= OTP;
+    let done = FormState {
+        step: Step::Finish,
+        authenticated: Some(authenticated),
+        ..posted.state.clone()
     };
-    let (state, csrf, set_cookie) = seal_for_page(ctx, &req, &org, done);
-    let brand = pages::brand(&org);
-    let action = format!("/{}/mfa/finish", org.slug);
-    let html = ui::render(&RecoveryPage {
-        brand: &brand,
-        codes: &codes,
-        action: &action,
-        state: &state,
-        csrf_token: &csrf,
-    });
-    let resp = respond(200, html, set_cookie)?;
-    // The codes are on this page only: never cached anywhere.
-    crate::edge::http::no_store(resp)
+    screens::recovery(ctx, &req, &posted.org, &codes, done)
 }
 
-/// POST /{org}/mfa/finish: after the recovery codes, finish the sign-in (or the account page).
+/// POST /{org}/mfa/finish: after the recovery codes, go on with the sign-in (or end the
+/// account page's enrolment).
 pub async fn handle_finish(mut req: Request, ctx: &Ctx, slug: &str) -> Result<Response> {
-    let Posted {
-        org, pending, user, ..
-    } = match posted(&mut req, ctx, slug).await? {
+    let posted = match posted(&mut req, ctx, slug, StepKind::Finish).await? {
         Ok(p) => p,
         Err(resp) => return Ok(resp),
     };
-    if pending.stage != Stage::Finish || !mfa::has_second_factor(pending.factors) {
-        return start_again(&org);
+    if !mfa::has_second_factor(posted.authenticated.factors) {
+        return session_changed(&posted.org, TITLE);
     }
-    let Some(request) = pending.request.clone() else {
-        return pages::message(
-            &org,
-            "Two-step verification is on",
-            "From now on you will be asked for a code from your app when you sign in.",
-        );
-    };
-    let client = match registered_client(ctx, &org, &request).await? {
-        Ok(c) => c,
-        Err(page) => return Ok(page),
-    };
-    let sign_in = SignIn {
-        org: &org,
-        client: &client,
-        request: &request,
-        user: &user,
-        auth_time: pending.auth_time,
-        factors: pending.factors,
-    };
-    finish(ctx, &req, sign_in).await
+    go_on(ctx, &req, posted).await
 }
 
 /// GET/POST /{org}/account/mfa: a signed-in user sets up a second factor by choice — the SSO
-/// session, then the password again (so a borrowed, signed-in browser cannot add its owner's
-/// attacker's authenticator), then the enrolment page.
+/// session, then the password again (counted like a login; so a borrowed, signed-in browser
+/// cannot add an attacker's authenticator), then the enrolment page.
 pub async fn handle_account(mut req: Request, ctx: &Ctx, slug: &str) -> Result<Response> {
     let title = "Two-step verification";
     let (org, form) =
@@ -563,7 +402,7 @@ pub async fn handle_account(mut req: Request, ctx: &Ctx, slug: &str) -> Result<R
             Ok(parts) => parts,
             Err(resp) => return Ok(resp),
         };
-    let Some((session, user)) = sso::current(ctx, slug, &req).await? else {
+    let Some(current) = sso::current(ctx, slug, &req).await? else {
         return pages::error(
             &org,
             401,
@@ -583,6 +422,7 @@ pub async fn handle_account(mut req: Request, ctx: &Ctx, slug: &str) -> Result<R
             None,
         );
     }
+    let user = &current.user;
     if user.totp_secret_sealed.is_some() {
         return pages::message(
             &org,
@@ -590,45 +430,63 @@ pub async fn handle_account(mut req: Request, ctx: &Ctx, slug: &str) -> Result<R
             "Two-step verification is already on for your account. To move it to another device, ask your administrator to reset it.",
         );
     }
-    let password_step = Pending {
-        request: None,
+    let from_session = Authenticated {
         user_id: user.id.clone(),
-        auth_time: session.auth_time,
-        factors: session.factors,
-        stage: Stage::Password,
+        auth_time: current.session.auth_time,
+        factors: current.session.factors,
+        in_this_interaction: false,
+    };
+    let password_step = FormState {
+        step: Step::AccountPassword,
+        interaction: None,
+        authenticated: Some(from_session.clone()),
+        session: Some(current.id_hash()),
         csrf: String::new(),
         expires_at: 0,
     };
     let show_password = |error: Option<&str>, status: u16| {
-        let (state, csrf, set_cookie) = seal_for_page(ctx, &req, &org, password_step.clone());
+        let sealed = seal_for_page(
+            ctx,
+            &req,
+            &org,
+            password_step.clone(),
+            screens::MFA_FORM_SECONDS,
+        );
         let brand = pages::brand(&org);
         let action = format!("/{}/account/mfa", org.slug);
         let html = ui::render(&AccountPasswordPage {
             brand: &brand,
             username: &user.username,
             action: &action,
-            state: &state,
-            csrf_token: &csrf,
+            state: &sealed.state,
+            csrf_token: &sealed.csrf,
             error,
         });
-        respond(status, html, set_cookie)
+        respond(status, html, sealed.set_cookie)
     };
     if req.method() == worker::Method::Get {
         return show_password(None, 200);
     }
-    if let Some(page) = crate::oidc::login::cross_site(ctx, &req, &org, title)? {
+    if let Some(page) = crate::oidc::forms::cross_site(ctx, &req, &org, title)? {
         return Ok(page);
     }
     let cookie_csrf = cookies::read(header(&req, "Cookie").as_deref(), cookies::CSRF);
-    let opened = open_pending(
+    let opened = open_state(
         &ctx.config.key_encryption_secret,
         slug,
         form.first("state").unwrap_or(""),
         cookie_csrf.as_deref(),
         form.first("csrf_token"),
         ctx.now,
+        StepKind::AccountPassword,
     );
-    if !opened.is_some_and(|p| p.stage == Stage::Password && p.user_id == user.id) {
+    let shown_here = opened.as_ref().is_ok_and(|s| {
+        s.shown_under(Some(&current.id_hash()))
+            && s.authenticated
+                .as_ref()
+                .is_some_and(|a| a.user_id == user.id)
+    });
+    if !shown_here {
         return pages::error(
             &org,
             400,
@@ -638,37 +496,47 @@ pub async fn handle_account(mut req: Request, ctx: &Ctx, slug: &str) -> Result<R
             None,
         );
     }
-    let gate = Gate::open(ctx, &org, &user.username).await?;
-    if let Some(wait) = gate.locked_for(ctx.now_ms) {
-        let message = format!(
-            "Too many failed attempts. Try again in {}.",
-            crate::protocol::throttle::in_words(wait)
-        );
-        let resp = show_password(Some(&message), 429)?;
-        resp.headers().set("Retry-After", &wait.to_string())?;
-        return Ok(resp);
+    let right =
+        crate::oidc::login::signs_in_user(ctx, slug, user, form.first("password").unwrap_or(""))
+            .await?;
+    let trusted = device::knows(ctx, &req, slug, &user.id);
+    match Attempt::new(ctx, &org, account_of(&user.id), trusted)
+        .judge(ctx, right, true)
+        .await?
+    {
+        Verdict::Throttled { wait } => {
+            let resp = show_password(Some(&too_many(wait)), 429)?;
+            resp.headers().set("Retry-After", &wait.to_string())?;
+            Ok(resp)
+        }
+        Verdict::Wrong { wait } => {
+            audit::note(
+                ctx,
+                Kind::SignInFailed,
+                slug,
+                Some(&user.id),
+                None,
+                detail([("page", json!("account"))]),
+            );
+            let message = match wait {
+                None => "Incorrect password.".to_string(),
+                Some(w) => format!("Incorrect password. {}", too_many(w)),
+            };
+            show_password(Some(&message), 401)
+        }
+        Verdict::Accepted => {
+            let enrol = FormState {
+                step: Step::Enrol {
+                    secret: b64url(&random_bytes::<20>()),
+                    required: false,
+                },
+                authenticated: Some(Authenticated {
+                    factors: from_session.factors | PWD,
+                    ..from_session
+                }),
+                ..password_step.clone()
+            };
+            screens::enrol(ctx, &req, &org, user, enrol, None, 200)
+        }
     }
-    if !signs_in_user(ctx, slug, &user, form.first("password").unwrap_or("")).await? {
-        gate.failed(ctx, &org, Some(&user)).await?;
-        audit::note(
-            ctx,
-            Kind::SignInFailed,
-            slug,
-            Some(&user.id),
-            None,
-            detail([("page", json!("account"))]),
-        );
-        return show_password(Some("Incorrect password."), 401);
-    }
-    gate.succeeded(ctx, &org, &user).await?;
-    let secret = b64url(&random_bytes::<20>());
-    let enrol = Pending {
-        stage: Stage::Enrol {
-            secret,
-            required: false,
-        },
-        auth_time: ctx.now,
-        ..password_step
-    };
-    show_enrol(ctx, &req, &org, &user, enrol, None, 200)
 }

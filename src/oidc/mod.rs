@@ -1,22 +1,25 @@
 //! The per-organization OpenID Connect endpoints. Each file is one endpoint: it parses the
 //! request, calls the rules in `protocol/`, and reads or writes through `edge/store/`.
 
+pub mod attempts;
 pub mod authorize;
 pub mod consent;
 pub mod cookies;
+pub mod device;
 pub mod discovery;
+pub mod form_state;
+pub mod forms;
+pub mod interaction;
 pub mod introspect;
 pub mod issue;
 pub mod jwks;
 pub mod login;
-pub mod login_state;
-pub mod login_throttle;
 pub mod logout;
 pub mod mfa;
-pub mod mfa_state;
 pub mod pages;
 pub mod request;
 pub mod revoke;
+pub mod screens;
 pub mod signer;
 pub mod sso;
 pub mod token;

@@ -1,8 +1,9 @@
-//! The browser's SSO session: created at login, read at authorize, ended at logout.
+//! The browser's SSO session: created when a sign-in completes, read at authorize and by the
+//! pages that continue it, upgraded by a step-up to a second factor, ended at logout.
 
 use worker::{Request, Result};
 
-use crate::crypto::random_token;
+use crate::crypto::{random_token, token_hash};
 use crate::edge::context::Ctx;
 use crate::edge::store::kv::{self, Session};
 use crate::edge::store::users::{User, get_user};
@@ -10,8 +11,23 @@ use crate::oidc::cookies;
 use crate::oidc::request::header;
 use crate::protocol::lifetimes::SSO_SESSION_SECONDS;
 
+/// The browser's live session and its user.
+pub struct Current {
+    /// The session id from the cookie (never logged or stored in clear).
+    id: String,
+    pub session: Session,
+    pub user: User,
+}
+
+impl Current {
+    /// The SHA-256 of the session id: what sealed form states name to be bound to this session.
+    pub fn id_hash(&self) -> String {
+        token_hash(&self.id)
+    }
+}
+
 /// The signed-in user of this browser, if the session is live and the user still enabled.
-pub async fn current(ctx: &Ctx, org: &str, req: &Request) -> Result<Option<(Session, User)>> {
+pub async fn current(ctx: &Ctx, org: &str, req: &Request) -> Result<Option<Current>> {
     let Some(session_id) = cookies::read(header(req, "Cookie").as_deref(), cookies::SESSION) else {
         return Ok(None);
     };
@@ -22,31 +38,64 @@ pub async fn current(ctx: &Ctx, org: &str, req: &Request) -> Result<Option<(Sess
     let user = ctx
         .found(|db| async move { get_user(&db, org, user_id).await })
         .await?;
-    Ok(user.filter(|u| !u.disabled).map(|u| (session, u)))
+    Ok(user.filter(|u| !u.disabled).map(|user| Current {
+        id: session_id,
+        session,
+        user,
+    }))
 }
 
-/// Start a session for `user_id`, authenticated now with `factors`; returns the Set-Cookie value.
-pub async fn start(ctx: &Ctx, org: &str, user_id: &str, factors: u8) -> Result<String> {
-    let session_id = random_token("");
+/// Start a session for `user_id`, first authenticated at `auth_time` with `factors`; returns
+/// the Set-Cookie value and the hash of the new session's id.
+pub async fn start(
+    ctx: &Ctx,
+    org: &str,
+    user_id: &str,
+    auth_time: i64,
+    factors: u8,
+) -> Result<(String, String)> {
     let session = Session {
         user_id: user_id.to_string(),
-        auth_time: ctx.now,
+        auth_time,
         expires_at: ctx.now + SSO_SESSION_SECONDS,
         factors,
     };
-    kv::put_session(&ctx.kv()?, org, &session_id, &session, ctx.now).await?;
-    Ok(cookies::set(
+    put(ctx, org, &session).await
+}
+
+/// A step-up: the same sign-in with more factors. It keeps the session's `auth_time` (when the
+/// password was given — OIDC Core §2 `auth_time` is the time of the authentication, and a later
+/// code must not make an hours-old password look fresh to `max_age`) and its end, and moves it to
+/// a new id (a privilege change gets a new session id, OWASP ASVS 3.2.1) while the old id is
+/// deleted, so the weaker session does not live on. Returns the Set-Cookie and the new id's hash.
+pub async fn upgrade(ctx: &Ctx, org: &str, old: &Current, factors: u8) -> Result<(String, String)> {
+    let session = Session {
+        factors: old.session.factors | factors,
+        ..old.session.clone()
+    };
+    let started = put(ctx, org, &session).await?;
+    kv::delete_session(&ctx.kv()?, org, &old.id).await?;
+    Ok(started)
+}
+
+async fn put(ctx: &Ctx, org: &str, session: &Session) -> Result<(String, String)> {
+    let session_id = random_token("");
+    kv::put_session(&ctx.kv()?, org, &session_id, session, ctx.now).await?;
+    let cookie = cookies::set(
         cookies::SESSION,
         &session_id,
         org,
         ctx.config.secure_cookies(),
-        SSO_SESSION_SECONDS,
-    ))
+        (session.expires_at - ctx.now).max(0),
+    );
+    Ok((cookie, token_hash(&session_id)))
 }
 
-/// End this browser's session (if any); returns the Set-Cookie value that clears the cookie,
-/// and whose session it was (for the audit trail).
-pub async fn end(ctx: &Ctx, org: &str, req: &Request) -> Result<(String, Option<String>)> {
+/// End this browser's session (if any); returns the Set-Cookie values that clear the session
+/// cookie and the CSRF cookie — every form state is bound to the CSRF token, so a page shown
+/// before the logout cannot be posted after it (oidc/form_state.rs) — and whose session it was
+/// (for the audit trail).
+pub async fn end(ctx: &Ctx, org: &str, req: &Request) -> Result<([String; 2], Option<String>)> {
     let mut user_id = None;
     if let Some(session_id) = cookies::read(header(req, "Cookie").as_deref(), cookies::SESSION) {
         let kv = ctx.kv()?;
@@ -55,6 +104,19 @@ pub async fn end(ctx: &Ctx, org: &str, req: &Request) -> Result<(String, Option<
             .map(|s| s.user_id);
         kv::delete_session(&kv, org, &session_id).await?;
     }
-    let cookie = cookies::clear(cookies::SESSION, org, ctx.config.secure_cookies());
-    Ok((cookie, user_id))
+    let secure = ctx.config.secure_cookies();
+    let cookies = [
+        cookies::clear(cookies::SESSION, org, secure),
+        cookies::clear(cookies::CSRF, org, secure),
+    ];
+    Ok((cookies, user_id))
+}
+
+/// Delete the session this browser's cookie names, if any, without reading it: a new sign-in in
+/// this browser replaces it (the new session's cookie overwrites the old one's).
+pub async fn forget(ctx: &Ctx, org: &str, req: &Request) -> Result<()> {
+    if let Some(session_id) = cookies::read(header(req, "Cookie").as_deref(), cookies::SESSION) {
+        kv::delete_session(&ctx.kv()?, org, &session_id).await?;
+    }
+    Ok(())
 }

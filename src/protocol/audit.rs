@@ -10,7 +10,7 @@ pub const DEFAULT_RETENTION_DAYS: i64 = 90;
 /// Every kind of event, with its stable name (the `type` filter of the admin API).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum Kind {
-    /// A correct password (a new SSO session).
+    /// Every factor the sign-in needed was given: a new SSO session (or a step-up of one).
     SignInSucceeded,
     /// A wrong password, an unknown or disabled user.
     SignInFailed,
@@ -18,6 +18,9 @@ pub enum Kind {
     SignInThrottled,
     /// A sign-in through an existing SSO session (no password asked).
     SignInSso,
+    /// A right TOTP or recovery code; the sign-in goes on (it succeeds once every factor it
+    /// needs is given: `signin.succeeded`).
+    SecondFactorPassed,
     /// The user is not in a group the client admits.
     SignInDenied,
     Logout,
@@ -42,6 +45,7 @@ pub const ALL: &[Kind] = &[
     Kind::SignInFailed,
     Kind::SignInThrottled,
     Kind::SignInSso,
+    Kind::SecondFactorPassed,
     Kind::SignInDenied,
     Kind::Logout,
     Kind::CodeIssued,
@@ -63,6 +67,7 @@ impl Kind {
             Kind::SignInFailed => "signin.failed",
             Kind::SignInThrottled => "signin.throttled",
             Kind::SignInSso => "signin.sso",
+            Kind::SecondFactorPassed => "signin.second_factor_passed",
             Kind::SignInDenied => "signin.denied",
             Kind::Logout => "logout",
             Kind::CodeIssued => "code.issued",

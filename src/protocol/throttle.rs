@@ -87,6 +87,42 @@ pub fn after_failure(
     }
 }
 
+/// The key an address is counted under: an IPv4 address as it is, an IPv6 address by its /64
+/// prefix — one subscriber, one LAN or one host is usually given a whole /64, so counting its
+/// addresses one by one would let a single machine rotate through 2^64 of them (finding 8 of
+/// issue 15). Anything unparsable is kept as sent (it is Cloudflare's own header).
+pub fn address_key(ip: &str) -> String {
+    match ip.trim().parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
+            Some(v4) => format!("ip:{v4}"),
+            None => {
+                let s = v6.segments();
+                format!("ip:{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        },
+        Ok(std::net::IpAddr::V4(v4)) => format!("ip:{v4}"),
+        Err(_) => format!("ip:{}", ip.chars().take(64).collect::<String>()),
+    }
+}
+
+/// The key of a login name that matches no account: a hash of its case-folded NFKC form, so a
+/// key is bounded (a name may be 64 KiB of noise, or a password typed in the wrong field, and is
+/// never stored as typed) and `Alice`, `alice` and `ａｌｉｃｅ` share one count.
+pub fn name_key(login: &str) -> String {
+    let folded = crate::protocol::password_policy::normalize(login.trim()).to_lowercase();
+    format!("name:{}", &crate::crypto::token_hash(&folded)[..32])
+}
+
+/// The key of an account.
+pub fn user_key(user_id: &str) -> String {
+    format!("user:{user_id}")
+}
+
+/// The key that caps guesses of one user's TOTP codes within one 30-second step.
+pub fn totp_step_key(user_id: &str, step: u64) -> String {
+    format!("otp:{user_id}:{step}")
+}
+
 /// A wait in words for the login page ("Try again in …").
 pub fn in_words(seconds: i64) -> String {
     match seconds {
@@ -131,6 +167,32 @@ mod tests {
         assert_eq!(locked_for(Some(&c6), 106_001), Some(2));
         let fresh = after_failure(Some(&c6), 5, 900, 3600, 106_000 + 3_600_000);
         assert_eq!((fresh.failures, fresh.locked_until), (1, 0));
+    }
+
+    #[test]
+    fn addresses_are_counted_per_ipv4_address_and_per_ipv6_slash_64() {
+        assert_eq!(address_key("203.0.113.7"), "ip:203.0.113.7");
+        assert_eq!(
+            address_key("2001:db8:1:2:aaaa::1"),
+            address_key("2001:db8:1:2:ffff:ffff:ffff:ffff")
+        );
+        assert_eq!(address_key("2001:db8:1:2::1"), "ip:2001:db8:1:2::/64");
+        assert_ne!(
+            address_key("2001:db8:1:2::1"),
+            address_key("2001:db8:1:3::1")
+        );
+        assert_eq!(address_key("::ffff:198.51.100.1"), "ip:198.51.100.1");
+        assert!(address_key(&"x".repeat(10_000)).len() < 80);
+    }
+
+    #[test]
+    fn unknown_names_are_bounded_hashes_that_fold_case_and_width() {
+        let k = name_key("Alice");
+        assert_eq!(k, name_key(" alice "));
+        assert_eq!(k, name_key("ａｌｉｃｅ"));
+        assert_ne!(k, name_key("alicia"));
+        assert_eq!(name_key(&"p".repeat(65_536)).len(), "name:".len() + 32);
+        assert!(!name_key("hunter2-password").contains("hunter2"));
     }
 
     #[test]

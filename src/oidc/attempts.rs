@@ -1,0 +1,114 @@
+//! Guesses of a secret a person types — a password, a TOTP code, a recovery code — counted
+//! before they are answered (issue 15). The check itself (a password hash, a code comparison)
+//! runs first, in the Worker; its result is revealed only after the primary has decided:
+//! - a wrong guess is counted under every limit, atomically with the check that none of them is
+//!   locked (`throttles::count_failure`): of any number of concurrent wrong guesses, at most the
+//!   threshold are answered "incorrect" and the rest get 429, unanswered;
+//! - a right guess is let through only if none of its limits is locked at that moment
+//!   (`throttles::admit`), so a right guess at the end of a burst that crossed the threshold does
+//!   not sign in.
+//!
+//! Both are one round trip to the D1 primary, the same for right and wrong guesses and for known
+//! and unknown names, so neither the answer's timing nor its path tells which it was.
+//!
+//! Limits: the account (its user id, or for a name that matches no account a hash of the name),
+//! and the client's address (IPv4, or IPv6 per /64) unless this browser has signed in to the
+//! account before (oidc/device.rs): a sprayer behind one address is slowed, while the people of
+//! an office behind the same NAT keep signing in on their own browsers. TOTP codes are also
+//! capped per 30-second step.
+
+use worker::Result;
+
+use crate::edge::context::Ctx;
+use crate::edge::store::orgs::Organization;
+use crate::edge::store::throttles::{self, Limit};
+use crate::protocol::throttle::{address_key, totp_step_key, user_key};
+
+/// The limits one guess is under.
+pub struct Attempt {
+    scope: String,
+    account: String,
+    limits: Vec<Limit>,
+}
+
+/// What a guess may be told.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Right, and no limit stands in the way.
+    Accepted,
+    /// Wrong, counted; `wait` when this failure (or an earlier one) started a wait.
+    Wrong { wait: Option<i64> },
+    /// Refused without an answer: a limit is waiting out earlier failures (seconds).
+    Throttled { wait: i64 },
+}
+
+impl Attempt {
+    /// A guess for the account `account_key` (`throttle::user_key` or `throttle::name_key`).
+    /// `trusted_browser`: this browser has signed in to that account before, so the address
+    /// limit does not apply to it.
+    pub fn new(ctx: &Ctx, org: &Organization, account_key: String, trusted_browser: bool) -> Self {
+        let policy = org.throttle_policy();
+        let mut limits = vec![Limit {
+            key: account_key.clone(),
+            threshold: policy.account_failures,
+            max_wait: policy.max_wait,
+            reset_after: policy.reset_after,
+        }];
+        if let (Some(ip), false) = (ctx.client_ip.as_deref(), trusted_browser) {
+            limits.push(Limit {
+                key: address_key(ip),
+                threshold: policy.ip_failures,
+                max_wait: policy.max_wait,
+                reset_after: policy.reset_after,
+            });
+        }
+        Attempt {
+            scope: org.slug.clone(),
+            account: account_key,
+            limits,
+        }
+    }
+
+    /// A guess of `user_id`'s one-time code: also capped per 30-second step, so that the
+    /// account's doubling waits cannot be spent inside one code's lifetime on more guesses than
+    /// the threshold.
+    pub fn one_time_code(mut self, ctx: &Ctx, org: &Organization, user_id: &str) -> Self {
+        let step = (ctx.now.max(0) as u64) / 30;
+        self.limits.push(Limit {
+            key: totp_step_key(user_id, step),
+            threshold: org.throttle_policy().account_failures,
+            max_wait: 30,
+            reset_after: 90,
+        });
+        self
+    }
+
+    /// Decide what the guess may be told. `reset_account`: a right guess also forgets the
+    /// account's failures (not when a second factor is still to come — otherwise a known
+    /// password would reset the count between guesses of the code).
+    pub async fn judge(&self, ctx: &Ctx, right: bool, reset_account: bool) -> Result<Verdict> {
+        let db = ctx.primary()?;
+        if right {
+            let reset = reset_account.then_some(self.account.as_str());
+            return Ok(
+                match throttles::admit(&db, &self.scope, &self.limits, reset, ctx.now_ms).await? {
+                    None => Verdict::Accepted,
+                    Some(wait) => Verdict::Throttled { wait },
+                },
+            );
+        }
+        let counted = throttles::count_failure(&db, &self.scope, &self.limits, ctx.now_ms).await?;
+        Ok(if counted.counted {
+            Verdict::Wrong { wait: counted.wait }
+        } else {
+            Verdict::Throttled {
+                wait: counted.wait.unwrap_or(1),
+            }
+        })
+    }
+}
+
+/// The account key of a user.
+pub fn account_of(user_id: &str) -> String {
+    user_key(user_id)
+}

@@ -1,0 +1,235 @@
+//! Where every sign-in path goes once it knows who authenticated: it asks the gate
+//! (protocol/gate.rs) with the client, user and policy as stored now, and carries out the answer
+//! — the login form, the second factor, consent, an error for the client, or a code. Authorize,
+//! the login POST, the second-factor POSTs and the consent POST all end here, so the decision is
+//! made in one place, at the moment of issuing.
+
+use serde_json::json;
+use worker::{Request, Response, Result};
+
+use crate::crypto::{b64url, random_bytes};
+use crate::edge::audit::{self, detail};
+use crate::edge::context::Ctx;
+use crate::edge::store::clients::Client;
+use crate::edge::store::orgs::Organization;
+use crate::edge::store::users::User;
+use crate::oidc::form_state::{Authenticated, FormState, Interaction, Step};
+use crate::oidc::forms::append_cookie;
+use crate::oidc::sso::Current;
+use crate::oidc::{device, issue, screens, sso};
+use crate::protocol::audit::Kind;
+use crate::protocol::error::ErrorCode;
+use crate::protocol::gate::{self, ClientFacts, Decision, Input, UserFacts};
+use crate::protocol::mfa::{self, PWD, Policy};
+
+/// Where the authentication came from.
+#[derive(Clone, Copy)]
+pub enum Origin<'a> {
+    /// The browser's SSO session: a sign-in it completes upgrades that session.
+    Session(&'a Current),
+    /// A sign-in made in this interaction (a password just typed, perhaps a second factor after
+    /// it): completing it starts a new session, replacing any the browser had.
+    Fresh,
+}
+
+/// What the caller knows.
+pub struct Continue<'a> {
+    pub org: &'a Organization,
+    pub client: &'a Client,
+    pub interaction: &'a Interaction,
+    pub authenticated: Option<Authenticated>,
+    /// The authenticated user as stored now.
+    pub user: Option<&'a User>,
+    pub origin: Origin<'a>,
+    /// The user allowed the request on the consent page just now.
+    pub consented: bool,
+    /// 302 after a GET, 303 after a form POST.
+    pub status: u16,
+}
+
+pub async fn proceed(ctx: &Ctx, req: &Request, c: Continue<'_>) -> Result<Response> {
+    let slug = c.org.slug.as_str();
+    let request = &c.interaction.request;
+    let decision = gate::decide(&Input {
+        request,
+        hint_sub: c.interaction.hint_sub.as_deref(),
+        authentication: c.authenticated.as_ref().map(Authenticated::view),
+        user: c.user.map(|u| UserFacts {
+            id: &u.id,
+            disabled: u.disabled,
+            enrolled: u.totp_secret_sealed.is_some(),
+            groups: &u.groups,
+        }),
+        client: ClientFacts {
+            require_mfa: c.client.require_mfa,
+            allowed_groups: &c.client.allowed_groups,
+        },
+        policy: Policy::parse(&c.org.mfa).unwrap_or(Policy::Off),
+        consented: c.consented,
+        now: ctx.now,
+    });
+    let session_of = |origin: Origin| match origin {
+        Origin::Session(current) => Some(current.id_hash()),
+        Origin::Fresh => None,
+    };
+    match decision {
+        Decision::ShowLogin => screens::login(
+            ctx,
+            req,
+            c.org,
+            &c.client.client_name,
+            c.interaction,
+            None,
+            200,
+        ),
+        Decision::Refuse(err) => {
+            if err.code == ErrorCode::AccessDenied {
+                audit::note(
+                    ctx,
+                    Kind::SignInDenied,
+                    slug,
+                    c.user.map(|u| u.id.as_str()),
+                    Some(&c.client.client_id),
+                    Default::default(),
+                );
+            }
+            issue::error(
+                ctx,
+                slug,
+                &request.redirect_uri,
+                request.state.as_deref(),
+                &err,
+                c.status,
+            )
+        }
+        Decision::AskSecondFactor | Decision::EnrolSecondFactor => {
+            let (Some(authenticated), Some(user)) = (c.authenticated, c.user) else {
+                unreachable!("the gate asks for a second factor only of an authenticated user")
+            };
+            let enrol = decision == Decision::EnrolSecondFactor;
+            let state = FormState {
+                step: if enrol {
+                    Step::Enrol {
+                        secret: b64url(&random_bytes::<20>()),
+                        required: true,
+                    }
+                } else {
+                    Step::Challenge
+                },
+                interaction: Some(c.interaction.clone()),
+                authenticated: Some(authenticated),
+                session: session_of(c.origin),
+                csrf: String::new(),
+                expires_at: 0,
+            };
+            if enrol {
+                screens::enrol(ctx, req, c.org, user, state, None, 200)
+            } else {
+                screens::challenge(ctx, req, c.org, &c.client.client_name, state, None, 200)
+            }
+        }
+        Decision::AskConsent => {
+            let (Some(authenticated), Some(user)) = (c.authenticated, c.user) else {
+                unreachable!("the gate asks for consent only of an authenticated user")
+            };
+            let (cookies, session) = establish(ctx, req, slug, &authenticated, c.origin).await?;
+            let state = FormState {
+                step: Step::Consent,
+                interaction: Some(c.interaction.clone()),
+                authenticated: Some(authenticated),
+                session: Some(session),
+                csrf: String::new(),
+                expires_at: 0,
+            };
+            let resp = screens::consent(
+                ctx,
+                req,
+                c.org,
+                &c.client.client_name,
+                &user.username,
+                state,
+            )?;
+            with_cookies(resp, &cookies)
+        }
+        Decision::Issue(issuance) => {
+            let authenticated = c
+                .authenticated
+                .expect("the gate issues only with an authentication");
+            let (cookies, _) = establish(ctx, req, slug, &authenticated, c.origin).await?;
+            if matches!(c.origin, Origin::Session(_)) && cookies.is_empty() {
+                audit::note(
+                    ctx,
+                    Kind::SignInSso,
+                    slug,
+                    Some(issuance.user_id()),
+                    Some(&c.client.client_id),
+                    Default::default(),
+                );
+            }
+            let resp = issue::code(ctx, slug, &issuance, c.status)?;
+            with_cookies(resp, &cookies)
+        }
+    }
+}
+
+/// The SSO session of a sign-in whose factors are all given: a new one for a fresh sign-in
+/// (recorded as `signin.succeeded`, and this browser remembered for the account), the same one
+/// when the session already had these factors, or the session upgraded when a step-up added
+/// one. The Set-Cookie values, and the hash of the session's id.
+async fn establish(
+    ctx: &Ctx,
+    req: &Request,
+    slug: &str,
+    authenticated: &Authenticated,
+    origin: Origin<'_>,
+) -> Result<(Vec<String>, String)> {
+    let amr = json!(mfa::amr(authenticated.factors));
+    match origin {
+        Origin::Session(current) if current.user.id == authenticated.user_id => {
+            if authenticated.factors & !current.session.factors == 0 {
+                return Ok((Vec::new(), current.id_hash()));
+            }
+            let (cookie, hash) = sso::upgrade(ctx, slug, current, authenticated.factors).await?;
+            audit::note(
+                ctx,
+                Kind::SignInSucceeded,
+                slug,
+                Some(&authenticated.user_id),
+                None,
+                detail([("amr", amr), ("step_up", json!(true))]),
+            );
+            Ok((vec![cookie], hash))
+        }
+        _ => {
+            sso::forget(ctx, slug, req).await?;
+            let (cookie, hash) = sso::start(
+                ctx,
+                slug,
+                &authenticated.user_id,
+                authenticated.auth_time,
+                authenticated.factors,
+            )
+            .await?;
+            audit::note(
+                ctx,
+                Kind::SignInSucceeded,
+                slug,
+                Some(&authenticated.user_id),
+                None,
+                detail([("amr", amr)]),
+            );
+            let mut cookies = vec![cookie];
+            if authenticated.factors & PWD != 0 {
+                cookies.push(device::remember(ctx, req, slug, &authenticated.user_id));
+            }
+            Ok((cookies, hash))
+        }
+    }
+}
+
+fn with_cookies(mut resp: Response, cookies: &[String]) -> Result<Response> {
+    for cookie in cookies {
+        resp = append_cookie(resp, cookie)?;
+    }
+    Ok(resp)
+}
