@@ -229,6 +229,7 @@ async fn admin_token_refused(req: &Request, ctx: &Ctx) -> Result<Option<Response
         .map(|ip| throttles::Limit {
             key: throttles::admin_key(ip),
             threshold: throttle::ADMIN_FAILURES,
+            first_wait: 1,
             max_wait: throttle::ADMIN_MAX_WAIT,
             reset_after: throttle::ADMIN_RESET_AFTER,
         })

@@ -51,6 +51,7 @@ impl Attempt {
         let mut limits = vec![Limit {
             key: account_key.clone(),
             threshold: policy.account_failures,
+            first_wait: 1,
             max_wait: policy.max_wait,
             reset_after: policy.reset_after,
         }];
@@ -58,6 +59,7 @@ impl Attempt {
             limits.push(Limit {
                 key: address_key(ip),
                 threshold: policy.ip_failures,
+                first_wait: 1,
                 max_wait: policy.max_wait,
                 reset_after: policy.reset_after,
             });
@@ -69,15 +71,18 @@ impl Attempt {
         }
     }
 
-    /// A guess of `user_id`'s one-time code: also capped per 30-second step, so that the
-    /// account's doubling waits cannot be spent inside one code's lifetime on more guesses than
-    /// the threshold.
+    /// A guess of `user_id`'s one-time code: also capped per 30-second step, so the account's
+    /// short first waits cannot be spent inside one code's lifetime on more guesses than the
+    /// threshold.
     pub fn one_time_code(mut self, ctx: &Ctx, org: &Organization, user_id: &str) -> Self {
         let step = (ctx.now.max(0) as u64) / 30;
         self.limits.push(Limit {
             key: totp_step_key(user_id, step),
             threshold: org.throttle_policy().account_failures,
-            max_wait: 30,
+            // Locked for the rest of the step and the next (a code is accepted one step either
+            // way): at most the threshold of guesses per step, however the requests are timed.
+            first_wait: 60,
+            max_wait: 60,
             reset_after: 90,
         });
         self

@@ -132,7 +132,15 @@ pub async fn proceed(ctx: &Ctx, req: &Request, c: Continue<'_>) -> Result<Respon
             let (Some(authenticated), Some(user)) = (c.authenticated, c.user) else {
                 unreachable!("the gate asks for consent only of an authenticated user")
             };
-            let (cookies, session) = establish(ctx, req, slug, &authenticated, c.origin).await?;
+            let (cookies, session) = establish(
+                ctx,
+                req,
+                slug,
+                &c.client.client_id,
+                &authenticated,
+                c.origin,
+            )
+            .await?;
             let state = FormState {
                 step: Step::Consent,
                 interaction: Some(c.interaction.clone()),
@@ -155,7 +163,15 @@ pub async fn proceed(ctx: &Ctx, req: &Request, c: Continue<'_>) -> Result<Respon
             let authenticated = c
                 .authenticated
                 .expect("the gate issues only with an authentication");
-            let (cookies, _) = establish(ctx, req, slug, &authenticated, c.origin).await?;
+            let (cookies, _) = establish(
+                ctx,
+                req,
+                slug,
+                &c.client.client_id,
+                &authenticated,
+                c.origin,
+            )
+            .await?;
             if matches!(c.origin, Origin::Session(_)) && cookies.is_empty() {
                 audit::note(
                     ctx,
@@ -180,6 +196,7 @@ async fn establish(
     ctx: &Ctx,
     req: &Request,
     slug: &str,
+    client_id: &str,
     authenticated: &Authenticated,
     origin: Origin<'_>,
 ) -> Result<(Vec<String>, String)> {
@@ -195,7 +212,7 @@ async fn establish(
                 Kind::SignInSucceeded,
                 slug,
                 Some(&authenticated.user_id),
-                None,
+                Some(client_id),
                 detail([("amr", amr), ("step_up", json!(true))]),
             );
             Ok((vec![cookie], hash))
@@ -215,7 +232,7 @@ async fn establish(
                 Kind::SignInSucceeded,
                 slug,
                 Some(&authenticated.user_id),
-                None,
+                Some(client_id),
                 detail([("amr", amr)]),
             );
             let mut cookies = vec![cookie];

@@ -423,13 +423,13 @@ pub async fn handle_account(mut req: Request, ctx: &Ctx, slug: &str) -> Result<R
         );
     }
     let user = &current.user;
-    if user.totp_secret_sealed.is_some() {
-        return pages::message(
+    let already_on = || {
+        pages::message(
             &org,
             title,
             "Two-step verification is already on for your account. To move it to another device, ask your administrator to reset it.",
-        );
-    }
+        )
+    };
     let from_session = Authenticated {
         user_id: user.id.clone(),
         auth_time: current.session.auth_time,
@@ -465,6 +465,9 @@ pub async fn handle_account(mut req: Request, ctx: &Ctx, slug: &str) -> Result<R
         respond(status, html, sealed.set_cookie)
     };
     if req.method() == worker::Method::Get {
+        if user.totp_secret_sealed.is_some() {
+            return already_on();
+        }
         return show_password(None, 200);
     }
     if let Some(page) = crate::oidc::forms::cross_site(ctx, &req, &org, title)? {
@@ -495,6 +498,9 @@ pub async fn handle_account(mut req: Request, ctx: &Ctx, slug: &str) -> Result<R
             "invalid_request",
             None,
         );
+    }
+    if user.totp_secret_sealed.is_some() {
+        return already_on();
     }
     let right =
         crate::oidc::login::signs_in_user(ctx, slug, user, form.first("password").unwrap_or(""))

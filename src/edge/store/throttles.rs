@@ -46,6 +46,9 @@ pub fn admin_key(ip: &str) -> String {
 pub struct Limit {
     pub key: String,
     pub threshold: i64,
+    /// The wait at the threshold, doubling with each further failure (1 s for accounts and
+    /// addresses, Keycloak's shape; a whole step for the per-step TOTP cap).
+    pub first_wait: i64,
     pub max_wait: i64,
     pub reset_after: i64,
 }
@@ -104,7 +107,7 @@ pub async fn count_failure(db: &Db, scope: &str, limits: &[Limit], now_ms: i64) 
         statements.push(
             db.prepare(
                 "UPDATE throttles SET locked_until_ms = CASE WHEN failures >= ?3 \
-                 THEN ?2 + 1000 * MIN(?4, 1 << MIN(failures - ?3, 30)) ELSE 0 END \
+                 THEN ?2 + 1000 * MIN(?4, ?6 * (1 << MIN(failures - ?3, 30))) ELSE 0 END \
                  WHERE scope = ?1 AND key = ?5 AND updated_at_ms = ?2",
             )
             .bind(&[
@@ -113,6 +116,7 @@ pub async fn count_failure(db: &Db, scope: &str, limits: &[Limit], now_ms: i64) 
                 int(limit.threshold),
                 int(limit.max_wait),
                 limit.key.as_str().into(),
+                int(limit.first_wait),
             ])?,
         );
     }
