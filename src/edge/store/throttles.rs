@@ -42,9 +42,6 @@ pub fn login_key(login: &str) -> String {
 pub fn ip_key(ip: &str) -> String {
     format!("ip:{ip}")
 }
-pub fn client_key(client_id: &str, ip: &str) -> String {
-    format!("client:{client_id} ip:{ip}")
-}
 pub fn admin_key(ip: &str) -> String {
     format!("admin ip:{ip}")
 }
