@@ -133,7 +133,7 @@ pub async fn handle(mut req: Request, ctx: &Ctx, slug: &str) -> Result<Response>
         Next::IssueCode => {
             let (s, u) = current.as_ref().expect("IssueCode implies a session");
             // An SSO session never gives a code for a client the user may not use.
-            if let Err(denied) = issue::admits(ctx, slug, &client, u) {
+            if let Err(denied) = issue::admits(ctx, slug, &client, u).await? {
                 return redirect_error(denied);
             }
             audit::note(
@@ -149,7 +149,7 @@ pub async fn handle(mut req: Request, ctx: &Ctx, slug: &str) -> Result<Response>
         Next::ShowLogin => login::show(ctx, &req, &org, &client.client_name, &request, None, 200),
         Next::ShowConsent => {
             let (_, u) = current.as_ref().expect("ShowConsent implies a session");
-            if let Err(denied) = issue::admits(ctx, slug, &client, u) {
+            if let Err(denied) = issue::admits(ctx, slug, &client, u).await? {
                 return redirect_error(denied);
             }
             consent::show(ctx, &req, &org, &client.client_name, &u.username, &request)

@@ -58,7 +58,7 @@ pub async fn handle(mut req: Request, ctx: &Ctx, slug: &str) -> Result<Response>
             None,
         );
     };
-    if let Err(denied) = issue::admits(ctx, slug, &client, &user) {
+    if let Err(denied) = issue::admits(ctx, slug, &client, &user).await? {
         return issue::error(
             ctx,
             slug,

@@ -5,8 +5,8 @@ use worker::{Response, Result};
 
 use crate::edge::context::Ctx;
 use crate::edge::http;
-use crate::edge::store::clients::Client;
-use crate::edge::store::users::User;
+use crate::edge::store::clients::{Client, get_client};
+use crate::edge::store::users::{User, get_user};
 use crate::protocol::authorize::AuthorizeRequest;
 use crate::protocol::code::{CodeGrant, redirect_uri_hash};
 use crate::protocol::error::{ErrorCode, OAuthError};
@@ -59,14 +59,28 @@ pub fn code(
 /// `access_denied` (RFC 6749 §4.1.2.1: "The resource owner or authorization server denied the
 /// request") — Rocket.Chat cannot refuse users itself, so the identity provider must. A refusal
 /// is an audit event (`signin.denied`).
-pub fn admits(
+///
+/// `user` and `client` usually come from the nearest replica, which may lag a membership added
+/// or a restriction lifted moments ago; a refusal is therefore asked of the primary before it is
+/// given (two reads, on the refusal path only), as every other refusal that rests on a replica's
+/// read is. An admission needs no second look: the code it leads to is judged again at the
+/// primary when it is redeemed (store/grants.rs `claim_code_and_issue`).
+pub async fn admits(
     ctx: &Ctx,
     org: &str,
     client: &Client,
     user: &User,
-) -> std::result::Result<(), OAuthError> {
+) -> Result<std::result::Result<(), OAuthError>> {
     if may_sign_in(&client.allowed_groups, &user.groups) {
-        return Ok(());
+        return Ok(Ok(()));
+    }
+    let primary = ctx.primary()?;
+    let fresh_client = get_client(&primary, org, &client.client_id).await?;
+    let fresh_user = get_user(&primary, org, &user.id).await?;
+    if let (Some(c), Some(u)) = (&fresh_client, &fresh_user)
+        && may_sign_in(&c.allowed_groups, &u.groups)
+    {
+        return Ok(Ok(()));
     }
     crate::edge::audit::note(
         ctx,
@@ -76,10 +90,10 @@ pub fn admits(
         Some(&client.client_id),
         Default::default(),
     );
-    Err(OAuthError::new(
+    Ok(Err(OAuthError::new(
         ErrorCode::AccessDenied,
         "the user is not in a group allowed to use this application",
-    ))
+    )))
 }
 
 /// Redirect an error to the client's (already validated) redirect URI.

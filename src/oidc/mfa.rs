@@ -123,7 +123,7 @@ pub async fn finish(ctx: &Ctx, req: &Request, sign_in: SignIn<'_>) -> Result<Res
     } = sign_in;
     let slug = org.slug.as_str();
     let session_cookie = sso::start(ctx, slug, &user.id, sign_in.factors).await?;
-    let resp = if let Err(denied) = issue::admits(ctx, slug, client, user) {
+    let resp = if let Err(denied) = issue::admits(ctx, slug, client, user).await? {
         issue::error(
             ctx,
             slug,
