@@ -154,6 +154,17 @@ test('a refused code is burnt: enabled again, the user cannot redeem it', async 
   await loginAndExchange(fx, fx.web);
 });
 
+test('a deleted user\'s code redeems to nothing, and the refusal is recorded', async () => {
+  const fx = await createFixture('lag-del');
+  const user = await createUser(fx, { username: 'leaving' });
+  const pending = await authorize(fx, fx.web, { user });
+  await sync();
+  await ok(admin('DELETE', userPath(fx, user)), 204);
+  assertOAuthError(await exchangeCode(fx, fx.web, pending.code), 400, 'invalid_grant', 'the code of a deleted user');
+  const [event] = await eventsOf(fx, 'code.refused', user);
+  assert.equal(event?.detail?.reason, 'user_deleted', JSON.stringify(event));
+});
+
 test('a refused code issues nothing even when 30 redemptions race', async () => {
   const fx = await createFixture('lag-race');
   const pending = await authorize(fx, fx.web);
