@@ -40,6 +40,9 @@ pub enum Route<'a> {
     MfaEnrol(&'a str),
     MfaFinish(&'a str),
     AccountMfa(&'a str),
+    /// Development only: bring the lagging replica up to date (edge/dev_replica.rs). A 404
+    /// unless `SIMULATED_LAGGING_REPLICA` is on; `_` is never in an organization slug.
+    DevReplicaSync,
     NotFound,
 }
 
@@ -49,6 +52,7 @@ pub fn resolve(path: &str) -> Route<'_> {
     let segments: Vec<&str> = trimmed.split('/').collect();
     match segments.as_slice() {
         ["healthz"] => Route::Health,
+        ["_development", "replica", "sync"] => Route::DevReplicaSync,
         ["api", "v1", rest @ ..] => Route::Admin(rest.to_vec()),
         [".well-known", "oauth-authorization-server", org] => Route::AuthServerMetadata(org),
         [org, ".well-known", "openid-configuration"] => Route::Discovery(org),
@@ -119,5 +123,12 @@ mod tests {
         assert_eq!(resolve("/healthz"), Route::Health);
         assert_eq!(resolve("/acme/nope"), Route::NotFound);
         assert_eq!(resolve("/acme/token/extra"), Route::NotFound);
+    }
+
+    #[test]
+    fn the_development_sync_path_is_no_organization_path() {
+        assert_eq!(resolve("/_development/replica/sync"), Route::DevReplicaSync);
+        // `_` is not allowed in a slug (admin/validate.rs), so no organization can shadow it.
+        assert!(crate::admin::validate::slug("slug", "_development").is_err());
     }
 }

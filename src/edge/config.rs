@@ -15,7 +15,19 @@ pub struct Config {
     /// `SIMULATED_STORAGE_LATENCY` (development only): a delay per storage call by kind, for the
     /// benchmark's far-user profile. Ignored unless the request came to a loopback address.
     pub simulated_latency: Latency,
+    /// `SIMULATED_LAGGING_REPLICA=on` (development only, loopback requests only): replica reads
+    /// go to the D1 binding `DB_LAGGING_REPLICA`, a second local database that holds the
+    /// primary's state as of the last `POST /_development/replica/sync` — a replica that lags
+    /// for as long as a test wants. The deployed wrangler.toml has no such binding.
+    pub lagging_replica: bool,
+    /// `SIMULATED_CLOCK_OFFSET` (development only, loopback requests only): seconds added to the
+    /// clock of every request, so a test can stand a minute (or a day) after another Worker
+    /// sharing its D1 database without waiting for it.
+    pub clock_offset_seconds: i64,
 }
+
+/// The D1 binding of the development-only lagging replica (see `Config::lagging_replica`).
+pub const LAGGING_REPLICA_BINDING: &str = "DB_LAGGING_REPLICA";
 
 impl Config {
     pub fn from_env(env: &Env, request_url: &Url) -> Result<Config> {
@@ -42,11 +54,24 @@ impl Config {
             Ok(value)
         };
         let var = |name: &str| env.var(name).map(|v| v.to_string()).unwrap_or_default();
-        let simulated_latency = if is_loopback(request_url) {
+        let loopback = is_loopback(request_url);
+        let simulated_latency = if loopback {
             Latency::parse(&var("SIMULATED_STORAGE_LATENCY"))
                 .map_err(|e| Error::RustError(format!("SIMULATED_STORAGE_LATENCY: {e}")))?
         } else {
             Latency::default()
+        };
+        let lagging_replica = loopback && is_on(&var("SIMULATED_LAGGING_REPLICA"));
+        if lagging_replica && env.d1(LAGGING_REPLICA_BINDING).is_err() {
+            return Err(Error::RustError(format!(
+                "SIMULATED_LAGGING_REPLICA needs the D1 binding {LAGGING_REPLICA_BINDING}"
+            )));
+        }
+        let clock_offset_seconds = if loopback {
+            clock_offset(&var("SIMULATED_CLOCK_OFFSET"))
+                .map_err(|e| Error::RustError(format!("SIMULATED_CLOCK_OFFSET: {e}")))?
+        } else {
+            0
         };
         Ok(Config {
             base_url,
@@ -54,6 +79,8 @@ impl Config {
             key_encryption_secret: secret("KEY_ENCRYPTION_SECRET")?,
             storage_timing: is_on(&var("STORAGE_TIMING")),
             simulated_latency,
+            lagging_replica,
+            clock_offset_seconds,
         })
     }
 
@@ -72,6 +99,19 @@ fn is_on(value: &str) -> bool {
         value.trim().to_ascii_lowercase().as_str(),
         "1" | "on" | "true" | "yes"
     )
+}
+
+/// Seconds, at most a year either way; empty is 0.
+fn clock_offset(value: &str) -> std::result::Result<i64, String> {
+    let value = value.trim();
+    if value.is_empty() {
+        return Ok(0);
+    }
+    value
+        .parse::<i64>()
+        .ok()
+        .filter(|s| s.abs() <= 366 * 24 * 3600)
+        .ok_or_else(|| format!("`{value}` is not a number of seconds within a year"))
 }
 
 /// Whether the request came to this machine itself (`wrangler dev`), never a public host.
@@ -104,6 +144,15 @@ mod tests {
         ] {
             assert!(!is_loopback(&Url::parse(public).unwrap()), "{public}");
         }
+    }
+
+    #[test]
+    fn clock_offsets_are_bounded_seconds() {
+        assert_eq!(clock_offset(""), Ok(0));
+        assert_eq!(clock_offset(" 120 "), Ok(120));
+        assert_eq!(clock_offset("-60"), Ok(-60));
+        assert!(clock_offset("2m").is_err());
+        assert!(clock_offset("99999999999").is_err());
     }
 
     #[test]

@@ -77,11 +77,14 @@ impl Ctx {
         if let Some(db) = self.replica.get() {
             return Ok(db.clone());
         }
-        let session = self
-            .env
-            .d1("DB")?
-            .with_session(Some("first-unconstrained"))?;
-        let db = Db::replica(session, self.meter.clone());
+        let primary = self.env.d1("DB")?;
+        let db = if self.config.lagging_replica {
+            let lagging = self.env.d1(crate::edge::config::LAGGING_REPLICA_BINDING)?;
+            Db::lagging(primary, lagging, self.meter.clone())
+        } else {
+            let session = primary.with_session(Some("first-unconstrained"))?;
+            Db::replica(session, self.meter.clone())
+        };
         let _ = self.replica.set(db.clone());
         Ok(db)
     }

@@ -40,7 +40,8 @@ pub async fn handle(req: Request, env: Env, context: Context) -> Result<Response
     }
     let meter = Meter::new(config.simulated_latency);
     let storage_timing = config.storage_timing;
-    let now_ms = now_millis();
+    // The development clock offset is 0 unless set, and only ever honoured on loopback.
+    let now_ms = now_millis() + config.clock_offset_seconds * 1000;
     let mut ctx = Ctx::new(env, config, now_ms / 1000, meter.clone());
     ctx.now_ms = now_ms;
     ctx.client_ip = req.headers().get("CF-Connecting-IP")?;
@@ -63,6 +64,7 @@ pub async fn handle(req: Request, env: Env, context: Context) -> Result<Response
         Route::MfaEnrol(org) => oidc::mfa::handle_enrol(req, &ctx, org).await,
         Route::MfaFinish(org) => oidc::mfa::handle_finish(req, &ctx, org).await,
         Route::AccountMfa(org) => oidc::mfa::handle_account(req, &ctx, org).await,
+        Route::DevReplicaSync => crate::edge::dev_replica::handle(req, &ctx).await,
         Route::Health | Route::NotFound => http::not_found(),
     }?;
     crate::edge::audit::flush(&ctx, &context);

@@ -5,6 +5,7 @@ pub mod audit;
 pub mod cleanup;
 pub mod config;
 pub mod context;
+pub mod dev_replica;
 pub mod dispatch;
 pub mod http;
 pub mod password;

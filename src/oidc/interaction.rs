@@ -10,9 +10,9 @@ use worker::{Request, Response, Result};
 use crate::crypto::{b64url, random_bytes};
 use crate::edge::audit::{self, detail};
 use crate::edge::context::Ctx;
-use crate::edge::store::clients::Client;
+use crate::edge::store::clients::{Client, get_client};
 use crate::edge::store::orgs::Organization;
-use crate::edge::store::users::User;
+use crate::edge::store::users::{User, get_user};
 use crate::oidc::form_state::{Authenticated, FormState, Interaction, Step};
 use crate::oidc::forms::append_cookie;
 use crate::oidc::sso::Current;
@@ -48,26 +48,61 @@ pub struct Continue<'a> {
 }
 
 pub async fn proceed(ctx: &Ctx, req: &Request, c: Continue<'_>) -> Result<Response> {
-    let slug = c.org.slug.as_str();
-    let request = &c.interaction.request;
-    let decision = gate::decide(&Input {
-        request,
+    let decision = ask(ctx, &c, c.client, c.user);
+    // The client and user usually come from the nearest replica, which may lag a membership
+    // added or a restriction lifted moments ago: a refusal for allowed_groups is asked again of
+    // the primary before it is given (two reads, on the refusal path only). An admission needs
+    // no second look: the code is judged again at the primary when it is redeemed.
+    let is_denied =
+        |d: &Decision| matches!(d, Decision::Refuse(e) if e.code == ErrorCode::AccessDenied);
+    if is_denied(&decision) {
+        let primary = ctx.primary()?;
+        let slug = c.org.slug.as_str();
+        let client = get_client(&primary, slug, &c.client.client_id).await?;
+        let user = match c.user {
+            Some(u) => get_user(&primary, slug, &u.id).await?,
+            None => None,
+        };
+        if let Some(client) = &client {
+            let again = ask(ctx, &c, client, user.as_ref());
+            if !is_denied(&again) {
+                return carry_out(ctx, req, &c, again).await;
+            }
+        }
+    }
+    carry_out(ctx, req, &c, decision).await
+}
+
+/// The gate's answer for what `c` knows, with `client` and `user` as read.
+fn ask(ctx: &Ctx, c: &Continue<'_>, client: &Client, user: Option<&User>) -> Decision {
+    gate::decide(&Input {
+        request: &c.interaction.request,
         hint_sub: c.interaction.hint_sub.as_deref(),
         authentication: c.authenticated.as_ref().map(Authenticated::view),
-        user: c.user.map(|u| UserFacts {
+        user: user.map(|u| UserFacts {
             id: &u.id,
             disabled: u.disabled,
             enrolled: u.totp_secret_sealed.is_some(),
             groups: &u.groups,
         }),
         client: ClientFacts {
-            require_mfa: c.client.require_mfa,
-            allowed_groups: &c.client.allowed_groups,
+            require_mfa: client.require_mfa,
+            allowed_groups: &client.allowed_groups,
         },
         policy: Policy::parse(&c.org.mfa).unwrap_or(Policy::Off),
         consented: c.consented,
         now: ctx.now,
-    });
+    })
+}
+
+async fn carry_out(
+    ctx: &Ctx,
+    req: &Request,
+    c: &Continue<'_>,
+    decision: Decision,
+) -> Result<Response> {
+    let slug = c.org.slug.as_str();
+    let request = &c.interaction.request;
     let session_of = |origin: Origin| match origin {
         Origin::Session(current) => Some(current.id_hash()),
         Origin::Fresh => None,
@@ -103,7 +138,7 @@ pub async fn proceed(ctx: &Ctx, req: &Request, c: Continue<'_>) -> Result<Respon
             )
         }
         Decision::AskSecondFactor | Decision::EnrolSecondFactor => {
-            let (Some(authenticated), Some(user)) = (c.authenticated, c.user) else {
+            let (Some(authenticated), Some(user)) = (c.authenticated.clone(), c.user) else {
                 unreachable!("the gate asks for a second factor only of an authenticated user")
             };
             let enrol = decision == Decision::EnrolSecondFactor;
@@ -129,7 +164,7 @@ pub async fn proceed(ctx: &Ctx, req: &Request, c: Continue<'_>) -> Result<Respon
             }
         }
         Decision::AskConsent => {
-            let (Some(authenticated), Some(user)) = (c.authenticated, c.user) else {
+            let (Some(authenticated), Some(user)) = (c.authenticated.clone(), c.user) else {
                 unreachable!("the gate asks for consent only of an authenticated user")
             };
             let (cookies, session) = establish(
@@ -162,6 +197,7 @@ pub async fn proceed(ctx: &Ctx, req: &Request, c: Continue<'_>) -> Result<Respon
         Decision::Issue(issuance) => {
             let authenticated = c
                 .authenticated
+                .clone()
                 .expect("the gate issues only with an authentication");
             let (cookies, _) = establish(
                 ctx,

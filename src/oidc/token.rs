@@ -9,14 +9,14 @@ use crate::edge::context::Ctx;
 use crate::edge::http;
 use crate::edge::store::clients::Client;
 use crate::edge::store::d1::is_foreign_key_violation;
-use crate::edge::store::grants::{self, Claim, NewGrant, TokenHashes};
+use crate::edge::store::grants::{self, Claim, NewGrant, TokenHashes, UserRefusal};
 use crate::edge::store::users::get_user;
 use crate::oidc::request::{ClientRequest, client_request, oauth_error};
 use crate::oidc::signer;
 use crate::oidc::userinfo::profile;
 use crate::protocol::audit::Kind;
 use crate::protocol::claims::{id_token_extras, wants_groups_in_id_token};
-use crate::protocol::code::CodeGrant;
+use crate::protocol::code::{CodeGrant, Refusal};
 use crate::protocol::error::{ErrorCode, OAuthError};
 use crate::protocol::groups::{GroupClaims, roles_for};
 use crate::protocol::id_token::{self, IdTokenInput};
@@ -75,8 +75,9 @@ pub async fn handle(mut req: Request, ctx: &Ctx, slug: &str) -> Result<Response>
 }
 
 /// Redeem a code: open it (no storage read — it carries its record), check it, then claim it and
-/// store the tokens in one batch at the primary. One round trip to the primary in every case but
-/// a late replay of an expired code, which revokes with one more.
+/// store the tokens in one batch at the primary, which also judges the user again. One round
+/// trip to the primary in every case but a late replay of an expired code by its own client,
+/// which revokes with one round trip instead.
 async fn exchange_code(
     ctx: &Ctx,
     slug: &str,
@@ -94,24 +95,28 @@ async fn exchange_code(
     // The session handle: its writes go to the primary, and the reads after them in this request
     // see them (Sessions API: read-your-writes).
     let db = ctx.replica()?;
-    if record.is_expired(ctx.now) {
-        // Possibly redeemed before it expired, and now replayed: what it issued is revoked
-        // (RFC 6749 §4.1.2) — the grants table remembers every claim.
-        if grants::revoke_by_code(&db, &code_hash, ctx.now).await? {
-            let note = detail([("revoked", json!("the grant of its first redemption"))]);
-            audit::note(
-                ctx,
-                Kind::CodeReplayed,
-                slug,
-                Some(&record.user_id),
-                Some(&client.client_id),
-                note,
-            );
+    match record.check_redemption(&client.client_id, redirect_uri, code_verifier, ctx.now) {
+        Ok(()) => {}
+        // Another client, redirect URI or verifier: refused, and nothing else happens — holding
+        // an old code must not be enough to sign its user out (see `Refusal::NotBound`).
+        Err(Refusal::NotBound(e)) => return Ok(Err(e)),
+        Err(Refusal::Expired(e)) => {
+            // Its own client presents it late: possibly redeemed before it expired, and now
+            // replayed. What it issued is revoked (RFC 6749 §4.1.2) — the grants table
+            // remembers every claim.
+            if grants::revoke_by_code(&db, &code_hash, ctx.now).await? {
+                let note = detail([("revoked", json!("the grant of its first redemption"))]);
+                audit::note(
+                    ctx,
+                    Kind::CodeReplayed,
+                    slug,
+                    Some(&record.user_id),
+                    Some(&client.client_id),
+                    note,
+                );
+            }
+            return Ok(Err(e));
         }
-    }
-    if let Err(e) = record.check_redemption(&client.client_id, redirect_uri, code_verifier, ctx.now)
-    {
-        return Ok(Err(e));
     }
     let access_token = random_token("");
     let refresh_token = client
@@ -141,6 +146,23 @@ async fn exchange_code(
     )
     .await;
     match claimed {
+        Ok(Claim::Refused(why)) => {
+            // The user was disabled, or left the client's allowed groups, after the code was
+            // minted: the primary refused them, burnt the code and issued nothing.
+            let note = detail([("reason", json!(why.reason()))]);
+            audit::note(
+                ctx,
+                Kind::CodeRefused,
+                slug,
+                Some(&record.user_id),
+                Some(&client.client_id),
+                note,
+            );
+            return Ok(Err(OAuthError::invalid_grant(match why {
+                UserRefusal::UserDisabled => "the user is disabled",
+                UserRefusal::UserNotAllowed => "the user may no longer use this client",
+            })));
+        }
         Ok(Claim::Won) => {
             let note = detail([("grant_id", json!(grant_id))]);
             audit::note(
@@ -169,6 +191,17 @@ async fn exchange_code(
             )));
         }
         Err(e) if is_foreign_key_violation(&e) => {
+            // The user (or the client) was deleted: the claim cannot even be stored, so nothing
+            // is; the code can never redeem, as the user id is never reused.
+            let note = detail([("reason", json!("user_deleted"))]);
+            audit::note(
+                ctx,
+                Kind::CodeRefused,
+                slug,
+                Some(&record.user_id),
+                Some(&client.client_id),
+                note,
+            );
             return Ok(Err(OAuthError::invalid_grant(
                 "the user or client no longer exists",
             )));

@@ -28,10 +28,15 @@ pub enum Kind {
     CodeRedeemed,
     /// A code presented again: what its first redemption issued is revoked.
     CodeReplayed,
+    /// A code whose user the primary refused at redemption (disabled, deleted, or no longer in
+    /// the client's allowed groups): burnt, nothing issued; `detail.reason` says which.
+    CodeRefused,
     /// A rotated refresh token presented again: the grant is revoked.
     RefreshReuseDetected,
     TokenRevoked,
     ClientAuthFailed,
+    /// Recorded by earlier releases, which throttled client secrets; kept so the events they
+    /// stored can still be listed by type.
     ClientAuthThrottled,
     AdminAuthFailed,
     /// A successful write through the admin API.
@@ -51,6 +56,7 @@ pub const ALL: &[Kind] = &[
     Kind::CodeIssued,
     Kind::CodeRedeemed,
     Kind::CodeReplayed,
+    Kind::CodeRefused,
     Kind::RefreshReuseDetected,
     Kind::TokenRevoked,
     Kind::ClientAuthFailed,
@@ -73,6 +79,7 @@ impl Kind {
             Kind::CodeIssued => "code.issued",
             Kind::CodeRedeemed => "code.redeemed",
             Kind::CodeReplayed => "code.replayed",
+            Kind::CodeRefused => "code.refused",
             Kind::RefreshReuseDetected => "refresh.reuse_detected",
             Kind::TokenRevoked => "token.revoked",
             Kind::ClientAuthFailed => "client.auth_failed",

@@ -46,6 +46,29 @@ pub fn redirect_uri_hash(uri: &str) -> [u8; REDIRECT_HASH_BYTES] {
     out
 }
 
+/// Why a code is not redeemed. Both answer `invalid_grant`; they differ in what may follow.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// Presented by another client, or with another redirect URI or a wrong (or missing, or
+    /// downgrading) PKCE verifier: whoever sent it cannot be shown to be the party the code was
+    /// issued to, so it changes nothing. Anyone holding an old code (from a log, a referrer, a
+    /// browser history) could otherwise sign its user out of the relying party.
+    NotBound(OAuthError),
+    /// Correctly bound, but past its lifetime. If the code was redeemed before, this is the
+    /// reuse RFC 6749 §4.1.2 speaks of ("If an authorization code is used more than once, the
+    /// authorization server MUST deny the request and SHOULD revoke (when possible) all tokens
+    /// previously issued based on that authorization code"), and what it issued is revoked.
+    Expired(OAuthError),
+}
+
+impl Refusal {
+    pub fn into_error(self) -> OAuthError {
+        match self {
+            Refusal::NotBound(e) | Refusal::Expired(e) => e,
+        }
+    }
+}
+
 impl CodeGrant {
     /// The code: base64url of `nonce ‖ AES-256-GCM(record) ‖ tag` — about 280 characters for a
     /// typical request (authorize bounds `nonce` and `claims`, so it stays URL-friendly).
@@ -117,19 +140,33 @@ impl CodeGrant {
         })
     }
 
-    /// Checks before the code is claimed. Every failure is `invalid_grant`.
+    /// Checks before the code is claimed. Every failure is `invalid_grant`; which kind it is
+    /// decides whether the replay revocation may run (see `Refusal`). The binding — client,
+    /// redirect URI, PKCE verifier — is checked before the lifetime, so only a request that
+    /// could have redeemed the code in time learns, or causes, anything about an old one.
     pub fn check_redemption(
         &self,
         client_id: &str,
         redirect_uri: Option<&str>,
         code_verifier: Option<&str>,
         now: i64,
-    ) -> Result<(), OAuthError> {
+    ) -> Result<(), Refusal> {
+        self.check_binding(client_id, redirect_uri, code_verifier)
+            .map_err(Refusal::NotBound)?;
         if self.is_expired(now) {
-            return Err(OAuthError::invalid_grant(
+            return Err(Refusal::Expired(OAuthError::invalid_grant(
                 "the authorization code has expired",
-            ));
+            )));
         }
+        Ok(())
+    }
+
+    fn check_binding(
+        &self,
+        client_id: &str,
+        redirect_uri: Option<&str>,
+        code_verifier: Option<&str>,
+    ) -> Result<(), OAuthError> {
         if self.client_id != client_id {
             return Err(OAuthError::invalid_grant(
                 "the authorization code was issued to another client",
@@ -305,6 +342,43 @@ mod tests {
                 .check_redemption("rocketchat", URI, None, T + 61)
                 .is_err()
         );
+    }
+
+    #[test]
+    fn an_expired_code_is_judged_on_its_binding_first() {
+        let v = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+        let late = T + 3600;
+        let g = grant(Some(CH));
+        assert!(matches!(
+            g.check_redemption("rocketchat", URI, Some(v), late),
+            Err(Refusal::Expired(_))
+        ));
+        let other_uri = Some("https://chat.acme.eu/_oauth/other");
+        let wrong = v.replace('d', "e");
+        for (client, uri, verifier) in [
+            ("other", URI, Some(v)),
+            ("rocketchat", other_uri, Some(v)),
+            ("rocketchat", None, Some(v)),
+            ("rocketchat", URI, Some(wrong.as_str())),
+            ("rocketchat", URI, None),
+        ] {
+            assert!(
+                matches!(
+                    g.check_redemption(client, uri, verifier, late),
+                    Err(Refusal::NotBound(_))
+                ),
+                "{client} {uri:?} {verifier:?}"
+            );
+        }
+        assert!(matches!(
+            grant(None).check_redemption("rocketchat", URI, Some(v), late),
+            Err(Refusal::NotBound(_))
+        ));
+        let refused = g
+            .check_redemption("rocketchat", URI, Some(v), late)
+            .unwrap_err()
+            .into_error();
+        assert_eq!(refused.code.as_str(), "invalid_grant");
     }
 
     #[test]

@@ -79,7 +79,7 @@ pub enum Decision {
     AskConsent,
     /// Send this error to the client's redirect URI.
     Refuse(OAuthError),
-    Issue(Issuance),
+    Issue(Box<Issuance>),
 }
 
 /// The gate's permission to mint one code: for this request, this user, this authentication.
@@ -186,12 +186,12 @@ pub fn decide(input: &Input) -> Decision {
     if request.prompt.consent && !input.consented {
         return Decision::AskConsent;
     }
-    Decision::Issue(Issuance {
+    Decision::Issue(Box::new(Issuance {
         request: request.clone(),
         user_id: auth.user_id.to_string(),
         auth_time: auth.auth_time,
         factors: auth.factors,
-    })
+    }))
 }
 
 #[cfg(test)]

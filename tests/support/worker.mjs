@@ -50,14 +50,39 @@ export function shareD1(persistDir, fromPersistDir) {
   symlinkSync(source, join(persistDir, 'v3', 'd1'), 'dir');
 }
 
+/** The development-only D1 binding a lagging replica is read from (src/edge/config.rs). */
+export const LAGGING_REPLICA_BINDING = 'DB_LAGGING_REPLICA';
+
+/**
+ * Give a frozen copy's wrangler.toml a second local D1 database, the lagging replica. Only the
+ * harness writes it: the deployed wrangler.toml never has it.
+ */
+function addLaggingReplica(config) {
+  const toml = readFileSync(config, 'utf8');
+  writeFileSync(config, `${toml}
+[[d1_databases]]
+# Development only (tests/support/worker.mjs): the replica that lags until a test syncs it.
+binding = "${LAGGING_REPLICA_BINDING}"
+database_name = "clavex-lagging-replica"
+database_id = "clavex-lagging-replica"
+migrations_dir = "migrations"
+`);
+}
+
 /**
  * Start a Worker. Options: config (wrangler.toml path), vars (object of extra vars/secrets),
  * cwd, port (default: a free one), d1From (the persistDir of a running Worker whose D1 this one shares; it then applies no
- * migrations and keeps its own KV). Returns { url, port, stop(), pid, persistDir }.
+ * migrations and keeps its own KV), laggingReplica (replica reads go to a second database that
+ * only `syncReplica` brings up to date). Returns { url, port, stop(), pid, persistDir }.
  */
-export async function startWorker({ config, vars = {}, cwd, migrate = true, log, d1From, port: wanted } = {}) {
+export async function startWorker({ config, vars = {}, cwd, migrate = true, log, d1From, port: wanted, laggingReplica = false } = {}) {
   // Clavex itself is served from a frozen copy of build/ (see snapshotWorker).
   const snapshot = config ? null : snapshotWorker(ROOT);
+  if (laggingReplica) {
+    if (!snapshot) throw new Error('laggingReplica needs the frozen copy of build/ (no config option)');
+    addLaggingReplica(snapshot.config);
+    vars = { ...vars, SIMULATED_LAGGING_REPLICA: 'on' };
+  }
   config ??= snapshot.config;
   cwd ??= snapshot ? snapshot.dir : ROOT;
   const port = wanted ?? await freePort();
@@ -65,9 +90,11 @@ export async function startWorker({ config, vars = {}, cwd, migrate = true, log,
   const env = { ...process.env, WRANGLER_SEND_METRICS: 'false', CI: process.env.CI ?? '1' };
   if (d1From) shareD1(persistDir, d1From);
   if (migrate && !d1From) {
-    execFileSync(WRANGLER, ['d1', 'migrations', 'apply', 'DB', '--local', '--config', config, '--persist-to', persistDir], {
-      cwd, env, stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    for (const binding of laggingReplica ? ['DB', LAGGING_REPLICA_BINDING] : ['DB']) {
+      execFileSync(WRANGLER, ['d1', 'migrations', 'apply', binding, '--local', '--config', config, '--persist-to', persistDir], {
+        cwd, env, stdio: ['ignore', 'pipe', 'pipe'],
+      });
+    }
   }
   const varArgs = Object.entries(vars).flatMap(([k, v]) => ['--var', `${k}:${v}`]);
   const child = spawn(
@@ -98,4 +125,17 @@ export async function startWorker({ config, vars = {}, cwd, migrate = true, log,
     await new Promise((r) => setTimeout(r, 250));
   }
   return { url, port, pid: child.pid, persistDir, stop, output: () => output };
+}
+
+/**
+ * Bring a `laggingReplica` Worker's replica up to date with its primary (one consistent copy of
+ * every table, through the Worker's development-only endpoint). Returns the tables copied.
+ */
+export async function syncReplica(worker, adminToken) {
+  const res = await fetch(`${worker.url}/_development/replica/sync`, {
+    method: 'POST', headers: { Authorization: `Bearer ${adminToken}` },
+  });
+  const text = await res.text();
+  if (res.status !== 200) throw new Error(`replica sync: ${res.status} ${text}`);
+  return JSON.parse(text).synced_tables;
 }

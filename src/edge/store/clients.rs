@@ -132,35 +132,6 @@ pub async fn get_client(db: &Db, org: &str, client_id: &str) -> Result<Option<Cl
         .map(Client::from))
 }
 
-/// The client with the lock of one throttle key (`throttles::client_key`: this client from this
-/// address), in one read: the token, revocation and introspection endpoints must check a lock
-/// before the secret, and this keeps that free of an extra round trip. The lock (Unix
-/// milliseconds) is 0 when none.
-pub async fn get_client_for_auth(
-    db: &Db,
-    org: &str,
-    client_id: &str,
-    throttle_key: Option<&str>,
-) -> Result<Option<(Client, i64)>> {
-    let row = db
-        .prepare(format!(
-            "SELECT c.*, {}, (SELECT t.locked_until_ms FROM throttles t WHERE t.scope = c.org AND t.key = ?3) \
-             AS auth_locked_until_ms FROM clients c WHERE c.org = ?1 AND c.client_id = ?2",
-            client_group_columns("c")
-        ))
-        .bind(&[
-            org.into(),
-            client_id.into(),
-            crate::edge::store::d1::opt_text(throttle_key),
-        ])?
-        .first::<serde_json::Value>(None)
-        .await?;
-    let Some(row) = row else { return Ok(None) };
-    let locked = row["auth_locked_until_ms"].as_i64().unwrap_or(0);
-    let client: ClientRow = serde_json::from_value(row)?;
-    Ok(Some((client.into(), locked)))
-}
-
 // ---- Writes (admin API) ----
 
 fn json_text(values: &[String]) -> wasm_bindgen::JsValue {

@@ -9,7 +9,13 @@
 //!   reads may be served by the nearest replica, and within the session they are sequentially
 //!   consistent (a read after the session's own write sees it). Writes made through it are
 //!   forwarded to the primary, and are counted as such.
+//! - `Db` from `Ctx::replica()` under `SIMULATED_LAGGING_REPLICA` (development only): a replica
+//!   that really lags. Reads go to a second local database (binding `DB_LAGGING_REPLICA`) that
+//!   is brought up to date only when a test asks (edge/dev_replica.rs); writes go to the primary,
+//!   and once the session has written, its reads go to the primary too — as a D1 session's would
+//!   wait for a replica that has its own writes (read-your-writes).
 
+use std::cell::Cell;
 use std::rc::Rc;
 
 use wasm_bindgen::JsValue;
@@ -20,6 +26,32 @@ use crate::edge::store::meter::{Meter, StorageKind};
 enum Handle {
     Primary(D1Database),
     Session(D1DatabaseSession),
+    /// The development stand-in for a session at a lagging replica.
+    Lagging {
+        primary: D1Database,
+        replica: D1Database,
+        /// Whether this session has sent a write (its reads then go to the primary).
+        wrote: Cell<bool>,
+    },
+}
+
+impl Handle {
+    /// Lagging only: where a statement runs now.
+    fn lagging_target(&self, writes: bool) -> Option<&D1Database> {
+        match self {
+            Handle::Lagging {
+                primary,
+                replica,
+                wrote,
+            } => {
+                if writes {
+                    wrote.set(true);
+                }
+                Some(if wrote.get() { primary } else { replica })
+            }
+            _ => None,
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -52,24 +84,50 @@ impl Db {
         }
     }
 
+    /// Reads through a lagging replica (development only): reads at `replica` until the session
+    /// writes, every write at `primary`.
+    pub fn lagging(primary: D1Database, replica: D1Database, meter: Meter) -> Db {
+        Db {
+            handle: Rc::new(Handle::Lagging {
+                primary,
+                replica,
+                wrote: Cell::new(false),
+            }),
+            meter,
+        }
+    }
+
     fn kind(&self, writes: bool) -> StorageKind {
         match &*self.handle {
-            Handle::Session(_) if !writes => StorageKind::D1Replica,
+            Handle::Session(_) | Handle::Lagging { .. } if !writes => StorageKind::D1Replica,
             _ => StorageKind::D1Primary,
         }
     }
 
     pub fn prepare(&self, sql: impl Into<String>) -> Stmt {
         let sql = sql.into();
-        let kind = self.kind(writes(&sql));
-        let inner = match &*self.handle {
-            Handle::Primary(db) => db.prepare(sql),
-            Handle::Session(session) => session.prepare(sql),
+        let writes = writes(&sql);
+        let kind = self.kind(writes);
+        let (inner, deferred) = match &*self.handle {
+            Handle::Primary(db) => (db.prepare(sql), None),
+            Handle::Session(session) => (session.prepare(sql), None),
+            // Where it runs is decided when it runs (a read after a write goes elsewhere), so the
+            // statement is kept to be prepared again then.
+            Handle::Lagging { primary, .. } => (
+                primary.prepare(sql.clone()),
+                Some(Deferred {
+                    handle: self.handle.clone(),
+                    sql,
+                    values: Vec::new(),
+                    writes,
+                }),
+            ),
         };
         Stmt {
             inner,
             kind,
             meter: self.meter.clone(),
+            deferred,
         }
     }
 
@@ -80,15 +138,31 @@ impl Db {
         } else {
             self.kind(false)
         };
+        if let Some(target) = self.handle.lagging_target(kind == StorageKind::D1Primary) {
+            let mut inner = Vec::with_capacity(statements.len());
+            for s in &statements {
+                inner.push(s.deferred_on(target)?);
+            }
+            return self.meter.measure(kind, target.batch(inner)).await;
+        }
         let inner = statements.into_iter().map(|s| s.inner).collect();
         let call = async {
             match &*self.handle {
                 Handle::Primary(db) => db.batch(inner).await,
                 Handle::Session(session) => session.batch(inner).await,
+                Handle::Lagging { .. } => unreachable!("handled above"),
             }
         };
         self.meter.measure(kind, call).await
     }
+}
+
+/// A statement of a lagging handle, kept to be prepared where it runs.
+struct Deferred {
+    handle: Rc<Handle>,
+    sql: String,
+    values: Vec<JsValue>,
+    writes: bool,
 }
 
 /// A prepared statement that is metered when it runs.
@@ -96,31 +170,64 @@ pub struct Stmt {
     inner: D1PreparedStatement,
     kind: StorageKind,
     meter: Meter,
+    deferred: Option<Deferred>,
 }
 
 impl Stmt {
     pub fn bind(self, values: &[JsValue]) -> Result<Stmt> {
+        let deferred = self.deferred.map(|d| Deferred {
+            values: values.to_vec(),
+            ..d
+        });
         Ok(Stmt {
             inner: self.inner.bind(values)?,
+            deferred,
             ..self
         })
+    }
+
+    /// The statement prepared on `target` (a lagging handle's), or as prepared.
+    fn deferred_on(&self, target: &D1Database) -> Result<D1PreparedStatement> {
+        match &self.deferred {
+            Some(d) => target.prepare(d.sql.clone()).bind(&d.values),
+            None => Err(worker::Error::RustError(
+                "a statement of another handle in a lagging batch".into(),
+            )),
+        }
+    }
+
+    /// The statement to run: as prepared, or (lagging handle) prepared where it runs now.
+    fn ready(&self) -> Result<Option<D1PreparedStatement>> {
+        match &self.deferred {
+            None => Ok(None),
+            Some(d) => match d.handle.lagging_target(d.writes) {
+                Some(target) => Ok(Some(target.prepare(d.sql.clone()).bind(&d.values)?)),
+                None => Ok(None),
+            },
+        }
     }
 
     pub async fn first<T>(&self, column: Option<&str>) -> Result<Option<T>>
     where
         T: for<'a> serde::Deserialize<'a>,
     {
+        let ready = self.ready()?;
+        let inner = ready.as_ref().unwrap_or(&self.inner);
         self.meter
-            .measure(self.kind, self.inner.first::<T>(column))
+            .measure(self.kind, inner.first::<T>(column))
             .await
     }
 
     pub async fn run(&self) -> Result<D1Result> {
-        self.meter.measure(self.kind, self.inner.run()).await
+        let ready = self.ready()?;
+        let inner = ready.as_ref().unwrap_or(&self.inner);
+        self.meter.measure(self.kind, inner.run()).await
     }
 
     pub async fn all(&self) -> Result<D1Result> {
-        self.meter.measure(self.kind, self.inner.all()).await
+        let ready = self.ready()?;
+        let inner = ready.as_ref().unwrap_or(&self.inner);
+        self.meter.measure(self.kind, inner.all()).await
     }
 }
 

@@ -38,9 +38,30 @@ pub struct TokenHashes<'a> {
 pub enum Claim {
     /// This request claimed the code; its tokens are stored.
     Won,
+    /// This request claimed the code, but its user may no longer have it: the code is burnt and
+    /// nothing was issued (the claim is a revoked grant row without tokens).
+    Refused(UserRefusal),
     /// The code had been claimed before (a replay, or a concurrent redemption that committed
     /// first): nothing was stored, and the earlier redemption's grant (this id) is now revoked.
     Replayed(String),
+}
+
+/// Why the primary refused a code's user at redemption.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserRefusal {
+    UserDisabled,
+    /// No longer in any of the client's `allowed_groups`.
+    UserNotAllowed,
+}
+
+impl UserRefusal {
+    /// For the audit trail.
+    pub fn reason(self) -> &'static str {
+        match self {
+            UserRefusal::UserDisabled => "user_disabled",
+            UserRefusal::UserNotAllowed => "user_not_allowed",
+        }
+    }
 }
 
 /// Claim the code and store its tokens in one transaction — one round trip to the primary. The
@@ -49,19 +70,33 @@ pub enum Claim {
 /// authorization server … SHOULD revoke (when possible) all tokens previously issued based on
 /// that authorization code") in the same statement; its token inserts are guarded on its own
 /// grant row existing, so they insert nothing.
+///
+/// The code was minted from a read that may be old (a replica, an SSO session, a sign-in up to
+/// 60 s ago), so the user is judged again here, at the primary, in the same transaction: still
+/// enabled and still admitted by the client's `allowed_groups`. If not, the grant row is
+/// inserted already revoked and the token inserts, guarded on a live grant, insert nothing. The
+/// claim itself is kept even then: a code is single use whatever its first redemption found, so
+/// a code refused now can never redeem later (after the user is enabled again, say) — the
+/// decision to refuse would otherwise last only until someone replays the code.
 pub async fn claim_code_and_issue(
     db: &Db,
     grant: &NewGrant<'_>,
     tokens: &TokenHashes<'_>,
     now: i64,
 ) -> Result<Claim> {
+    // ?2 org, ?3 client, ?4 user, as a one-row "grant" the shared condition can name.
+    let user_ok = format!(
+        "EXISTS (SELECT 1 FROM (SELECT ?2 AS org, ?3 AS client_id, ?4 AS user_id) g \
+         JOIN users u ON u.id = g.user_id AND u.org = g.org WHERE u.disabled = 0 AND {})",
+        user_allowed_condition("g")
+    );
     let mut statements = vec![
-        db.prepare(
-            "INSERT INTO grants (id, org, client_id, user_id, code_hash, scope, claims, auth_time, created_at, amr) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) \
+        db.prepare(format!(
+            "INSERT INTO grants (id, org, client_id, user_id, code_hash, scope, claims, auth_time, created_at, amr, revoked_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, CASE WHEN {user_ok} THEN NULL ELSE ?9 END) \
              ON CONFLICT (code_hash) DO UPDATE SET revoked_at = COALESCE(grants.revoked_at, excluded.created_at) \
-             RETURNING id",
-        )
+             RETURNING id, revoked_at"
+        ))
         .bind(&[
             grant.id.into(),
             grant.org.into(),
@@ -74,9 +109,16 @@ pub async fn claim_code_and_issue(
             int(now),
             grant.amr.into(),
         ])?,
+        // Why the user was refused, read in the same transaction (only looked at then).
+        db.prepare(format!(
+            "SELECT u.disabled, {} AS allowed FROM (SELECT ?1 AS org, ?2 AS client_id, ?3 AS user_id) g \
+             JOIN users u ON u.id = g.user_id AND u.org = g.org",
+            user_allowed_condition("g")
+        ))
+        .bind(&[grant.org.into(), grant.client_id.into(), grant.user_id.into()])?,
         db.prepare(
             "INSERT INTO access_tokens (token_hash, grant_id, scope, created_at, expires_at) \
-             SELECT ?1, ?2, ?3, ?4, ?5 WHERE EXISTS (SELECT 1 FROM grants WHERE id = ?2 AND code_hash = ?6)",
+             SELECT ?1, ?2, ?3, ?4, ?5 WHERE EXISTS (SELECT 1 FROM grants WHERE id = ?2 AND code_hash = ?6 AND revoked_at IS NULL)",
         )
         .bind(&[
             tokens.access.into(),
@@ -91,7 +133,7 @@ pub async fn claim_code_and_issue(
         statements.push(
             db.prepare(
                 "INSERT INTO refresh_tokens (token_hash, grant_id, parent_hash, scope, created_at, expires_at) \
-                 SELECT ?1, ?2, NULL, ?3, ?4, ?5 WHERE EXISTS (SELECT 1 FROM grants WHERE id = ?2 AND code_hash = ?6)",
+                 SELECT ?1, ?2, NULL, ?3, ?4, ?5 WHERE EXISTS (SELECT 1 FROM grants WHERE id = ?2 AND code_hash = ?6 AND revoked_at IS NULL)",
             )
             .bind(&[
                 refresh.into(),
@@ -105,21 +147,42 @@ pub async fn claim_code_and_issue(
     }
     let results = db.batch(statements).await?;
     #[derive(Deserialize)]
-    struct Row {
+    struct Claimed {
         id: String,
+        revoked_at: Option<i64>,
     }
-    let returned = results
+    #[derive(Deserialize)]
+    struct UserState {
+        #[serde(deserialize_with = "crate::edge::store::d1::int_bool")]
+        disabled: bool,
+        #[serde(deserialize_with = "crate::edge::store::d1::int_bool")]
+        allowed: bool,
+    }
+    let Some(claimed) = results
         .first()
-        .and_then(|r| r.results::<Row>().ok())
+        .and_then(|r| r.results::<Claimed>().ok())
         .and_then(|rows| rows.into_iter().next())
-        .map(|row| row.id)
-        .unwrap_or_default();
+    else {
+        return Err(worker::Error::RustError(
+            "the code's claim returned no row".into(),
+        ));
+    };
     // RETURNING gives this request's id when it inserted, the existing grant's after a conflict.
-    Ok(if returned == grant.id {
-        Claim::Won
-    } else {
-        Claim::Replayed(returned)
-    })
+    if claimed.id != grant.id {
+        return Ok(Claim::Replayed(claimed.id));
+    }
+    if claimed.revoked_at.is_none() {
+        return Ok(Claim::Won);
+    }
+    let user = results
+        .get(1)
+        .and_then(|r| r.results::<UserState>().ok())
+        .and_then(|rows| rows.into_iter().next());
+    Ok(Claim::Refused(match user {
+        Some(u) if !u.disabled && !u.allowed => UserRefusal::UserNotAllowed,
+        // Disabled (the user row must exist: the grant's foreign key held).
+        _ => UserRefusal::UserDisabled,
+    }))
 }
 
 /// A replayed code revokes everything its first redemption issued (RFC 6749 §4.1.2: "the

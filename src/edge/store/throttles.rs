@@ -3,8 +3,6 @@
 //! (`count_failure`), and a right guess is let through only when none does (`admit`), so a count
 //! holds across Cloudflare locations and under any number of concurrent guesses.
 
-use std::collections::HashMap;
-
 use serde::Deserialize;
 use wasm_bindgen::JsValue;
 use worker::{D1Result, Result};
@@ -15,7 +13,6 @@ use crate::protocol::throttle::{Counter, seconds_left};
 
 #[derive(Deserialize)]
 struct Row {
-    key: String,
     failures: i64,
     locked_until_ms: i64,
     updated_at_ms: i64,
@@ -31,12 +28,10 @@ impl From<&Row> for Counter {
     }
 }
 
-const COLUMNS: &str = "key, failures, locked_until_ms, updated_at_ms";
+const COLUMNS: &str = "failures, locked_until_ms, updated_at_ms";
 
-/// Keys that are not login keys (those are in protocol/throttle.rs).
-pub fn client_key(client_id: &str, ip: &str) -> String {
-    format!("client:{client_id} ip:{ip}")
-}
+/// The key of the admin token's guesses from one address (login keys are in
+/// protocol/throttle.rs).
 pub fn admin_key(ip: &str) -> String {
     format!("admin {}", crate::protocol::throttle::address_key(ip))
 }
@@ -191,54 +186,6 @@ pub async fn get(db: &Db, scope: &str, key: &str) -> Result<Option<Counter>> {
         .await?
         .as_ref()
         .map(Counter::from))
-}
-
-/// One more failure for each `(key, threshold)`, in one batch at the primary; the state after.
-/// The SQL is `throttle::after_failure`: the count restarts after `reset_after` quiet seconds,
-/// and from the threshold on the key is locked for 1, 2, 4, … seconds, at most `max_wait`.
-/// `now_ms` is Unix milliseconds.
-pub async fn record_failures(
-    db: &Db,
-    scope: &str,
-    keys: &[(String, i64)],
-    max_wait: i64,
-    reset_after: i64,
-    now_ms: i64,
-) -> Result<HashMap<String, Counter>> {
-    let mut statements = Vec::new();
-    for (key, threshold) in keys {
-        statements.push(
-            db.prepare(
-                "INSERT INTO throttles (scope, key, failures, locked_until_ms, updated_at_ms) VALUES (?1, ?2, 1, 0, ?3) \
-                 ON CONFLICT (scope, key) DO UPDATE SET \
-                 failures = CASE WHEN throttles.updated_at_ms > ?3 - ?4 * 1000 THEN throttles.failures + 1 ELSE 1 END, \
-                 updated_at_ms = ?3",
-            )
-            .bind(&[scope.into(), key.as_str().into(), int(now_ms), int(reset_after)])?,
-        );
-        statements.push(
-            db.prepare(
-                "UPDATE throttles SET locked_until_ms = CASE WHEN failures >= ?3 \
-                 THEN ?4 + 1000 * MIN(?5, 1 << MIN(failures - ?3, 30)) ELSE 0 END \
-                 WHERE scope = ?1 AND key = ?2 RETURNING key, failures, locked_until_ms, updated_at_ms",
-            )
-            .bind(&[
-                scope.into(),
-                key.as_str().into(),
-                int(*threshold),
-                int(now_ms),
-                int(max_wait),
-            ])?,
-        );
-    }
-    let results = db.batch(statements).await?;
-    let mut out = HashMap::new();
-    for r in results.iter().skip(1).step_by(2) {
-        for row in r.results::<Row>()? {
-            out.insert(row.key.clone(), (&row).into());
-        }
-    }
-    Ok(out)
 }
 
 /// Forget a counter (a successful sign-in, or an admin unlocking an account).
