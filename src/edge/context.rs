@@ -29,7 +29,12 @@ pub struct Ctx {
     events: RefCell<Vec<crate::protocol::audit::Event>>,
     /// The members an admin body carried (names only), for the audit record of the change.
     admin_fields: RefCell<Vec<String>>,
+    /// Writes nobody needs to wait for, run after the response (`waitUntil`).
+    deferred: RefCell<Vec<Deferred>>,
 }
+
+/// A write run after the response.
+pub type Deferred = std::pin::Pin<Box<dyn Future<Output = ()> + 'static>>;
 
 impl Ctx {
     pub fn new(env: Env, config: Config, now: i64, meter: Meter) -> Ctx {
@@ -44,6 +49,7 @@ impl Ctx {
             user_agent: None,
             events: RefCell::new(Vec::new()),
             admin_fields: RefCell::new(Vec::new()),
+            deferred: RefCell::new(Vec::new()),
         }
     }
 
@@ -58,6 +64,15 @@ impl Ctx {
     /// Note an audit event; it is stored after the response is sent.
     pub fn record(&self, event: crate::protocol::audit::Event) {
         self.events.borrow_mut().push(event.scrubbed());
+    }
+
+    /// Run `work` after the response has been sent (a write no answer depends on).
+    pub fn defer(&self, work: impl Future<Output = ()> + 'static) {
+        self.deferred.borrow_mut().push(Box::pin(work));
+    }
+
+    pub fn take_deferred(&self) -> Vec<Deferred> {
+        std::mem::take(&mut self.deferred.borrow_mut())
     }
 
     pub fn take_events(&self) -> Vec<crate::protocol::audit::Event> {

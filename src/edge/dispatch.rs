@@ -68,6 +68,9 @@ pub async fn handle(req: Request, env: Env, context: Context) -> Result<Response
         Route::Health | Route::NotFound => http::not_found(),
     }?;
     crate::edge::audit::flush(&ctx, &context);
+    for work in ctx.take_deferred() {
+        context.wait_until(work);
+    }
     if storage_timing {
         resp.headers()
             .append("Server-Timing", &meter.tally().server_timing())?;

@@ -1,15 +1,15 @@
 //! Guesses of a secret a person types — a password, a TOTP code, a recovery code — counted
-//! before they are answered (issue 15). The check itself (a password hash, a code comparison)
-//! runs first, in the Worker; its result is revealed only after the primary has decided:
-//! - a wrong guess is counted under every limit, atomically with the check that none of them is
-//!   locked (`throttles::count_failure`): of any number of concurrent wrong guesses, at most the
-//!   threshold are answered "incorrect" and the rest get 429, unanswered;
-//! - a right guess is let through only if none of its limits is locked at that moment
-//!   (`throttles::admit`), so a right guess at the end of a burst that crossed the threshold does
-//!   not sign in.
+//! before they are answered (issue 15). `guess` first reserves the attempt at the D1 primary: it
+//! is counted as a failure under every limit, atomically with the check that none of them is
+//! locked (`throttles::count_failure`), and only a reserved attempt is checked at all. Of any
+//! number of concurrent guesses, at most the threshold are checked and answered; the rest get 429
+//! without their password even being hashed, so a right guess inside a burst that crossed the
+//! threshold does not sign in, however slowly the burst is served. A right guess gives its
+//! reservation back after the response (`throttles::refund`; a success resets the account).
 //!
-//! Both are one round trip to the D1 primary, the same for right and wrong guesses and for known
-//! and unknown names, so neither the answer's timing nor its path tells which it was.
+//! The reservation is one round trip to the D1 primary, the same for right and wrong guesses
+//! and for known and unknown names, so neither the answer's timing nor its path tells which.
+//! (The admin token, whose check costs nothing, is judged after its check instead: admin/mod.rs.)
 //!
 //! Limits: the account (its user id, or for a name that matches no account a hash of the name),
 //! and the client's address (IPv4, or IPv6 per /64) unless this browser has signed in to the
@@ -88,28 +88,42 @@ impl Attempt {
         self
     }
 
-    /// Decide what the guess may be told. `reset_account`: a right guess also forgets the
+    /// Reserve the attempt, then — only if it was reserved — run `check` (whether the guess is
+    /// right), and decide what it may be told. `reset_account`: a right guess also forgets the
     /// account's failures (not when a second factor is still to come — otherwise a known
     /// password would reset the count between guesses of the code).
-    pub async fn judge(&self, ctx: &Ctx, right: bool, reset_account: bool) -> Result<Verdict> {
+    /// `check` answers whether the guess is right, and what it found (`None` when it did not
+    /// run).
+    pub async fn guess<T, F, Fut>(
+        &self,
+        ctx: &Ctx,
+        reset_account: bool,
+        check: F,
+    ) -> Result<(Verdict, Option<T>)>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<(bool, T)>>,
+    {
         let db = ctx.primary()?;
-        if right {
-            let reset = reset_account.then_some(self.account.as_str());
-            return Ok(
-                match throttles::admit(&db, &self.scope, &self.limits, reset, ctx.now_ms).await? {
-                    None => Verdict::Accepted,
-                    Some(wait) => Verdict::Throttled { wait },
-                },
-            );
+        let reserved = throttles::count_failure(&db, &self.scope, &self.limits, ctx.now_ms).await?;
+        if !reserved.counted {
+            let wait = reserved.wait.unwrap_or(1);
+            return Ok((Verdict::Throttled { wait }, None));
         }
-        let counted = throttles::count_failure(&db, &self.scope, &self.limits, ctx.now_ms).await?;
-        Ok(if counted.counted {
-            Verdict::Wrong { wait: counted.wait }
-        } else {
-            Verdict::Throttled {
-                wait: counted.wait.unwrap_or(1),
+        let (right, found) = check().await?;
+        if !right {
+            let wait = reserved.wait;
+            return Ok((Verdict::Wrong { wait }, Some(found)));
+        }
+        let (scope, limits, now_ms) = (self.scope.clone(), self.limits.clone(), ctx.now_ms);
+        let reset = reset_account.then(|| self.account.clone());
+        ctx.defer(async move {
+            if let Err(e) = throttles::refund(&db, &scope, &limits, reset.as_deref(), now_ms).await
+            {
+                worker::console_error!("a right guess's reservation was not given back: {e}");
             }
-        })
+        });
+        Ok((Verdict::Accepted, Some(found)))
     }
 }
 

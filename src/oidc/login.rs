@@ -64,28 +64,38 @@ pub async fn handle(mut req: Request, ctx: &Ctx, slug: &str) -> Result<Response>
         },
         hint_sub: interaction.hint_sub.clone(),
     };
-    let checked = signs_in(ctx, slug, login, password).await?;
-    let (account, trusted) = match &checked.user {
+    // The account is named by the replica's read (a user created a moment ago elsewhere may be
+    // counted under its name until the replica has it); the password is checked only once the
+    // attempt is reserved at the primary (oidc/attempts.rs).
+    let at_replica = lookup(ctx.replica()?, slug, login).await?;
+    let (account, trusted) = match &at_replica {
         Some(u) => (user_key(&u.id), device::knows(ctx, &req, slug, &u.id)),
         None => (name_key(login), false),
     };
+    // A right password resets the account's failures only when no second factor is still to
+    // come: otherwise a known password would reset the count between guesses of the code.
+    let reset = at_replica
+        .as_ref()
+        .is_some_and(|u| u.totp_secret_sealed.is_none());
+    let replica_user_id = at_replica.as_ref().map(|u| u.id.clone());
+    let (verdict, checked) = Attempt::new(ctx, &org, account.clone(), trusted)
+        .guess(ctx, reset, || async {
+            let checked = signs_in(ctx, slug, login, password, at_replica).await?;
+            Ok((checked.ok, checked))
+        })
+        .await?;
+    let known = checked
+        .as_ref()
+        .and_then(|c| c.user.as_ref())
+        .map(|u| u.id.clone());
+    let user_id = known.or(replica_user_id);
     // A name that matches no account is recorded only as the hash its count is kept under:
     // it is often a password typed into the wrong field.
     let who = |d: &mut serde_json::Map<String, serde_json::Value>| {
-        if checked.user.is_none() {
+        if user_id.is_none() {
             d.insert("unknown_login".into(), json!(account));
         }
     };
-    // A right password resets the account's failures only when no second factor is still to
-    // come: otherwise a known password would reset the count between guesses of the code.
-    let reset = checked
-        .user
-        .as_ref()
-        .is_some_and(|u| u.totp_secret_sealed.is_none());
-    let user_id = checked.user.as_ref().map(|u| u.id.clone());
-    let verdict = Attempt::new(ctx, &org, account.clone(), trusted)
-        .judge(ctx, checked.ok, reset)
-        .await?;
     match verdict {
         Verdict::Throttled { wait } => {
             let mut note = detail([("retry_after", json!(wait))]);
@@ -136,7 +146,9 @@ pub async fn handle(mut req: Request, ctx: &Ctx, slug: &str) -> Result<Response>
             )
         }
         Verdict::Accepted => {
-            let user = checked.user.expect("a right password names its user");
+            let user = checked
+                .and_then(|c| c.user)
+                .expect("a right password names its user");
             let authenticated = Authenticated {
                 user_id: user.id.clone(),
                 auth_time: ctx.now,
@@ -174,7 +186,21 @@ struct Checked {
     ok: bool,
 }
 
-async fn signs_in(ctx: &Ctx, slug: &str, login: &str, password: &str) -> Result<Checked> {
+/// The user a login names, at `db`.
+async fn lookup(db: Db, slug: &str, login: &str) -> Result<Option<User>> {
+    if login.is_empty() {
+        return Ok(None);
+    }
+    find_user_by_login(&db, slug, login).await
+}
+
+async fn signs_in(
+    ctx: &Ctx,
+    slug: &str,
+    login: &str,
+    password: &str,
+    at_replica: Option<User>,
+) -> Result<Checked> {
     async fn check(user: Option<&User>, password: &str) -> Result<bool> {
         let stored = user
             .and_then(|u| u.password_hash.as_deref())
@@ -189,20 +215,13 @@ async fn signs_in(ctx: &Ctx, slug: &str, login: &str, password: &str) -> Result<
         }
         Ok(password_ok && user.is_some_and(|u| !u.disabled && u.password_hash.is_some()))
     }
-    let read = |db: Db| async move {
-        if login.is_empty() {
-            return Ok(None);
-        }
-        find_user_by_login(&db, slug, login).await
-    };
-    let at_replica = read(ctx.replica()?).await?;
     if at_replica.is_some() && check(at_replica.as_ref(), password).await? {
         return Ok(Checked {
             user: at_replica,
             ok: true,
         });
     }
-    let at_primary = read(ctx.primary()?).await?;
+    let at_primary = lookup(ctx.primary()?, slug, login).await?;
     let same = |a: &User, b: &User| {
         a.id == b.id && a.password_hash == b.password_hash && a.disabled == b.disabled
     };
@@ -219,7 +238,8 @@ async fn signs_in(ctx: &Ctx, slug: &str, login: &str, password: &str) -> Result<
 
 /// Whether `password` is `user`'s (the account page's fresh password check).
 pub async fn signs_in_user(ctx: &Ctx, slug: &str, user: &User, password: &str) -> Result<bool> {
-    let checked = signs_in(ctx, slug, &user.username, password).await?;
+    let at_replica = lookup(ctx.replica()?, slug, &user.username).await?;
+    let checked = signs_in(ctx, slug, &user.username, password, at_replica).await?;
     Ok(checked.ok && checked.user.is_some_and(|u| u.id == user.id))
 }
 

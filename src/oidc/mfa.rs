@@ -250,9 +250,9 @@ pub async fn handle_challenge(mut req: Request, ctx: &Ctx, slug: &str) -> Result
     }
 }
 
-/// Judge `code` for `user` under `attempt`: a TOTP code is checked here and its step consumed
-/// at the primary only once the attempt is admitted; a recovery code is consumed at the primary
-/// (which is its check) only once no lock stands. Which kind of code was used.
+/// Judge `code` for `user` under `attempt`: reserved first, then checked — a recovery code by
+/// consuming it at the primary, a TOTP code here and its step consumed at the primary (a code
+/// already used is a wrong guess like any other). Which kind of code it was.
 async fn check_code(
     ctx: &Ctx,
     org: &Organization,
@@ -262,34 +262,34 @@ async fn check_code(
 ) -> Result<(Verdict, &'static str)> {
     let db = ctx.primary()?;
     if mfa::is_recovery_shaped(code) {
-        // Not locked? (A read; the reset comes with the success below.)
-        if let Verdict::Throttled { wait } = attempt.judge(ctx, true, false).await? {
-            return Ok((Verdict::Throttled { wait }, "recovery_code"));
-        }
-        if store::consume_recovery(&db, &user.id, &mfa::recovery_hash(code), ctx.now).await? {
-            attempt.judge(ctx, true, true).await?;
-            return Ok((Verdict::Accepted, "recovery_code"));
-        }
-        return Ok((attempt.judge(ctx, false, false).await?, "recovery_code"));
+        let (verdict, _) = attempt
+            .guess(ctx, true, || async {
+                let hash = mfa::recovery_hash(code);
+                Ok((
+                    store::consume_recovery(&db, &user.id, &hash, ctx.now).await?,
+                    (),
+                ))
+            })
+            .await?;
+        return Ok((verdict, "recovery_code"));
     }
-    let step = user
-        .totp_secret_sealed
-        .as_deref()
-        .and_then(|s| open_secret(ctx, &user.id, s))
-        .and_then(|secret| mfa::matching_step(&secret, code, ctx.now));
-    let verdict = attempt.judge(ctx, step.is_some(), true).await?;
-    match (verdict, step) {
-        (Verdict::Accepted, Some(step)) => {
-            if store::consume_step(&db, &org.slug, &user.id, step).await? {
-                Ok((Verdict::Accepted, "totp"))
-            } else {
-                // A code already used (a replay, or the same code sent twice at once): a wrong
-                // guess like any other.
-                Ok((attempt.judge(ctx, false, false).await?, "totp"))
-            }
-        }
-        (verdict, _) => Ok((verdict, "totp")),
-    }
+    let (verdict, _) = attempt
+        .guess(ctx, true, || async {
+            let step = user
+                .totp_secret_sealed
+                .as_deref()
+                .and_then(|s| open_secret(ctx, &user.id, s))
+                .and_then(|secret| mfa::matching_step(&secret, code, ctx.now));
+            let Some(step) = step else {
+                return Ok((false, ()));
+            };
+            Ok((
+                store::consume_step(&db, &org.slug, &user.id, step).await?,
+                (),
+            ))
+        })
+        .await?;
+    Ok((verdict, "totp"))
 }
 
 fn secrets_key(ctx: &Ctx) -> [u8; 32] {
@@ -502,14 +502,15 @@ pub async fn handle_account(mut req: Request, ctx: &Ctx, slug: &str) -> Result<R
     if user.totp_secret_sealed.is_some() {
         return already_on();
     }
-    let right =
-        crate::oidc::login::signs_in_user(ctx, slug, user, form.first("password").unwrap_or(""))
-            .await?;
+    let password = form.first("password").unwrap_or("");
     let trusted = device::knows(ctx, &req, slug, &user.id);
-    match Attempt::new(ctx, &org, account_of(&user.id), trusted)
-        .judge(ctx, right, true)
-        .await?
-    {
+    let (verdict, _) = Attempt::new(ctx, &org, account_of(&user.id), trusted)
+        .guess(ctx, true, || async {
+            let right = crate::oidc::login::signs_in_user(ctx, slug, user, password).await?;
+            Ok((right, ()))
+        })
+        .await?;
+    match verdict {
         Verdict::Throttled { wait } => {
             let resp = show_password(Some(&too_many(wait)), 429)?;
             resp.headers().set("Retry-After", &wait.to_string())?;

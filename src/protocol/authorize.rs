@@ -317,6 +317,14 @@ pub fn validate(
             &format!("nonce must be at most {MAX_NONCE_BYTES} characters"),
         ));
     }
+    // acr_values travels in the sealed forms. A cut would be worse than a refusal: a value asking
+    // for a second factor past the cut would be dropped without a word.
+    if get("acr_values").is_some_and(|v| v.len() > MAX_NONCE_BYTES) {
+        return Err(err(
+            ErrorCode::InvalidRequest,
+            &format!("acr_values must be at most {MAX_NONCE_BYTES} characters"),
+        ));
+    }
     if claims.as_ref().is_some_and(|c| c.len() > MAX_CLAIMS_BYTES) {
         return Err(err(
             ErrorCode::InvalidRequest,
@@ -336,8 +344,7 @@ pub fn validate(
         login_hint: get("login_hint").map(str::to_string),
         id_token_hint: get("id_token_hint").map(str::to_string),
         claims,
-        // Bounded like nonce: it travels in the sealed login form.
-        acr_values: get("acr_values").map(|v| v.chars().take(MAX_NONCE_BYTES).collect()),
+        acr_values: get("acr_values").map(str::to_string),
     })
 }
 
@@ -490,6 +497,21 @@ mod tests {
             .unwrap();
         assert!(ok.prompt.login && ok.prompt.consent && !ok.prompt.none);
         assert_eq!(ok.max_age, Some(10));
+    }
+
+    #[test]
+    fn acr_values_too_long_are_refused_not_cut() {
+        let long = format!("{} urn:clavex:acr:mfa", "x".repeat(250));
+        let query = format!("{RC}&scope=openid&acr_values={}", long.replace(' ', "%20"));
+        assert_eq!(
+            redirect_code(run(&query, false)).0,
+            ErrorCode::InvalidRequest
+        );
+        let ok = format!("{RC}&scope=openid&acr_values=urn%3Aclavex%3Aacr%3Amfa");
+        assert_eq!(
+            run(&ok, false).unwrap().acr_values.as_deref(),
+            Some("urn:clavex:acr:mfa")
+        );
     }
 
     #[test]

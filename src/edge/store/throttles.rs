@@ -154,6 +154,43 @@ pub async fn admit(
     longest_wait(results.last(), now_ms)
 }
 
+/// Give back a reserved failure that turned out to be a right guess: one less failure under
+/// every limit (and no lock left standing below a threshold), or the account's count forgotten
+/// (`reset`: ASVS 6.3.1, a success resets the account). One batch at the primary.
+pub async fn refund(
+    db: &Db,
+    scope: &str,
+    limits: &[Limit],
+    reset: Option<&str>,
+    now_ms: i64,
+) -> Result<()> {
+    let mut statements = Vec::new();
+    for limit in limits {
+        if reset == Some(limit.key.as_str()) {
+            statements.push(
+                db.prepare("DELETE FROM throttles WHERE scope = ?1 AND key = ?2")
+                    .bind(&[scope.into(), limit.key.as_str().into()])?,
+            );
+            continue;
+        }
+        statements.push(
+            db.prepare(
+                "UPDATE throttles SET failures = MAX(failures - 1, 0), \
+                 locked_until_ms = CASE WHEN failures - 1 >= ?3 THEN locked_until_ms ELSE 0 END, \
+                 updated_at_ms = ?4 WHERE scope = ?1 AND key = ?2",
+            )
+            .bind(&[
+                scope.into(),
+                limit.key.as_str().into(),
+                int(limit.threshold),
+                int(now_ms),
+            ])?,
+        );
+    }
+    db.batch(statements).await?;
+    Ok(())
+}
+
 fn states(db: &Db, scope: &str, keys: &[JsValue]) -> Result<Stmt> {
     let mut binds = vec![JsValue::from_str(scope)];
     binds.extend(keys.iter().cloned());
