@@ -15,6 +15,10 @@ pub struct Config {
     /// `SIMULATED_STORAGE_LATENCY` (development only): a delay per storage call by kind, for the
     /// benchmark's far-user profile. Ignored unless the request came to a loopback address.
     pub simulated_latency: Latency,
+    /// `SIMULATED_STORAGE_FAULTS=on` (development only): a request may ask for storage faults
+    /// with `X-Clavex-Fail-Storage` (store/fault.rs). Ignored unless the request came to a
+    /// loopback address, so a deployed Worker never honours the header.
+    pub simulated_faults: bool,
 }
 
 impl Config {
@@ -48,12 +52,14 @@ impl Config {
         } else {
             Latency::default()
         };
+        let simulated_faults = is_loopback(request_url) && is_on(&var("SIMULATED_STORAGE_FAULTS"));
         Ok(Config {
             base_url,
             admin_token: secret("ADMIN_TOKEN")?,
             key_encryption_secret: secret("KEY_ENCRYPTION_SECRET")?,
             storage_timing: is_on(&var("STORAGE_TIMING")),
             simulated_latency,
+            simulated_faults,
         })
     }
 

@@ -6,6 +6,7 @@ pub mod cleanup;
 pub mod config;
 pub mod context;
 pub mod dispatch;
+pub mod failure;
 pub mod http;
 pub mod password;
 pub mod store;

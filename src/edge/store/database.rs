@@ -87,7 +87,7 @@ impl Db {
                 Handle::Session(session) => session.batch(inner).await,
             }
         };
-        self.meter.measure(kind, call).await
+        self.meter.call(kind, call).await
     }
 }
 
@@ -111,16 +111,16 @@ impl Stmt {
         T: for<'a> serde::Deserialize<'a>,
     {
         self.meter
-            .measure(self.kind, self.inner.first::<T>(column))
+            .call(self.kind, self.inner.first::<T>(column))
             .await
     }
 
     pub async fn run(&self) -> Result<D1Result> {
-        self.meter.measure(self.kind, self.inner.run()).await
+        self.meter.call(self.kind, self.inner.run()).await
     }
 
     pub async fn all(&self) -> Result<D1Result> {
-        self.meter.measure(self.kind, self.inner.all()).await
+        self.meter.call(self.kind, self.inner.all()).await
     }
 }
 

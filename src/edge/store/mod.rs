@@ -7,6 +7,7 @@ pub mod clients;
 pub mod d1;
 pub mod database;
 pub mod events;
+pub mod fault;
 pub mod grants;
 pub mod groups;
 pub mod keys;
