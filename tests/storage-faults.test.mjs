@@ -14,6 +14,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { startWorker } from './support/worker.mjs';
+import { base32Decode, totp } from './support/totp.mjs';
 
 const FAULT = 'X-Clavex-Fail-Storage';
 // The Worker tests/run.mjs started for every file (no fault switch), before this file points the
@@ -305,7 +306,7 @@ test('admin API: 503 in its JSON shape; a create that failed left no row, and su
   assert.equal(probe.status, 201, JSON.stringify(probe.body));
   const primary = storage(probe)['d1-primary'];
   assert.ok(primary >= 1);
-  for (const spec of [`d1_primary@${primary}`, 'any@1', 'd1_primary@1', 'd1_replica@1']) {
+  for (const spec of [`d1_primary@${primary}`, 'any@1', 'd1_primary@1', 'd1@1+']) {
     const res = await o.admin('POST', `/organizations/${fx.slug}/clients`, body('atomic'), { headers: fail(spec) });
     assert.equal(res.status, 503, `${spec}: ${JSON.stringify(res.body)}`);
     assert.equal(res.body.error, 'temporarily_unavailable');
@@ -375,20 +376,35 @@ test('a storage failure is in the organization\'s audit trail, and so is what th
   assert.equal(e.detail.simulated, true);
   assert.ok(!JSON.stringify(e).includes(code), 'no code in the event');
 
-  // A sign-in whose password was right but whose SSO session could not be written: the page
-  // says to retry, and the events the request noted before it failed are kept (they were lost
-  // when only successful requests had their events stored).
+  // A second factor accepted, then the SSO session could not be written: the page says to
+  // retry, and the event the request noted before it failed is kept (events were stored only
+  // for requests that succeeded).
+  const mfx = await o.createFixture('faultsmfa', { name: 'Faulty MFA' });
+  assert.equal((await o.admin('PATCH', `/organizations/${mfx.slug}`, { mfa: 'required' })).status, 200);
   const browser = new o.Browser();
-  const page = await browser.get(o.authorizeUrl(fx, fx.web));
-  const form = o.loginForm(page);
-  const res = await browser.post(form.action, o.formFields(form, { username: fx.alice.username, password: fx.alice.password }),
-    { headers: fail('kv_write@1') });
-  assertPage503(res, 'login POST, the session write failing');
+  const submit = (page, fields = {}, opts = {}) => {
+    const [form] = o.parseForms(page.text, page.url);
+    assert.ok(form, `a form: ${page.status} ${o.pageText(page.text).slice(0, 200)}`);
+    return browser.post(form.action, o.formFields(form, fields), opts);
+  };
+  const enrolPage = await o.submitLogin(browser, await browser.get(o.authorizeUrl(mfx, mfx.web)), mfx.alice.username, mfx.alice.password);
+  const secret = base32Decode(enrolPage.text.match(/<code id="secret">([A-Z2-7 ]+)<\/code>/)[1]);
+  const codes = await submit(enrolPage, { code: totp(secret) });
+  assert.equal((await submit(codes)).status, 303, 'enrolled and signed in');
+  // Again, in a new browser: password, then the code, with the session write failing.
+  const second = new o.Browser(undefined, browser.ip);
+  const challenge = await o.submitLogin(second, await second.get(o.authorizeUrl(mfx, mfx.web)), mfx.alice.username, mfx.alice.password);
+  assert.equal(challenge.status, 200, o.pageText(challenge.text).slice(0, 200));
+  // The enrolment used this step's code; the next step's is accepted (one step of drift).
+  const [form] = o.parseForms(challenge.text, challenge.url);
+  const res = await second.post(form.action, o.formFields(form, { code: totp(secret, Date.now() / 1000 + 30) }), { headers: fail('kv_write@1') });
+  assertPage503(res, 'second factor accepted, session write failing', { brand: 'Faulty MFA' });
   const mine = await waitFor(async () => {
-    const all = (await o.admin('GET', `/organizations/${fx.slug}/events?limit=100`)).body.events.filter((x) => x.ip === browser.ip);
+    const all = (await o.admin('GET', `/organizations/${mfx.slug}/events?limit=100`)).body.events.filter((x) => x.ip === browser.ip);
     return all.some((x) => x.type === 'storage.unavailable') && all;
-  }, 'the login request\'s events');
-  assert.ok(mine.some((x) => x.type !== 'storage.unavailable'), `what the login noted before the failure: ${JSON.stringify(mine.map((x) => x.type))}`);
+  }, "the sign-in's events");
+  assert.ok(mine.some((x) => x.type === 'signin.second_factor_passed'),
+    `what the request noted before it failed: ${JSON.stringify(mine.map((x) => x.type))}`);
   assert.equal(mine.find((x) => x.type === 'storage.unavailable').detail.kind, 'kv-write');
 });
 
