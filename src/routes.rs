@@ -46,6 +46,61 @@ pub enum Route<'a> {
     NotFound,
 }
 
+impl Route<'_> {
+    /// A short, stable name for logs (never the path itself, which may carry a code or token in
+    /// its query).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Route::Health => "health",
+            Route::Admin(_) => "admin",
+            Route::DevReplicaSync => "development_replica_sync",
+            Route::Discovery(_) => "discovery",
+            Route::AuthServerMetadata(_) => "authorization_server_metadata",
+            Route::Jwks(_) => "jwks",
+            Route::Authorize(_) => "authorize",
+            Route::Login(_) => "login",
+            Route::Consent(_) => "consent",
+            Route::Token(_) => "token",
+            Route::Userinfo(_) => "userinfo",
+            Route::Revoke(_) => "revoke",
+            Route::Introspect(_) => "introspect",
+            Route::EndSession(_) => "logout",
+            Route::Mfa(_) => "mfa",
+            Route::MfaEnrol(_) => "mfa_enrol",
+            Route::MfaFinish(_) => "mfa_finish",
+            Route::AccountMfa(_) => "account_mfa",
+            Route::NotFound => "not_found",
+        }
+    }
+
+    /// The organization the request is about, as the path names it (it may not exist): the
+    /// issuer's slug, or `/api/v1/organizations/{org}/…`.
+    pub fn org(&self) -> Option<&str> {
+        match self {
+            Route::Health | Route::NotFound | Route::DevReplicaSync => None,
+            Route::Admin(segments) => match segments.as_slice() {
+                ["organizations", org, ..] if !org.is_empty() => Some(org),
+                _ => None,
+            },
+            Route::Discovery(org)
+            | Route::AuthServerMetadata(org)
+            | Route::Jwks(org)
+            | Route::Authorize(org)
+            | Route::Login(org)
+            | Route::Consent(org)
+            | Route::Token(org)
+            | Route::Userinfo(org)
+            | Route::Revoke(org)
+            | Route::Introspect(org)
+            | Route::EndSession(org)
+            | Route::Mfa(org)
+            | Route::MfaEnrol(org)
+            | Route::MfaFinish(org)
+            | Route::AccountMfa(org) => Some(org),
+        }
+    }
+}
+
 pub fn resolve(path: &str) -> Route<'_> {
     let trimmed = path.strip_prefix('/').unwrap_or(path);
     let trimmed = trimmed.strip_suffix('/').unwrap_or(trimmed);
@@ -115,6 +170,24 @@ mod tests {
             resolve("/api/v1/organizations/"),
             Route::Admin(vec!["organizations"])
         );
+    }
+
+    #[test]
+    fn routes_name_their_organization() {
+        assert_eq!(resolve("/acme/token").org(), Some("acme"));
+        assert_eq!(resolve("/acme/token").name(), "token");
+        assert_eq!(resolve("/acme/account/mfa").org(), Some("acme"));
+        assert_eq!(
+            resolve("/api/v1/organizations/acme/clients/x").org(),
+            Some("acme")
+        );
+        assert_eq!(resolve("/api/v1/organizations").org(), None);
+        assert_eq!(resolve("/api/v1/openapi.json").org(), None);
+        assert_eq!(
+            resolve("/.well-known/oauth-authorization-server/acme").org(),
+            Some("acme")
+        );
+        assert_eq!(resolve("/healthz").org(), None);
     }
 
     #[test]

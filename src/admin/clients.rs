@@ -11,6 +11,7 @@ use crate::admin::{Failure, Outcome, body, created, no_content, organizations, v
 use crate::crypto;
 use crate::edge::context::Ctx;
 use crate::edge::http;
+use crate::edge::store::assign::{Assignments, SqlValue};
 use crate::edge::store::database::Db;
 use crate::edge::store::{
     self,
@@ -52,136 +53,222 @@ pub struct Settings {
     pub require_mfa: bool,
 }
 
-impl Settings {
-    fn of(c: &Client) -> Settings {
-        Settings {
-            client_name: c.client_name.clone(),
-            token_endpoint_auth_method: c.token_endpoint_auth_method.clone(),
-            grant_types: c.grant_types.clone(),
-            redirect_uris: c.redirect_uris.clone(),
-            post_logout_redirect_uris: c.post_logout_redirect_uris.clone(),
-            scopes: c.scopes.clone(),
-            groups_claim: c.groups_claim.clone(),
-            roles_claim: c.roles_claim.clone(),
-            groups_in_id_token: c.groups_in_id_token,
-            role_mappings: c.role_mappings.clone(),
-            allowed_groups: c.allowed_groups.clone(),
-            require_mfa: c.require_mfa,
-        }
-    }
-}
-
-/// Reads the settings from a body. With `current` (PATCH) an absent member keeps its value;
-/// without (POST, PUT) it takes the default, and `client_name` and `redirect_uris` are required.
-/// Pure.
-pub fn settings(fields: &Fields, current: Option<&Settings>) -> Result<Settings, ApiError> {
-    let client_name = match (fields.string("client_name")?, current) {
-        (Some(name), _) => validate::display_name("client_name", &name)?,
-        (None, Some(c)) => c.client_name.clone(),
-        (None, None) => {
-            return Err(ApiError::invalid_field(
-                "client_name",
-                "client_name is required",
-            ));
-        }
-    };
-    let token_endpoint_auth_method = match (fields.string("token_endpoint_auth_method")?, current) {
-        (Some(m), _) => validate::auth_method("token_endpoint_auth_method", &m)?,
-        (None, Some(c)) => c.token_endpoint_auth_method.clone(),
-        // RFC 7591 §2: "If unspecified or omitted, the default is client_secret_basic".
-        (None, None) => "client_secret_basic".to_string(),
-    };
-    let grant_types = match (fields.string_list("grant_types")?, current) {
-        (Some(g), _) => validate::grant_types("grant_types", &g)?,
-        (None, Some(c)) => c.grant_types.clone(),
-        // RFC 7591 §2: "If omitted, the default behavior is that the client will use only the
-        // authorization_code Grant Type."
-        (None, None) => vec!["authorization_code".to_string()],
-    };
-    let redirect_uris = match (fields.string_list("redirect_uris")?, current) {
-        (Some(u), _) => validate::redirect_uris("redirect_uris", &u, false)?,
-        (None, Some(c)) => c.redirect_uris.clone(),
-        (None, None) => {
-            return Err(ApiError::invalid_field(
-                "redirect_uris",
-                "redirect_uris is required",
-            ));
-        }
-    };
-    let post_logout_redirect_uris =
-        match (fields.string_list("post_logout_redirect_uris")?, current) {
-            (Some(u), _) => validate::redirect_uris("post_logout_redirect_uris", &u, true)?,
-            (None, Some(c)) => c.post_logout_redirect_uris.clone(),
-            (None, None) => Vec::new(),
-        };
-    let scopes = match (fields.string_list("scopes")?, current) {
-        (Some(s), _) => validate::subset("scopes", &s, validate::SCOPES)?,
-        (None, Some(c)) => c.scopes.clone(),
-        (None, None) => validate::DEFAULT_SCOPES
-            .iter()
-            .map(|s| s.to_string())
-            .collect(),
-    };
-    let groups_claim = match (fields.string("groups_claim")?, current) {
-        (Some(n), _) => validate::claim_name("groups_claim", &n)?,
-        (None, Some(c)) => c.groups_claim.clone(),
-        (None, None) => DEFAULT_GROUPS_CLAIM.to_string(),
-    };
-    let roles_claim = match (fields.string("roles_claim")?, current) {
-        (Some(n), _) => validate::claim_name("roles_claim", &n)?,
-        (None, Some(c)) => c.roles_claim.clone(),
-        (None, None) => DEFAULT_ROLES_CLAIM.to_string(),
-    };
-    if groups_claim.eq_ignore_ascii_case(&roles_claim) {
-        let field = if fields.has("roles_claim") {
-            "roles_claim"
-        } else {
-            "groups_claim"
-        };
-        return Err(ApiError::invalid_field(
-            field,
-            "groups_claim and roles_claim must be different claim names",
-        ));
-    }
-    let groups_in_id_token = match (fields.bool("groups_in_id_token")?, current) {
-        (Some(b), _) => b,
-        (None, Some(c)) => c.groups_in_id_token,
-        (None, None) => false,
-    };
-    let role_mappings = match (fields.value("role_mappings"), current) {
-        (Some(v), _) => validate::role_mappings("role_mappings", v)?,
-        (None, Some(c)) => c.role_mappings.clone(),
-        (None, None) => Vec::new(),
-    };
-    let require_mfa = match (fields.bool("require_mfa")?, current) {
-        (Some(b), _) => b,
-        (None, Some(c)) => c.require_mfa,
-        (None, None) => false,
-    };
-    let allowed_groups = match (fields.string_list("allowed_groups")?, current) {
-        (Some(g), _) => validate::group_names("allowed_groups", &g)?,
-        (None, Some(c)) => c.allowed_groups.clone(),
-        (None, None) => Vec::new(),
-    };
+/// Reads the settings from a create or replace body: an absent member takes its default, and
+/// `client_name` and `redirect_uris` are required. Pure.
+pub fn settings(fields: &Fields) -> Result<Settings, ApiError> {
+    let c = changes(fields)?;
+    let client_name = c
+        .client_name
+        .ok_or_else(|| ApiError::invalid_field("client_name", "client_name is required"))?;
+    let redirect_uris = c
+        .redirect_uris
+        .ok_or_else(|| ApiError::invalid_field("redirect_uris", "redirect_uris is required"))?;
+    let groups_claim = c
+        .groups_claim
+        .unwrap_or_else(|| DEFAULT_GROUPS_CLAIM.to_string());
+    let roles_claim = c
+        .roles_claim
+        .unwrap_or_else(|| DEFAULT_ROLES_CLAIM.to_string());
+    different_claims(&groups_claim, &roles_claim, fields)?;
     Ok(Settings {
         client_name,
-        token_endpoint_auth_method,
-        grant_types,
+        // RFC 7591 §2: "If unspecified or omitted, the default is client_secret_basic".
+        token_endpoint_auth_method: c
+            .token_endpoint_auth_method
+            .unwrap_or_else(|| "client_secret_basic".to_string()),
+        // RFC 7591 §2: "If omitted, the default behavior is that the client will use only the
+        // authorization_code Grant Type."
+        grant_types: c
+            .grant_types
+            .unwrap_or_else(|| vec!["authorization_code".to_string()]),
         redirect_uris,
-        post_logout_redirect_uris,
-        scopes,
+        post_logout_redirect_uris: c.post_logout_redirect_uris.unwrap_or_default(),
+        scopes: c.scopes.unwrap_or_else(|| {
+            validate::DEFAULT_SCOPES
+                .iter()
+                .map(|s| s.to_string())
+                .collect()
+        }),
         groups_claim,
         roles_claim,
-        groups_in_id_token,
-        role_mappings,
-        allowed_groups,
-        require_mfa,
+        groups_in_id_token: c.groups_in_id_token.unwrap_or(false),
+        role_mappings: c.role_mappings.unwrap_or_default(),
+        allowed_groups: c.allowed_groups.unwrap_or_default(),
+        require_mfa: c.require_mfa.unwrap_or(false),
     })
 }
 
-/// The groups named in a client's settings as the organization spells them (names are unique
-/// ignoring case), or a 400 naming the first that does not exist. Pure.
-pub fn canonical_groups(s: &mut Settings, existing: &[String]) -> Result<(), ApiError> {
+/// The two claim names may not be the same, ignoring case; the member named is the one sent.
+fn different_claims(
+    groups_claim: &str,
+    roles_claim: &str,
+    fields: &Fields,
+) -> Result<(), ApiError> {
+    if groups_claim.eq_ignore_ascii_case(roles_claim) {
+        return Err(claims_clash(fields));
+    }
+    Ok(())
+}
+
+fn claims_clash(fields: &Fields) -> ApiError {
+    let field = if fields.has("roles_claim") {
+        "roles_claim"
+    } else {
+        "groups_claim"
+    };
+    ApiError::invalid_field(
+        field,
+        "groups_claim and roles_claim must be different claim names",
+    )
+}
+
+/// What a body sets, member by member, validated; `None`: not sent (`null` counts as not sent).
+/// A PATCH writes exactly these, so a member it does not name keeps whatever is stored — also
+/// what another request wrote a moment ago. Pure.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ClientChanges {
+    pub client_name: Option<String>,
+    pub token_endpoint_auth_method: Option<String>,
+    pub grant_types: Option<Vec<String>>,
+    pub redirect_uris: Option<Vec<String>>,
+    pub post_logout_redirect_uris: Option<Vec<String>>,
+    pub scopes: Option<Vec<String>>,
+    pub groups_claim: Option<String>,
+    pub roles_claim: Option<String>,
+    pub groups_in_id_token: Option<bool>,
+    pub role_mappings: Option<Vec<RoleMapping>>,
+    pub allowed_groups: Option<Vec<String>>,
+    pub require_mfa: Option<bool>,
+}
+
+pub fn changes(fields: &Fields) -> Result<ClientChanges, ApiError> {
+    let c = ClientChanges {
+        client_name: fields
+            .string("client_name")?
+            .map(|n| validate::display_name("client_name", &n))
+            .transpose()?,
+        token_endpoint_auth_method: fields
+            .string("token_endpoint_auth_method")?
+            .map(|m| validate::auth_method("token_endpoint_auth_method", &m))
+            .transpose()?,
+        grant_types: fields
+            .string_list("grant_types")?
+            .map(|g| validate::grant_types("grant_types", &g))
+            .transpose()?,
+        redirect_uris: fields
+            .string_list("redirect_uris")?
+            .map(|u| validate::redirect_uris("redirect_uris", &u, false))
+            .transpose()?,
+        post_logout_redirect_uris: fields
+            .string_list("post_logout_redirect_uris")?
+            .map(|u| validate::redirect_uris("post_logout_redirect_uris", &u, true))
+            .transpose()?,
+        scopes: fields
+            .string_list("scopes")?
+            .map(|s| validate::subset("scopes", &s, validate::SCOPES))
+            .transpose()?,
+        groups_claim: fields
+            .string("groups_claim")?
+            .map(|n| validate::claim_name("groups_claim", &n))
+            .transpose()?,
+        roles_claim: fields
+            .string("roles_claim")?
+            .map(|n| validate::claim_name("roles_claim", &n))
+            .transpose()?,
+        groups_in_id_token: fields.bool("groups_in_id_token")?,
+        role_mappings: fields
+            .value("role_mappings")
+            .map(|v| validate::role_mappings("role_mappings", v))
+            .transpose()?,
+        require_mfa: fields.bool("require_mfa")?,
+        allowed_groups: fields
+            .string_list("allowed_groups")?
+            .map(|g| validate::group_names("allowed_groups", &g))
+            .transpose()?,
+    };
+    // With only one of the two sent, the stored other one is compared by the database itself
+    // (migrations/0005f: a trigger refuses equal names), so a concurrent change of the other
+    // cannot slip past this check.
+    if let (Some(g), Some(r)) = (&c.groups_claim, &c.roles_claim) {
+        different_claims(g, r, fields)?;
+    }
+    Ok(c)
+}
+
+impl From<Settings> for ClientChanges {
+    /// A replace: every member.
+    fn from(s: Settings) -> ClientChanges {
+        ClientChanges {
+            client_name: Some(s.client_name),
+            token_endpoint_auth_method: Some(s.token_endpoint_auth_method),
+            grant_types: Some(s.grant_types),
+            redirect_uris: Some(s.redirect_uris),
+            post_logout_redirect_uris: Some(s.post_logout_redirect_uris),
+            scopes: Some(s.scopes),
+            groups_claim: Some(s.groups_claim),
+            roles_claim: Some(s.roles_claim),
+            groups_in_id_token: Some(s.groups_in_id_token),
+            role_mappings: Some(s.role_mappings),
+            allowed_groups: Some(s.allowed_groups),
+            require_mfa: Some(s.require_mfa),
+        }
+    }
+}
+
+impl ClientChanges {
+    /// The client columns to write. Switching to `none` drops the secret; switching to a secret
+    /// method gives `new_secret_hash` to a client that has no secret yet — and only to one that
+    /// has none when the write happens, so a concurrent rotation is never overwritten.
+    pub fn assignments(&self, new_secret_hash: &str) -> Assignments {
+        let mut a = Assignments::default();
+        let text = |v: &String| SqlValue::Text(v.clone());
+        if let Some(v) = &self.client_name {
+            a.set("client_name", text(v));
+        }
+        if let Some(v) = &self.token_endpoint_auth_method {
+            a.set("token_endpoint_auth_method", text(v));
+            a.set(
+                "secret_hash",
+                if v == "none" {
+                    SqlValue::Null
+                } else {
+                    SqlValue::IfNull(new_secret_hash.to_string())
+                },
+            );
+        }
+        for (column, value) in [
+            ("grant_types", &self.grant_types),
+            ("redirect_uris", &self.redirect_uris),
+            ("post_logout_redirect_uris", &self.post_logout_redirect_uris),
+            ("scopes", &self.scopes),
+        ] {
+            if let Some(v) = value {
+                a.set(column, SqlValue::json_list(v));
+            }
+        }
+        if let Some(v) = &self.groups_claim {
+            a.set("groups_claim", text(v));
+        }
+        if let Some(v) = &self.roles_claim {
+            a.set("roles_claim", text(v));
+        }
+        if let Some(v) = self.groups_in_id_token {
+            a.set("groups_in_id_token", SqlValue::Bool(v));
+        }
+        if let Some(v) = self.require_mfa {
+            a.set("require_mfa", SqlValue::Bool(v));
+        }
+        a
+    }
+}
+
+/// The groups named in a client's role map and restriction as the organization spells them
+/// (names are unique ignoring case), or a 400 naming the first that does not exist. Pure.
+pub fn canonical_groups(
+    role_mappings: &mut [RoleMapping],
+    allowed_groups: &mut [String],
+    existing: &[String],
+) -> Result<(), ApiError> {
     let find = |field: &str, name: &str| {
         existing
             .iter()
@@ -194,19 +281,24 @@ pub fn canonical_groups(s: &mut Settings, existing: &[String]) -> Result<(), Api
                 )
             })
     };
-    for m in &mut s.role_mappings {
+    for m in role_mappings.iter_mut() {
         m.group = find("role_mappings", &m.group)?;
     }
-    for g in &mut s.allowed_groups {
+    for g in allowed_groups.iter_mut() {
         *g = find("allowed_groups", g)?;
     }
     Ok(())
 }
 
 /// `canonical_groups` against the organization's groups, read at the primary (only when the
-/// settings name any).
-async fn check_groups(db: &Db, org: &str, s: &mut Settings) -> Result<(), Failure> {
-    if s.role_mappings.is_empty() && s.allowed_groups.is_empty() {
+/// body names any).
+async fn check_groups(
+    db: &Db,
+    org: &str,
+    role_mappings: &mut [RoleMapping],
+    allowed_groups: &mut [String],
+) -> Result<(), Failure> {
+    if role_mappings.is_empty() && allowed_groups.is_empty() {
         return Ok(());
     }
     let existing: Vec<String> = store::groups::list_groups(db, org)
@@ -214,7 +306,7 @@ async fn check_groups(db: &Db, org: &str, s: &mut Settings) -> Result<(), Failur
         .into_iter()
         .map(|g| g.name)
         .collect();
-    Ok(canonical_groups(s, &existing)?)
+    Ok(canonical_groups(role_mappings, allowed_groups, &existing)?)
 }
 
 /// A client as the API shows it: never the secret hash; the secret itself only right after it
@@ -305,10 +397,10 @@ pub async fn create(req: &mut Request, ctx: &Ctx, org: &str) -> Outcome {
         // 128 random bits, URL-safe: unguessable, though a client id is not a secret.
         None => crypto::b64url(&crypto::random_bytes::<16>()),
     };
-    let mut s = settings(&fields, None)?;
+    let mut s = settings(&fields)?;
     let db = ctx.primary()?;
     organizations::require(&db, org).await?;
-    check_groups(&db, org, &mut s).await?;
+    check_groups(&db, org, &mut s.role_mappings, &mut s.allowed_groups).await?;
     let mut client = Client {
         org: org.to_string(),
         client_id,
@@ -330,11 +422,7 @@ pub async fn create(req: &mut Request, ctx: &Ctx, org: &str) -> Outcome {
     };
     apply(&mut client, s);
     let secret = settle_secret(&mut client);
-    let everything = GroupWrites {
-        role_mappings: Some(&client.role_mappings),
-        allowed_groups: Some(&client.allowed_groups),
-    };
-    let stored = match store::clients::save_client(&db, &client, true, &everything).await {
+    let stored = match store::clients::insert_client(&db, &client).await {
         Ok(stored) => stored.ok_or_else(|| ApiError::not_found("client"))?,
         Err(e) if store::d1::is_unique_violation(&e) => {
             return Err(ApiError::conflict(
@@ -343,15 +431,16 @@ pub async fn create(req: &mut Request, ctx: &Ctx, org: &str) -> Outcome {
             )
             .into());
         }
-        Err(e) => return Err(group_race(e)),
+        Err(e) => return Err(group_race(e, &fields)),
     };
     let location = format!("/api/v1/organizations/{org}/clients/{}", stored.client_id);
     created(&location, &view(stored, secret))
 }
 
-/// A write whose group sub-select found nothing: the group was deleted between the check and the
-/// batch, which then wrote nothing at all.
-fn group_race(e: worker::Error) -> Failure {
+/// A write the database refused: a group sub-select that found nothing (the group was deleted
+/// between the check and the batch, which then wrote nothing at all), the claim-name trigger
+/// (the other name, stored meanwhile, is the same), or a client that is gone.
+fn group_race(e: worker::Error, fields: &Fields) -> Failure {
     if store::d1::is_not_null_violation(&e) {
         return ApiError::new(
             409,
@@ -360,11 +449,17 @@ fn group_race(e: worker::Error) -> Failure {
         )
         .into();
     }
+    if e.to_string().contains(CLAIM_NAMES_TRIGGER) {
+        return claims_clash(fields).into();
+    }
     if store::d1::is_foreign_key_violation(&e) {
         return ApiError::not_found("client").into();
     }
     e.into()
 }
+
+/// The message of the trigger that keeps the two claim names apart (migrations/0005f).
+const CLAIM_NAMES_TRIGGER: &str = "clavex: groups_claim and roles_claim must differ";
 
 async fn require(ctx: &Ctx, org: &str, client_id: &str) -> Result<Client, Failure> {
     let db = ctx.primary()?;
@@ -390,44 +485,113 @@ pub async fn get(ctx: &Ctx, org: &str, client_id: &str) -> Outcome {
     Ok(http::json(200, &view(client, None))?)
 }
 
-/// PUT replaces every setting (absent members take their defaults, as on creation); PATCH
-/// changes only the members present. The id cannot change; a `client_id` member must match.
-async fn write(req: &mut Request, ctx: &Ctx, org: &str, client_id: &str, replace: bool) -> Outcome {
-    let fields = body::read(req, ctx, FIELDS).await?;
-    if let Some(id) = fields.string("client_id")?
-        && id != client_id
-    {
-        return Err(ApiError::invalid_field("client_id", "client_id cannot be changed").into());
+/// The body's `client_id`, if any, must be the path's: the id cannot change.
+fn same_id(fields: &Fields, client_id: &str) -> Result<(), ApiError> {
+    match fields.string("client_id")? {
+        Some(id) if id != client_id => Err(ApiError::invalid_field(
+            "client_id",
+            "client_id cannot be changed",
+        )),
+        _ => Ok(()),
     }
-    let mut client = require(ctx, org, client_id).await?;
-    let current = Settings::of(&client);
-    let mut s = settings(&fields, if replace { None } else { Some(&current) })?;
-    let db = ctx.primary()?;
-    check_groups(&db, org, &mut s).await?;
-    apply(&mut client, s);
-    let secret = settle_secret(&mut client);
-    client.updated_at = ctx.now;
-    // Only what the body names is rewritten (PUT names everything): a PATCH of the name never
-    // races a rename of a group the client maps.
-    let groups = GroupWrites {
-        role_mappings: (replace || fields.has("role_mappings"))
-            .then_some(&client.role_mappings[..]),
-        allowed_groups: (replace || fields.has("allowed_groups"))
-            .then_some(&client.allowed_groups[..]),
-    };
-    let client = store::clients::save_client(&db, &client, false, &groups)
-        .await
-        .map_err(group_race)?
-        .ok_or_else(|| ApiError::not_found("client"))?;
-    Ok(http::json(200, &view(client, secret))?)
 }
 
+/// Members a replace may leave out only while they are unset: leaving one out must never
+/// silently open a restricted client to everyone or drop its second factor.
+const KEPT_UNLESS_SENT: [&str; 2] = ["allowed_groups", "require_mfa"];
+
+/// PUT replaces every setting; absent members take their defaults (RFC 7592 §2.2) — except
+/// `allowed_groups` and `require_mfa`: a PUT that leaves out one the client has set is refused
+/// (400 naming it), and one left out while unset is not written at all, so a restriction another
+/// request adds meanwhile stays.
 pub async fn replace(req: &mut Request, ctx: &Ctx, org: &str, client_id: &str) -> Outcome {
-    write(req, ctx, org, client_id, true).await
+    let fields = body::read(req, ctx, FIELDS).await?;
+    same_id(&fields, client_id)?;
+    let mut changes = ClientChanges::from(settings(&fields)?);
+    let current = require(ctx, org, client_id).await?;
+    for member in KEPT_UNLESS_SENT {
+        if fields.value(member).is_some() {
+            continue;
+        }
+        let (set, now) = match member {
+            "allowed_groups" => {
+                changes.allowed_groups = None;
+                (
+                    !current.allowed_groups.is_empty(),
+                    format!(
+                        "the client admits only members of {}",
+                        current.allowed_groups.join(", ")
+                    ),
+                )
+            }
+            _ => {
+                changes.require_mfa = None;
+                (
+                    current.require_mfa,
+                    "the client requires a second factor".to_string(),
+                )
+            }
+        };
+        if set {
+            return Err(ApiError::invalid_field(
+                member,
+                format!(
+                    "{member} is missing: {now}, and a PUT replaces every setting; send {member} \
+                     (the value to keep, or {} to remove it), or use PATCH to change only some members",
+                    if member == "allowed_groups" { "[]" } else { "false" }
+                ),
+            )
+            .into());
+        }
+    }
+    write(ctx, org, client_id, changes, &fields).await
 }
 
+/// PATCH changes only the members present: one UPDATE of exactly those columns (and the group
+/// settings sent), so concurrent PATCHes of different members never undo each other.
 pub async fn update(req: &mut Request, ctx: &Ctx, org: &str, client_id: &str) -> Outcome {
-    write(req, ctx, org, client_id, false).await
+    let fields = body::read(req, ctx, FIELDS).await?;
+    same_id(&fields, client_id)?;
+    let changes = changes(&fields)?;
+    write(ctx, org, client_id, changes, &fields).await
+}
+
+async fn write(
+    ctx: &Ctx,
+    org: &str,
+    client_id: &str,
+    mut changes: ClientChanges,
+    fields: &Fields,
+) -> Outcome {
+    let db = ctx.primary()?;
+    organizations::require(&db, org).await?;
+    check_groups(
+        &db,
+        org,
+        changes.role_mappings.as_deref_mut().unwrap_or_default(),
+        changes.allowed_groups.as_deref_mut().unwrap_or_default(),
+    )
+    .await?;
+    // Used only if the write switches a client without a secret to a secret method.
+    let secret = crypto::random_token("cs_");
+    let secret_hash = crypto::token_hash(&secret);
+    let groups = GroupWrites {
+        role_mappings: changes.role_mappings.as_deref(),
+        allowed_groups: changes.allowed_groups.as_deref(),
+    };
+    let client = store::clients::update_client(
+        &db,
+        org,
+        client_id,
+        &changes.assignments(&secret_hash),
+        &groups,
+        ctx.now,
+    )
+    .await
+    .map_err(|e| group_race(e, fields))?
+    .ok_or_else(|| ApiError::not_found("client"))?;
+    let shown = (client.secret_hash.as_deref() == Some(secret_hash.as_str())).then_some(secret);
+    Ok(http::json(200, &view(client, shown))?)
 }
 
 pub async fn delete(ctx: &Ctx, org: &str, client_id: &str) -> Outcome {
@@ -439,26 +603,23 @@ pub async fn delete(ctx: &Ctx, org: &str, client_id: &str) -> Outcome {
     no_content()
 }
 
-/// POST …/secret: a new secret replaces the old one at once (the old one stops working).
+/// POST …/secret: a new secret replaces the old one at once (the old one stops working). One
+/// statement that writes the secret and nothing else.
 pub async fn rotate_secret(ctx: &Ctx, org: &str, client_id: &str) -> Outcome {
-    let mut client = require(ctx, org, client_id).await?;
-    if client.is_public() {
+    let db = ctx.primary()?;
+    organizations::require(&db, org).await?;
+    let secret = crypto::random_token("cs_");
+    let secret_hash = crypto::token_hash(&secret);
+    let client = store::clients::set_secret(&db, org, client_id, &secret_hash, ctx.now)
+        .await?
+        .ok_or_else(|| ApiError::not_found("client"))?;
+    if client.secret_hash.as_deref() != Some(secret_hash.as_str()) {
         return Err(ApiError::invalid_request(
             "a public client (token_endpoint_auth_method none) has no secret",
         )
         .into());
     }
-    client.secret_hash = None;
-    let secret = settle_secret(&mut client);
-    client.updated_at = ctx.now;
-    let unchanged = GroupWrites {
-        role_mappings: None,
-        allowed_groups: None,
-    };
-    let client = store::clients::save_client(&ctx.primary()?, &client, false, &unchanged)
-        .await?
-        .ok_or_else(|| ApiError::not_found("client"))?;
-    Ok(http::json(200, &view(client, secret))?)
+    Ok(http::json(200, &view(client, Some(secret)))?)
 }
 
 #[cfg(test)]
@@ -476,16 +637,13 @@ mod tests {
 
     #[test]
     fn the_guide_body_is_accepted_as_written() {
-        let s = settings(
-            &fields(json!({
-                "client_id": "rocketchat", "client_name": "Rocket.Chat",
-                "grant_types": ["authorization_code", "refresh_token"],
-                "redirect_uris": ["https://chat.acme.eu/_oauth/clavex"],
-                "scopes": ["openid", "profile", "email"],
-                "token_endpoint_auth_method": "client_secret_post"
-            })),
-            None,
-        )
+        let s = settings(&fields(json!({
+            "client_id": "rocketchat", "client_name": "Rocket.Chat",
+            "grant_types": ["authorization_code", "refresh_token"],
+            "redirect_uris": ["https://chat.acme.eu/_oauth/clavex"],
+            "scopes": ["openid", "profile", "email"],
+            "token_endpoint_auth_method": "client_secret_post"
+        })))
         .unwrap();
         assert_eq!(s.token_endpoint_auth_method, "client_secret_post");
         assert_eq!(
@@ -500,10 +658,9 @@ mod tests {
 
     #[test]
     fn defaults_follow_rfc_7591() {
-        let s = settings(
-            &fields(json!({"client_name": "App", "redirect_uris": ["https://app.example/cb"]})),
-            None,
-        )
+        let s = settings(&fields(
+            json!({"client_name": "App", "redirect_uris": ["https://app.example/cb"]}),
+        ))
         .unwrap();
         assert_eq!(s.token_endpoint_auth_method, "client_secret_basic");
         assert_eq!(s.grant_types, strings(&["authorization_code"]));
@@ -512,21 +669,58 @@ mod tests {
     }
 
     #[test]
-    fn patch_keeps_what_is_absent_and_put_does_not() {
-        let current = settings(
-            &fields(
-                json!({"client_name": "App", "redirect_uris": ["https://app.example/cb"],
-                            "scopes": ["openid"]}),
-            ),
-            None,
-        )
-        .unwrap();
-        let patched = settings(&fields(json!({"client_name": "New"})), Some(&current)).unwrap();
-        assert_eq!(patched.client_name, "New");
-        assert_eq!(patched.scopes, strings(&["openid"]));
-        assert_eq!(patched.redirect_uris, current.redirect_uris);
-        let err = settings(&fields(json!({"client_name": "New"})), None).unwrap_err();
+    fn a_patch_writes_only_the_members_sent_and_put_all() {
+        let patch = changes(&fields(json!({"require_mfa": true}))).unwrap();
+        assert_eq!(patch.assignments("h").columns(), ["require_mfa"]);
+        let rename = changes(&fields(json!({"client_name": "New"}))).unwrap();
+        assert_eq!(rename.assignments("h").columns(), ["client_name"]);
+        assert_eq!(rename.role_mappings, None);
+        assert_eq!(rename.allowed_groups, None);
+        let err = settings(&fields(json!({"client_name": "New"}))).unwrap_err();
         assert_eq!(err.field.as_deref(), Some("redirect_uris"));
+        let put = ClientChanges::from(
+            settings(&fields(
+                json!({"client_name": "App", "redirect_uris": ["https://app.example/cb"]}),
+            ))
+            .unwrap(),
+        );
+        // Every column (the secret with the method); the group settings are written apart.
+        assert_eq!(put.assignments("h").columns().len(), 11);
+        assert_eq!(put.allowed_groups, Some(vec![]));
+    }
+
+    #[test]
+    fn switching_the_auth_method_settles_the_secret_in_the_same_write() {
+        let public = changes(&fields(json!({"token_endpoint_auth_method": "none"}))).unwrap();
+        assert_eq!(
+            public.assignments("h").get("secret_hash"),
+            Some(&SqlValue::Null)
+        );
+        let secret = changes(&fields(
+            json!({"token_endpoint_auth_method": "client_secret_post"}),
+        ))
+        .unwrap();
+        // Only a client without a secret gets this one: an existing secret is kept.
+        assert_eq!(
+            secret.assignments("h").get("secret_hash"),
+            Some(&SqlValue::IfNull("h".into()))
+        );
+        let other = changes(&fields(json!({"scopes": ["openid"]}))).unwrap();
+        assert_eq!(other.assignments("h").get("secret_hash"), None);
+    }
+
+    #[test]
+    fn equal_claim_names_are_refused_when_both_are_sent() {
+        let err = changes(&fields(json!({"groups_claim": "x", "roles_claim": "X"}))).unwrap_err();
+        assert_eq!(err.field.as_deref(), Some("roles_claim"));
+        // One alone is compared with the stored other by the database (migrations/0005f).
+        assert!(changes(&fields(json!({"roles_claim": "groups"}))).is_ok());
+        let err = settings(&fields(
+            json!({"client_name": "A", "redirect_uris": ["https://a.example/cb"],
+            "roles_claim": "groups"}),
+        ))
+        .unwrap_err();
+        assert_eq!(err.field.as_deref(), Some("roles_claim"));
     }
 
     #[test]
@@ -555,7 +749,7 @@ mod tests {
         ] {
             let mut body = base.clone();
             body[member] = value.clone();
-            let err = settings(&fields(body), None).expect_err(&format!("{member}={value}"));
+            let err = settings(&fields(body)).expect_err(&format!("{member}={value}"));
             assert_eq!(err.field.as_deref(), Some(member));
             assert_eq!(err.status, 400);
         }
@@ -618,29 +812,40 @@ mod tests {
 
     #[test]
     fn group_settings_default_keep_and_canonicalise() {
-        let mut s = settings(
-            &fields(
-                json!({"client_name": "App", "redirect_uris": ["https://app.example/cb"],
-                "role_mappings": [{"group": "CHAT-admins", "role": "admin"}],
-                "allowed_groups": ["Staff", "staff"], "roles_claim": "rc_roles"}),
-            ),
-            None,
-        )
+        let mut s = settings(&fields(
+            json!({"client_name": "App", "redirect_uris": ["https://app.example/cb"],
+            "role_mappings": [{"group": "CHAT-admins", "role": "admin"}],
+            "allowed_groups": ["Staff", "staff"], "roles_claim": "rc_roles"}),
+        ))
         .unwrap();
         assert_eq!(
             (s.groups_claim.as_str(), s.roles_claim.as_str()),
             ("groups", "rc_roles")
         );
         assert_eq!(s.allowed_groups, strings(&["Staff"]));
-        canonical_groups(&mut s, &strings(&["chat-admins", "staff"])).unwrap();
+        canonical_groups(
+            &mut s.role_mappings,
+            &mut s.allowed_groups,
+            &strings(&["chat-admins", "staff"]),
+        )
+        .unwrap();
         assert_eq!(s.role_mappings[0].group, "chat-admins");
         assert_eq!(s.allowed_groups, strings(&["staff"]));
-        let err = canonical_groups(&mut s.clone(), &strings(&["staff"])).unwrap_err();
+        let mut t = s.clone();
+        let err = canonical_groups(
+            &mut t.role_mappings,
+            &mut t.allowed_groups,
+            &strings(&["staff"]),
+        )
+        .unwrap_err();
         assert_eq!(err.field.as_deref(), Some("role_mappings"));
-        let patched = settings(&fields(json!({"groups_in_id_token": true})), Some(&s)).unwrap();
-        assert!(patched.groups_in_id_token);
-        assert_eq!(patched.role_mappings, s.role_mappings);
-        let cleared = settings(&fields(json!({"allowed_groups": []})), Some(&s)).unwrap();
-        assert!(cleared.allowed_groups.is_empty());
+        let patched = changes(&fields(json!({"groups_in_id_token": true}))).unwrap();
+        assert_eq!(patched.groups_in_id_token, Some(true));
+        assert_eq!(
+            patched.role_mappings, None,
+            "a PATCH without them keeps them"
+        );
+        let cleared = changes(&fields(json!({"allowed_groups": []}))).unwrap();
+        assert_eq!(cleared.allowed_groups, Some(vec![]));
     }
 }

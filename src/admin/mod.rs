@@ -34,7 +34,8 @@ use crate::protocol::throttle;
 pub const OPENAPI: &str = include_str!("openapi.json");
 
 /// Why an endpoint did not answer normally: a client mistake with its own status, or an internal
-/// failure (D1, KV, WebCrypto) that becomes a 500 without details.
+/// failure (D1, KV, WebCrypto) that the dispatcher answers without details (a 503 when storage
+/// did not answer, else a 500).
 #[derive(Debug)]
 pub enum Failure {
     Api(ApiError),
@@ -95,15 +96,9 @@ pub async fn handle(mut req: Request, ctx: &Ctx, segments: &[&str]) -> Result<Re
         Err(Failure::Api(e)) => {
             http::api_error(e.status, e.error, &e.description, e.field.as_deref())?
         }
-        Err(Failure::Internal(e)) => {
-            worker::console_error!("admin {method} /api/v1/{}: {e}", segments.join("/"));
-            http::api_error(
-                500,
-                "server_error",
-                "the request could not be completed",
-                None,
-            )?
-        }
+        // The dispatcher answers (edge/failure.rs): 503 `temporarily_unavailable` when storage
+        // did not answer, else 500 `server_error`, in this API's JSON shape, logged once.
+        Err(Failure::Internal(e)) => return Err(e),
     })
 }
 

@@ -9,6 +9,7 @@ use crate::admin::fields::{Fields, Patch};
 use crate::admin::{Failure, Outcome, body, created, keys, no_content, validate};
 use crate::edge::context::Ctx;
 use crate::edge::http;
+use crate::edge::store::assign::{Assignments, SqlValue};
 use crate::edge::store::database::Db;
 use crate::edge::store::{self, orgs::Organization};
 
@@ -52,46 +53,113 @@ fn view(ctx: &Ctx, org: Organization) -> OrgView {
     }
 }
 
-/// The policy members; absent keeps. Pure.
-fn apply_policies(org: &mut Organization, fields: &Fields) -> Result<(), ApiError> {
-    for (name, range, slot) in [
-        (
-            "throttle_account_failures",
-            1..=100,
-            &mut org.throttle_account_failures,
-        ),
-        (
-            "throttle_ip_failures",
-            1..=10_000,
-            &mut org.throttle_ip_failures,
-        ),
-        (
-            "throttle_max_wait_seconds",
-            1..=86_400,
-            &mut org.throttle_max_wait_seconds,
-        ),
+/// The settings a body sets, validated: absent keeps, `null` clears a branding member. Pure.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct OrgChanges {
+    pub name: Option<String>,
+    /// `Some(None)`: cleared.
+    pub logo_url: Option<Option<String>>,
+    pub primary_color: Option<Option<String>>,
+    /// (column, value) for the login throttling and retention policies sent.
+    pub policies: Vec<(&'static str, i64)>,
+    pub mfa: Option<String>,
+}
+
+pub fn changes(fields: &Fields) -> Result<OrgChanges, ApiError> {
+    let name = fields
+        .string("name")?
+        .map(|n| validate::display_name("name", &n))
+        .transpose()?;
+    let logo_url = match fields.string_patch("logo_url")? {
+        Patch::Absent => None,
+        Patch::Null => Some(None),
+        Patch::Set(url) => Some(Some(validate::https_url("logo_url", &url)?)),
+    };
+    let primary_color = match fields.string_patch("primary_color")? {
+        Patch::Absent => None,
+        Patch::Null => Some(None),
+        Patch::Set(c) => Some(Some(validate::color("primary_color", &c)?)),
+    };
+    let mut policies = Vec::new();
+    for (name, range) in [
+        ("throttle_account_failures", 1..=100),
+        ("throttle_ip_failures", 1..=10_000),
+        ("throttle_max_wait_seconds", 1..=86_400),
         (
             "throttle_reset_seconds",
             60..=crate::protocol::retention::MAX_THROTTLE_RESET_SECONDS,
-            &mut org.throttle_reset_seconds,
         ),
-        (
-            "audit_retention_days",
-            1..=3_650,
-            &mut org.audit_retention_days,
-        ),
+        ("audit_retention_days", 1..=3_650),
     ] {
         if let Some(v) = fields.int_in(name, range)? {
-            *slot = v;
+            policies.push((name, v));
         }
     }
-    if let Some(mfa) = fields.string("mfa")? {
-        org.mfa = crate::protocol::mfa::Policy::parse(&mfa)
-            .ok_or_else(|| ApiError::invalid_field("mfa", "mfa must be off, optional or required"))?
-            .as_str()
-            .to_string();
+    let mfa = fields
+        .string("mfa")?
+        .map(|mfa| {
+            crate::protocol::mfa::Policy::parse(&mfa)
+                .map(|p| p.as_str().to_string())
+                .ok_or_else(|| {
+                    ApiError::invalid_field("mfa", "mfa must be off, optional or required")
+                })
+        })
+        .transpose()?;
+    Ok(OrgChanges {
+        name,
+        logo_url,
+        primary_color,
+        policies,
+        mfa,
+    })
+}
+
+impl OrgChanges {
+    pub fn apply(self, org: &mut Organization) {
+        if let Some(v) = self.name {
+            org.name = v;
+        }
+        if let Some(v) = self.logo_url {
+            org.logo_url = v;
+        }
+        if let Some(v) = self.primary_color {
+            org.primary_color = v;
+        }
+        for (column, v) in self.policies {
+            match column {
+                "throttle_account_failures" => org.throttle_account_failures = v,
+                "throttle_ip_failures" => org.throttle_ip_failures = v,
+                "throttle_max_wait_seconds" => org.throttle_max_wait_seconds = v,
+                "throttle_reset_seconds" => org.throttle_reset_seconds = v,
+                _ => org.audit_retention_days = v,
+            }
+        }
+        if let Some(v) = self.mfa {
+            org.mfa = v;
+        }
     }
-    Ok(())
+
+    /// The columns a PATCH writes: only the members sent, so concurrent changes of different
+    /// settings (a rename racing `mfa: required`) never undo each other.
+    pub fn assignments(&self) -> Assignments {
+        let mut a = Assignments::default();
+        if let Some(v) = &self.name {
+            a.set("name", SqlValue::Text(v.clone()));
+        }
+        if let Some(v) = &self.logo_url {
+            a.set("logo_url", SqlValue::opt_text(v.clone()));
+        }
+        if let Some(v) = &self.primary_color {
+            a.set("primary_color", SqlValue::opt_text(v.clone()));
+        }
+        for (column, v) in &self.policies {
+            a.set(column, SqlValue::Int(*v));
+        }
+        if let Some(v) = &self.mfa {
+            a.set("mfa", SqlValue::Text(v.clone()));
+        }
+        a
+    }
 }
 
 /// The members a create or update body may carry besides `slug`.
@@ -114,21 +182,6 @@ pub async fn require(db: &Db, slug: &str) -> Result<Organization, Failure> {
         .ok_or_else(|| ApiError::not_found("organization").into())
 }
 
-/// Branding members shared by create and update: `null` clears, absent keeps.
-fn apply_branding(org: &mut Organization, fields: &Fields) -> Result<(), ApiError> {
-    match fields.string_patch("logo_url")? {
-        Patch::Absent => {}
-        Patch::Null => org.logo_url = None,
-        Patch::Set(url) => org.logo_url = Some(validate::https_url("logo_url", &url)?),
-    }
-    match fields.string_patch("primary_color")? {
-        Patch::Absent => {}
-        Patch::Null => org.primary_color = None,
-        Patch::Set(c) => org.primary_color = Some(validate::color("primary_color", &c)?),
-    }
-    Ok(())
-}
-
 /// The organization a create body describes. Pure.
 pub fn new_org(fields: &Fields, now: i64) -> Result<Organization, ApiError> {
     let slug = validate::slug("slug", &fields.required_string("slug")?)?;
@@ -148,8 +201,12 @@ pub fn new_org(fields: &Fields, now: i64) -> Result<Organization, ApiError> {
         audit_retention_days: crate::protocol::audit::DEFAULT_RETENTION_DAYS,
         mfa: "off".to_string(),
     };
-    apply_branding(&mut org, fields)?;
-    apply_policies(&mut org, fields)?;
+    // `name` was read above; the rest as an update would set it.
+    OrgChanges {
+        name: None,
+        ..changes(fields)?
+    }
+    .apply(&mut org);
     Ok(org)
 }
 
@@ -191,19 +248,14 @@ pub async fn get(ctx: &Ctx, slug: &str) -> Outcome {
     Ok(http::json(200, &view(ctx, org))?)
 }
 
-/// PATCH: `name`, `logo_url`, `primary_color` and the policies; `null` clears a branding member. The slug is the
-/// issuer's path and cannot change (tokens and relying parties depend on it).
+/// PATCH: `name`, `logo_url`, `primary_color` and the policies; `null` clears a branding member.
+/// The slug is the issuer's path and cannot change (tokens and relying parties depend on it).
+/// Only the members sent are written, in one statement whose RETURNING is the answer.
 pub async fn update(req: &mut Request, ctx: &Ctx, slug: &str) -> Outcome {
     let fields = body::read(req, ctx, SETTINGS).await?;
+    let changes = changes(&fields)?;
     let db = ctx.primary()?;
-    let mut org = require(&db, slug).await?;
-    if let Some(name) = fields.string("name")? {
-        org.name = validate::display_name("name", &name)?;
-    }
-    apply_branding(&mut org, &fields)?;
-    apply_policies(&mut org, &fields)?;
-    org.updated_at = ctx.now;
-    let org = store::orgs::update_org(&db, &org)
+    let org = store::orgs::update_org(&db, slug, &changes.assignments(), ctx.now)
         .await?
         .ok_or_else(|| ApiError::not_found("organization"))?;
     // This isolate's login pages show the new name and branding at once (others within 30 s).
@@ -235,6 +287,39 @@ mod tests {
 
     fn fields(v: serde_json::Value) -> Fields {
         Fields::new(v, &["slug", "name", "logo_url", "primary_color"]).unwrap()
+    }
+
+    #[test]
+    fn a_patch_writes_only_the_members_sent() {
+        let f = Fields::new(json!({"mfa": "required"}), SETTINGS).unwrap();
+        assert_eq!(changes(&f).unwrap().assignments().columns(), ["mfa"]);
+        let f = Fields::new(
+            json!({"name": "N", "logo_url": null, "throttle_ip_failures": 7}),
+            SETTINGS,
+        )
+        .unwrap();
+        let a = changes(&f).unwrap().assignments();
+        assert_eq!(a.columns(), ["name", "logo_url", "throttle_ip_failures"]);
+        assert_eq!(a.get("throttle_ip_failures"), Some(&SqlValue::Int(7)));
+        for (body, field) in [
+            (json!({"mfa": "sometimes"}), "mfa"),
+            (
+                json!({"throttle_account_failures": 0}),
+                "throttle_account_failures",
+            ),
+            (
+                json!({"audit_retention_days": 4000}),
+                "audit_retention_days",
+            ),
+            (json!({"name": ""}), "name"),
+        ] {
+            let f = Fields::new(body.clone(), SETTINGS).unwrap();
+            assert_eq!(
+                changes(&f).unwrap_err().field.as_deref(),
+                Some(field),
+                "{body}"
+            );
+        }
     }
 
     #[test]

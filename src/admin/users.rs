@@ -10,6 +10,7 @@ use crate::admin::{Failure, Outcome, body, created, no_content, organizations, v
 use crate::edge::context::Ctx;
 use crate::edge::http;
 use crate::edge::password::hash_password;
+use crate::edge::store::assign::{Assignments, SqlValue};
 use crate::edge::store::throttles;
 use crate::edge::store::{self, users::User, users::UserFilter};
 use crate::protocol::throttle::Counter;
@@ -102,32 +103,95 @@ pub fn view(mut u: User, now: i64) -> UserView {
     }
 }
 
-/// The profile members a PATCH may change; `null` clears `name` and `picture`. Pure.
-pub fn apply_profile(u: &mut User, fields: &Fields) -> Result<(), ApiError> {
-    if let Some(username) = fields.string("username")? {
-        u.username = validate::username("username", &username)?;
-    }
-    if let Some(email) = fields.string("email")? {
-        u.email = validate::email("email", &email)?;
-    }
-    match fields.string_patch("name")? {
-        Patch::Absent => {}
-        Patch::Null => u.name = None,
-        Patch::Set(name) => u.name = Some(validate::display_name("name", &name)?),
-    }
-    match fields.string_patch("picture")? {
-        Patch::Absent => {}
-        Patch::Null => u.picture = None,
+/// The profile members a body sets, validated: absent keeps, `null` clears `name` and
+/// `picture`. Pure.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ProfileChanges {
+    pub username: Option<String>,
+    pub email: Option<String>,
+    /// `Some(None)`: cleared.
+    pub name: Option<Option<String>>,
+    pub picture: Option<Option<String>>,
+    pub email_verified: Option<bool>,
+    pub disabled: Option<bool>,
+}
+
+pub fn profile_changes(fields: &Fields) -> Result<ProfileChanges, ApiError> {
+    let username = fields
+        .string("username")?
+        .map(|u| validate::username("username", &u))
+        .transpose()?;
+    let email = fields
+        .string("email")?
+        .map(|e| validate::email("email", &e))
+        .transpose()?;
+    let name = match fields.string_patch("name")? {
+        Patch::Absent => None,
+        Patch::Null => Some(None),
+        Patch::Set(name) => Some(Some(validate::display_name("name", &name)?)),
+    };
+    let picture = match fields.string_patch("picture")? {
+        Patch::Absent => None,
+        Patch::Null => Some(None),
         // Relying parties fetch the avatar with a plain unauthenticated GET.
-        Patch::Set(url) => u.picture = Some(validate::https_url("picture", &url)?),
+        Patch::Set(url) => Some(Some(validate::https_url("picture", &url)?)),
+    };
+    Ok(ProfileChanges {
+        username,
+        email,
+        name,
+        picture,
+        email_verified: fields.bool("email_verified")?,
+        disabled: fields.bool("disabled")?,
+    })
+}
+
+impl ProfileChanges {
+    pub fn apply(self, u: &mut User) {
+        if let Some(v) = self.username {
+            u.username = v;
+        }
+        if let Some(v) = self.email {
+            u.email = v;
+        }
+        if let Some(v) = self.name {
+            u.name = v;
+        }
+        if let Some(v) = self.picture {
+            u.picture = v;
+        }
+        if let Some(v) = self.email_verified {
+            u.email_verified = v;
+        }
+        if let Some(v) = self.disabled {
+            u.disabled = v;
+        }
     }
-    if let Some(verified) = fields.bool("email_verified")? {
-        u.email_verified = verified;
+
+    /// The columns a PATCH writes: only the members sent, so a concurrent change of another
+    /// member (a rename racing `disabled`) is never reverted.
+    pub fn assignments(&self) -> Assignments {
+        let mut a = Assignments::default();
+        if let Some(v) = &self.username {
+            a.set("username", SqlValue::Text(v.clone()));
+        }
+        if let Some(v) = &self.email {
+            a.set("email", SqlValue::Text(v.clone()));
+        }
+        if let Some(v) = &self.name {
+            a.set("name", SqlValue::opt_text(v.clone()));
+        }
+        if let Some(v) = &self.picture {
+            a.set("picture", SqlValue::opt_text(v.clone()));
+        }
+        if let Some(v) = self.email_verified {
+            a.set("email_verified", SqlValue::Bool(v));
+        }
+        if let Some(v) = self.disabled {
+            a.set("disabled", SqlValue::Bool(v));
+        }
+        a
     }
-    if let Some(disabled) = fields.bool("disabled")? {
-        u.disabled = disabled;
-    }
-    Ok(())
 }
 
 /// A new user from a create body (without its password, which is hashed separately). Pure.
@@ -150,7 +214,7 @@ pub fn new_user(fields: &Fields, org: &str, id: String, now: i64) -> Result<User
         totp_enrolled_at: None,
         recovery_codes_left: 0,
     };
-    apply_profile(&mut user, fields)?;
+    profile_changes(fields)?.apply(&mut user);
     Ok(user)
 }
 
@@ -296,20 +360,22 @@ pub async fn unlock(ctx: &Ctx, org: &str, id: &str) -> Outcome {
 }
 
 /// PATCH: username, email, name, picture, email_verified, disabled. The password has its own
-/// endpoint so that a profile edit can never touch it by accident.
+/// endpoint so that a profile edit can never touch it by accident. Only the members sent are
+/// written, in one statement whose RETURNING is the answer.
 pub async fn update(req: &mut Request, ctx: &Ctx, org: &str, id: &str) -> Outcome {
     let fields = body::read(req, ctx, UPDATE_FIELDS).await?;
-    let mut user = require(ctx, org, id).await?;
-    apply_profile(&mut user, &fields)?;
-    user.updated_at = ctx.now;
-    let updated = match store::users::update_user(&ctx.primary()?, &user).await {
-        Ok(u) => u.ok_or_else(|| ApiError::not_found("user"))?,
-        Err(e) => {
-            return Err(duplicate(&e)
-                .map(Failure::from)
-                .unwrap_or(Failure::Internal(e)));
-        }
-    };
+    let changes = profile_changes(&fields)?;
+    let db = ctx.primary()?;
+    organizations::require(&db, org).await?;
+    let updated =
+        match store::users::update_user(&db, org, id, &changes.assignments(), ctx.now).await {
+            Ok(u) => u.ok_or_else(|| ApiError::not_found("user"))?,
+            Err(e) => {
+                return Err(duplicate(&e)
+                    .map(Failure::from)
+                    .unwrap_or(Failure::Internal(e)));
+            }
+        };
     Ok(http::json(200, &view(updated, ctx.now))?)
 }
 
@@ -384,6 +450,30 @@ mod tests {
                 .expect_err(&body.to_string());
             assert_eq!(err.field.as_deref(), Some(field), "{body}");
         }
+    }
+
+    #[test]
+    fn a_patch_writes_only_the_members_sent() {
+        let f = Fields::new(json!({"disabled": true}), UPDATE_FIELDS).unwrap();
+        assert_eq!(
+            profile_changes(&f).unwrap().assignments().columns(),
+            ["disabled"]
+        );
+        let f = Fields::new(
+            json!({"username": "New", "name": null, "email_verified": false}),
+            UPDATE_FIELDS,
+        )
+        .unwrap();
+        let a = profile_changes(&f).unwrap().assignments();
+        assert_eq!(a.columns(), ["username", "name", "email_verified"]);
+        assert_eq!(a.get("name"), Some(&SqlValue::Null));
+        let empty = Fields::new(json!({}), UPDATE_FIELDS).unwrap();
+        assert!(profile_changes(&empty).unwrap().assignments().is_empty());
+        let bad = Fields::new(json!({"disabled": "yes"}), UPDATE_FIELDS).unwrap();
+        assert_eq!(
+            profile_changes(&bad).unwrap_err().field.as_deref(),
+            Some("disabled")
+        );
     }
 
     #[test]

@@ -44,7 +44,10 @@ pub fn flush(ctx: &Ctx, context: &Context) {
         return;
     }
     for e in &events {
-        worker::console_log!("{}", e.log_line());
+        // A storage failure has already been logged, as one line, by edge/failure.rs.
+        if e.kind != Kind::StorageUnavailable {
+            worker::console_log!("{}", e.log_line());
+        }
     }
     // Events outside any organization (wrong admin tokens) are log lines only.
     let events: Vec<Event> = events.into_iter().filter(|e| !e.org.is_empty()).collect();

@@ -24,6 +24,10 @@ pub struct Config {
     /// clock of every request, so a test can stand a minute (or a day) after another Worker
     /// sharing its D1 database without waiting for it.
     pub clock_offset_seconds: i64,
+    /// `SIMULATED_STORAGE_FAULTS=on` (development only): a request may ask for storage faults
+    /// with `X-Clavex-Fail-Storage` (store/fault.rs). Ignored unless the request came to a
+    /// loopback address, so a deployed Worker never honours the header.
+    pub simulated_faults: bool,
 }
 
 /// The D1 binding of the development-only lagging replica (see `Config::lagging_replica`).
@@ -73,6 +77,7 @@ impl Config {
         } else {
             0
         };
+        let simulated_faults = is_loopback(request_url) && is_on(&var("SIMULATED_STORAGE_FAULTS"));
         Ok(Config {
             base_url,
             admin_token: secret("ADMIN_TOKEN")?,
@@ -81,6 +86,7 @@ impl Config {
             simulated_latency,
             lagging_replica,
             clock_offset_seconds,
+            simulated_faults,
         })
     }
 

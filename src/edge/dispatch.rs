@@ -4,12 +4,18 @@ use worker::{Context, Env, Method, Request, Response, Result};
 
 use crate::edge::config::Config;
 use crate::edge::context::{Ctx, now_millis};
+use crate::edge::failure;
 use crate::edge::http;
+use crate::edge::store::fault::FaultPlan;
 use crate::edge::store::meter::Meter;
 use crate::oidc;
 use crate::routes::{self, Route};
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Development only (`SIMULATED_STORAGE_FAULTS=on`, loopback requests): the storage calls this
+/// request must fail (store/fault.rs).
+pub const FAULT_HEADER: &str = "X-Clavex-Fail-Storage";
 
 pub async fn handle(req: Request, env: Env, context: Context) -> Result<Response> {
     let path = req.path();
@@ -38,7 +44,22 @@ pub async fn handle(req: Request, env: Env, context: Context) -> Result<Response
     if let (Some(methods), Method::Options) = (cors_methods, req.method()) {
         return http::preflight(methods);
     }
-    let meter = Meter::new(config.simulated_latency);
+    let mut meter = Meter::new(config.simulated_latency);
+    if config.simulated_faults
+        && let Some(asked) = req.headers().get(FAULT_HEADER)?
+    {
+        match FaultPlan::parse(&asked) {
+            Ok(plan) => meter = meter.with_faults(plan),
+            Err(e) => {
+                return http::api_error(
+                    400,
+                    "invalid_request",
+                    &format!("{FAULT_HEADER}: {e}"),
+                    None,
+                );
+            }
+        }
+    }
     let storage_timing = config.storage_timing;
     // The development clock offset is 0 unless set, and only ever honoured on loopback.
     let now_ms = now_millis() + config.clock_offset_seconds * 1000;
@@ -46,8 +67,8 @@ pub async fn handle(req: Request, env: Env, context: Context) -> Result<Response
     ctx.now_ms = now_ms;
     ctx.client_ip = req.headers().get("CF-Connecting-IP")?;
     ctx.user_agent = req.headers().get("User-Agent")?;
-    let resp = match route {
-        Route::Admin(segments) => crate::admin::handle(req, &ctx, &segments).await,
+    let outcome = match &route {
+        Route::Admin(segments) => crate::admin::handle(req, &ctx, segments).await,
         Route::Discovery(org) | Route::AuthServerMetadata(org) => {
             oidc::discovery::handle(req, &ctx, org).await
         }
@@ -66,7 +87,15 @@ pub async fn handle(req: Request, env: Env, context: Context) -> Result<Response
         Route::AccountMfa(org) => oidc::mfa::handle_account(req, &ctx, org).await,
         Route::DevReplicaSync => crate::edge::dev_replica::handle(req, &ctx).await,
         Route::Health | Route::NotFound => http::not_found(),
-    }?;
+    };
+    // An endpoint that failed answers in its caller's form (503 when storage did not answer),
+    // never with the runtime's bare 500 text.
+    let resp = match outcome {
+        Ok(resp) => resp,
+        Err(e) => failure::respond(&ctx, &route, meter.fault(), &e),
+    };
+    // Every outcome's events are stored, a failed request's included (what it noted before it
+    // failed, and the failure itself).
     crate::edge::audit::flush(&ctx, &context);
     for work in ctx.take_deferred() {
         context.wait_until(work);

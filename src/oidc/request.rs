@@ -102,6 +102,12 @@ pub async fn organization(ctx: &Ctx, slug: &str) -> Result<Option<Organization>>
     Ok(org)
 }
 
+/// The organization as this isolate last read it, however old, without any storage call: for
+/// branding an error page when storage itself is what failed.
+pub fn cached_organization(slug: &str) -> Option<Organization> {
+    ORG_CACHE.with(|c| c.borrow().get(slug).map(|(o, _)| o.clone()))
+}
+
 /// Drop a cached organization (the admin API calls this after changing or deleting one, so the
 /// isolate that made the change never serves the old version).
 pub fn forget_organization(slug: &str) {

@@ -20,7 +20,10 @@ thread_local! {
     static ACTIVE: RefCell<HashMap<String, (SigningKey, i64)>> = RefCell::new(HashMap::new());
 }
 
-async fn active(ctx: &Ctx, org: &str) -> Result<SigningKey> {
+/// The organization's active signing key (this isolate's copy when fresh). Exposed so that an
+/// endpoint can load it before a write that consumes something (a code, a refresh token): a
+/// storage failure then happens while nothing is consumed yet.
+pub async fn active(ctx: &Ctx, org: &str) -> Result<SigningKey> {
     let cached = ACTIVE.with(|c| {
         c.borrow()
             .get(org)
@@ -49,7 +52,11 @@ pub fn forget(org: &str) {
 
 /// A compact RS256 JWS of `claims`, with the active key's `kid` in the header.
 pub async fn sign(ctx: &Ctx, org: &str, claims: &Value) -> Result<String> {
-    let key = active(ctx, org).await?;
+    sign_with(ctx, &active(ctx, org).await?, claims).await
+}
+
+/// `sign` with a key already loaded (`active`): no storage call.
+pub async fn sign_with(ctx: &Ctx, key: &SigningKey, claims: &Value) -> Result<String> {
     let secret = &ctx.config.key_encryption_secret;
     let crypto_key =
         webcrypto::signing_key(&key.kid, || key.private_pkcs8(secret), ctx.now).await?;

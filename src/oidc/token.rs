@@ -10,6 +10,7 @@ use crate::edge::http;
 use crate::edge::store::clients::Client;
 use crate::edge::store::d1::is_foreign_key_violation;
 use crate::edge::store::grants::{self, Claim, NewGrant, TokenHashes, UserRefusal};
+use crate::edge::store::keys::SigningKey;
 use crate::edge::store::users::get_user;
 use crate::oidc::request::{ClientRequest, client_request, oauth_error};
 use crate::oidc::signer;
@@ -125,6 +126,19 @@ async fn exchange_code(
         .any(|g| g == "refresh_token")
         .then(|| random_token(""));
     let grant_id = random_token("grt_");
+    // Everything else the response needs from storage is read before the claim: the claim is
+    // the request's last storage call, so a storage failure before it leaves the code unused
+    // (the client may retry it), and none can come after it.
+    let extra = id_token_extra_claims(
+        ctx,
+        slug,
+        client,
+        &record.user_id,
+        &record.scope,
+        record.claims.as_deref(),
+    )
+    .await?;
+    let key = signer::active(ctx, slug).await?;
     let claimed = grants::claim_code_and_issue(
         &db,
         &NewGrant {
@@ -208,17 +222,9 @@ async fn exchange_code(
         }
         Err(e) => return Err(e),
     }
-    let extra = id_token_extra_claims(
-        ctx,
-        slug,
-        client,
-        &record.user_id,
-        &record.scope,
-        record.claims.as_deref(),
-    )
-    .await?;
     let id_token = sign_id_token(
         ctx,
+        &key,
         slug,
         client,
         &record.user_id,
@@ -305,7 +311,7 @@ async fn refresh(
             access: &token_hash(&access_token),
             refresh: Some(&new_hash),
         };
-        match refresh::decide(&state, ctx.now) {
+        let rotate = match refresh::decide(&state, ctx.now) {
             RefreshOutcome::Invalid(why) => return Ok(Err(OAuthError::invalid_grant(why))),
             RefreshOutcome::ReuseDetected => {
                 grants::revoke_grant(&db, &record.grant_id, ctx.now).await?;
@@ -322,40 +328,13 @@ async fn refresh(
                     "the refresh token was already used; the grant is revoked",
                 )));
             }
-            RefreshOutcome::Rotate => {
-                let parent = record.parent_hash.as_deref();
-                if !grants::rotate_and_issue(
-                    &db,
-                    &record.grant_id,
-                    &tokens,
-                    &old_hash,
-                    parent,
-                    &granted,
-                    ctx.now,
-                )
-                .await?
-                {
-                    continue; // the state changed at the primary: judge this one again
-                }
-            }
+            RefreshOutcome::Rotate => true,
             // Another child of the presented token; nothing else changes.
-            RefreshOutcome::GraceReissue => {
-                let since = ctx.now - REFRESH_REUSE_GRACE_SECONDS;
-                if !grants::issue_retry(
-                    &db,
-                    &record.grant_id,
-                    &tokens,
-                    &old_hash,
-                    &granted,
-                    since,
-                    ctx.now,
-                )
-                .await?
-                {
-                    continue;
-                }
-            }
-        }
+            RefreshOutcome::GraceReissue => false,
+        };
+        // Everything else the response needs from storage is read before the write that uses
+        // up the presented token: a storage failure before it leaves the token usable, and
+        // none can come after it.
         let extra = id_token_extra_claims(
             ctx,
             slug,
@@ -365,9 +344,39 @@ async fn refresh(
             record.claims.as_deref(),
         )
         .await?;
+        let key = signer::active(ctx, slug).await?;
+        let stored = if rotate {
+            let parent = record.parent_hash.as_deref();
+            grants::rotate_and_issue(
+                &db,
+                &record.grant_id,
+                &tokens,
+                &old_hash,
+                parent,
+                &granted,
+                ctx.now,
+            )
+            .await?
+        } else {
+            let since = ctx.now - REFRESH_REUSE_GRACE_SECONDS;
+            grants::issue_retry(
+                &db,
+                &record.grant_id,
+                &tokens,
+                &old_hash,
+                &granted,
+                since,
+                ctx.now,
+            )
+            .await?
+        };
+        if !stored {
+            continue; // the state changed at the primary: judge this one again
+        }
         // OIDC Core §12.2: same iss, sub, aud and auth_time as the original ID token; new iat.
         let id_token = sign_id_token(
             ctx,
+            &key,
             slug,
             client,
             &record.user_id,
@@ -443,6 +452,7 @@ async fn id_token_extra_claims(
 #[allow(clippy::too_many_arguments)]
 async fn sign_id_token(
     ctx: &Ctx,
+    key: &SigningKey,
     slug: &str,
     client: &Client,
     sub: &str,
@@ -464,7 +474,7 @@ async fn sign_id_token(
         factors,
         extra,
     });
-    signer::sign(ctx, slug, &claims).await
+    signer::sign_with(ctx, key, &claims).await
 }
 
 fn token_response(

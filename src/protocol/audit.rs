@@ -43,6 +43,9 @@ pub enum Kind {
     AdminChange,
     /// A user set up a second factor.
     MfaEnrolled,
+    /// A request of the organization failed because storage (D1, KV) did not answer; it was
+    /// told to retry (503). Stored only if the audit write itself succeeds afterwards.
+    StorageUnavailable,
 }
 
 pub const ALL: &[Kind] = &[
@@ -64,6 +67,7 @@ pub const ALL: &[Kind] = &[
     Kind::AdminAuthFailed,
     Kind::AdminChange,
     Kind::MfaEnrolled,
+    Kind::StorageUnavailable,
 ];
 
 impl Kind {
@@ -87,6 +91,7 @@ impl Kind {
             Kind::AdminAuthFailed => "admin.auth_failed",
             Kind::AdminChange => "admin.change",
             Kind::MfaEnrolled => "mfa.enrolled",
+            Kind::StorageUnavailable => "storage.unavailable",
         }
     }
 

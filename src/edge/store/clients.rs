@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 use worker::Result;
 
+use crate::edge::store::assign::{Assignments, SqlValue};
 use crate::edge::store::d1::json_list;
 use crate::edge::store::database::{Db, Stmt};
 use crate::edge::store::groups::{RoleMapRow, client_group_columns};
@@ -140,7 +141,7 @@ fn json_text(values: &[String]) -> wasm_bindgen::JsValue {
         .into()
 }
 
-/// ?1–?13 of both the INSERT and the UPDATE: the key, then every mutable column.
+/// ?1–?13 of the INSERT: the key, then every mutable column.
 fn columns(c: &Client) -> Vec<wasm_bindgen::JsValue> {
     use crate::edge::store::d1::opt_text;
     vec![
@@ -166,38 +167,19 @@ pub struct GroupWrites<'a> {
     pub allowed_groups: Option<&'a [String]>,
 }
 
-/// Inserts (`insert`) or updates a client with its role map and restriction, in one batch (one
-/// transaction): a group named that does not exist, or was deleted meanwhile, fails the
-/// sub-select's NOT NULL and nothing is written. Returns the client as stored; `None` when an
-/// update found no client. Fails with a UNIQUE error when an inserted id is taken.
-pub async fn save_client(
+/// The statements that replace the group settings `groups` names: a group named that does not
+/// exist, or was deleted meanwhile, fails the sub-select's NOT NULL and aborts the whole batch;
+/// a client that does not exist fails the foreign key.
+fn group_statements(
     db: &Db,
-    c: &Client,
-    insert: bool,
+    org: &str,
+    client_id: &str,
     groups: &GroupWrites<'_>,
-) -> Result<Option<Client>> {
+) -> Result<Vec<Stmt>> {
     use crate::edge::store::d1::int;
-    let mut statements = vec![if insert {
-        db.prepare(
-            "INSERT INTO clients (org, client_id, client_name, token_endpoint_auth_method, secret_hash, \
-             grant_types, redirect_uris, post_logout_redirect_uris, scopes, groups_claim, roles_claim, \
-             groups_in_id_token, require_mfa, created_at, updated_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
-        )
-        .bind(&[columns(c), vec![int(c.created_at), int(c.updated_at)]].concat())?
-    } else {
-        db.prepare(
-            "UPDATE clients SET client_name = ?3, token_endpoint_auth_method = ?4, secret_hash = ?5, \
-             grant_types = ?6, redirect_uris = ?7, post_logout_redirect_uris = ?8, scopes = ?9, \
-             groups_claim = ?10, roles_claim = ?11, groups_in_id_token = ?12, require_mfa = ?13, updated_at = ?14 \
-             WHERE org = ?1 AND client_id = ?2",
-        )
-        .bind(&[columns(c), vec![int(c.updated_at)]].concat())?
-    }];
-    let key = || -> Vec<wasm_bindgen::JsValue> {
-        vec![c.org.as_str().into(), c.client_id.as_str().into()]
-    };
+    let key = || -> Vec<wasm_bindgen::JsValue> { vec![org.into(), client_id.into()] };
     const GROUP_ID: &str = "(SELECT id FROM groups WHERE org = ?1 AND name = ?3 COLLATE NOCASE)";
+    let mut statements = Vec::new();
     if let Some(mappings) = groups.role_mappings {
         statements.push(
             db.prepare("DELETE FROM client_roles WHERE org = ?1 AND client_id = ?2")
@@ -226,7 +208,24 @@ pub async fn save_client(
             );
         }
     }
-    statements.push(select_client(db, "c.org = ?1 AND c.client_id = ?2").bind(&key())?);
+    Ok(statements)
+}
+
+/// Runs `first` and the group writes in one batch (one transaction), and reads the client back
+/// at its end: the client as this write left it, `None` when there is no such client.
+async fn write_and_read(
+    db: &Db,
+    org: &str,
+    client_id: &str,
+    first: Stmt,
+    groups: &GroupWrites<'_>,
+) -> Result<Option<Client>> {
+    let mut statements = vec![first];
+    statements.extend(group_statements(db, org, client_id, groups)?);
+    statements.push(
+        select_client(db, "c.org = ?1 AND c.client_id = ?2")
+            .bind(&[org.into(), client_id.into()])?,
+    );
     let results = db.batch(statements).await?;
     Ok(match results.last() {
         Some(r) => r
@@ -236,6 +235,75 @@ pub async fn save_client(
             .map(Client::from),
         None => None,
     })
+}
+
+/// Inserts a client with its role map and restriction, in one batch: all of it or nothing.
+/// Fails with a UNIQUE error when the id is taken.
+pub async fn insert_client(db: &Db, c: &Client) -> Result<Option<Client>> {
+    use crate::edge::store::d1::int;
+    let insert = db
+        .prepare(
+            "INSERT INTO clients (org, client_id, client_name, token_endpoint_auth_method, secret_hash, \
+             grant_types, redirect_uris, post_logout_redirect_uris, scopes, groups_claim, roles_claim, \
+             groups_in_id_token, require_mfa, created_at, updated_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+        )
+        .bind(&[columns(c), vec![int(c.created_at), int(c.updated_at)]].concat())?;
+    let groups = GroupWrites {
+        role_mappings: Some(&c.role_mappings),
+        allowed_groups: Some(&c.allowed_groups),
+    };
+    write_and_read(db, &c.org, &c.client_id, insert, &groups).await
+}
+
+/// Writes only the columns `changes` names (and `updated_at`), and the group settings `groups`
+/// names, in one batch; the client as stored afterwards, `None` when there is no such client.
+/// Whatever the request did not send keeps the value stored, whoever wrote it meanwhile.
+pub async fn update_client(
+    db: &Db,
+    org: &str,
+    client_id: &str,
+    changes: &Assignments,
+    groups: &GroupWrites<'_>,
+    now: i64,
+) -> Result<Option<Client>> {
+    let mut changes = changes.clone();
+    changes.set("updated_at", SqlValue::Int(now));
+    let update = db
+        .prepare(format!(
+            "UPDATE clients SET {} WHERE org = ?1 AND client_id = ?2",
+            changes.set_clause(3)
+        ))
+        .bind(&[vec![org.into(), client_id.into()], changes.values()].concat())?;
+    write_and_read(db, org, client_id, update, groups).await
+}
+
+/// A new secret (its hash) for a confidential client; a public one is left without. The client
+/// as stored afterwards (its `secret_hash` says whether this one was set), `None` when there is
+/// no such client.
+pub async fn set_secret(
+    db: &Db,
+    org: &str,
+    client_id: &str,
+    secret_hash: &str,
+    now: i64,
+) -> Result<Option<Client>> {
+    let update = db
+        .prepare(
+            "UPDATE clients SET secret_hash = ?3, updated_at = ?4 \
+             WHERE org = ?1 AND client_id = ?2 AND token_endpoint_auth_method <> 'none'",
+        )
+        .bind(&[
+            org.into(),
+            client_id.into(),
+            secret_hash.into(),
+            crate::edge::store::d1::int(now),
+        ])?;
+    let unchanged = GroupWrites {
+        role_mappings: None,
+        allowed_groups: None,
+    };
+    write_and_read(db, org, client_id, update, &unchanged).await
 }
 
 pub async fn list_clients(db: &Db, org: &str) -> Result<Vec<Client>> {

@@ -143,7 +143,7 @@ impl Db {
             for s in &statements {
                 inner.push(s.deferred_on(target)?);
             }
-            return self.meter.measure(kind, target.batch(inner)).await;
+            return self.meter.call(kind, target.batch(inner)).await;
         }
         let inner = statements.into_iter().map(|s| s.inner).collect();
         let call = async {
@@ -153,7 +153,7 @@ impl Db {
                 Handle::Lagging { .. } => unreachable!("handled above"),
             }
         };
-        self.meter.measure(kind, call).await
+        self.meter.call(kind, call).await
     }
 }
 
@@ -213,21 +213,19 @@ impl Stmt {
     {
         let ready = self.ready()?;
         let inner = ready.as_ref().unwrap_or(&self.inner);
-        self.meter
-            .measure(self.kind, inner.first::<T>(column))
-            .await
+        self.meter.call(self.kind, inner.first::<T>(column)).await
     }
 
     pub async fn run(&self) -> Result<D1Result> {
         let ready = self.ready()?;
         let inner = ready.as_ref().unwrap_or(&self.inner);
-        self.meter.measure(self.kind, inner.run()).await
+        self.meter.call(self.kind, inner.run()).await
     }
 
     pub async fn all(&self) -> Result<D1Result> {
         let ready = self.ready()?;
         let inner = ready.as_ref().unwrap_or(&self.inner);
-        self.meter.measure(self.kind, inner.all()).await
+        self.meter.call(self.kind, inner.all()).await
     }
 }
 

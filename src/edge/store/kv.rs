@@ -32,9 +32,8 @@ impl Kv {
 
     async fn get_json<T: for<'a> Deserialize<'a>>(&self, key: &str) -> Result<Option<T>> {
         self.meter
-            .measure(StorageKind::KvRead, self.store.get(key).json::<T>())
+            .call(StorageKind::KvRead, self.store.get(key).json::<T>())
             .await
-            .map_err(kv_err)
     }
 
     async fn put_json<T: Serialize>(&self, key: &str, value: &T, ttl_seconds: i64) -> Result<()> {
@@ -43,17 +42,13 @@ impl Kv {
             .put(key, serde_json::to_string(value)?)
             .map_err(kv_err)?
             .expiration_ttl(ttl_seconds.max(KV_MIN_TTL_SECONDS) as u64);
-        self.meter
-            .measure(StorageKind::KvWrite, put.execute())
-            .await
-            .map_err(kv_err)
+        self.meter.call(StorageKind::KvWrite, put.execute()).await
     }
 
     pub async fn delete(&self, key: &str) -> Result<()> {
         self.meter
-            .measure(StorageKind::KvWrite, self.store.delete(key))
+            .call(StorageKind::KvWrite, self.store.delete(key))
             .await
-            .map_err(kv_err)
     }
 
     /// One page of key names under `prefix`, and the cursor of the next page if there is one.
@@ -66,11 +61,7 @@ impl Kv {
         if let Some(c) = cursor {
             list = list.cursor(c);
         }
-        let page = self
-            .meter
-            .measure(StorageKind::KvRead, list.execute())
-            .await
-            .map_err(kv_err)?;
+        let page = self.meter.call(StorageKind::KvRead, list.execute()).await?;
         let next = page.cursor.filter(|c| !page.list_complete && !c.is_empty());
         Ok((page.keys.into_iter().map(|k| k.name).collect(), next))
     }

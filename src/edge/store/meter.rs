@@ -8,6 +8,8 @@ use std::cell::RefCell;
 use std::future::Future;
 use std::rc::Rc;
 
+use crate::edge::store::fault::{self, FaultPlan, Faults, StorageFault};
+
 /// Where a storage call goes. D1 writes always go to the primary; reads go to the primary unless
 /// made through a Sessions API session (`first-unconstrained`), which may serve them at the
 /// nearest replica.
@@ -128,6 +130,8 @@ impl Tally {
 pub struct Meter {
     tally: Rc<RefCell<Tally>>,
     latency: Latency,
+    /// Storage faults met by this request (and, in development, those it asked for).
+    faults: Rc<RefCell<Faults>>,
 }
 
 impl Meter {
@@ -135,11 +139,55 @@ impl Meter {
         Meter {
             tally: Rc::default(),
             latency,
+            faults: Rc::default(),
         }
+    }
+
+    /// Development only: make the calls `plan` names fail (store/fault.rs).
+    pub fn with_faults(self, plan: FaultPlan) -> Meter {
+        *self.faults.borrow_mut() = Faults::new(plan);
+        self
     }
 
     pub fn tally(&self) -> Tally {
         self.tally.borrow().clone()
+    }
+
+    /// The first storage outage this request met, if any (a constraint violation or a bug is
+    /// not one).
+    pub fn fault(&self) -> Option<StorageFault> {
+        self.faults.borrow().first()
+    }
+
+    /// Run one fallible storage call through `measure`, and judge its failure: an outage is
+    /// remembered for the dispatcher's answer (503). A call the fault plan names is not made.
+    pub async fn call<T, E>(
+        &self,
+        kind: StorageKind,
+        call: impl Future<Output = std::result::Result<T, E>>,
+    ) -> worker::Result<T>
+    where
+        E: Into<worker::Error>,
+    {
+        let simulated = self.faults.borrow_mut().start(kind);
+        if let Some(fault) = simulated {
+            let err = worker::Error::RustError(fault.message.clone());
+            self.tally.borrow_mut().record(kind, 0.0);
+            self.faults.borrow_mut().note(fault);
+            return Err(err);
+        }
+        let out = self.measure(kind, call).await.map_err(Into::into);
+        if let Err(e) = &out {
+            let message = error_message(e);
+            if fault::judge(&message) == fault::Verdict::Unavailable && !is_bug(e) {
+                self.faults.borrow_mut().note(StorageFault {
+                    store: kind.metric(),
+                    message: fault::one_line(&message),
+                    simulated: false,
+                });
+            }
+        }
+        out
     }
 
     /// Run one storage call: wait the simulated latency (if any), then the call, and count it.
@@ -155,6 +203,31 @@ impl Meter {
             .record(kind, js_sys::Date::now() - started);
         out
     }
+}
+
+/// A storage error's own words: D1's message and cause (its `Display` is a multi-line debug
+/// dump with a stack), else the error's text.
+fn error_message(e: &worker::Error) -> String {
+    match e {
+        worker::Error::D1(d1) => {
+            let inner: &js_sys::Error = d1.as_ref();
+            let message: String = inner.message().into();
+            format!("{message}: {}", d1.cause())
+        }
+        other => other.to_string(),
+    }
+}
+
+/// Errors no storage outage can cause: rows that do not decode into the type asked for.
+fn is_bug(e: &worker::Error) -> bool {
+    matches!(
+        e,
+        worker::Error::SerdeJsonError(_)
+            | worker::Error::SerdeWasmBindgenError(_)
+            | worker::Error::KvError(worker::kv::KvError::Serialization(_))
+            | worker::Error::KvError(worker::kv::KvError::InvalidKvStore(_))
+            | worker::Error::BindingError(_)
+    )
 }
 
 #[cfg(test)]

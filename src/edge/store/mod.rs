@@ -3,10 +3,12 @@
 //! consistent, no compare-and-swap): SSO sessions, never relied on for single use. Every call goes
 //! through `database::Db` or `kv::Kv`, which meter it (`meter`).
 
+pub mod assign;
 pub mod clients;
 pub mod d1;
 pub mod database;
 pub mod events;
+pub mod fault;
 pub mod grants;
 pub mod groups;
 pub mod keys;

@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 use worker::Result;
 
+use crate::edge::store::assign::{Assignments, SqlValue};
 use crate::edge::store::database::Db;
 use crate::edge::store::kv::Kv;
 
@@ -90,28 +91,21 @@ pub async fn list_orgs(db: &Db) -> Result<Vec<Organization>> {
         .results::<Organization>()
 }
 
-/// Writes name, branding and policies; `None` when the organization does not exist.
-pub async fn update_org(db: &Db, org: &Organization) -> Result<Option<Organization>> {
-    use crate::edge::store::d1::int;
-    db.prepare(
-        "UPDATE organizations SET name = ?2, logo_url = ?3, primary_color = ?4, updated_at = ?5, \
-         throttle_account_failures = ?6, throttle_ip_failures = ?7, throttle_max_wait_seconds = ?8, \
-         throttle_reset_seconds = ?9, audit_retention_days = ?10, mfa = ?11 \
-         WHERE slug = ?1 RETURNING *",
-    )
-    .bind(&[
-        org.slug.as_str().into(),
-        org.name.as_str().into(),
-        opt(&org.logo_url),
-        opt(&org.primary_color),
-        int(org.updated_at),
-        int(org.throttle_account_failures),
-        int(org.throttle_ip_failures),
-        int(org.throttle_max_wait_seconds),
-        int(org.throttle_reset_seconds),
-        int(org.audit_retention_days),
-        org.mfa.as_str().into(),
-    ])?
+/// Writes the columns `changes` names and `updated_at`, in one statement; the organization as
+/// stored afterwards, `None` when it does not exist.
+pub async fn update_org(
+    db: &Db,
+    slug: &str,
+    changes: &Assignments,
+    now: i64,
+) -> Result<Option<Organization>> {
+    let mut changes = changes.clone();
+    changes.set("updated_at", SqlValue::Int(now));
+    db.prepare(format!(
+        "UPDATE organizations SET {} WHERE slug = ?1 RETURNING *",
+        changes.set_clause(2)
+    ))
+    .bind(&[vec![slug.into()], changes.values()].concat())?
     .first::<Organization>(None)
     .await
 }

@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 use worker::Result;
 
+use crate::edge::store::assign::{Assignments, SqlValue};
 use crate::edge::store::database::Db;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -209,23 +210,24 @@ pub async fn list_users(
     .results::<User>()
 }
 
-/// Writes the profile columns (not the password); `None` when the user is gone.
-pub async fn update_user(db: &Db, u: &User) -> Result<Option<User>> {
-    use crate::edge::store::d1::int;
+/// Writes the profile columns `changes` names (never the password) and `updated_at`, in one
+/// statement; the user as stored afterwards, `None` when the user is gone.
+pub async fn update_user(
+    db: &Db,
+    org: &str,
+    id: &str,
+    changes: &Assignments,
+    now: i64,
+) -> Result<Option<User>> {
+    let mut changes = changes.clone();
+    changes.set("updated_at", SqlValue::Int(now));
     db.prepare(format!(
-        "UPDATE users SET username = ?3, email = ?4, name = ?5, picture = ?6, email_verified = ?7, \
-         disabled = ?8, updated_at = ?9 WHERE org = ?1 AND id = ?2 RETURNING *, {}",
+        "UPDATE users SET {} WHERE org = ?1 AND id = ?2 RETURNING *, {}",
+        changes.set_clause(3),
         // RETURNING takes no `users.*`; the bare `*` is the same columns.
         admin_extra_columns()
     ))
-    .bind(
-        &[
-            vec![u.org.as_str().into(), u.id.as_str().into()],
-            profile_columns(u),
-            vec![int(u.updated_at)],
-        ]
-        .concat(),
-    )?
+    .bind(&[vec![org.into(), id.into()], changes.values()].concat())?
     .first::<User>(None)
     .await
 }
