@@ -46,6 +46,7 @@ pub async fn handle(req: Request, env: Env, context: Context) -> Result<Response
     ctx.now_ms = now_ms;
     ctx.client_ip = req.headers().get("CF-Connecting-IP")?;
     ctx.user_agent = req.headers().get("User-Agent")?;
+    let pages = shows_pages(&route);
     let resp = match route {
         Route::Admin(segments) => crate::admin::handle(req, &ctx, &segments).await,
         Route::Discovery(org) | Route::AuthServerMetadata(org) => {
@@ -66,7 +67,12 @@ pub async fn handle(req: Request, env: Env, context: Context) -> Result<Response
         Route::AccountMfa(org) => oidc::mfa::handle_account(req, &ctx, org).await,
         Route::DevReplicaSync => crate::edge::dev_replica::handle(req, &ctx).await,
         Route::Health | Route::NotFound => http::not_found(),
-    }?;
+    };
+    let resp = match resp {
+        // A stored key the configured secrets cannot open: a configuration problem, said so.
+        Err(e) if crate::edge::sealed::is_unreadable(&e) => crate::edge::sealed::answer(pages)?,
+        other => other?,
+    };
     crate::edge::audit::flush(&ctx, &context);
     for work in ctx.take_deferred() {
         context.wait_until(work);
@@ -79,6 +85,21 @@ pub async fn handle(req: Request, env: Env, context: Context) -> Result<Response
         Some(_) => http::allow_any_origin(resp),
         None => Ok(resp),
     }
+}
+
+/// Endpoints a person's browser navigates to (they answer with pages, not JSON).
+fn shows_pages(route: &Route) -> bool {
+    matches!(
+        route,
+        Route::Authorize(_)
+            | Route::Login(_)
+            | Route::Consent(_)
+            | Route::EndSession(_)
+            | Route::Mfa(_)
+            | Route::MfaEnrol(_)
+            | Route::MfaFinish(_)
+            | Route::AccountMfa(_)
+    )
 }
 
 fn health(req: &Request) -> Result<Response> {

@@ -9,5 +9,7 @@ pub mod dev_replica;
 pub mod dispatch;
 pub mod http;
 pub mod password;
+pub mod reseal;
+pub mod sealed;
 pub mod store;
 pub mod webcrypto;
