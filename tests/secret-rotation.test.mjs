@@ -238,6 +238,8 @@ test('the old secret removed before the re-seal: a clear configuration error, ne
   const u = await user(w, org);
   const plain = await user(w, plainOrg);
   const before = await enrol(w, org, u);
+  const { tokens: held } = await tokensVerified(w, plainOrg, codeOf((await password(w, plainOrg, plain)).page));
+  const refresh = (w, token) => tokenRequest(null, plainOrg, { grant_type: 'refresh_token', refresh_token: token }, { url: `${w.url}/${plainOrg.slug}/token` });
 
   w = await restart(w, { KEY_ENCRYPTION_SECRET: s2 });
   // The TOTP secret cannot be opened: a page that says so, status 500 — not "invalid code".
@@ -256,6 +258,12 @@ test('the old secret removed before the re-seal: a clear configuration error, ne
   assert.equal(token.json?.error, 'server_error');
   assert.match(token.json.error_description, /KEY_ENCRYPTION_SECRET/);
   assert.match(token.headers.get('cache-control') ?? '', /no-store/);
+  // A refresh fails the same way, before its token is rotated (else the client's retry after the
+  // fix would look like a replay and revoke the grant).
+  const refused = await refresh(w, held.refresh_token);
+  assert.equal(refused.status, 500, refused.text);
+  assert.equal(refused.json?.error, 'server_error');
+  const refusedAt = Date.now();
   // The re-seal names what is missing and does not pretend to be done.
   const report = await reseal(w);
   assert.deepEqual(report.signing_keys, counts(0, 2, 2));
@@ -288,6 +296,13 @@ test('the old secret removed before the re-seal: a clear configuration error, ne
   const signedIn = await secondFactor(w, org, u, await freshCode(u));
   const { kid } = await tokensVerified(w, org, codeOf(signedIn.res));
   assert.equal(kid, before.kid);
+  // The refresh token refused with the configuration error still refreshes — also after the
+  // reuse grace window (REFRESH_REUSE_GRACE_SECONDS, 30 s), where a token rotated by the refused
+  // request would be taken for a replay.
+  await new Promise((r) => setTimeout(r, Math.max(0, refusedAt + 31_000 - Date.now())));
+  const refreshed = await refresh(w, held.refresh_token);
+  assert.equal(refreshed.status, 200, refreshed.text);
+  verifyJwt(refreshed.json.id_token, await (await fetch(`${w.url}/${plainOrg.slug}/jwks`)).json());
   // The recovery code refused with the configuration error was not used up.
   const recovered = await secondFactor(w, org, u, u.recovery[0]);
   await tokensVerified(w, org, codeOf(recovered.res));

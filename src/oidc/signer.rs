@@ -47,9 +47,27 @@ pub fn forget(org: &str) {
     crate::oidc::jwks::forget(org);
 }
 
+/// Load and import the active key (so the `sign` that follows finds both cached), before the
+/// token endpoint spends anything on its answer: a key that cannot be opened (a configuration
+/// error, edge/sealed.rs) must fail the request before a code is claimed or a refresh token
+/// rotated, so the client can retry once the configuration is fixed instead of finding its code
+/// used or its refresh token taken for a replay.
+pub async fn ready(ctx: &Ctx, org: &str) -> Result<()> {
+    let key = active(ctx, org).await?;
+    import(ctx, &key).await.map(|_| ())
+}
+
 /// A compact RS256 JWS of `claims`, with the active key's `kid` in the header.
 pub async fn sign(ctx: &Ctx, org: &str, claims: &Value) -> Result<String> {
     let key = active(ctx, org).await?;
+    let crypto_key = import(ctx, &key).await?;
+    let input = id_token::signing_input(&key.kid, claims);
+    let signature = webcrypto::sign_rs256(&crypto_key, input.as_bytes()).await?;
+    Ok(id_token::assemble(&input, &signature))
+}
+
+/// The WebCrypto key of `key`, imported once per isolate for a while (edge/webcrypto.rs).
+async fn import(ctx: &Ctx, key: &SigningKey) -> Result<web_sys::CryptoKey> {
     let keys = &ctx.config.key_encryption_secret;
     // Opened only when this isolate imports the key (not on every token); opened under a
     // previous secret, it is re-sealed under the current one and written back (see reseal_lazily).
@@ -61,11 +79,9 @@ pub async fn sign(ctx: &Ctx, org: &str, claims: &Value) -> Result<String> {
     };
     let crypto_key = webcrypto::signing_key(&key.kid, open, ctx.now).await?;
     if let Some(new) = resealed.into_inner() {
-        reseal_lazily(ctx, &key, &new).await;
+        reseal_lazily(ctx, key, &new).await;
     }
-    let input = id_token::signing_input(&key.kid, claims);
-    let signature = webcrypto::sign_rs256(&crypto_key, input.as_bytes()).await?;
-    Ok(id_token::assemble(&input, &signature))
+    Ok(crypto_key)
 }
 
 /// Write back a key opened under a previous secret, re-sealed under the current one, guarded on

@@ -125,6 +125,7 @@ async fn exchange_code(
         .any(|g| g == "refresh_token")
         .then(|| random_token(""));
     let grant_id = random_token("grt_");
+    signer::ready(ctx, slug).await?; // before the code is spent: see signer::ready
     let claimed = grants::claim_code_and_issue(
         &db,
         &NewGrant {
@@ -323,6 +324,7 @@ async fn refresh(
                 )));
             }
             RefreshOutcome::Rotate => {
+                signer::ready(ctx, slug).await?; // before the token is rotated: see signer::ready
                 let parent = record.parent_hash.as_deref();
                 if !grants::rotate_and_issue(
                     &db,
@@ -340,6 +342,7 @@ async fn refresh(
             }
             // Another child of the presented token; nothing else changes.
             RefreshOutcome::GraceReissue => {
+                signer::ready(ctx, slug).await?;
                 let since = ctx.now - REFRESH_REUSE_GRACE_SECONDS;
                 if !grants::issue_retry(
                     &db,
