@@ -1,6 +1,7 @@
 //! Sealed values and JWTs: authorization codes (`CodeGrant::open`), the login form's state
-//! (`form_state::open_state`), the AES-GCM box under both (`crypto::open`), and the compact JWT of
-//! an `id_token_hint` (`id_token::parse_unverified`, the pure step before the WebCrypto check).
+//! (`form_state::open_state`), the keyring and AES-GCM box under both (`Keyring::open`,
+//! `open_stored`), and the compact JWT of an `id_token_hint` (`id_token::parse_unverified`, the
+//! pure step before the WebCrypto check).
 
 use proptest::prelude::*;
 use serde_json::{Value, json};
@@ -425,6 +426,58 @@ fn a_signed_id_token_parses_back_to_its_claims() {
             prop_assert_eq!(&jwt.claims["iss"], &claims["iss"]);
             prop_assert_eq!(jwt.signing_input, input);
             prop_assert_eq!(jwt.signature, sig);
+            Ok(())
+        },
+    );
+}
+
+/// Stored sealed values (signing keys, TOTP secrets) through the keyring: whatever text a row
+/// holds, opening never panics, never opens garbage, and any id read from it that reaches a log
+/// is bounded; a tampered real value is refused, never opened to something else.
+#[test]
+fn stored_values_open_only_as_sealed_and_report_garbage_boundedly() {
+    let rotating = crypto::Keyring::new(
+        "the current secret for property tests",
+        &["a long worker secret for property tests"],
+    )
+    .unwrap();
+    check(
+        CASES,
+        prop_oneof![any_text(64), tricky_text(16), "[A-Za-z0-9_.-]{0,120}"],
+        |text| {
+            match rotating.open_stored("totp-secrets", &text, b"usr_1") {
+                Ok(opened) => prop_assert!(false, "garbage opened: {:?}", opened),
+                Err(crypto::keyring::Unreadable::UnknownKey(id)) => {
+                    prop_assert!(id.len() <= crypto::keyring::KEY_ID_CHARS);
+                    prop_assert!(
+                        id.chars()
+                            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+                    );
+                }
+                Err(_) => {}
+            }
+            Ok(())
+        },
+    );
+    check(
+        CASES,
+        (prop::collection::vec(any::<u8>(), 0..64), tamper()),
+        |(secret, t)| {
+            let sealed = SECRET.seal("totp-secrets", &secret, b"usr_1");
+            let opened = rotating
+                .open_stored("totp-secrets", &sealed, b"usr_1")
+                .unwrap();
+            prop_assert_eq!(&opened.plaintext, &secret);
+            let resealed = opened.resealed.expect("sealed under the previous secret");
+            prop_assert!(rotating.is_current(&resealed));
+            let altered = apply(&sealed, &t);
+            if altered != sealed {
+                prop_assert!(
+                    rotating
+                        .open_stored("totp-secrets", &altered, b"usr_1")
+                        .is_err()
+                );
+            }
             Ok(())
         },
     );
