@@ -109,7 +109,7 @@ impl Keyring {
     }
 
     pub fn new(current: &str, previous: &[&str]) -> Result<Keyring, String> {
-        if current.chars().count() < MIN_SECRET_CHARS {
+        if current.len() < MIN_SECRET_CHARS {
             return Err(format!(
                 "KEY_ENCRYPTION_SECRET is shorter than {MIN_SECRET_CHARS} characters"
             ));
@@ -120,7 +120,7 @@ impl Keyring {
         }];
         for (i, secret) in previous.iter().enumerate() {
             let which = format!("KEY_ENCRYPTION_SECRET_PREVIOUS entry {}", i + 1);
-            if secret.chars().count() < MIN_SECRET_CHARS {
+            if secret.len() < MIN_SECRET_CHARS {
                 return Err(format!(
                     "{which} is shorter than {MIN_SECRET_CHARS} characters (entries are separated by commas)"
                 ));
