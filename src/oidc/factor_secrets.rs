@@ -102,9 +102,16 @@ async fn open_factors(ctx: &Ctx, org: &Organization, user: &User) -> Result<Fact
     if stale(&secret) || stale(&recovery) {
         reseal_lazily(ctx, org, user, &secret, &recovery).await;
     }
+    // Authenticated, so always the 32 bytes sealed at enrolment; anything else is not guessed at.
+    let recovery_key = match recovery {
+        None => None,
+        Some(o) => Some(<[u8; 32]>::try_from(o.plaintext).map_err(|_| {
+            worker::Error::RustError(format!("recovery-code key of {} is not 32 bytes", user.id))
+        })?),
+    };
     Ok(Factors {
         totp_secret: secret.map(|o| o.plaintext),
-        recovery_key: recovery.and_then(|o| o.plaintext.try_into().ok()),
+        recovery_key,
     })
 }
 
@@ -118,13 +125,13 @@ async fn reseal_lazily(
     secret: &Option<Opened>,
     recovery: &Option<Opened>,
 ) {
-    let now = |was: Option<&String>, o: &Option<Opened>| {
+    let after = |was: Option<&String>, o: &Option<Opened>| {
         o.as_ref()
             .and_then(|o| o.resealed.clone())
             .or_else(|| was.cloned())
     };
-    let new_secret = now(user.totp_secret_sealed.as_ref(), secret);
-    let new_recovery = now(user.recovery_key_sealed.as_ref(), recovery);
+    let new_secret = after(user.totp_secret_sealed.as_ref(), secret);
+    let new_recovery = after(user.recovery_key_sealed.as_ref(), recovery);
     let written = match ctx.primary() {
         Ok(db) => {
             store::reseal_factors(
