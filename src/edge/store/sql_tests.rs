@@ -113,15 +113,8 @@ fn factors(db: &Connection) -> (Option<String>, Option<String>, Option<String>) 
     .unwrap()
 }
 
-/// The integration case needs a replica that lags (the harness issue 15 asks for); with one:
-/// enrol user U with device A; hold the replica; `DELETE …/users/U/mfa`, then U enrols device B
-/// (at the primary). While the replica still shows A's row, a password sign-in of U reaches the
-/// challenge (the user is read at the replica) and a code from device A matches A's secret there:
-/// it must be refused (401 "That code is not valid", the account's failures + 1), because
-/// `consume_step` at the primary requires A's `totp_secret_id` and finds B's. Device B's code is
-/// refused as well until the replica catches up (it is checked against A's secret): a false
-/// refusal, the safe direction. Once the replica has B's row, B's code signs in and A's is
-/// refused by the secret itself.
+/// The same case end to end, against a replica that really lags: tests/mfa-replica.test.mjs
+/// (device A's code checked against the replica's stale row, refused at the primary).
 #[test]
 fn a_totp_step_is_accepted_once_and_only_for_the_enrolment_it_was_checked_against() {
     let mut db = migrated(None);
