@@ -27,18 +27,27 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
     edge::dispatch::handle(req, env, ctx).await
 }
 
-/// The cron trigger (wrangler.toml `[triggers]`): clean up expired tokens and finished grants.
+/// The cron trigger (wrangler.toml `[triggers]`): clean up expired tokens and finished grants;
+/// while previous KEY_ENCRYPTION_SECRETs are configured, re-seal what is still sealed under them.
 #[event(scheduled)]
 async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
     console_error_panic_hook::set_once();
-    let outcome = match env.d1("DB") {
-        Ok(db) => {
-            let db = edge::store::database::Db::primary(db, edge::store::meter::Meter::default());
-            edge::cleanup::run(&db, edge::context::now_seconds()).await
+    let db = match env.d1("DB") {
+        Ok(db) => edge::store::database::Db::primary(db, edge::store::meter::Meter::default()),
+        Err(e) => {
+            worker::console_error!("scheduled clean-up failed: {e}");
+            return;
         }
-        Err(e) => Err(e),
     };
-    if let Err(e) = outcome {
+    if let Err(e) = edge::cleanup::run(&db, edge::context::now_seconds()).await {
         worker::console_error!("scheduled clean-up failed: {e}");
+    }
+    match edge::config::keyring(&env) {
+        Ok(keys) if keys.rotating() => match edge::reseal::run(&db, &keys).await {
+            Ok(report) => edge::reseal::log(&report, "cron"),
+            Err(e) => worker::console_error!("scheduled re-seal failed: {e}"),
+        },
+        Ok(_) => {}
+        Err(e) => worker::console_error!("configuration error: {e}"),
     }
 }

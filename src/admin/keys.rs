@@ -6,7 +6,6 @@ use serde::Serialize;
 
 use crate::admin::jwk;
 use crate::admin::{Outcome, created, organizations};
-use crate::crypto;
 use crate::edge::context::Ctx;
 use crate::edge::http;
 use crate::edge::store::{self, keys::SEALING_PURPOSE, keys::SigningKey};
@@ -17,9 +16,12 @@ use crate::protocol::lifetimes::RETIRED_KEY_PUBLISHED_SECONDS;
 pub async fn new_signing_key(ctx: &Ctx, org: &str) -> worker::Result<SigningKey> {
     let (public, pkcs8) = crate::edge::webcrypto::generate_rsa_key().await?;
     let kid = jwk::rsa_thumbprint(&public.n, &public.e);
-    let sealing_key = crypto::derive_key(&ctx.config.key_encryption_secret, SEALING_PURPOSE);
     Ok(SigningKey {
-        private_key_sealed: crypto::seal(&sealing_key, &pkcs8, kid.as_bytes()),
+        private_key_sealed: ctx.config.key_encryption_secret.seal(
+            SEALING_PURPOSE,
+            &pkcs8,
+            kid.as_bytes(),
+        ),
         public_jwk: jwk::rsa_public_jwk(&public.n, &public.e),
         kid,
         org: org.to_string(),

@@ -14,6 +14,7 @@ pub mod fields;
 pub mod groups;
 pub mod jwk;
 pub mod keys;
+pub mod maintenance;
 pub mod organizations;
 pub mod routes;
 pub mod users;
@@ -137,6 +138,7 @@ async fn dispatch(endpoint: Endpoint, req: &mut Request, ctx: &Ctx, p: &[&str]) 
         UnlockUser => users::unlock(ctx, p[0], p[1]).await,
         ResetMfa => users::reset_mfa(ctx, p[0], p[1]).await,
         ListEvents => events::list(req, ctx, p[0]).await,
+        Reseal => maintenance::reseal(ctx).await,
     }
 }
 

@@ -36,6 +36,7 @@ pub enum Endpoint {
     UnlockUser,
     ResetMfa,
     ListEvents,
+    Reseal,
 }
 
 pub struct Route {
@@ -128,6 +129,7 @@ pub const ROUTES: &[Route] = &[
     route("GET", "/organizations/{org}/events", ListEvents),
     route("GET", "/organizations/{org}/keys", ListKeys),
     route("POST", "/organizations/{org}/keys/rotate", RotateKey),
+    route("POST", "/maintenance/reseal", Reseal),
 ];
 
 #[derive(Debug, PartialEq, Eq)]

@@ -212,6 +212,8 @@ pub fn new_user(fields: &Fields, org: &str, id: String, now: i64) -> Result<User
         login_lock: None,
         totp_secret_sealed: None,
         totp_enrolled_at: None,
+        totp_secret_id: None,
+        recovery_key_sealed: None,
         recovery_codes_left: 0,
     };
     profile_changes(fields)?.apply(&mut user);

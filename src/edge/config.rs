@@ -2,13 +2,16 @@
 
 use worker::{Env, Error, Result, Url};
 
+use crate::crypto::Keyring;
 use crate::edge::store::meter::Latency;
 
 pub struct Config {
     /// `https://id.acme.eu` — no trailing slash. Issuers are `{base_url}/{org}`.
     pub base_url: String,
     pub admin_token: String,
-    pub key_encryption_secret: String,
+    /// `KEY_ENCRYPTION_SECRET` (seals everything new) and `KEY_ENCRYPTION_SECRET_PREVIOUS` (a
+    /// comma-separated list, for opening only while a rotation re-seals; crypto/keyring.rs).
+    pub key_encryption_secret: Keyring,
     /// `STORAGE_TIMING=on`: every response says in `Server-Timing` how many storage calls of each
     /// kind it took (off by default: it tells the world how Clavex stores things).
     pub storage_timing: bool,
@@ -81,7 +84,7 @@ impl Config {
         Ok(Config {
             base_url,
             admin_token: secret("ADMIN_TOKEN")?,
-            key_encryption_secret: secret("KEY_ENCRYPTION_SECRET")?,
+            key_encryption_secret: keyring(env)?,
             storage_timing: is_on(&var("STORAGE_TIMING")),
             simulated_latency,
             lagging_replica,
@@ -98,6 +101,17 @@ impl Config {
     pub fn secure_cookies(&self) -> bool {
         self.base_url.starts_with("https://")
     }
+}
+
+/// The master secrets (also for the scheduled handler, which has no request). A previous secret
+/// equal to the current one, too short or listed twice is a configuration error that names the
+/// variable, never a value.
+pub fn keyring(env: &Env) -> Result<Keyring> {
+    let read = |name: &str| env.secret(name).map(|s| s.to_string()).ok();
+    let current = read("KEY_ENCRYPTION_SECRET")
+        .ok_or_else(|| Error::RustError("secret KEY_ENCRYPTION_SECRET is not set".into()))?;
+    let previous = read("KEY_ENCRYPTION_SECRET_PREVIOUS").unwrap_or_default();
+    Keyring::from_config(&current, &previous).map_err(Error::RustError)
 }
 
 fn is_on(value: &str) -> bool {

@@ -67,6 +67,7 @@ pub async fn handle(req: Request, env: Env, context: Context) -> Result<Response
     ctx.now_ms = now_ms;
     ctx.client_ip = req.headers().get("CF-Connecting-IP")?;
     ctx.user_agent = req.headers().get("User-Agent")?;
+    let pages = shows_pages(&route);
     let outcome = match &route {
         Route::Admin(segments) => crate::admin::handle(req, &ctx, segments).await,
         Route::Discovery(org) | Route::AuthServerMetadata(org) => {
@@ -92,6 +93,8 @@ pub async fn handle(req: Request, env: Env, context: Context) -> Result<Response
     // never with the runtime's bare 500 text.
     let resp = match outcome {
         Ok(resp) => resp,
+        // A stored key the configured secrets cannot open: a configuration problem, said so.
+        Err(e) if crate::edge::sealed::is_unreadable(&e) => crate::edge::sealed::answer(pages)?,
         Err(e) => failure::respond(&ctx, &route, meter.fault(), &e),
     };
     // Every outcome's events are stored, a failed request's included (what it noted before it
@@ -108,6 +111,21 @@ pub async fn handle(req: Request, env: Env, context: Context) -> Result<Response
         Some(_) => http::allow_any_origin(resp),
         None => Ok(resp),
     }
+}
+
+/// Endpoints a person's browser navigates to (they answer with pages, not JSON).
+fn shows_pages(route: &Route) -> bool {
+    matches!(
+        route,
+        Route::Authorize(_)
+            | Route::Login(_)
+            | Route::Consent(_)
+            | Route::EndSession(_)
+            | Route::Mfa(_)
+            | Route::MfaEnrol(_)
+            | Route::MfaFinish(_)
+            | Route::AccountMfa(_)
+    )
 }
 
 fn health(req: &Request) -> Result<Response> {

@@ -10,5 +10,7 @@ pub mod dispatch;
 pub mod failure;
 pub mod http;
 pub mod password;
+pub mod reseal;
+pub mod sealed;
 pub mod store;
 pub mod webcrypto;

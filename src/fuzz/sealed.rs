@@ -1,12 +1,13 @@
 //! Sealed values and JWTs: authorization codes (`CodeGrant::open`), the login form's state
-//! (`form_state::open_state`), the AES-GCM box under both (`crypto::open`), and the compact JWT of
-//! an `id_token_hint` (`id_token::parse_unverified`, the pure step before the WebCrypto check).
+//! (`form_state::open_state`), the keyring and AES-GCM box under both (`Keyring::open`,
+//! `open_stored`), and the compact JWT of an `id_token_hint` (`id_token::parse_unverified`, the
+//! pure step before the WebCrypto check).
 
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
 use super::{CASES, any_text, check, tricky_text};
-use crate::crypto::{self, b64url, b64url_decode, derive_key};
+use crate::crypto::{self, b64url, b64url_decode};
 use crate::oidc::form_state::{
     FormState, Interaction, StateError, Step, StepKind, open_state, seal_state,
 };
@@ -14,7 +15,10 @@ use crate::protocol::authorize::{AuthorizeRequest, Prompt};
 use crate::protocol::code::{CodeGrant, redirect_uri_hash};
 use crate::protocol::id_token::{assemble, parse_unverified, signing_input};
 
-const SECRET: &str = "a long worker secret for property tests";
+static KEYS: std::sync::LazyLock<crypto::Keyring> = std::sync::LazyLock::new(|| {
+    crypto::Keyring::new("a long worker secret for property tests", &[]).unwrap()
+});
+const SECRET: &std::sync::LazyLock<crypto::Keyring> = &KEYS;
 const ORG: &str = "acme";
 /// The HKDF purposes of protocol/code.rs and oidc/form_state.rs, to seal arbitrary plaintexts
 /// exactly as they would be (checked against the real seal in each test).
@@ -77,10 +81,14 @@ fn tamper() -> impl Strategy<Value = Tamper> {
 fn apply(sealed: &str, t: &Tamper) -> String {
     match t {
         Tamper::FlipBit(i, bit) => {
-            let mut raw = b64url_decode(sealed).expect("a sealed value is base64url");
+            // A bit of the box; the key id in front is changed by Replace and Truncate.
+            let (id, boxed) = sealed
+                .split_once('.')
+                .expect("a sealed value names its key");
+            let mut raw = b64url_decode(boxed).expect("a sealed box is base64url");
             let i = i.index(raw.len());
             raw[i] ^= 1 << bit;
-            b64url(&raw)
+            format!("{id}.{}", b64url(&raw))
         }
         Tamper::Truncate(i) => sealed[..i.index(sealed.len())].to_string(),
         Tamper::Extend(tail) => format!("{sealed}{tail}"),
@@ -127,17 +135,13 @@ fn arbitrary_codes_and_sealed_garbage_never_panic() {
         prop_oneof![any_text(64), tricky_text(16), "[A-Za-z0-9_-]{0,400}"],
         |text| {
             prop_assert_eq!(CodeGrant::open(&text, SECRET, ORG), None);
-            prop_assert_eq!(
-                crypto::open(&derive_key(SECRET, CODE_PURPOSE), &text, ORG.as_bytes()),
-                None
-            );
+            prop_assert_eq!(SECRET.open(CODE_PURPOSE, &text, ORG.as_bytes()), None);
             Ok(())
         },
     );
     // Correctly sealed plaintexts that are not records (random bytes, a real record with bytes
     // flipped, cut or added) reach the record decoder itself: it must refuse or decode, never
     // panic, and whatever it decodes must seal and open again to the same record.
-    let key = derive_key(SECRET, CODE_PURPOSE);
     let plaintext = prop_oneof![
         prop::collection::vec(any::<u8>(), 0..96),
         (
@@ -147,7 +151,8 @@ fn arbitrary_codes_and_sealed_garbage_never_panic() {
             prop::collection::vec(any::<u8>(), 0..3)
         )
             .prop_map(move |(g, flips, cut, tail)| {
-                let mut record = crypto::open(&key, &g.seal(SECRET, ORG), ORG.as_bytes())
+                let mut record = SECRET
+                    .open(CODE_PURPOSE, &g.seal(SECRET, ORG), ORG.as_bytes())
                     .expect("a real code opens");
                 for (i, byte) in flips {
                     let i = i.index(record.len());
@@ -160,7 +165,7 @@ fn arbitrary_codes_and_sealed_garbage_never_panic() {
             }),
     ];
     check(CASES, plaintext, |bytes| {
-        let code = crypto::seal(&key, &bytes, ORG.as_bytes());
+        let code = SECRET.seal(CODE_PURPOSE, &bytes, ORG.as_bytes());
         if let Some(g) = CodeGrant::open(&code, SECRET, ORG) {
             prop_assert_eq!(CodeGrant::open(&g.seal(SECRET, ORG), SECRET, ORG), Some(g));
         }
@@ -262,7 +267,6 @@ fn the_login_state_round_trips_and_refuses_tampering() {
 
 #[test]
 fn arbitrary_login_states_are_refused_with_a_state_error() {
-    let key = derive_key(SECRET, STATE_PURPOSE);
     // Sealed JSON that is not a login state (or is one with odd members) reaches the decoder.
     let plaintext = prop_oneof![
         prop::collection::vec(any::<u8>(), 0..64),
@@ -284,7 +288,7 @@ fn arbitrary_login_states_are_refused_with_a_state_error() {
     let text = prop_oneof![any_text(48), "[A-Za-z0-9_-]{0,200}"];
     let sealed = prop_oneof![
         text,
-        plaintext.prop_map(move |p| crypto::seal(&key, &p, ORG.as_bytes()))
+        plaintext.prop_map(move |p| SECRET.seal(STATE_PURPOSE, &p, ORG.as_bytes()))
     ];
     check(
         CASES,
@@ -422,6 +426,58 @@ fn a_signed_id_token_parses_back_to_its_claims() {
             prop_assert_eq!(&jwt.claims["iss"], &claims["iss"]);
             prop_assert_eq!(jwt.signing_input, input);
             prop_assert_eq!(jwt.signature, sig);
+            Ok(())
+        },
+    );
+}
+
+/// Stored sealed values (signing keys, TOTP secrets) through the keyring: whatever text a row
+/// holds, opening never panics, never opens garbage, and any id read from it that reaches a log
+/// is bounded; a tampered real value is refused, never opened to something else.
+#[test]
+fn stored_values_open_only_as_sealed_and_report_garbage_boundedly() {
+    let rotating = crypto::Keyring::new(
+        "the current secret for property tests",
+        &["a long worker secret for property tests"],
+    )
+    .unwrap();
+    check(
+        CASES,
+        prop_oneof![any_text(64), tricky_text(16), "[A-Za-z0-9_.-]{0,120}"],
+        |text| {
+            match rotating.open_stored("totp-secrets", &text, b"usr_1") {
+                Ok(opened) => prop_assert!(false, "garbage opened: {:?}", opened),
+                Err(crypto::keyring::Unreadable::UnknownKey(id)) => {
+                    prop_assert!(id.len() <= crypto::keyring::KEY_ID_CHARS);
+                    prop_assert!(
+                        id.chars()
+                            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+                    );
+                }
+                Err(_) => {}
+            }
+            Ok(())
+        },
+    );
+    check(
+        CASES,
+        (prop::collection::vec(any::<u8>(), 0..64), tamper()),
+        |(secret, t)| {
+            let sealed = SECRET.seal("totp-secrets", &secret, b"usr_1");
+            let opened = rotating
+                .open_stored("totp-secrets", &sealed, b"usr_1")
+                .unwrap();
+            prop_assert_eq!(&opened.plaintext, &secret);
+            let resealed = opened.resealed.expect("sealed under the previous secret");
+            prop_assert!(rotating.is_current(&resealed));
+            let altered = apply(&sealed, &t);
+            if altered != sealed {
+                prop_assert!(
+                    rotating
+                        .open_stored("totp-secrets", &altered, b"usr_1")
+                        .is_err()
+                );
+            }
             Ok(())
         },
     );

@@ -9,7 +9,6 @@
 use serde::{Deserialize, Serialize};
 use worker::Request;
 
-use crate::crypto::{derive_key, open, seal};
 use crate::edge::context::Ctx;
 use crate::oidc::cookies;
 use crate::oidc::request::header;
@@ -31,14 +30,14 @@ fn read(ctx: &Ctx, req: &Request, org: &str) -> Device {
     let Some(value) = cookies::read(header(req, "Cookie").as_deref(), COOKIE) else {
         return Device::default();
     };
-    open(
-        &derive_key(&ctx.config.key_encryption_secret, PURPOSE),
-        &value,
-        org.as_bytes(),
-    )
-    .and_then(|bytes| serde_json::from_slice::<Device>(&bytes).ok())
-    .filter(|d| ctx.now - d.issued_at < DEVICE_COOKIE_SECONDS)
-    .unwrap_or_default()
+    // Under whichever configured secret sealed it; a cookie sealed under a secret since removed
+    // reads as no cookie (an unknown browser) until the next sign-in renews it.
+    ctx.config
+        .key_encryption_secret
+        .open(PURPOSE, &value, org.as_bytes())
+        .and_then(|bytes| serde_json::from_slice::<Device>(&bytes).ok())
+        .filter(|d| ctx.now - d.issued_at < DEVICE_COOKIE_SECONDS)
+        .unwrap_or_default()
 }
 
 /// Whether this browser has signed in to `user_id` before.
@@ -54,11 +53,10 @@ pub fn remember(ctx: &Ctx, req: &Request, org: &str, user_id: &str) -> String {
     device.users.truncate(MAX_ACCOUNTS);
     device.issued_at = ctx.now;
     let json = serde_json::to_vec(&device).expect("a device record always serializes");
-    let sealed = seal(
-        &derive_key(&ctx.config.key_encryption_secret, PURPOSE),
-        &json,
-        org.as_bytes(),
-    );
+    let sealed = ctx
+        .config
+        .key_encryption_secret
+        .seal(PURPOSE, &json, org.as_bytes());
     cookies::set(
         COOKIE,
         &sealed,

@@ -13,7 +13,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::crypto::{derive_key, open, seal, secure_eq};
+use crate::crypto::{Keyring, secure_eq};
 use crate::protocol::authorize::AuthorizeRequest;
 use crate::protocol::gate::Authentication;
 
@@ -116,9 +116,9 @@ impl FormState {
     }
 }
 
-pub fn seal_state(secret: &str, org: &str, state: &FormState) -> String {
+pub fn seal_state(secret: &Keyring, org: &str, state: &FormState) -> String {
     let json = serde_json::to_vec(state).expect("a form state always serializes");
-    seal(&derive_key(secret, PURPOSE), &json, org.as_bytes())
+    secret.seal(PURPOSE, &json, org.as_bytes())
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -135,7 +135,7 @@ pub enum StateError {
 /// Open a submitted form's state for the step `expected`. `cookie_csrf` is the CSRF cookie,
 /// `form_csrf` the hidden field.
 pub fn open_state(
-    secret: &str,
+    secret: &Keyring,
     org: &str,
     sealed: &str,
     cookie_csrf: Option<&str>,
@@ -143,8 +143,9 @@ pub fn open_state(
     now: i64,
     expected: StepKind,
 ) -> Result<FormState, StateError> {
-    let bytes =
-        open(&derive_key(secret, PURPOSE), sealed, org.as_bytes()).ok_or(StateError::Invalid)?;
+    let bytes = secret
+        .open(PURPOSE, sealed, org.as_bytes())
+        .ok_or(StateError::Invalid)?;
     let state: FormState = serde_json::from_slice(&bytes).map_err(|_| StateError::Invalid)?;
     let (Some(cookie), Some(field)) = (cookie_csrf, form_csrf) else {
         return Err(StateError::CsrfMismatch);
@@ -182,7 +183,9 @@ mod tests {
             acr_values: None,
         }
     }
-    const SECRET: &str = "a-long-key-encryption-secret";
+    static KEYS: std::sync::LazyLock<Keyring> =
+        std::sync::LazyLock::new(|| Keyring::new("a-long-key-encryption-secret", &[]).unwrap());
+    const SECRET: &std::sync::LazyLock<Keyring> = &KEYS;
 
     fn state(step: Step, session: Option<&str>) -> FormState {
         FormState {

@@ -7,6 +7,7 @@ pub mod consent;
 pub mod cookies;
 pub mod device;
 pub mod discovery;
+pub mod factor_secrets;
 pub mod form_state;
 pub mod forms;
 pub mod interaction;

@@ -10,7 +10,7 @@ use serde_json::Value;
 use worker::{Error, Result};
 
 use crate::edge::context::Ctx;
-use crate::edge::store::keys::{SigningKey, active_key, published_keys};
+use crate::edge::store::keys::{SigningKey, active_key, published_keys, reseal};
 use crate::edge::webcrypto::{self, RsaPublic};
 use crate::protocol::id_token;
 
@@ -50,6 +50,16 @@ pub fn forget(org: &str) {
     crate::oidc::jwks::forget(org);
 }
 
+/// Load and import the active key (so the `sign` that follows finds both cached), before the
+/// token endpoint spends anything on its answer: a key that cannot be opened (a configuration
+/// error, edge/sealed.rs) must fail the request before a code is claimed or a refresh token
+/// rotated, so the client can retry once the configuration is fixed instead of finding its code
+/// used or its refresh token taken for a replay.
+pub async fn ready(ctx: &Ctx, org: &str) -> Result<()> {
+    let key = active(ctx, org).await?;
+    import(ctx, &key).await.map(|_| ())
+}
+
 /// A compact RS256 JWS of `claims`, with the active key's `kid` in the header.
 pub async fn sign(ctx: &Ctx, org: &str, claims: &Value) -> Result<String> {
     sign_with(ctx, &active(ctx, org).await?, claims).await
@@ -57,12 +67,43 @@ pub async fn sign(ctx: &Ctx, org: &str, claims: &Value) -> Result<String> {
 
 /// `sign` with a key already loaded (`active`): no storage call.
 pub async fn sign_with(ctx: &Ctx, key: &SigningKey, claims: &Value) -> Result<String> {
-    let secret = &ctx.config.key_encryption_secret;
-    let crypto_key =
-        webcrypto::signing_key(&key.kid, || key.private_pkcs8(secret), ctx.now).await?;
+    let crypto_key = import(ctx, key).await?;
     let input = id_token::signing_input(&key.kid, claims);
     let signature = webcrypto::sign_rs256(&crypto_key, input.as_bytes()).await?;
     Ok(id_token::assemble(&input, &signature))
+}
+
+/// The WebCrypto key of `key`, imported once per isolate for a while (edge/webcrypto.rs).
+async fn import(ctx: &Ctx, key: &SigningKey) -> Result<web_sys::CryptoKey> {
+    let keys = &ctx.config.key_encryption_secret;
+    // Opened only when this isolate imports the key (not on every token); opened under a
+    // previous secret, it is re-sealed under the current one and written back (see reseal_lazily).
+    let resealed = std::cell::RefCell::new(None);
+    let open = || {
+        let opened = key.private_pkcs8(keys)?;
+        *resealed.borrow_mut() = opened.resealed;
+        Ok(opened.plaintext)
+    };
+    let crypto_key = webcrypto::signing_key(&key.kid, open, ctx.now).await?;
+    if let Some(new) = resealed.into_inner() {
+        reseal_lazily(ctx, key, &new).await;
+    }
+    Ok(crypto_key)
+}
+
+/// Write back a key opened under a previous secret, re-sealed under the current one, guarded on
+/// the value read (a concurrent re-seal or admin change wins). Signing does not depend on it:
+/// a failed write is logged and the key is re-sealed by the next import or the scheduled re-seal.
+async fn reseal_lazily(ctx: &Ctx, key: &SigningKey, resealed: &str) {
+    let written = match ctx.primary() {
+        Ok(db) => reseal(&db, &key.kid, &key.private_key_sealed, resealed).await,
+        Err(e) => Err(e),
+    };
+    // The isolate's cached row keeps the old value until its short cache ends; the imported key
+    // is cached longer, so it is not opened again meanwhile (and a repeat write is a no-op).
+    if let Err(e) = written {
+        worker::console_error!("signing key {} not re-sealed: {e}", key.kid);
+    }
 }
 
 /// The claims of a JWT this organization signed (any published key), or None when it is not

@@ -9,7 +9,7 @@
 //! nothing. Single use is still decided by the one D1 primary (the grant row's UNIQUE
 //! `code_hash`, see store/grants.rs), and the 60 s lifetime is checked from the sealed timestamp.
 
-use crate::crypto::{derive_key, open, seal, sha256};
+use crate::crypto::{Keyring, sha256};
 use crate::protocol::error::OAuthError;
 use crate::protocol::lifetimes::CODE_SECONDS;
 use crate::protocol::pkce;
@@ -70,16 +70,20 @@ impl Refusal {
 }
 
 impl CodeGrant {
-    /// The code: base64url of `nonce ‖ AES-256-GCM(record) ‖ tag` — about 280 characters for a
-    /// typical request (authorize bounds `nonce` and `claims`, so it stays URL-friendly).
-    pub fn seal(&self, secret: &str, org: &str) -> String {
-        seal(&derive_key(secret, PURPOSE), &self.encode(), org.as_bytes())
+    /// The code: the key id, `.`, base64url of `nonce ‖ AES-256-GCM(record) ‖ tag`
+    /// (crypto/keyring.rs) — about 290 characters for a typical request (authorize bounds
+    /// `nonce` and `claims`, so it stays URL-friendly).
+    pub fn seal(&self, secret: &Keyring, org: &str) -> String {
+        secret.seal(PURPOSE, &self.encode(), org.as_bytes())
     }
 
     /// The record a code carries, or None when it was not sealed here for this organization
     /// (garbage, tampered, another organization, another secret, another format).
-    pub fn open(code: &str, secret: &str, org: &str) -> Option<CodeGrant> {
-        let bytes = open(&derive_key(secret, PURPOSE), code, org.as_bytes())?;
+    pub fn open(code: &str, secret: &Keyring, org: &str) -> Option<CodeGrant> {
+        // Only with a key id: single use is by the hash of the code's text (store/grants.rs), so
+        // the same box without its id must not open as a second code. Codes from before key ids
+        // (60 s at most in flight at the deploy) are refused, like a FORMAT change.
+        let bytes = secret.open_named(PURPOSE, code, org.as_bytes())?;
         CodeGrant::decode(&bytes)
     }
 
@@ -231,7 +235,9 @@ mod tests {
     use super::*;
 
     const URI: Option<&str> = Some("https://chat.acme.eu/_oauth/clavex");
-    const SECRET: &str = "a long worker secret for tests";
+    static KEYS: std::sync::LazyLock<Keyring> =
+        std::sync::LazyLock::new(|| Keyring::new("a long worker secret for tests", &[]).unwrap());
+    const SECRET: &std::sync::LazyLock<Keyring> = &KEYS;
 
     fn grant(challenge: Option<&str>) -> CodeGrant {
         CodeGrant {
@@ -260,10 +266,15 @@ mod tests {
         let code = g.seal(SECRET, "acme");
         assert_eq!(CodeGrant::open(&code, SECRET, "acme"), Some(g.clone()));
         assert_eq!(CodeGrant::open(&code, SECRET, "other"), None);
-        assert_eq!(
-            CodeGrant::open(&code, "another long secret here", "acme"),
-            None
-        );
+        let other = Keyring::new("another long secret here", &[]).unwrap();
+        assert_eq!(CodeGrant::open(&code, &other, "acme"), None);
+        // After a rotation the code opens under the previous secret it names.
+        let rotated = Keyring::new(
+            "another long secret here",
+            &["a long worker secret for tests"],
+        )
+        .unwrap();
+        assert_eq!(CodeGrant::open(&code, &rotated, "acme"), Some(g.clone()));
         let none = CodeGrant {
             factors: 1,
             nonce: None,
@@ -279,9 +290,10 @@ mod tests {
         let b = grant(Some(CH)).seal(SECRET, "acme");
         assert_ne!(a, b, "a fresh nonce per code");
         assert!(a.len() < 320, "typical code is {} characters", a.len());
+        // base64url and the key id's `.`: URL-safe without escaping (RFC 3986 unreserved).
         assert!(
             a.chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
         );
     }
 
@@ -296,13 +308,26 @@ mod tests {
         }
         // The last character's unused low bits: a second spelling of the same bytes would be a
         // second code hash, i.e. a second claim on one code. base64 refuses it.
+        let (id, boxed) = code.split_once('.').unwrap();
+        assert_eq!(
+            CodeGrant::open(boxed, SECRET, "acme"),
+            None,
+            "the box without its key id is not another spelling"
+        );
+        assert_eq!(
+            CodeGrant::open(&format!("{id}.{code}"), SECRET, "acme"),
+            None
+        );
         let last = code.chars().last().unwrap();
         let alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
         let sibling = alphabet
             .chars()
             .filter(|c| *c != last)
             .map(|c| format!("{}{c}", &code[..code.len() - 1]))
-            .find(|s| crate::crypto::b64url_decode(s) == crate::crypto::b64url_decode(&code));
+            .find(|s| {
+                crate::crypto::b64url_decode(&s[id.len() + 1..])
+                    == crate::crypto::b64url_decode(boxed)
+            });
         assert_eq!(
             sibling, None,
             "no second spelling decodes to the same bytes"

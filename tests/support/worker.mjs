@@ -69,27 +69,49 @@ migrations_dir = "migrations"
 `);
 }
 
+/** Resolves once nothing listens on 127.0.0.1:`port` (a stopped Worker's port is free again). */
+async function portFree(port, timeoutMs = 15_000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const free = await new Promise((resolve) => {
+      const srv = createServer();
+      srv.once('error', () => resolve(false));
+      srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
+    });
+    if (free) return;
+    if (Date.now() > deadline) throw new Error(`port ${port} is still in use`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
 /**
  * Start a Worker. Options: config (wrangler.toml path), vars (object of extra vars/secrets),
  * cwd, port (default: a free one), d1From (the persistDir of a running Worker whose D1 this one shares; it then applies no
  * migrations and keeps its own KV), laggingReplica (replica reads go to a second database that
- * only `syncReplica` brings up to date). Returns { url, port, stop(), pid, persistDir }.
+ * only `syncReplica` brings up to date), persistDir (the state directory of a stopped Worker to
+ * start on again — D1 and KV as it left them, no migrations applied; see `restart`).
+ * Returns { url, port, stop({ keepState }), restart({ vars }), pid, persistDir, output() }:
+ * `stop` resolves once the Worker has exited and removes its state unless keepState is true;
+ * `restart` stops it and starts a new Worker on the same port and state with other vars.
  */
-export async function startWorker({ config, vars = {}, cwd, migrate = true, log, d1From, port: wanted, laggingReplica = false } = {}) {
-  // Clavex itself is served from a frozen copy of build/ (see snapshotWorker).
-  const snapshot = config ? null : snapshotWorker(ROOT);
+export async function startWorker({ config, vars = {}, cwd, migrate = true, log, d1From, port: wanted, laggingReplica = false, persistDir: reuse, snapshot: inherited } = {}) {
+  // Clavex itself is served from a frozen copy of build/ (see snapshotWorker); a restart keeps
+  // serving the same copy.
+  const snapshot = inherited ?? (config ? null : snapshotWorker(ROOT));
+  if (inherited) { config = undefined; cwd = undefined; }
   if (laggingReplica) {
     if (!snapshot) throw new Error('laggingReplica needs the frozen copy of build/ (no config option)');
-    addLaggingReplica(snapshot.config);
+    if (!inherited) addLaggingReplica(snapshot.config);
     vars = { ...vars, SIMULATED_LAGGING_REPLICA: 'on' };
   }
   config ??= snapshot.config;
   cwd ??= snapshot ? snapshot.dir : ROOT;
   const port = wanted ?? await freePort();
-  const persistDir = mkdtempSync(join(tmpdir(), 'clavex-state-'));
+  if (wanted !== undefined) await portFree(wanted);
+  const persistDir = reuse ?? mkdtempSync(join(tmpdir(), 'clavex-state-'));
   const env = { ...process.env, WRANGLER_SEND_METRICS: 'false', CI: process.env.CI ?? '1' };
   if (d1From) shareD1(persistDir, d1From);
-  if (migrate && !d1From) {
+  if (migrate && !d1From && !reuse) {
     for (const binding of laggingReplica ? ['DB', LAGGING_REPLICA_BINDING] : ['DB']) {
       execFileSync(WRANGLER, ['d1', 'migrations', 'apply', binding, '--local', '--config', config, '--persist-to', persistDir], {
         cwd, env, stdio: ['ignore', 'pipe', 'pipe'],
@@ -108,11 +130,21 @@ export async function startWorker({ config, vars = {}, cwd, migrate = true, log,
   child.stdout.on('data', collect);
   child.stderr.on('data', collect);
   const url = `http://127.0.0.1:${port}`;
-  const stop = () => {
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  const stop = ({ keepState = false } = {}) => {
     try { process.kill(-child.pid, 'SIGTERM'); } catch { /* already gone */ }
     setTimeout(() => { try { process.kill(-child.pid, 'SIGKILL'); } catch { /* gone */ } }, 2000).unref();
-    rmSync(persistDir, { recursive: true, force: true });
-    snapshot?.remove();
+    // The state is removed at once (as before) unless it is kept for a restart, which must wait
+    // for the exit: local D1 and KV are only complete on disk once workerd has stopped.
+    if (!keepState) {
+      rmSync(persistDir, { recursive: true, force: true });
+      snapshot?.remove();
+    }
+    return exited;
+  };
+  const restart = async ({ vars: next = vars, log: nextLog = log } = {}) => {
+    await stop({ keepState: true });
+    return startWorker({ config, cwd, snapshot, laggingReplica, vars: next, log: nextLog, port, persistDir });
   };
   const deadline = Date.now() + 180_000;
   for (;;) {
@@ -124,7 +156,7 @@ export async function startWorker({ config, vars = {}, cwd, migrate = true, log,
     if (Date.now() > deadline) { stop(); throw new Error(`wrangler dev did not answer in time:\n${output}`); }
     await new Promise((r) => setTimeout(r, 250));
   }
-  return { url, port, pid: child.pid, persistDir, stop, output: () => output };
+  return { url, port, pid: child.pid, persistDir, stop, restart, output: () => output };
 }
 
 /**

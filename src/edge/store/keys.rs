@@ -1,9 +1,13 @@
 //! Signing keys (D1 table `signing_keys`). Contract used by the OIDC endpoints; the admin API owns
-//! generation and rotation. Private keys are sealed with AES-256-GCM under
-//! `crypto::derive_key(KEY_ENCRYPTION_SECRET, "signing-keys")`, with the kid as associated data.
+//! generation and rotation. Private keys are sealed with AES-256-GCM under the key derived from
+//! KEY_ENCRYPTION_SECRET for "signing-keys" (crypto/keyring.rs, which names the secret in the
+//! sealed value), with the kid as associated data.
 
 use serde::{Deserialize, Serialize};
 use worker::Result;
+
+use crate::crypto::Keyring;
+use crate::crypto::keyring::Opened;
 
 use crate::edge::store::database::{Db, Stmt};
 use crate::protocol::lifetimes::RETIRED_KEY_PUBLISHED_SECONDS;
@@ -25,16 +29,34 @@ pub struct SigningKey {
 pub const SEALING_PURPOSE: &str = "signing-keys";
 
 impl SigningKey {
-    /// The PKCS#8 private key, opened with the Worker secret.
-    pub fn private_pkcs8(&self, key_encryption_secret: &str) -> Result<Vec<u8>> {
-        let key = crate::crypto::derive_key(key_encryption_secret, SEALING_PURPOSE);
-        crate::crypto::open(&key, &self.private_key_sealed, self.kid.as_bytes()).ok_or_else(|| {
-            worker::Error::RustError(format!(
-                "signing key {} cannot be opened with KEY_ENCRYPTION_SECRET",
-                self.kid
-            ))
+    /// The PKCS#8 private key, opened with whichever configured secret sealed it, and its
+    /// re-sealed form when that was not the current one (write it back with `reseal`). A key
+    /// no configured secret opens is a loud configuration error (edge/sealed.rs).
+    pub fn private_pkcs8(&self, keys: &Keyring) -> Result<Opened> {
+        keys.open_stored(
+            SEALING_PURPOSE,
+            &self.private_key_sealed,
+            self.kid.as_bytes(),
+        )
+        .map_err(|why| {
+            crate::edge::sealed::unreadable("signing_key", &self.org, &self.kid, &why, keys)
         })
     }
+}
+
+pub(crate) const RESEAL_KEY: &str =
+    "UPDATE signing_keys SET private_key_sealed = ?3 WHERE kid = ?1 AND private_key_sealed = ?2";
+
+/// Replace a key's sealed private half with `resealed` (the same key under the current secret),
+/// only if it is still `was`: a concurrent re-seal or deletion is never overwritten. Whether it
+/// was replaced.
+pub async fn reseal(db: &Db, kid: &str, was: &str, resealed: &str) -> Result<bool> {
+    let result = db
+        .prepare(RESEAL_KEY)
+        .bind(&[kid.into(), was.into(), resealed.into()])?
+        .run()
+        .await?;
+    Ok(result.meta()?.and_then(|m| m.changes).unwrap_or(0) == 1)
 }
 
 /// The key that signs new tokens for `org`.

@@ -16,5 +16,7 @@ pub mod kv;
 pub mod meter;
 pub mod mfa;
 pub mod orgs;
+#[cfg(test)]
+mod sql_tests;
 pub mod throttles;
 pub mod users;

@@ -41,6 +41,13 @@ pub struct User {
     pub totp_secret_sealed: Option<String>,
     #[serde(default)]
     pub totp_enrolled_at: Option<i64>,
+    /// Which enrolment the TOTP secret is (random; store/mfa.rs `consume_step`).
+    #[serde(default, skip_serializing)]
+    pub totp_secret_id: Option<String>,
+    /// The key of the recovery-code hashes, sealed (oidc/factor_secrets.rs); None for
+    /// enrolments made before keyed hashes.
+    #[serde(default, skip_serializing)]
+    pub recovery_key_sealed: Option<String>,
     /// Unused recovery codes (a subquery of user reads).
     #[serde(default)]
     pub recovery_codes_left: i64,

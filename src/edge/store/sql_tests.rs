@@ -1,0 +1,384 @@
+//! The SQL of the second-factor and re-seal writes, run natively against SQLite with the real
+//! migrations applied (D1 is SQLite): the guards that make each promise hold — a TOTP step
+//! accepted once and only for the enrolment it was checked against, a recovery code used once,
+//! a re-seal that never overwrites a concurrent reset, re-enrolment or re-seal.
+
+use std::path::Path;
+
+use rusqlite::{Connection, params};
+
+use crate::edge::reseal::{KEYS_PAGE, LEFT, USERS_PAGE};
+use crate::edge::store::keys::RESEAL_KEY;
+use crate::edge::store::mfa::{
+    CONSUME_STEP, ENROL, ENROL_CLEAR_CODES, ENROL_CODE, RESEAL_FACTORS, RESET, RESET_CODES,
+    consume_recovery_sql,
+};
+
+/// A database with the migrations whose names sort before `until` (all when None) applied.
+fn migrated(until: Option<&str>) -> Connection {
+    let db = Connection::open_in_memory().unwrap();
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "sql"))
+        .collect();
+    files.sort();
+    for file in files {
+        let name = file.file_name().unwrap().to_string_lossy().to_string();
+        if until.is_some_and(|u| name.as_str() >= u) {
+            break;
+        }
+        db.execute_batch(&std::fs::read_to_string(&file).unwrap())
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+    db.execute(
+        "INSERT INTO organizations (slug, name, created_at, updated_at) VALUES ('acme', 'Acme', 0, 0)",
+        [],
+    )
+    .unwrap();
+    db.execute(
+        "INSERT INTO users (id, org, username, email, created_at, updated_at) VALUES ('usr_1', 'acme', 'jane', 'jane@acme.test', 0, 0)",
+        [],
+    )
+    .unwrap();
+    db
+}
+
+/// Enrol `usr_1` as store::mfa::enrol does (one transaction). Whether it was stored.
+fn enrol(
+    db: &mut Connection,
+    sealed: &str,
+    secret_id: &str,
+    recovery_key: &str,
+    codes: &[&str],
+    step: i64,
+) -> bool {
+    let tx = db.transaction().unwrap();
+    let stored = tx
+        .execute(
+            ENROL,
+            params!["acme", "usr_1", sealed, 1000, step, secret_id, recovery_key],
+        )
+        .unwrap()
+        == 1;
+    tx.execute(ENROL_CLEAR_CODES, params!["usr_1", sealed])
+        .unwrap();
+    for code in codes {
+        tx.execute(ENROL_CODE, params!["usr_1", code, sealed])
+            .unwrap();
+    }
+    tx.commit().unwrap();
+    stored
+}
+
+fn reset(db: &mut Connection) {
+    let tx = db.transaction().unwrap();
+    tx.execute(RESET, params!["acme", "usr_1"]).unwrap();
+    tx.execute(RESET_CODES, params!["acme", "usr_1"]).unwrap();
+    tx.commit().unwrap();
+}
+
+fn consume_step(db: &Connection, secret_id: &str, step: i64) -> bool {
+    db.prepare(CONSUME_STEP)
+        .unwrap()
+        .query(params!["acme", "usr_1", step, secret_id])
+        .unwrap()
+        .next()
+        .unwrap()
+        .is_some()
+}
+
+fn consume_recovery(db: &Connection, hashes: &[&str]) -> bool {
+    let mut values: Vec<&dyn rusqlite::ToSql> = vec![&"usr_1"];
+    for h in hashes {
+        values.push(h);
+    }
+    values.push(&2000);
+    db.prepare(&consume_recovery_sql(hashes.len()))
+        .unwrap()
+        .query(values.as_slice())
+        .unwrap()
+        .next()
+        .unwrap()
+        .is_some()
+}
+
+fn factors(db: &Connection) -> (Option<String>, Option<String>, Option<String>) {
+    db.query_row(
+        "SELECT totp_secret_sealed, recovery_key_sealed, totp_secret_id FROM users WHERE id = 'usr_1'",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    )
+    .unwrap()
+}
+
+/// The same case end to end, against a replica that really lags: tests/mfa-replica.test.mjs
+/// (device A's code checked against the replica's stale row, refused at the primary).
+#[test]
+fn a_totp_step_is_accepted_once_and_only_for_the_enrolment_it_was_checked_against() {
+    let mut db = migrated(None);
+    assert!(enrol(
+        &mut db,
+        "k1.old-device",
+        "id-old",
+        "k1.rk-old",
+        &[],
+        100
+    ));
+    assert!(
+        !enrol(&mut db, "k1.other", "id-x", "k1.rk-x", &[], 100),
+        "only once"
+    );
+    assert!(
+        !consume_step(&db, "id-old", 100),
+        "the confirming code's step is used"
+    );
+    assert!(consume_step(&db, "id-old", 101));
+    assert!(!consume_step(&db, "id-old", 101), "a step is accepted once");
+    // The admin resets the factor and the user enrols a new device. A replica still showing the
+    // old row lets the old device's code be checked against the old secret; the primary refuses
+    // it because the enrolment it was checked against is gone (finding 12).
+    reset(&mut db);
+    assert!(
+        !consume_step(&db, "id-old", 102),
+        "no factor at all after the reset"
+    );
+    assert!(enrol(
+        &mut db,
+        "k1.new-device",
+        "id-new",
+        "k1.rk-new",
+        &[],
+        102
+    ));
+    assert!(
+        !consume_step(&db, "id-old", 103),
+        "the old enrolment's code is refused"
+    );
+    assert!(
+        consume_step(&db, "id-new", 103),
+        "the new enrolment's code is accepted"
+    );
+}
+
+#[test]
+fn a_rotation_re_seal_keeps_the_enrolment_and_its_steps() {
+    let mut db = migrated(None);
+    assert!(enrol(&mut db, "old.secret", "id-1", "old.rk", &[], 100));
+    let changed = db
+        .execute(
+            RESEAL_FACTORS,
+            params![
+                "acme",
+                "usr_1",
+                "old.secret",
+                "old.rk",
+                "new.secret",
+                "new.rk"
+            ],
+        )
+        .unwrap();
+    assert_eq!(changed, 1);
+    assert_eq!(
+        factors(&db),
+        (
+            Some("new.secret".into()),
+            Some("new.rk".into()),
+            Some("id-1".into())
+        )
+    );
+    // A code checked against the row read before the re-seal is still this enrolment's.
+    assert!(consume_step(&db, "id-1", 101));
+}
+
+#[test]
+fn a_re_seal_never_overwrites_a_reset_a_re_enrolment_or_another_re_seal() {
+    let mut db = migrated(None);
+    assert!(enrol(&mut db, "old.secret", "id-1", "old.rk", &[], 100));
+    let reseal = |db: &Connection, was: (&str, &str), new: (&str, &str)| {
+        db.execute(
+            RESEAL_FACTORS,
+            params!["acme", "usr_1", was.0, was.1, new.0, new.1],
+        )
+        .unwrap()
+    };
+    // Two re-seals of the same row read: the second finds the value changed and writes nothing.
+    assert_eq!(
+        reseal(&db, ("old.secret", "old.rk"), ("new.secret-a", "new.rk-a")),
+        1
+    );
+    assert_eq!(
+        reseal(&db, ("old.secret", "old.rk"), ("new.secret-b", "new.rk-b")),
+        0
+    );
+    assert_eq!(factors(&db).0.as_deref(), Some("new.secret-a"));
+    // A reset between the read and the write: the factor stays removed.
+    reset(&mut db);
+    assert_eq!(reseal(&db, ("new.secret-a", "new.rk-a"), ("x", "y")), 0);
+    assert_eq!(factors(&db), (None, None, None));
+    // A re-enrolment between the read and the write: the new device stays.
+    assert!(enrol(&mut db, "cur.device-2", "id-2", "cur.rk-2", &[], 200));
+    assert_eq!(reseal(&db, ("new.secret-a", "new.rk-a"), ("x", "y")), 0);
+    assert_eq!(factors(&db).0.as_deref(), Some("cur.device-2"));
+}
+
+#[test]
+fn an_enrolment_from_before_keyed_hashes_is_re_sealed_with_its_null_recovery_key() {
+    let db = migrated(None);
+    db.execute(
+        "UPDATE users SET totp_secret_sealed = 'legacy-box', totp_secret_id = 'id-0' WHERE id = 'usr_1'",
+        [],
+    )
+    .unwrap();
+    let changed = db
+        .execute(
+            RESEAL_FACTORS,
+            params![
+                "acme",
+                "usr_1",
+                "legacy-box",
+                None::<String>,
+                "cur.box",
+                None::<String>
+            ],
+        )
+        .unwrap();
+    assert_eq!(changed, 1, "NULL matches NULL (IS, not =)");
+    assert_eq!(factors(&db).0.as_deref(), Some("cur.box"));
+}
+
+#[test]
+fn a_recovery_code_is_used_once_in_either_stored_form() {
+    let mut db = migrated(None);
+    assert!(enrol(
+        &mut db,
+        "k.s",
+        "id-1",
+        "k.rk",
+        &["h1:aa", "h1:bb"],
+        100
+    ));
+    assert!(consume_recovery(&db, &["h1:aa"]));
+    assert!(!consume_recovery(&db, &["h1:aa"]), "used once");
+    assert!(!consume_recovery(&db, &["h1:cc"]), "unknown");
+    // A code of an enrolment from before keyed hashes, stored as its unsalted hash.
+    db.execute(
+        "INSERT INTO recovery_codes (user_id, code_hash) VALUES ('usr_1', 'legacyhex')",
+        [],
+    )
+    .unwrap();
+    assert!(consume_recovery(&db, &["legacyhex"]));
+    assert!(!consume_recovery(&db, &["legacyhex"]));
+    assert!(
+        consume_recovery(&db, &["nothing", "h1:bb"]),
+        "any candidate"
+    );
+    // A re-enrolment replaces every code.
+    reset(&mut db);
+    assert!(enrol(&mut db, "k.s2", "id-2", "k.rk2", &["h1:dd"], 200));
+    let left: i64 = db
+        .query_row(
+            "SELECT COUNT(*) FROM recovery_codes WHERE user_id = 'usr_1'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(left, 1);
+}
+
+#[test]
+fn the_migration_gives_existing_enrolments_an_id_and_nothing_else_changes() {
+    let db = migrated(Some("0005s"));
+    db.execute(
+        "UPDATE users SET totp_secret_sealed = 'legacy-box', totp_enrolled_at = 5, totp_last_step = 7 WHERE id = 'usr_1'",
+        [],
+    )
+    .unwrap();
+    db.execute(
+        "INSERT INTO users (id, org, username, email, created_at, updated_at) VALUES ('usr_2', 'acme', 'joe', 'joe@acme.test', 0, 0)",
+        [],
+    )
+    .unwrap();
+    db.execute_batch(
+        &std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/0005s_key_rotation.sql"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let (sealed, recovery, id) = factors(&db);
+    assert_eq!(sealed.as_deref(), Some("legacy-box"));
+    assert_eq!(recovery, None);
+    assert_eq!(id.as_ref().map(String::len), Some(24), "{id:?}");
+    let other: Option<String> = db
+        .query_row(
+            "SELECT totp_secret_id FROM users WHERE id = 'usr_2'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(other, None, "no factor, no id");
+    assert!(consume_step(&db, id.as_deref().unwrap(), 8));
+}
+
+#[test]
+fn the_re_seal_pages_find_only_values_not_under_the_current_key_and_the_guard_holds() {
+    let db = migrated(None);
+    for (kid, sealed) in [
+        ("k1", "old.aaa"),
+        ("k2", "cur.bbb"),
+        ("k3", "legacybox"),
+        ("k4", "oth.ccc"),
+    ] {
+        db.execute(
+            "INSERT INTO signing_keys (kid, org, alg, public_jwk, private_key_sealed, status, created_at) \
+             VALUES (?1, 'acme', 'RS256', '{}', ?2, 'retired', 0)",
+            params![kid, sealed],
+        )
+        .unwrap();
+    }
+    db.execute(
+        "UPDATE users SET totp_secret_sealed = 'cur.s', recovery_key_sealed = 'old.r' WHERE id = 'usr_1'",
+        [],
+    )
+    .unwrap();
+    let page = |sql: &str, cursor: &str, size: i64| -> Vec<String> {
+        let mut stmt = db.prepare(sql).unwrap();
+        stmt.query_map(params![4, "cur.", cursor, size], |r| r.get::<_, String>(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+    assert_eq!(page(KEYS_PAGE, "", 100), vec!["k1", "k3", "k4"]);
+    assert_eq!(page(KEYS_PAGE, "", 2), vec!["k1", "k3"]);
+    assert_eq!(
+        page(KEYS_PAGE, "k3", 2),
+        vec!["k4"],
+        "the cursor skips what was seen"
+    );
+    assert_eq!(
+        page(USERS_PAGE, "", 100),
+        vec!["usr_1"],
+        "either value counts"
+    );
+    let left = |db: &Connection| -> (i64, i64, i64) {
+        db.query_row(LEFT, params![4, "cur."], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
+        .unwrap()
+    };
+    assert_eq!(left(&db), (3, 0, 1));
+    assert_eq!(
+        db.execute(RESEAL_KEY, params!["k1", "old.aaa", "cur.new"])
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        db.execute(RESEAL_KEY, params!["k1", "old.aaa", "cur.other"])
+            .unwrap(),
+        0,
+        "guarded"
+    );
+    assert_eq!(left(&db), (2, 0, 1));
+}
