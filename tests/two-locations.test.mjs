@@ -157,3 +157,36 @@ test('the SSO session lives where the browser signed in: a login page at B for a
   const page = { status: res.status, headers: res.headers, text: await res.text(), url: String(url) };
   assert.ok(isLoginPage(page), `B shows its login page: ${page.status}`);
 });
+
+test('guesses for one account spread over two locations: at most the threshold answered in all, the right one inside the lock refused', async () => {
+  const fx = await setup();
+  const page = await fetch(authorizeUrl(A, fx, 'burst'));
+  const cookie = page.headers.getSetCookie().map((c) => c.split(';')[0]).join('; ');
+  const html = await page.text();
+  const field = (name) => html.match(new RegExp(`name="${name}" value="([^"]*)"`))[1];
+  const form = { request: field('request'), csrf_token: field('csrf_token') };
+  const ip = () => `198.18.${Math.floor(Math.random() * 255)}.${1 + Math.floor(Math.random() * 253)}`;
+  // The login form sealed at A opens at B too: same secret, same issuer.
+  const post = (at, password) => fetch(`${at.url}/${fx.slug}/login`, {
+    method: 'POST', redirect: 'manual',
+    headers: { Cookie: cookie, 'Content-Type': 'application/x-www-form-urlencoded', 'CF-Connecting-IP': ip() },
+    body: new URLSearchParams({ ...form, username: 'jane', password }),
+  }).then(async (r) => { await r.arrayBuffer(); return r.status; });
+  const statuses = await Promise.all([
+    ...Array.from({ length: 25 }, (_, i) => post(A, `wrong-at-a-${i}`)),
+    ...Array.from({ length: 25 }, (_, i) => post(B, `wrong-at-b-${i}`)),
+    post(B, fx.user.password),
+  ]);
+  const wrong = statuses.slice(0, 50);
+  const answered = wrong.filter((s) => s === 401).length;
+  const tally = {}; for (const s of wrong) tally[s] = (tally[s] ?? 0) + 1;
+  console.log(`two-location burst of 50 wrong + right: ${JSON.stringify(tally)}, right ${statuses[50]}`);
+  assert.ok(answered <= 5, `at most the threshold answered across both locations: ${answered}`);
+  // Locally the two "locations" are two processes writing one SQLite file, which refuses a
+  // writer while the other holds it; past a few short retries that is a 503 (unanswered, like a
+  // 429). Real D1 has one primary and no such file lock.
+  assert.ok(wrong.every((s) => [401, 429, 503].includes(s)), JSON.stringify(tally));
+  assert.ok((tally[429] ?? 0) >= 20, `most were refused by the lock: ${JSON.stringify(tally)}`);
+  assert.ok([303, 429, 503].includes(statuses[50]), String(statuses[50]));
+  if (statuses[50] === 303) assert.ok(answered <= 4, 'a right password was reserved among the first five');
+});

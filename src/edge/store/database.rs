@@ -143,17 +143,20 @@ impl Db {
             for s in &statements {
                 inner.push(s.deferred_on(target)?);
             }
-            return self.meter.call(kind, target.batch(inner)).await;
+            return retrying(&self.meter, kind, || Ok(target.batch(inner.clone()))).await;
         }
-        let inner = statements.into_iter().map(|s| s.inner).collect();
-        let call = async {
-            match &*self.handle {
-                Handle::Primary(db) => db.batch(inner).await,
-                Handle::Session(session) => session.batch(inner).await,
-                Handle::Lagging { .. } => unreachable!("handled above"),
-            }
-        };
-        self.meter.call(kind, call).await
+        let inner: Vec<D1PreparedStatement> = statements.into_iter().map(|s| s.inner).collect();
+        retrying(&self.meter, kind, || {
+            let inner = inner.clone();
+            Ok(async move {
+                match &*self.handle {
+                    Handle::Primary(db) => db.batch(inner).await,
+                    Handle::Session(session) => session.batch(inner).await,
+                    Handle::Lagging { .. } => unreachable!("handled above"),
+                }
+            })
+        })
+        .await
     }
 }
 
@@ -213,19 +216,49 @@ impl Stmt {
     {
         let ready = self.ready()?;
         let inner = ready.as_ref().unwrap_or(&self.inner);
-        self.meter.call(self.kind, inner.first::<T>(column)).await
+        retrying(&self.meter, self.kind, || Ok(inner.first::<T>(column))).await
     }
 
     pub async fn run(&self) -> Result<D1Result> {
         let ready = self.ready()?;
         let inner = ready.as_ref().unwrap_or(&self.inner);
-        self.meter.call(self.kind, inner.run()).await
+        retrying(&self.meter, self.kind, || Ok(inner.run())).await
     }
 
     pub async fn all(&self) -> Result<D1Result> {
         let ready = self.ready()?;
         let inner = ready.as_ref().unwrap_or(&self.inner);
-        self.meter.call(self.kind, inner.all()).await
+        retrying(&self.meter, self.kind, || Ok(inner.all())).await
+    }
+}
+
+/// Waits before running a statement again that SQLite refused with "database is locked"
+/// (SQLITE_BUSY): the statement did not run, so running it again is safe. Under `wrangler dev`,
+/// two processes sharing one local database (the two-location tests) meet it for milliseconds
+/// whenever both write at once; past these waits it is an outage (503, edge/failure.rs).
+const BUSY_WAITS_MS: [u64; 3] = [15, 50, 150];
+
+fn is_busy(e: &worker::Error) -> bool {
+    let message = e.to_string();
+    message.contains("database is locked") || message.contains("SQLITE_BUSY")
+}
+
+/// One storage call through the meter, run again after a short wait while SQLite says it is
+/// busy — never for a fault the development switch injected on purpose.
+async fn retrying<T, F, Fut>(meter: &Meter, kind: StorageKind, mut make: F) -> Result<T>
+where
+    F: FnMut() -> Result<Fut>,
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    let mut waits = BUSY_WAITS_MS.iter();
+    loop {
+        let out = meter.call(kind, make()?).await;
+        match (&out, waits.next()) {
+            (Err(e), Some(ms)) if is_busy(e) && !meter.fault().is_some_and(|f| f.simulated) => {
+                worker::Delay::from(std::time::Duration::from_millis(*ms)).await;
+            }
+            _ => return out,
+        }
     }
 }
 
