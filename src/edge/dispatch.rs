@@ -113,19 +113,10 @@ pub async fn handle(req: Request, env: Env, context: Context) -> Result<Response
     }
 }
 
-/// Endpoints a person's browser navigates to (they answer with pages, not JSON).
+/// Endpoints a person's browser navigates to (they answer with pages, not JSON): the same
+/// division the failure answers use.
 fn shows_pages(route: &Route) -> bool {
-    matches!(
-        route,
-        Route::Authorize(_)
-            | Route::Login(_)
-            | Route::Consent(_)
-            | Route::EndSession(_)
-            | Route::Mfa(_)
-            | Route::MfaEnrol(_)
-            | Route::MfaFinish(_)
-            | Route::AccountMfa(_)
-    )
+    failure::caller(route) == failure::Caller::Browser
 }
 
 fn health(req: &Request) -> Result<Response> {

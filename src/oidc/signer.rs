@@ -54,10 +54,11 @@ pub fn forget(org: &str) {
 /// token endpoint spends anything on its answer: a key that cannot be opened (a configuration
 /// error, edge/sealed.rs) must fail the request before a code is claimed or a refresh token
 /// rotated, so the client can retry once the configuration is fixed instead of finding its code
-/// used or its refresh token taken for a replay.
-pub async fn ready(ctx: &Ctx, org: &str) -> Result<()> {
+/// used or its refresh token taken for a replay. The key, for `sign_with`.
+pub async fn ready(ctx: &Ctx, org: &str) -> Result<SigningKey> {
     let key = active(ctx, org).await?;
-    import(ctx, &key).await.map(|_| ())
+    import(ctx, &key).await?;
+    Ok(key)
 }
 
 /// A compact RS256 JWS of `claims`, with the active key's `kid` in the header.

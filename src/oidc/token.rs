@@ -139,8 +139,7 @@ async fn exchange_code(
     )
     .await?;
     // The key is also opened before the code is spent: see signer::ready.
-    signer::ready(ctx, slug).await?;
-    let key = signer::active(ctx, slug).await?;
+    let key = signer::ready(ctx, slug).await?;
     let claimed = grants::claim_code_and_issue(
         &db,
         &NewGrant {
@@ -346,8 +345,8 @@ async fn refresh(
             record.claims.as_deref(),
         )
         .await?;
-        signer::ready(ctx, slug).await?; // opened before the token is used up: see signer::ready
-        let key = signer::active(ctx, slug).await?;
+        // Opened before the token is used up: see signer::ready.
+        let key = signer::ready(ctx, slug).await?;
         let stored = if rotate {
             let parent = record.parent_hash.as_deref();
             grants::rotate_and_issue(

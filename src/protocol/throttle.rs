@@ -25,11 +25,6 @@ impl Default for Policy {
     }
 }
 
-/// Invalid client credentials at the token, revocation and introspection endpoints, per client
-/// and address: a server with the right secret never fails, so this only ever slows a guesser.
-pub const CLIENT_FAILURES: i64 = 10;
-pub const CLIENT_MAX_WAIT: i64 = 900;
-pub const CLIENT_RESET_AFTER: i64 = 3600;
 /// Wrong admin tokens per address (the admin token is 256 bits; this is about noise and cost).
 pub const ADMIN_FAILURES: i64 = 10;
 pub const ADMIN_MAX_WAIT: i64 = 900;
