@@ -21,7 +21,7 @@ use std::rc::Rc;
 use wasm_bindgen::JsValue;
 use worker::{D1Database, D1DatabaseSession, D1PreparedStatement, D1Result, Result};
 
-use crate::edge::store::meter::{Meter, StorageKind};
+use crate::edge::store::meter::{Meter, StorageKind, error_message};
 
 enum Handle {
     Primary(D1Database),
@@ -232,15 +232,31 @@ impl Stmt {
     }
 }
 
-/// Waits before running a statement again that SQLite refused with "database is locked"
-/// (SQLITE_BUSY): the statement did not run, so running it again is safe. Under `wrangler dev`,
-/// two processes sharing one local database (the two-location tests) meet it for milliseconds
-/// whenever both write at once; past these waits it is an outage (503, edge/failure.rs).
-const BUSY_WAITS_MS: [u64; 3] = [15, 50, 150];
+/// Waits before running a statement again that SQLite refused as busy: the statement did not
+/// run, so running it again is safe. Under `wrangler dev`, two processes sharing one local
+/// database (the two-location tests) meet it whenever both write at once; workerd opens SQLite
+/// without a busy timeout, so the refusal is immediate and lasts as long as the other process's
+/// write. The waits grow (with jitter, so that writers refused together do not come back
+/// together) to about 1.6 s in all; past them it is an outage (503, edge/failure.rs).
+const BUSY_WAITS_MS: [u64; 7] = [10, 25, 50, 100, 200, 400, 800];
 
-fn is_busy(e: &worker::Error) -> bool {
-    let message = e.to_string();
-    message.contains("database is locked") || message.contains("SQLITE_BUSY")
+/// Whether a D1 error means "busy, nothing ran". SQLite says "database is locked"
+/// (SQLITE_BUSY); the local D1 of `wrangler dev` reports that same refusal to the Worker only as
+/// an opaque internal error (workerd logs `sqlite.c++: SQLite failed; database is locked:
+/// SQLITE_BUSY ... sentryErrorContext = jsgInternalError` and the Worker sees `D1_ERROR: Failed
+/// to parse body as JSON, got: Error: internal error; reference = …`). An internal error of the
+/// local database object is raised before its statement commits (each runs in its own
+/// transaction), so running it again is safe there too.
+fn is_busy(message: &str) -> bool {
+    message.contains("database is locked")
+        || message.contains("SQLITE_BUSY")
+        || (message.contains("D1_ERROR") && message.contains("internal error; reference ="))
+}
+
+/// `wait` stretched by up to a half again, at random.
+fn jittered(wait: u64) -> u64 {
+    let [r] = crate::crypto::random_bytes::<1>();
+    wait + wait * u64::from(r) / 510
 }
 
 /// One storage call through the meter, run again after a short wait while SQLite says it is
@@ -251,11 +267,19 @@ where
     Fut: std::future::Future<Output = Result<T>>,
 {
     let mut waits = BUSY_WAITS_MS.iter();
+    let clear_before = meter.fault().is_none();
+    let mut retried = false;
     loop {
         let out = meter.call(kind, make()?).await;
+        if out.is_ok() && retried && clear_before {
+            meter.forget_fault();
+        }
         match (&out, waits.next()) {
-            (Err(e), Some(ms)) if is_busy(e) && !meter.fault().is_some_and(|f| f.simulated) => {
-                worker::Delay::from(std::time::Duration::from_millis(*ms)).await;
+            (Err(e), Some(ms))
+                if is_busy(&error_message(e)) && !meter.fault().is_some_and(|f| f.simulated) =>
+            {
+                worker::Delay::from(std::time::Duration::from_millis(jittered(*ms))).await;
+                retried = true;
             }
             _ => return out,
         }
@@ -264,7 +288,29 @@ where
 
 #[cfg(test)]
 mod tests {
-    use super::writes;
+    use super::{is_busy, jittered, writes};
+
+    #[test]
+    fn busy_is_sqlite_busy_in_either_form_and_nothing_else() {
+        assert!(is_busy("D1_ERROR: database is locked: SQLITE_BUSY"));
+        // What a Worker under `wrangler dev` sees when the other process holds the write lock.
+        assert!(is_busy(
+            "D1_ERROR: Failed to parse body as JSON, got: Error: internal error; reference = 4j7mqpislmn4neduq52r96dn at D1DatabaseObject.queryExecute"
+        ));
+        assert!(!is_busy(
+            "D1_ERROR: UNIQUE constraint failed: users.username: SQLITE_CONSTRAINT"
+        ));
+        assert!(!is_busy("D1_ERROR: no such table: users"));
+        assert!(!is_busy("simulated storage fault (d1-primary)"));
+    }
+
+    #[test]
+    fn jitter_stretches_a_wait_by_at_most_half() {
+        for _ in 0..200 {
+            let w = jittered(100);
+            assert!((100..=150).contains(&w), "{w}");
+        }
+    }
 
     #[test]
     fn selects_read_everything_else_writes() {

@@ -269,6 +269,11 @@ impl Faults {
     pub fn first(&self) -> Option<StorageFault> {
         self.first.clone()
     }
+
+    /// Forget the first fault: it was a busy database that a later try got past.
+    pub fn forget(&mut self) {
+        self.first = None;
+    }
 }
 
 #[cfg(test)]

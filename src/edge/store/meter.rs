@@ -159,6 +159,12 @@ impl Meter {
         self.faults.borrow().first()
     }
 
+    /// Forget the fault noted so far (a busy database that a later try got past, so the request
+    /// met no outage after all).
+    pub fn forget_fault(&self) {
+        self.faults.borrow_mut().forget();
+    }
+
     /// Run one fallible storage call through `measure`, and judge its failure: an outage is
     /// remembered for the dispatcher's answer (503). A call the fault plan names is not made.
     pub async fn call<T, E>(
@@ -207,7 +213,7 @@ impl Meter {
 
 /// A storage error's own words: D1's message and cause (its `Display` is a multi-line debug
 /// dump with a stack), else the error's text.
-fn error_message(e: &worker::Error) -> String {
+pub(crate) fn error_message(e: &worker::Error) -> String {
     match e {
         worker::Error::D1(d1) => {
             let inner: &js_sys::Error = d1.as_ref();
