@@ -201,3 +201,104 @@ test('PUT …/password sets a password (204); rules as on creation', async () =>
   assert.equal(res.status, 204);
   assert.equal((await admin('GET', `/organizations/${org.slug}/users/${u.id}`)).body.has_password, true);
 });
+
+// OpenID Connect Core §5.1 claims (issue 18).
+const CLAIMS = {
+  given_name: 'Jane', family_name: 'Doe', middle_name: 'Quinn', nickname: 'JD',
+  profile: 'https://people.acme.test/jane', website: 'http://jane.example/', gender: 'female',
+  birthdate: '1990-07-14', zoneinfo: 'Europe/Paris', locale: 'fr-FR', phone_number: '+33123456789',
+  phone_number_verified: true,
+  address: { street_address: '1 rue de Rivoli\nBât. A', locality: 'Paris', postal_code: '75001', country: 'FR' },
+};
+const CLAIM_NAMES = Object.keys(CLAIMS);
+
+test('POST stores every standard claim; GET and the list show them; a user without them shows null', async () => {
+  const org = await newOrg();
+  const u = await newUser(org.slug, CLAIMS);
+  for (const [k, v] of Object.entries(CLAIMS)) assert.deepEqual(u[k], v, k);
+  const got = await admin('GET', `/organizations/${org.slug}/users/${u.id}`);
+  assert.deepEqual(got.body, u);
+  const listed = await admin('GET', `/organizations/${org.slug}/users?username=${u.username}`);
+  assert.deepEqual(listed.body.users, [u]);
+  const plain = await newUser(org.slug);
+  for (const k of CLAIM_NAMES.filter((k) => k !== 'phone_number_verified')) assert.equal(plain[k], null, k);
+  assert.equal(plain.phone_number_verified, false);
+  // Other accepted forms: year only, year omitted, a region of digits, an address of one line.
+  const other = await newUser(org.slug, {
+    birthdate: '0000-02-29', locale: 'es-419', zoneinfo: 'America/Argentina/Buenos_Aires',
+    address: { formatted: '1 Main St\r\nSpringfield' },
+  });
+  assert.equal(other.birthdate, '0000-02-29');
+  assert.deepEqual(other.address, { formatted: '1 Main St\r\nSpringfield' });
+  assert.equal((await newUser(org.slug, { birthdate: '1984' })).birthdate, '1984');
+});
+
+test('PATCH sets, changes and clears (null) standard claims, writing only the members sent', async () => {
+  const org = await newOrg();
+  const u = await newUser(org.slug, CLAIMS);
+  const path = `/organizations/${org.slug}/users/${u.id}`;
+  const res = await admin('PATCH', path, {
+    nickname: 'Janie', locale: null, address: { locality: 'Lyon', country: 'FR' }, phone_number_verified: false,
+  });
+  assert.equal(res.status, 200, JSON.stringify(res.body));
+  assert.equal(res.body.nickname, 'Janie');
+  assert.equal(res.body.locale, null);
+  assert.deepEqual(res.body.address, { locality: 'Lyon', country: 'FR' }, 'an address is replaced whole');
+  assert.equal(res.body.phone_number_verified, false);
+  for (const k of ['given_name', 'family_name', 'birthdate', 'zoneinfo', 'phone_number', 'website']) {
+    assert.equal(res.body[k], CLAIMS[k], `${k} untouched`);
+  }
+  assert.ok(res.body.updated_at >= u.updated_at);
+  const cleared = await admin('PATCH', path, Object.fromEntries(CLAIM_NAMES.filter((k) => k !== 'phone_number_verified').map((k) => [k, null])));
+  assert.equal(cleared.status, 200, JSON.stringify(cleared.body));
+  for (const k of CLAIM_NAMES.filter((k) => k !== 'phone_number_verified')) assert.equal(cleared.body[k], null, k);
+  assert.deepEqual((await admin('GET', path)).body, cleared.body);
+});
+
+const BAD_CLAIMS = [
+  [{ given_name: '' }, 'given_name'],
+  [{ family_name: 'x'.repeat(201) }, 'family_name'],
+  [{ middle_name: 7 }, 'middle_name'],
+  [{ nickname: 'a\u0007b' }, 'nickname'],
+  [{ profile: 'people.acme.test/jane' }, 'profile'],
+  [{ website: 'javascript:alert(1)' }, 'website'],
+  [{ website: 'ftp://jane.example/' }, 'website'],
+  [{ gender: 'x'.repeat(65) }, 'gender'],
+  [{ birthdate: '1990-02-30' }, 'birthdate'],
+  [{ birthdate: '14/07/1990' }, 'birthdate'],
+  [{ birthdate: '0000' }, 'birthdate'],
+  [{ zoneinfo: 'Europe/Atlantis' }, 'zoneinfo'],
+  [{ zoneinfo: 'europe/paris' }, 'zoneinfo'],
+  [{ locale: 'en_US' }, 'locale'],
+  [{ locale: 'english' }, 'locale'],
+  [{ phone_number: '+1 (425) 555-1212' }, 'phone_number'],
+  [{ phone_number: '4255551212' }, 'phone_number'],
+  [{ phone_number: '+1234567' }, 'phone_number'],
+  [{ phone_number_verified: 'yes' }, 'phone_number_verified'],
+  [{ address: '1 Main St' }, 'address'],
+  [{ address: {} }, 'address'],
+  [{ address: { street: '1 Main St' } }, 'address'],
+  [{ address: { country: 33 } }, 'address'],
+  [{ address: { locality: 'two\nlines' } }, 'address'],
+];
+
+test('bad standard claims on create: 400 invalid_field naming the claim, nothing stored', async () => {
+  const org = await newOrg();
+  for (const [override, field] of BAD_CLAIMS) {
+    const res = await admin('POST', `/organizations/${org.slug}/users`, { username: unique('c'), email: `${unique('c')}@acme.test`, ...override });
+    assertError(res, 400, 'invalid_field', field);
+  }
+  assert.deepEqual((await admin('GET', `/organizations/${org.slug}/users`)).body.users, [], 'nothing stored');
+});
+
+test('a PATCH with one bad claim changes nothing, not even the good members sent with it', async () => {
+  const org = await newOrg();
+  const u = await newUser(org.slug, CLAIMS);
+  const path = `/organizations/${org.slug}/users/${u.id}`;
+  const before = (await admin('GET', path)).body;
+  for (const [override, field] of BAD_CLAIMS) {
+    const res = await admin('PATCH', path, { name: 'Changed', nickname: 'Changed', locale: null, ...override });
+    assertError(res, 400, 'invalid_field', field);
+  }
+  assert.deepEqual((await admin('GET', path)).body, before);
+});

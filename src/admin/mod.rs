@@ -17,6 +17,7 @@ pub mod keys;
 pub mod maintenance;
 pub mod organizations;
 pub mod routes;
+pub mod standard_claims;
 pub mod users;
 pub mod validate;
 

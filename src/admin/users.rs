@@ -6,6 +6,7 @@ use worker::Request;
 
 use crate::admin::error::ApiError;
 use crate::admin::fields::{Fields, Patch};
+use crate::admin::standard_claims::{self, ClaimChanges};
 use crate::admin::{Failure, Outcome, body, created, no_content, organizations, validate};
 use crate::edge::context::Ctx;
 use crate::edge::http;
@@ -13,9 +14,11 @@ use crate::edge::password::hash_password;
 use crate::edge::store::assign::{Assignments, SqlValue};
 use crate::edge::store::throttles;
 use crate::edge::store::{self, users::User, users::UserFilter};
+use crate::protocol::standard_claims::StandardClaims;
 use crate::protocol::throttle::Counter;
 
-/// The members a create body may have, and a PATCH (the password has its own endpoint).
+/// The members a create body may have, and a PATCH (the password has its own endpoint): the
+/// account, then the other OpenID Connect Core §5.1 claims (admin/standard_claims.rs).
 pub const CREATE_FIELDS: &[&str] = &[
     "username",
     "email",
@@ -24,6 +27,19 @@ pub const CREATE_FIELDS: &[&str] = &[
     "picture",
     "email_verified",
     "disabled",
+    "given_name",
+    "family_name",
+    "middle_name",
+    "nickname",
+    "profile",
+    "website",
+    "gender",
+    "birthdate",
+    "zoneinfo",
+    "locale",
+    "phone_number",
+    "phone_number_verified",
+    "address",
 ];
 pub const UPDATE_FIELDS: &[&str] = &[
     "username",
@@ -32,6 +48,19 @@ pub const UPDATE_FIELDS: &[&str] = &[
     "picture",
     "email_verified",
     "disabled",
+    "given_name",
+    "family_name",
+    "middle_name",
+    "nickname",
+    "profile",
+    "website",
+    "gender",
+    "birthdate",
+    "zoneinfo",
+    "locale",
+    "phone_number",
+    "phone_number_verified",
+    "address",
 ];
 
 pub const DEFAULT_PAGE: u32 = 50;
@@ -63,6 +92,9 @@ pub struct UserView {
     pub recovery_codes_left: i64,
     pub created_at: i64,
     pub updated_at: i64,
+    /// given_name … address: every member, `null` when unset.
+    #[serde(flatten)]
+    pub claims: StandardClaims,
 }
 
 #[derive(Serialize)]
@@ -100,11 +132,12 @@ pub fn view(mut u: User, now: i64) -> UserView {
         disabled: u.disabled,
         created_at: u.created_at,
         updated_at: u.updated_at,
+        claims: u.claims,
     }
 }
 
-/// The profile members a body sets, validated: absent keeps, `null` clears `name` and
-/// `picture`. Pure.
+/// The profile members a body sets, validated: absent keeps, `null` clears `name`, `picture`
+/// and the §5.1 claims. Pure.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct ProfileChanges {
     pub username: Option<String>,
@@ -114,6 +147,7 @@ pub struct ProfileChanges {
     pub picture: Option<Option<String>>,
     pub email_verified: Option<bool>,
     pub disabled: Option<bool>,
+    pub claims: ClaimChanges,
 }
 
 pub fn profile_changes(fields: &Fields) -> Result<ProfileChanges, ApiError> {
@@ -143,6 +177,7 @@ pub fn profile_changes(fields: &Fields) -> Result<ProfileChanges, ApiError> {
         picture,
         email_verified: fields.bool("email_verified")?,
         disabled: fields.bool("disabled")?,
+        claims: standard_claims::changes(fields)?,
     })
 }
 
@@ -166,6 +201,7 @@ impl ProfileChanges {
         if let Some(v) = self.disabled {
             u.disabled = v;
         }
+        self.claims.apply(&mut u.claims);
     }
 
     /// The columns a PATCH writes: only the members sent, so a concurrent change of another
@@ -190,6 +226,7 @@ impl ProfileChanges {
         if let Some(v) = self.disabled {
             a.set("disabled", SqlValue::Bool(v));
         }
+        self.claims.assign(&mut a);
         a
     }
 }
@@ -215,6 +252,7 @@ pub fn new_user(fields: &Fields, org: &str, id: String, now: i64) -> Result<User
         totp_secret_id: None,
         recovery_key_sealed: None,
         recovery_codes_left: 0,
+        claims: StandardClaims::default(),
     };
     profile_changes(fields)?.apply(&mut user);
     Ok(user)
@@ -361,7 +399,7 @@ pub async fn unlock(ctx: &Ctx, org: &str, id: &str) -> Outcome {
     no_content()
 }
 
-/// PATCH: username, email, name, picture, email_verified, disabled. The password has its own
+/// PATCH: username, email, name, picture, email_verified, disabled and the §5.1 claims. The password has its own
 /// endpoint so that a profile edit can never touch it by accident. Only the members sent are
 /// written, in one statement whose RETURNING is the answer.
 pub async fn update(req: &mut Request, ctx: &Ctx, org: &str, id: &str) -> Outcome {
@@ -517,6 +555,41 @@ mod tests {
                 Some("limit")
             );
         }
+    }
+
+    #[test]
+    fn create_and_patch_take_every_standard_claim() {
+        for claim in standard_claims::FIELDS {
+            assert!(
+                CREATE_FIELDS.contains(claim) && UPDATE_FIELDS.contains(claim),
+                "{claim}"
+            );
+        }
+        let u = new_user(
+            &fields(
+                json!({"username": "a", "email": "a@b.test", "locale": "de-CH",
+                           "address": {"country": "CH"}}),
+            ),
+            "o",
+            "i".into(),
+            0,
+        )
+        .unwrap();
+        let v = serde_json::to_value(view(u, 0)).unwrap();
+        assert_eq!(v["locale"], "de-CH");
+        assert_eq!(v["address"], json!({"country": "CH"}));
+        assert_eq!(v["given_name"], serde_json::Value::Null);
+        assert_eq!(v["phone_number_verified"], false);
+        // One bad claim refuses the whole body, naming the claim.
+        let bad = Fields::new(
+            json!({"name": "Fine", "birthdate": "1990-02-30"}),
+            UPDATE_FIELDS,
+        )
+        .unwrap();
+        assert_eq!(
+            profile_changes(&bad).unwrap_err().field.as_deref(),
+            Some("birthdate")
+        );
     }
 
     #[test]

@@ -8,8 +8,9 @@ use crate::protocol::groups::{self, RoleMapping};
 
 /// Grant types a client may register: Clavex implements the code flow and refresh tokens only.
 pub const GRANT_TYPES: &[&str] = &["authorization_code", "refresh_token"];
-/// Scopes Clavex supports (OpenID Connect Core §5.4, `offline_access` from §11, and `groups`).
-pub const SCOPES: &[&str] = &["openid", "profile", "email", "offline_access", "groups"];
+/// Scopes a client may register: those Clavex supports (OpenID Connect Core §5.4, `offline_access`
+/// from §11, and `groups`), one list with discovery's `scopes_supported`.
+pub const SCOPES: &[&str] = crate::protocol::scopes::SUPPORTED_SCOPES;
 pub const DEFAULT_SCOPES: &[&str] = &["openid", "profile", "email"];
 /// RFC 7591 §2 `token_endpoint_auth_method` values Clavex implements.
 pub const AUTH_METHODS: &[&str] = &["client_secret_basic", "client_secret_post", "none"];
@@ -126,6 +127,13 @@ pub fn https_url(field: &str, value: &str) -> Result<String, ApiError> {
             format!("{field} must use https"),
         ));
     }
+    Ok(value.to_string())
+}
+
+/// An absolute `http` or `https` URL shown to people as a link (the `profile` and `website`
+/// claims, OpenID Connect Core §5.1), in the normalized form it is stored and released in.
+pub fn http_url(field: &str, value: &str) -> Result<String, ApiError> {
+    parse_absolute(field, value)?;
     Ok(value.to_string())
 }
 
@@ -509,6 +517,30 @@ mod tests {
         assert!(https_url("picture", "http://cdn.acme.eu/a.png").is_err());
         assert!(https_url("picture", "data:image/png;base64,AAAA").is_err());
         assert!(https_url("picture", "//cdn.acme.eu/a.png").is_err());
+    }
+
+    #[test]
+    fn http_urls_for_profile_pages() {
+        for ok in [
+            "https://acme.eu/jane",
+            "http://jane.example/",
+            "https://a.example/?x=1#me",
+        ] {
+            assert_eq!(http_url("website", ok).unwrap(), ok);
+        }
+        for bad in [
+            "",
+            "jane.example",
+            "//jane.example/",
+            "ftp://jane.example/",
+            "javascript:alert(1)",
+            "mailto:jane@acme.eu",
+            "https://jane.example",
+            "https://JANE.example/",
+            "https://jane.example/ x",
+        ] {
+            assert_eq!(field_of(http_url("website", bad)), "website", "{bad:?}");
+        }
     }
 
     #[test]

@@ -59,6 +59,19 @@ fn field_string() -> impl Strategy<Value = String> {
             "acme",
             "api",
             "Rocket.Chat",
+            "1990-07-14",
+            "0000-02-29",
+            "1990-02-29",
+            "1990",
+            "Europe/Paris",
+            "europe/paris",
+            "en-US",
+            "zh-Hant-TW",
+            "en_US",
+            "+14255551212",
+            "+1 425 555 1212",
+            "http://jane.example/",
+            "1 Main St\r\nApt 2",
             "  ",
             "",
         ]),
@@ -403,6 +416,12 @@ fn every_validator_accepts_or_names_its_field() {
         validate::password,
         validate::group_name,
         validate::claim_name,
+        validate::http_url,
+        crate::admin::standard_claims::birthdate,
+        crate::admin::standard_claims::zoneinfo,
+        crate::admin::standard_claims::locale,
+        crate::admin::standard_claims::phone_number,
+        crate::admin::standard_claims::gender,
     ];
     check(
         CASES,
@@ -437,6 +456,55 @@ fn every_validator_accepts_or_names_its_field() {
         if let Err(e) = validate::role_mappings("member", &mapping) {
             typed_api_error(&e)?;
             prop_assert_eq!(e.field.as_deref(), Some("member"));
+        }
+        match crate::admin::standard_claims::address("member", &mapping) {
+            // What is stored is accepted again, as it is when a PATCH sends it back.
+            Ok(stored) => prop_assert!(
+                crate::admin::standard_claims::address("member", &serde_json::json!(stored))
+                    .is_ok_and(|again| again == stored)
+            ),
+            Err(e) => {
+                typed_api_error(&e)?;
+                prop_assert_eq!(e.field.as_deref(), Some("member"));
+            }
+        }
+        Ok(())
+    });
+}
+
+#[test]
+fn addresses_are_read_or_refused_naming_the_member() {
+    use crate::admin::standard_claims::address;
+    let member = (
+        one_of(&[
+            "formatted",
+            "street_address",
+            "locality",
+            "region",
+            "postal_code",
+            "country",
+            "street",
+            "",
+        ]),
+        prop_oneof![
+            4 => field_string().prop_map(Value::String),
+            1 => Just(Value::Null),
+            1 => any::<i64>().prop_map(Value::from),
+        ],
+    );
+    let object = prop::collection::vec(member, 0..5)
+        .prop_map(|ms| Value::Object(ms.into_iter().collect::<Map<String, Value>>()));
+    check(CASES, object, |value| {
+        match address("address", &value) {
+            Ok(stored) => {
+                prop_assert!(!stored.is_empty());
+                let again = address("address", &json!(stored));
+                prop_assert!(again.is_ok_and(|a| a == stored));
+            }
+            Err(e) => {
+                typed_api_error(&e)?;
+                prop_assert_eq!(e.field.as_deref(), Some("address"));
+            }
         }
         Ok(())
     });

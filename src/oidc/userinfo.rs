@@ -123,6 +123,7 @@ pub fn profile(user: &User) -> UserProfile<'_> {
         picture: user.picture.as_deref(),
         email_verified: user.email_verified,
         updated_at: user.updated_at,
+        claims: &user.claims,
     }
 }
 

@@ -5,6 +5,7 @@ use serde_json::{Map, Value, json};
 
 use crate::protocol::groups::{GROUPS_SCOPE, GroupClaims};
 use crate::protocol::scopes;
+use crate::protocol::standard_claims::StandardClaims;
 
 /// A user as the claims see it.
 pub struct UserProfile<'a> {
@@ -15,6 +16,8 @@ pub struct UserProfile<'a> {
     pub picture: Option<&'a str>,
     pub email_verified: bool,
     pub updated_at: i64,
+    /// given_name … address (protocol/standard_claims.rs).
+    pub claims: &'a StandardClaims,
 }
 
 impl UserProfile<'_> {
@@ -31,7 +34,8 @@ impl UserProfile<'_> {
             "updated_at" => Some(json!(self.updated_at)),
             "email" => Some(json!(self.email)),
             "email_verified" => Some(json!(self.email_verified)),
-            _ => None,
+            // Only claims with a value: §5.4 releases what the user has, never nulls.
+            other => self.claims.claim(other),
         }
     }
 }
@@ -119,6 +123,22 @@ mod tests {
         }
     }
 
+    static NO_CLAIMS: StandardClaims = StandardClaims {
+        given_name: None,
+        family_name: None,
+        middle_name: None,
+        nickname: None,
+        profile: None,
+        website: None,
+        gender: None,
+        birthdate: None,
+        zoneinfo: None,
+        locale: None,
+        phone_number: None,
+        phone_number_verified: false,
+        address: None,
+    };
+
     fn alice() -> UserProfile<'static> {
         UserProfile {
             sub: "usr_1",
@@ -128,7 +148,95 @@ mod tests {
             picture: Some("https://cdn.acme.eu/a.png"),
             email_verified: true,
             updated_at: 1700000000,
+            claims: &NO_CLAIMS,
         }
+    }
+
+    fn full_claims() -> StandardClaims {
+        use crate::protocol::standard_claims::{Address, TEXT_CLAIMS};
+        let mut c = StandardClaims::default();
+        for name in TEXT_CLAIMS {
+            *c.text_mut(name).unwrap() = Some(format!("v-{name}"));
+        }
+        c.phone_number_verified = true;
+        c.address = Some(Address {
+            country: Some("FR".into()),
+            ..Address::default()
+        });
+        c
+    }
+
+    fn keys(m: &Map<String, Value>) -> Vec<&str> {
+        let mut k: Vec<&str> = m.keys().map(String::as_str).collect();
+        k.sort();
+        k
+    }
+
+    #[test]
+    fn each_scope_releases_its_section_5_4_claims_with_a_value() {
+        let claims = full_claims();
+        let user = UserProfile {
+            claims: &claims,
+            ..alice()
+        };
+        let profile = userinfo(&user, "openid profile", None, &no_groups());
+        assert_eq!(
+            keys(&profile),
+            vec![
+                "birthdate",
+                "family_name",
+                "gender",
+                "given_name",
+                "locale",
+                "middle_name",
+                "name",
+                "nickname",
+                "picture",
+                "preferred_username",
+                "profile",
+                "sub",
+                "updated_at",
+                "website",
+                "zoneinfo",
+            ]
+        );
+        assert_eq!(profile["zoneinfo"], "v-zoneinfo");
+        let phone = userinfo(&user, "openid phone", None, &no_groups());
+        assert_eq!(
+            keys(&phone),
+            vec!["phone_number", "phone_number_verified", "sub"]
+        );
+        assert_eq!(phone["phone_number_verified"], true);
+        let address = userinfo(&user, "openid address", None, &no_groups());
+        assert_eq!(keys(&address), vec!["address", "sub"]);
+        assert_eq!(address["address"], json!({"country": "FR"}));
+        // Without values, the scopes release nothing of theirs (no nulls, no false).
+        for scope in ["openid phone", "openid address"] {
+            assert_eq!(
+                keys(&userinfo(&alice(), scope, None, &no_groups())),
+                vec!["sub"]
+            );
+        }
+        let bare = userinfo(&alice(), "openid profile", None, &no_groups());
+        assert_eq!(
+            keys(&bare),
+            vec!["name", "picture", "preferred_username", "sub", "updated_at"]
+        );
+    }
+
+    #[test]
+    fn the_claims_parameter_names_new_claims_too() {
+        let claims = full_claims();
+        let user = UserProfile {
+            claims: &claims,
+            ..alice()
+        };
+        let p = r#"{"id_token":{"phone_number":null,"address":null,"locale":{"essential":true}},"userinfo":{"birthdate":null}}"#;
+        let extras = id_token_extras(&user, "openid", Some(p), &no_groups());
+        assert_eq!(keys(&extras), vec!["address", "locale", "phone_number"]);
+        let info = userinfo(&user, "openid", Some(p), &no_groups());
+        assert_eq!(keys(&info), vec!["birthdate", "sub"]);
+        assert!(id_token_extras(&alice(), "openid", Some(p), &no_groups()).is_empty());
     }
 
     #[test]

@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod authorize;
 pub mod bearer;
+pub mod claim_formats;
 pub mod claims;
 pub mod client_auth;
 pub mod code;
@@ -22,5 +23,6 @@ pub mod redirect;
 pub mod refresh;
 pub mod retention;
 pub mod scopes;
+pub mod standard_claims;
 pub mod throttle;
 pub mod token_request;

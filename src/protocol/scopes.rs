@@ -1,12 +1,37 @@
 //! Scopes Clavex supports and the claims each one releases (OpenID Connect Core §5.4).
 
-pub const SUPPORTED_SCOPES: &[&str] = &["openid", "profile", "email", "offline_access", "groups"];
+pub const SUPPORTED_SCOPES: &[&str] = &[
+    "openid",
+    "profile",
+    "email",
+    "address",
+    "phone",
+    "offline_access",
+    "groups",
+];
 
-/// Claims released at userinfo for a scope.
+/// Claims released at userinfo for a scope (Core §5.4; only those with a value are released).
 pub fn claims_for_scope(scope: &str) -> &'static [&'static str] {
     match scope {
-        "profile" => &["name", "preferred_username", "picture", "updated_at"],
+        "profile" => &[
+            "name",
+            "family_name",
+            "given_name",
+            "middle_name",
+            "nickname",
+            "preferred_username",
+            "profile",
+            "picture",
+            "website",
+            "gender",
+            "birthdate",
+            "zoneinfo",
+            "locale",
+            "updated_at",
+        ],
         "email" => &["email", "email_verified"],
+        "address" => &["address"],
+        "phone" => &["phone_number", "phone_number_verified"],
         _ => &[],
     }
 }
@@ -25,11 +50,24 @@ pub const CLAIMS_SUPPORTED: &[&str] = &[
     "amr",
     "acr",
     "name",
+    "family_name",
+    "given_name",
+    "middle_name",
+    "nickname",
     "preferred_username",
+    "profile",
     "picture",
+    "website",
+    "gender",
+    "birthdate",
+    "zoneinfo",
+    "locale",
     "updated_at",
     "email",
     "email_verified",
+    "address",
+    "phone_number",
+    "phone_number_verified",
     // With the `groups` scope (protocol/groups.rs); a client may rename them.
     "groups",
     "roles",
@@ -69,5 +107,24 @@ mod tests {
         assert!(claims_for_scope("email").contains(&"email_verified"));
         assert!(claims_for_scope("profile").contains(&"preferred_username"));
         assert!(claims_for_scope("openid").is_empty());
+        assert_eq!(claims_for_scope("address"), ["address"]);
+        assert_eq!(
+            claims_for_scope("phone"),
+            ["phone_number", "phone_number_verified"]
+        );
+    }
+
+    #[test]
+    fn every_released_claim_is_advertised_and_every_scope_supported() {
+        for scope in SUPPORTED_SCOPES {
+            for claim in claims_for_scope(scope) {
+                assert!(CLAIMS_SUPPORTED.contains(claim), "{claim}");
+            }
+        }
+        for scope in ["profile", "email", "address", "phone"] {
+            assert!(SUPPORTED_SCOPES.contains(&scope));
+            assert!(!claims_for_scope(scope).is_empty());
+        }
+        assert_eq!(claims_for_scope("profile").len(), 14);
     }
 }

@@ -125,8 +125,12 @@ pub struct AccountPasswordPage<'a> {
 pub fn describe_scope(scope: &str) -> Option<&'static str> {
     match scope {
         "openid" => Some("Know who you are (your account identifier)"),
-        "profile" => Some("See your name, username and picture"),
+        "profile" => Some(
+            "See your name, username, picture and other profile details (such as birthdate, time zone and language)",
+        ),
         "email" => Some("See your email address"),
+        "phone" => Some("See your phone number"),
+        "address" => Some("See your postal address"),
         "offline_access" => Some("Stay connected when you are not using it"),
         "groups" => Some("See your groups and your roles in it"),
         _ => None,
@@ -142,6 +146,15 @@ pub fn render(template: &impl Template) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_consent_page_describes_every_supported_scope() {
+        for scope in crate::protocol::scopes::SUPPORTED_SCOPES {
+            assert!(describe_scope(scope).is_some(), "{scope}");
+        }
+        assert_eq!(describe_scope("phone"), Some("See your phone number"));
+        assert!(describe_scope("unknown").is_none());
+    }
 
     #[test]
     fn error_page_escapes_the_redirect_uri() {

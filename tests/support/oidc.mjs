@@ -311,7 +311,8 @@ export async function createClient(fx, body) {
 }
 
 /** Create a user with a random password; returns the admin body plus `password` and `sub` (= id). */
-export async function createUser(fx, { username, name, email, picture, email_verified = true, password } = {}) {
+/** Any other member (`given_name`, `phone_number`, `address`, …) is sent as given. */
+export async function createUser(fx, { username, name, email, picture, email_verified = true, password, ...claims } = {}) {
   const uname = username ?? `u${randomBytes(4).toString('hex')}`;
   const body = {
     username: uname,
@@ -320,6 +321,7 @@ export async function createUser(fx, { username, name, email, picture, email_ver
     password: password ?? `Pw-${randomString(12)}!`,
     picture: picture ?? `https://cdn.example.test/avatars/${uname}.png`,
     email_verified,
+    ...claims,
   };
   const u = await created(await admin('POST', `/organizations/${fx.slug}/users`, body), `user ${uname}`);
   assert.ok(u.id, 'admin user response carries an id');

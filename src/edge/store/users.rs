@@ -5,6 +5,7 @@ use worker::Result;
 
 use crate::edge::store::assign::{Assignments, SqlValue};
 use crate::edge::store::database::Db;
+use crate::protocol::standard_claims::{StandardClaims, TEXT_CLAIMS};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct User {
@@ -51,6 +52,9 @@ pub struct User {
     /// Unused recovery codes (a subquery of user reads).
     #[serde(default)]
     pub recovery_codes_left: i64,
+    /// The other OpenID Connect Core §5.1 claims: columns named as the claims (migration 0006c).
+    #[serde(flatten)]
+    pub claims: StandardClaims,
 }
 
 /// The `login_lock` column: a JSON object (D1 returns it as text) or null.
@@ -141,7 +145,7 @@ pub async fn find_user_by_login(db: &Db, org: &str, login: &str) -> Result<Optio
 
 // ---- Writes (admin API) ----
 
-/// ?3–?8 of both the INSERT and the UPDATE: the profile columns, in table order.
+/// ?3–?8 of the INSERT: the profile columns, in table order.
 fn profile_columns(u: &User) -> Vec<wasm_bindgen::JsValue> {
     use crate::edge::store::d1::{boolean, opt_text};
     vec![
@@ -154,24 +158,59 @@ fn profile_columns(u: &User) -> Vec<wasm_bindgen::JsValue> {
     ]
 }
 
+/// The standard-claim columns of the INSERT, in this order: `TEXT_CLAIMS`, then
+/// `phone_number_verified` and `address`.
+fn claim_column_names() -> String {
+    let mut names: Vec<&str> = TEXT_CLAIMS.to_vec();
+    names.extend(["phone_number_verified", "address"]);
+    names.join(", ")
+}
+
+fn claim_columns(c: &StandardClaims) -> Vec<wasm_bindgen::JsValue> {
+    use crate::edge::store::d1::{boolean, opt_text};
+    let mut values: Vec<wasm_bindgen::JsValue> =
+        TEXT_CLAIMS.iter().map(|n| opt_text(c.text(n))).collect();
+    values.push(boolean(c.phone_number_verified));
+    values.push(opt_text(
+        c.address.as_ref().map(|a| a.to_column()).as_deref(),
+    ));
+    values
+}
+
+/// The INSERT of a user: ?1 id, ?2 org, ?3–?8 `profile_columns`, ?9 password hash, ?10–?11
+/// times, then `claim_columns` (edge/store/sql_tests.rs runs it against the migrations).
+pub(crate) fn insert_sql() -> String {
+    let claims = claim_column_names();
+    let placeholders: Vec<String> = (12..12 + claims.split(", ").count())
+        .map(|i| format!("?{i}"))
+        .collect();
+    format!(
+        "INSERT INTO users (id, org, username, email, name, picture, email_verified, disabled, \
+         password_hash, created_at, updated_at, {claims}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, {})",
+        placeholders.join(", ")
+    )
+}
+
 /// Inserts a user. Fails with a UNIQUE error when the username or email (case-insensitively) is
 /// taken in the org.
 pub async fn insert_user(db: &Db, u: &User) -> Result<()> {
     use crate::edge::store::d1::{int, opt_text};
-    db.prepare(
-        "INSERT INTO users (id, org, username, email, name, picture, email_verified, disabled, \
-         password_hash, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-    )
-    .bind(
-        &[
-            vec![u.id.as_str().into(), u.org.as_str().into()],
-            profile_columns(u),
-            vec![opt_text(u.password_hash.as_deref()), int(u.created_at), int(u.updated_at)],
-        ]
-        .concat(),
-    )?
-    .run()
-    .await?;
+    db.prepare(insert_sql())
+        .bind(
+            &[
+                vec![u.id.as_str().into(), u.org.as_str().into()],
+                profile_columns(u),
+                vec![
+                    opt_text(u.password_hash.as_deref()),
+                    int(u.created_at),
+                    int(u.updated_at),
+                ],
+                claim_columns(&u.claims),
+            ]
+            .concat(),
+        )?
+        .run()
+        .await?;
     Ok(())
 }
 
