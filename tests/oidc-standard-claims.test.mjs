@@ -6,7 +6,7 @@ import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   createFixture, createClient, createUser, admin, loginAndExchange, userinfo, verifyJwt, Browser,
-  authorizeUrl, isLoginPage, submitLogin, RP_REDIRECT,
+  authorizeUrl, isLoginPage, submitLogin, tokenRequest, assertTokenSuccess, RP_REDIRECT,
 } from './support/oidc.mjs';
 
 const PROFILE_CLAIMS = {
@@ -25,6 +25,7 @@ before(async () => {
   rp = await createClient(fx, {
     client_id: 'claims-rp',
     client_name: 'Claims RP',
+    grant_types: ['authorization_code', 'refresh_token'],
     redirect_uris: [RP_REDIRECT],
     scopes: ['openid', 'profile', 'email', 'phone', 'address'],
     token_endpoint_auth_method: 'client_secret_basic',
@@ -119,6 +120,20 @@ test('ID token: no standard claims unless asked with the claims parameter, then 
   const none = await signIn(bare, 'openid phone address', { claims });
   const n = verifyJwt(none.tokens.id_token, jwks).payload;
   for (const k of ['phone_number', 'phone_number_verified', 'address', 'birthdate']) assert.equal(n[k], undefined, k);
+});
+
+test('a refreshed ID token carries the claims asked for, as they are now', async () => {
+  const jwks = await fx.jwks();
+  const user = await createUser(fx, { phone_number: '+4930123456', zoneinfo: 'Europe/Berlin' });
+  const claims = JSON.stringify({ id_token: { phone_number: null, zoneinfo: null } });
+  const { tokens } = await signIn(user, 'openid phone', { claims });
+  assert.equal(verifyJwt(tokens.id_token, jwks).payload.phone_number, '+4930123456');
+  const res = await admin('PATCH', `/organizations/${fx.slug}/users/${user.id}`, { phone_number: '+4930654321', zoneinfo: null });
+  assert.equal(res.status, 200, JSON.stringify(res.body));
+  const t = assertTokenSuccess(await tokenRequest(fx, rp, { grant_type: 'refresh_token', refresh_token: tokens.refresh_token }), 'refresh');
+  const c = verifyJwt(t.id_token, jwks).payload;
+  assert.equal(c.phone_number, '+4930654321');
+  assert.equal(c.zoneinfo, undefined, 'cleared');
 });
 
 test('the claims parameter names claims for userinfo too', async () => {

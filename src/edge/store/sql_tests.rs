@@ -1,7 +1,8 @@
 //! The SQL of the second-factor and re-seal writes, run natively against SQLite with the real
 //! migrations applied (D1 is SQLite): the guards that make each promise hold — a TOTP step
 //! accepted once and only for the enrolment it was checked against, a recovery code used once,
-//! a re-seal that never overwrites a concurrent reset, re-enrolment or re-seal.
+//! a re-seal that never overwrites a concurrent reset, re-enrolment or re-seal. Also the user
+//! INSERT and a PATCH's UPDATE with the standard claims (migration 0006c).
 
 use std::path::Path;
 
