@@ -83,4 +83,10 @@ test('openid is still required: without it, or for a client that may not use it,
   assertErrorRedirect(fx, res, RP_REDIRECT, 'invalid_scope', 'no-openid');
   const noScope = await new Browser().get(authorizeUrl(fx, noOffline, { scope: undefined, state: 'none' }));
   assertErrorRedirect(fx, noScope, RP_REDIRECT, 'invalid_scope', 'none');
+  const noOpenid = await createClient(fx, {
+    client_id: 'no-openid', client_name: 'No openid', grant_types: ['authorization_code'],
+    redirect_uris: [RP_REDIRECT], scopes: ['profile', 'email'], token_endpoint_auth_method: 'client_secret_basic',
+  });
+  const refused = await new Browser().get(authorizeUrl(fx, noOpenid, { scope: 'openid profile', state: 'not-registered' }));
+  assertErrorRedirect(fx, refused, RP_REDIRECT, 'invalid_scope', 'not-registered');
 });

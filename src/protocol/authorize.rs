@@ -44,8 +44,7 @@ pub struct AuthorizeRequest {
     pub id_token_hint: Option<String>,
     /// The `claims` parameter (OpenID Connect Core §5.5), validated JSON text.
     pub claims: Option<String>,
-    /// `acr_values` (Core §3.1.2.1), as sent; an MFA value makes a second factor required
-    /// (protocol/mfa.rs).
+    /// `acr_values` (Core §3.1.2.1), as sent: a preference list the gate reads (protocol/acr.rs).
     #[serde(default)]
     pub acr_values: Option<String>,
 }
