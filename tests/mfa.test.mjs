@@ -162,6 +162,57 @@ test('acr_values asking for MFA gets a second-factor step, and the ID token says
   assert.ok(fx.discovery.claims_supported.includes('amr') && fx.discovery.claims_supported.includes('acr'));
 });
 
+test('acr_values is a preference list: the first value met is used and becomes acr; MFA first is asked of a user who has a factor', async () => {
+  const PWD = 'urn:clavex:acr:pwd';
+  const MFA = 'urn:clavex:acr:mfa';
+  const user = await createUser(fx, { username: 'acrprefs' });
+  // Password first, nothing enrolled: no second-factor step, acr pwd (also after refresh).
+  const pwdFirst = await password(user, fx.web, { params: { acr_values: `${PWD} ${MFA}` } });
+  const plain = await codeFrom(pwdFirst.page, fx.web);
+  assert.equal(plain.id.acr, PWD);
+  assert.deepEqual(plain.id.amr, ['pwd']);
+  const refreshed = assertTokenSuccess(await tokenRequest(fx, fx.web, { grant_type: 'refresh_token', refresh_token: plain.tokens.refresh_token }));
+  assert.equal(decodeJwt(refreshed.id_token).payload.acr, PWD, 'refresh keeps the chosen acr');
+  // MFA first for a user with no factor: the later password value is met, no enrolment forced.
+  const mfaFirst = await password(user, fx.web, { params: { acr_values: `${MFA} ${PWD}` } });
+  assert.ok(!/Set up two-step verification/.test(pageText(mfaFirst.page.text)), 'no enrolment for a preference');
+  assert.equal((await codeFrom(mfaFirst.page, fx.web)).id.acr, PWD);
+  // Unknown values are skipped; a lone MFA value still asks (here: enrolment).
+  const lone = await password(user, fx.web, { params: { acr_values: `urn:example:gold ${MFA}` } });
+  const { recovery, done } = await enrol(lone.browser, lone.page);
+  assert.equal((await codeFrom(done, fx.web)).id.acr, MFA);
+  // Now the user has a factor: MFA first asks for it, and acr is mfa.
+  const asked = await password(user, fx.web, { params: { acr_values: `${MFA} ${PWD}` } });
+  assert.match(pageText(asked.page.text), /Enter the 6-digit code/);
+  const viaCode = await codeFrom(await submit(asked.browser, asked.page, { code: recovery[0] }), fx.web);
+  assert.equal(viaCode.id.acr, MFA);
+  // Password first: a user who set up a factor is still asked for it (their own choice), and acr
+  // is the first value met — pwd — while amr says what was used.
+  const pwdAgain = await password(user, fx.web, { params: { acr_values: `${PWD} ${MFA}` } });
+  assert.match(pageText(pwdAgain.page.text), /Enter the 6-digit code/);
+  const both = await codeFrom(await submit(pwdAgain.browser, pwdAgain.page, { code: recovery[1] }), fx.web);
+  assert.equal(both.id.acr, PWD);
+  assert.deepEqual(both.id.amr, ['pwd', 'otp', 'mfa']);
+});
+
+test('an essential acr in the claims parameter is a demand: the factor is required; unknown values are refused', async () => {
+  const user = await createUser(fx, { username: 'acrdemand' });
+  const claims = (values) => JSON.stringify({ id_token: { acr: { essential: true, values } } });
+  // acr_values would settle for the password; the essential claim does not.
+  const demanded = await password(user, fx.web, {
+    params: { acr_values: 'urn:clavex:acr:pwd', claims: claims(['urn:clavex:acr:mfa']) },
+  });
+  const { done } = await enrol(demanded.browser, demanded.page);
+  assert.equal((await codeFrom(done, fx.web)).id.acr, 'urn:clavex:acr:mfa');
+  // Essential values of which one is already met: nothing more is asked, acr is that value.
+  const other = await createUser(fx, { username: 'acrdemand2' });
+  const met = await password(other, fx.web, { params: { claims: claims(['urn:clavex:acr:mfa', 'urn:clavex:acr:pwd']) } });
+  assert.equal((await codeFrom(met.page, fx.web)).id.acr, 'urn:clavex:acr:pwd');
+  // Nothing Clavex knows: a failed authentication (Core §5.5.1.1), back to the client.
+  const unmet = await password(other, fx.web, { params: { claims: claims(['urn:example:gold']), state: 'st-gold' } });
+  assertErrorRedirect(fx, unmet.page, fx.web.redirect_uri, 'access_denied', 'st-gold');
+});
+
 test('optional: a signed-in user enrols at /{org}/account/mfa after a fresh password check', async () => {
   const org = await createFixture('mfaopt');
   await setOrg({ mfa: 'optional' }, org);

@@ -88,9 +88,13 @@ test('with the groups scope userinfo carries groups and mapped roles as flat arr
   assert.equal(plain.json.roles, undefined);
 });
 
-test('a client not registered for the groups scope cannot ask for it', async () => {
-  const res = await new Browser().get(authorizeUrl(fx, fx.web, { ...GROUPS_SCOPE, state: 's1' }));
-  assertErrorRedirect(fx, res, fx.web.redirect_uri, 'invalid_scope', 's1');
+test('a client not registered for the groups scope does not get it when it asks', async () => {
+  const { tokens } = await loginAndExchange(fx, fx.web, { user: member, params: GROUPS_SCOPE });
+  assert.ok(!tokens.scope.split(' ').includes('groups'), `groups not granted: scope=${tokens.scope}`);
+  const ui = await userinfo(fx, tokens.access_token);
+  assert.equal(ui.status, 200);
+  assert.equal(ui.json.groups, undefined, 'no groups at userinfo');
+  assert.equal(ui.json.roles, undefined, 'no roles at userinfo');
 });
 
 test('membership changes show at the next userinfo and refresh', async () => {

@@ -33,15 +33,16 @@ fn grant() -> impl Strategy<Value = CodeGrant> {
     (
         (any_text(24), any_text(24), any_text(40), any_text(48)),
         (opt_text(64), opt_text(64), opt_text(64)),
-        (0..=i64::from(u32::MAX), 0..=i64::from(u32::MAX)),
+        (0..=i64::from(u32::MAX), 0..=i64::from(u32::MAX), 0u8..3),
     )
         .prop_map(
             |(
                 (client_id, redirect, scope, user_id),
                 (nonce, code_challenge, claims),
-                (auth_time, issued_at),
+                (auth_time, issued_at, acr),
             )| CodeGrant {
                 factors: 1,
+                acr: crate::protocol::acr::from_byte(acr),
                 client_id,
                 redirect_uri_hash: redirect_uri_hash(&redirect),
                 scope,

@@ -18,6 +18,7 @@ pub fn code(ctx: &Ctx, org: &str, issuance: &Issuance, status: u16) -> Result<Re
     let req = issuance.request();
     let grant = CodeGrant {
         factors: issuance.factors(),
+        acr: issuance.acr(),
         client_id: req.client_id.clone(),
         redirect_uri_hash: redirect_uri_hash(&req.redirect_uri),
         scope: req.scope.clone(),

@@ -15,6 +15,7 @@ use crate::edge::store::users::get_user;
 use crate::oidc::request::{ClientRequest, client_request, oauth_error};
 use crate::oidc::signer;
 use crate::oidc::userinfo::profile;
+use crate::protocol::acr;
 use crate::protocol::audit::Kind;
 use crate::protocol::claims::{id_token_extras, wants_groups_in_id_token};
 use crate::protocol::code::{CodeGrant, Refusal};
@@ -152,6 +153,7 @@ async fn exchange_code(
             claims: record.claims.as_deref(),
             auth_time: record.auth_time,
             amr: &amr(record.factors).join(" "),
+            acr: record.acr,
         },
         &TokenHashes {
             access: &token_hash(&access_token),
@@ -231,6 +233,7 @@ async fn exchange_code(
         &record.user_id,
         record.auth_time,
         record.factors,
+        record.acr,
         record.nonce.as_deref(),
         &access_token,
         extra,
@@ -384,6 +387,7 @@ async fn refresh(
             &record.user_id,
             record.auth_time,
             factors_of(&record.amr),
+            acr::from_stored(record.acr.as_deref()),
             None,
             &access_token,
             extra,
@@ -460,6 +464,7 @@ async fn sign_id_token(
     sub: &str,
     auth_time: i64,
     factors: u8,
+    acr: Option<&str>,
     nonce: Option<&str>,
     access_token: &str,
     extra: serde_json::Map<String, Value>,
@@ -474,6 +479,7 @@ async fn sign_id_token(
         access_token,
         now: ctx.now,
         factors,
+        acr,
         extra,
     });
     signer::sign_with(ctx, key, &claims).await

@@ -33,6 +33,7 @@ pub const MAX_CLAIMS_BYTES: usize = 1024;
 pub struct AuthorizeRequest {
     pub client_id: String,
     pub redirect_uri: String,
+    /// The granted scope (`scopes::grant`): what the code, the consent page and the tokens carry.
     pub scope: String,
     pub state: Option<String>,
     pub nonce: Option<String>,
@@ -43,8 +44,7 @@ pub struct AuthorizeRequest {
     pub id_token_hint: Option<String>,
     /// The `claims` parameter (OpenID Connect Core §5.5), validated JSON text.
     pub claims: Option<String>,
-    /// `acr_values` (Core §3.1.2.1), as sent; an MFA value makes a second factor required
-    /// (protocol/mfa.rs).
+    /// `acr_values` (Core §3.1.2.1), as sent: a preference list the gate reads (protocol/acr.rs).
     #[serde(default)]
     pub acr_values: Option<String>,
 }
@@ -206,23 +206,19 @@ pub fn validate(
         ));
     }
 
+    // OpenID Connect Core §3.1.2.1: "If the openid scope value is not present, the behavior is
+    // entirely unspecified" — Clavex refuses it, as it does a client that may not use openid.
+    // Any other scope the client is not registered for, or that Clavex does not know, is left out
+    // of the grant rather than refused (RFC 6749 §3.3); the token response says what was granted.
     let requested = scopes::parse(get("scope").unwrap_or(""));
     if !requested.iter().any(|s| s == "openid") {
         return Err(err(ErrorCode::InvalidScope, "scope must include openid"));
     }
-    if let Some(unknown) = requested
-        .iter()
-        .find(|s| !scopes::SUPPORTED_SCOPES.contains(&s.as_str()))
-    {
+    let granted = scopes::grant(&requested, client.scopes);
+    if !granted.iter().any(|s| s == "openid") {
         return Err(err(
             ErrorCode::InvalidScope,
-            &format!("unknown scope {unknown}"),
-        ));
-    }
-    if let Some(denied) = requested.iter().find(|s| !client.scopes.contains(s)) {
-        return Err(err(
-            ErrorCode::InvalidScope,
-            &format!("the client may not request scope {denied}"),
+            "the client may not request scope openid",
         ));
     }
 
@@ -335,7 +331,7 @@ pub fn validate(
     Ok(AuthorizeRequest {
         client_id: client.client_id.to_string(),
         redirect_uri: redirect_uri.to_string(),
-        scope: scopes::join(&requested),
+        scope: scopes::join(&granted),
         state,
         nonce: get("nonce").map(str::to_string),
         code_challenge,
@@ -420,16 +416,50 @@ mod tests {
 
     #[test]
     fn scope_rules() {
+        // openid missing: refused, with state.
         assert_eq!(
-            redirect_code(run(&format!("{RC}&scope=profile&state=s"), false)).0,
-            ErrorCode::InvalidScope
+            redirect_code(run(&format!("{RC}&scope=profile&state=s"), false)),
+            (ErrorCode::InvalidScope, Some("s".into()))
         );
         assert_eq!(
-            redirect_code(run(&format!("{RC}&scope=openid%20admin"), false)).0,
-            ErrorCode::InvalidScope
+            redirect_code(run(RC, false)).0,
+            ErrorCode::InvalidScope,
+            "no scope at all"
         );
+        // Unknown and unregistered scopes are dropped, not refused.
+        let scope = |q: &str| run(&format!("{RC}&scope={q}"), false).unwrap().scope;
+        assert_eq!(scope("openid%20admin"), "openid");
+        assert_eq!(scope("openid%20offline_access"), "openid");
+        assert_eq!(scope("openid%20profile%20offline_access"), "openid profile");
+        assert_eq!(scope("email%20groups%20openid%20email"), "email openid");
+    }
+
+    #[test]
+    fn registered_scopes_bound_the_grant() {
+        let (r, g, _, _) = client(false);
+        let with = |scopes: &[&str], q: &str| {
+            let s: Vec<String> = scopes.iter().map(|s| s.to_string()).collect();
+            let reg = ClientRegistration {
+                client_id: "rocketchat",
+                redirect_uris: &r,
+                grant_types: &g,
+                scopes: &s,
+                public: false,
+            };
+            validate(&Form::parse(&format!("{RC}&scope={q}")), &reg)
+        };
         assert_eq!(
-            redirect_code(run(&format!("{RC}&scope=openid%20offline_access"), false)).0,
+            with(
+                &["openid", "offline_access"],
+                "openid%20profile%20offline_access"
+            )
+            .unwrap()
+            .scope,
+            "openid offline_access"
+        );
+        // A client that may not use openid gets nothing it could sign in with: refused.
+        assert_eq!(
+            redirect_code(with(&["profile"], "openid%20profile")).0,
             ErrorCode::InvalidScope
         );
     }

@@ -10,6 +10,7 @@
 //! `code_hash`, see store/grants.rs), and the 60 s lifetime is checked from the sealed timestamp.
 
 use crate::crypto::{Keyring, sha256};
+use crate::protocol::acr;
 use crate::protocol::error::OAuthError;
 use crate::protocol::lifetimes::CODE_SECONDS;
 use crate::protocol::pkce;
@@ -17,8 +18,8 @@ use crate::protocol::pkce;
 const PURPOSE: &str = "authorization-codes";
 /// The first byte of every sealed record: a later format gets another number, and codes in
 /// flight during a deploy (60 s at most) are refused rather than misread.
-/// Format 2 added the sign-in's factors (protocol/mfa.rs bits).
-const FORMAT: u8 = 2;
+/// Format 2 added the sign-in's factors (protocol/mfa.rs bits), format 3 the chosen `acr`.
+const FORMAT: u8 = 3;
 /// Bytes of SHA-256 kept of the redirect URI: it only has to tell the registered URI the code was
 /// issued for from another one (a 2^-128 second preimage), and it keeps codes short.
 const REDIRECT_HASH_BYTES: usize = 16;
@@ -36,6 +37,9 @@ pub struct CodeGrant {
     pub auth_time: i64,
     /// The factors of the sign-in (`mfa::PWD`, `mfa::OTP`), for the ID token's `amr` and `acr`.
     pub factors: u8,
+    /// The acr value `acr_values` or the `claims` parameter chose (protocol/acr.rs), when Clavex
+    /// issues it; `None`: the ID token's `acr` follows the factors.
+    pub acr: Option<&'static str>,
     pub issued_at: i64,
     pub claims: Option<String>,
 }
@@ -94,6 +98,7 @@ impl CodeGrant {
         out.extend_from_slice(&(self.issued_at as u32).to_be_bytes());
         out.extend_from_slice(&(self.auth_time as u32).to_be_bytes());
         out.push(self.factors);
+        out.push(acr::to_byte(self.acr));
         out.extend_from_slice(&self.redirect_uri_hash);
         for text in [
             Some(self.client_id.as_str()),
@@ -123,6 +128,11 @@ impl CodeGrant {
         let issued_at = i64::from(u32::from_be_bytes(r.take(4)?.try_into().ok()?));
         let auth_time = i64::from(u32::from_be_bytes(r.take(4)?.try_into().ok()?));
         let factors = r.take(1)?[0];
+        let acr_byte = r.take(1)?[0];
+        let acr = acr::from_byte(acr_byte);
+        if acr.is_none() && acr_byte != 0 {
+            return None;
+        }
         let redirect_uri_hash = r.take(REDIRECT_HASH_BYTES)?.try_into().ok()?;
         let client_id = r.text()??;
         let scope = r.text()??;
@@ -139,6 +149,7 @@ impl CodeGrant {
             user_id,
             auth_time,
             factors,
+            acr,
             issued_at,
             claims,
         })
@@ -242,6 +253,7 @@ mod tests {
     fn grant(challenge: Option<&str>) -> CodeGrant {
         CodeGrant {
             factors: 1,
+            acr: None,
             client_id: "rocketchat".into(),
             redirect_uri_hash: redirect_uri_hash(URI.unwrap()),
             scope: "openid profile email".into(),
@@ -260,6 +272,7 @@ mod tests {
     fn a_sealed_code_opens_to_what_was_sealed_only_in_its_organization() {
         let g = CodeGrant {
             factors: 1,
+            acr: Some(crate::protocol::mfa::ACR_PASSWORD),
             claims: Some(r#"{"id_token":{"email":null}}"#.into()),
             ..grant(Some(CH))
         };
@@ -347,12 +360,18 @@ mod tests {
         let mut longer = good.clone();
         longer.push(0);
         assert!(CodeGrant::decode(&longer).is_none(), "trailing bytes");
-        let mut other_format = good;
-        other_format[0] = 1;
-        assert!(
-            CodeGrant::decode(&other_format).is_none(),
-            "a format 1 code (from before second factors) is refused, not misread"
-        );
+        let mut other_format = good.clone();
+        for format in [1, 2] {
+            other_format[0] = format;
+            assert!(
+                CodeGrant::decode(&other_format).is_none(),
+                "a format {format} code (from before the chosen acr) is refused, not misread"
+            );
+        }
+        // The acr byte (after format, two timestamps and the factors) is 0, 1 or 2.
+        let mut bad_acr = good;
+        bad_acr[10] = 3;
+        assert!(CodeGrant::decode(&bad_acr).is_none(), "an unknown acr byte");
     }
 
     #[test]

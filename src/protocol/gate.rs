@@ -12,13 +12,17 @@
 //! 3. `prompt=login` and `max_age=0` need an authentication made during this interaction;
 //!    `max_age=N` one at most N seconds old.
 //! 4. The client's `allowed_groups` must admit the user: else `access_denied`.
-//! 5. The second factor the organization, the client or `acr_values` requires must be among the
-//!    factors given (a user who enrolled one is always asked): else ask for it, or enrol it
-//!    (`interaction_required` for `prompt=none`).
+//! 5. The second factor the organization or the client requires, or that `acr_values` (a
+//!    preference list) or an essential `acr` claim (a demand) asks for (protocol/acr.rs), must be
+//!    among the factors given (a user who enrolled one is always asked): else ask for it, or
+//!    enrol it (`interaction_required` for `prompt=none`). An essential `acr` claim naming no
+//!    value Clavex knows is refused (`access_denied`). The acr value chosen becomes the ID
+//!    token's `acr`.
 //! 6. `prompt=consent` needs consent given during this interaction.
 //!
 //! Pure: no storage, no clock (`now` is passed in), tested natively.
 
+use crate::protocol::acr;
 use crate::protocol::authorize::AuthorizeRequest;
 use crate::protocol::error::{ErrorCode, OAuthError};
 use crate::protocol::groups::may_sign_in;
@@ -90,6 +94,7 @@ pub struct Issuance {
     user_id: String,
     auth_time: i64,
     factors: u8,
+    acr: Option<&'static str>,
 }
 
 impl Issuance {
@@ -104,6 +109,11 @@ impl Issuance {
     }
     pub fn factors(&self) -> u8 {
         self.factors
+    }
+    /// The acr value `acr_values` or the `claims` parameter chose, when Clavex issues it; `None`:
+    /// the ID token's `acr` follows the factors.
+    pub fn acr(&self) -> Option<&'static str> {
+        self.acr
     }
 }
 
@@ -159,11 +169,19 @@ pub fn decide(input: &Input) -> Decision {
         ));
     }
     // 5. The second factor.
-    let required = mfa::required(
-        input.policy,
-        input.client.require_mfa,
+    let Ok(chosen) = acr::choose(
         request.acr_values.as_deref(),
-    );
+        request.claims.as_deref(),
+        auth.factors,
+        user.enrolled,
+    ) else {
+        // Core §5.5.1.1: an essential acr that cannot be met is "a failed authentication attempt".
+        return Decision::Refuse(OAuthError::new(
+            ErrorCode::AccessDenied,
+            "none of the essential acr values is one this server can satisfy",
+        ));
+    };
+    let required = mfa::required(input.policy, input.client.require_mfa) || chosen.second_factor;
     match mfa::next_step(auth.factors, user.enrolled, required) {
         Step::Done => {}
         Step::Challenge => {
@@ -191,6 +209,7 @@ pub fn decide(input: &Input) -> Decision {
         user_id: auth.user_id.to_string(),
         auth_time: auth.auth_time,
         factors: auth.factors,
+        acr: chosen.acr,
     }))
 }
 
@@ -418,6 +437,70 @@ mod tests {
             Decision::AskSecondFactor,
             "an enrolled user is always asked"
         );
+    }
+
+    fn issued(d: Decision) -> Issuance {
+        match d {
+            Decision::Issue(i) => *i,
+            other => panic!("expected a code, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn acr_values_are_a_preference_and_the_chosen_one_is_issued() {
+        // Password first, a password-only session: no second factor asked, acr pwd.
+        let mut c = case(session(900, PWD));
+        c.request.acr_values = Some("urn:clavex:acr:pwd urn:clavex:acr:mfa".into());
+        assert_eq!(issued(run(&c)).acr(), Some(mfa::ACR_PASSWORD));
+        // MFA first: asked for (enrolment for a user without a factor and no later value met).
+        c.request.acr_values = Some("urn:clavex:acr:mfa urn:clavex:acr:pwd".into());
+        c.enrolled = true;
+        assert_eq!(run(&c), Decision::AskSecondFactor);
+        c.auth = session(900, PWD | OTP);
+        assert_eq!(issued(run(&c)).acr(), Some(mfa::ACR_MFA));
+        // MFA first, a user with no factor: the password value after it is met, no enrolment.
+        c.enrolled = false;
+        c.auth = session(900, PWD);
+        assert_eq!(issued(run(&c)).acr(), Some(mfa::ACR_PASSWORD));
+        // Unknown values only: nothing chosen, acr follows the factors.
+        c.request.acr_values = Some("gold silver".into());
+        assert_eq!(issued(run(&c)).acr(), None);
+    }
+
+    #[test]
+    fn a_preference_never_lowers_the_policy() {
+        for (policy, require_mfa) in [(Policy::Required, false), (Policy::Off, true)] {
+            let mut c = case(session(900, PWD));
+            c.policy = policy;
+            c.require_mfa = require_mfa;
+            c.request.acr_values = Some("urn:clavex:acr:pwd".into());
+            assert_eq!(run(&c), Decision::EnrolSecondFactor, "{policy:?}");
+            c.enrolled = true;
+            assert_eq!(run(&c), Decision::AskSecondFactor);
+        }
+        // A user who set up a factor is asked for it even when the client prefers pwd.
+        let mut c = case(fresh(PWD));
+        c.enrolled = true;
+        c.request.acr_values = Some("urn:clavex:acr:pwd".into());
+        assert_eq!(run(&c), Decision::AskSecondFactor);
+    }
+
+    #[test]
+    fn an_essential_acr_claim_is_a_demand() {
+        let mut c = case(session(900, PWD));
+        c.request.claims = Some(
+            r#"{"id_token":{"acr":{"essential":true,"values":["urn:clavex:acr:mfa"]}}}"#.into(),
+        );
+        c.request.acr_values = Some("urn:clavex:acr:pwd".into());
+        assert_eq!(run(&c), Decision::EnrolSecondFactor);
+        c.request.prompt.none = true;
+        assert_eq!(refused(run(&c)), ErrorCode::InteractionRequired);
+        c.request.prompt.none = false;
+        c.auth = session(900, PWD | OTP);
+        assert_eq!(issued(run(&c)).acr(), Some(mfa::ACR_MFA));
+        c.request.claims =
+            Some(r#"{"id_token":{"acr":{"essential":true,"values":["gold"]}}}"#.into());
+        assert_eq!(refused(run(&c)), ErrorCode::AccessDenied);
     }
 
     #[test]

@@ -17,6 +17,9 @@ pub struct IdTokenInput<'a> {
     pub now: i64,
     /// The sign-in's factors (protocol/mfa.rs bits): `amr` (RFC 8176) and `acr`.
     pub factors: u8,
+    /// The acr value the request chose (protocol/acr.rs), when there is one; else `acr` follows
+    /// the factors.
+    pub acr: Option<&'a str>,
     pub extra: Map<String, Value>,
 }
 
@@ -42,7 +45,11 @@ pub fn claims(input: IdTokenInput) -> Value {
     );
     c.insert(
         "acr".into(),
-        json!(crate::protocol::mfa::acr(input.factors)),
+        json!(
+            input
+                .acr
+                .unwrap_or_else(|| crate::protocol::mfa::acr(input.factors))
+        ),
     );
     if let Some(nonce) = input.nonce {
         c.insert("nonce".into(), json!(nonce));
@@ -108,6 +115,7 @@ mod tests {
     fn claims_carry_the_required_members() {
         let c = claims(IdTokenInput {
             factors: crate::protocol::mfa::PWD,
+            acr: None,
             issuer: "https://id.acme.eu/acme",
             sub: "usr_1",
             client_id: "rocketchat",
@@ -123,6 +131,34 @@ mod tests {
         assert_eq!(c["auth_time"], 900);
         assert_eq!(c["nonce"], "n-0S6_WzA2Mj");
         assert!(c.get("email").is_none());
+        assert_eq!(
+            c["acr"],
+            crate::protocol::mfa::ACR_PASSWORD,
+            "from the factors"
+        );
+    }
+
+    #[test]
+    fn a_chosen_acr_is_the_one_issued() {
+        use crate::protocol::mfa::{ACR_PASSWORD, OTP, PWD};
+        let c = claims(IdTokenInput {
+            factors: PWD | OTP,
+            acr: Some(ACR_PASSWORD),
+            issuer: "https://id.acme.eu/acme",
+            sub: "usr_1",
+            client_id: "rocketchat",
+            auth_time: 900,
+            nonce: None,
+            access_token: "at",
+            now: 1000,
+            extra: Map::new(),
+        });
+        assert_eq!(c["acr"], ACR_PASSWORD);
+        assert_eq!(
+            c["amr"],
+            json!(["pwd", "otp", "mfa"]),
+            "amr still says what was used"
+        );
     }
 
     #[test]

@@ -11,7 +11,7 @@ pub const ACR_PASSWORD: &str = "urn:clavex:acr:pwd";
 pub const ACR_MFA: &str = "urn:clavex:acr:mfa";
 /// acr values a client may ask for that mean "with a second factor": ours, and the widely used
 /// PAPE multi-factor policy URI.
-const MFA_ACRS: &[&str] = &[
+pub const MFA_ACRS: &[&str] = &[
     ACR_MFA,
     "http://schemas.openid.net/pape/policies/2007/06/multi-factor",
 ];
@@ -84,19 +84,14 @@ pub fn has_second_factor(factors: u8) -> bool {
     factors & OTP != 0
 }
 
-/// Whether `acr_values` (space-separated, in order of preference) asks for a second factor.
-/// OIDC Core §3.1.2.1 makes acr_values voluntary; Clavex honours an MFA value as a requirement.
-pub fn acr_asks_mfa(acr_values: Option<&str>) -> bool {
-    acr_values.is_some_and(|v| v.split(' ').any(|a| MFA_ACRS.contains(&a)))
-}
-
-/// Whether this sign-in must include a second factor: the organization requires it, the client
-/// does (unless the organization has second factors off), or the client asked for it.
-pub fn required(org: Policy, client_requires: bool, acr_values: Option<&str>) -> bool {
+/// Whether the organization's or the client's policy makes this sign-in include a second factor:
+/// the organization requires it, or the client does (also where the organization has second
+/// factors off). What `acr_values` and the `claims` parameter ask is protocol/acr.rs's, and the
+/// gate adds it.
+pub fn required(org: Policy, client_requires: bool) -> bool {
     match org {
         Policy::Required => true,
-        Policy::Optional => client_requires || acr_asks_mfa(acr_values),
-        Policy::Off => client_requires || acr_asks_mfa(acr_values),
+        Policy::Optional | Policy::Off => client_requires,
     }
 }
 
@@ -284,15 +279,11 @@ mod tests {
 
     #[test]
     fn policy_and_steps() {
-        assert!(required(Policy::Required, false, None));
-        assert!(!required(Policy::Optional, false, None));
-        assert!(required(Policy::Optional, true, None));
-        assert!(required(Policy::Off, false, Some("urn:clavex:acr:mfa")));
-        assert!(required(
-            Policy::Optional,
-            false,
-            Some("x http://schemas.openid.net/pape/policies/2007/06/multi-factor")
-        ));
+        assert!(required(Policy::Required, false));
+        assert!(!required(Policy::Optional, false));
+        assert!(required(Policy::Optional, true));
+        assert!(required(Policy::Off, true));
+        assert!(!required(Policy::Off, false));
         assert_eq!(next_step(PWD, true, false), Step::Challenge);
         assert_eq!(next_step(PWD, false, true), Step::Enrol);
         assert_eq!(next_step(PWD, false, false), Step::Done);

@@ -84,6 +84,19 @@ pub fn parse(scope: &str) -> Vec<String> {
     out
 }
 
+/// The scope granted for a request (RFC 6749 §3.3: "The authorization server MAY fully or
+/// partially ignore the scope requested by the client, based on the authorization server policy
+/// or the resource owner's instructions"): what was asked, that Clavex supports and the client is
+/// registered for, in the order asked. Unknown and unregistered scopes are dropped rather than
+/// refused; the token response's `scope` then tells the client what it got (§5.1).
+pub fn grant(requested: &[String], registered: &[String]) -> Vec<String> {
+    requested
+        .iter()
+        .filter(|s| SUPPORTED_SCOPES.contains(&s.as_str()) && registered.contains(s))
+        .cloned()
+        .collect()
+}
+
 pub fn join(scopes: &[String]) -> String {
     scopes.join(" ")
 }
@@ -100,6 +113,31 @@ mod tests {
     fn parse_splits_on_spaces_and_drops_duplicates() {
         assert_eq!(parse("openid  profile openid"), vec!["openid", "profile"]);
         assert!(parse("").is_empty());
+    }
+
+    #[test]
+    fn grant_keeps_what_is_asked_supported_and_registered_in_order() {
+        let registered = parse("openid profile email groups");
+        assert_eq!(
+            grant(
+                &parse("email openid admin offline_access profile"),
+                &registered
+            ),
+            vec!["email", "openid", "profile"]
+        );
+        assert_eq!(
+            grant(
+                &parse("openid offline_access"),
+                &parse("openid offline_access")
+            ),
+            vec!["openid", "offline_access"]
+        );
+        // Registered but unknown to Clavex (an old registration): still not granted.
+        assert_eq!(
+            grant(&parse("openid admin"), &parse("openid admin")),
+            vec!["openid"]
+        );
+        assert!(grant(&parse("profile"), &parse("openid")).is_empty());
     }
 
     #[test]
