@@ -8,9 +8,11 @@ import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import {
-  Browser, RP_REDIRECT, SPA_REDIRECT, assertErrorPage, assertErrorRedirect, assertTokenSuccess, authorizeUrl,
-  createClient, createFixture, exchangeCode, formFields, isLoginPage, parseForms, parseRedirect, pkce, submitLogin,
+  Browser, admin, RP_REDIRECT, SPA_REDIRECT, assertErrorPage, assertErrorRedirect, assertTokenSuccess, authorizeUrl,
+  createClient, createFixture, createUser, exchangeCode, formFields, isLoginPage, pageText, parseForms, parseRedirect,
+  pkce, submitLogin,
 } from './support/oidc.mjs';
+import { base32Decode, totp } from './support/totp.mjs';
 
 let fx;
 before(async () => { fx = await createFixture('fpost'); });
@@ -180,4 +182,44 @@ test('a redirect URI with its own query is the exact action; its parameters stay
   const fields = formPostFields(res, uri);
   assert.equal(fields.error, 'login_required');
   assert.equal(fields.tenant, undefined, "the URI's own query is not copied into the body");
+});
+
+test('through the second factor: enrolment, then a challenge, each ends in the form_post page', async () => {
+  assert.equal((await admin('PATCH', `/organizations/${fx.slug}`, { mfa: 'optional' })).status, 200);
+  const redirect = 'https://mfa.example.test/cb';
+  const client = await createClient(fx, {
+    client_id: 'needs-mfa', client_name: 'Needs MFA', grant_types: ['authorization_code'], redirect_uris: [redirect],
+    token_endpoint_auth_method: 'client_secret_basic', require_mfa: true,
+  });
+  const user = await createUser(fx);
+  const post = (browser, page, fields = {}) => {
+    const [form] = parseForms(page.text, page.url);
+    assert.ok(form, `a form on the page: ${page.status} ${pageText(page.text).slice(0, 200)}`);
+    return browser.post(form.action, formFields(form, fields));
+  };
+  const signIn = async (state) => {
+    const browser = new Browser();
+    const login = await browser.get(authorizeUrl(fx, client, { ...FORM_POST, scope: 'openid', state }));
+    return { browser, page: await submitLogin(browser, login, user.username, user.password) };
+  };
+
+  // First sign-in: the password, then enrolment (code, recovery codes), then the page.
+  const first = await signIn('enrol');
+  assert.match(pageText(first.page.text), /Set up two-step verification/);
+  const secret = base32Decode(first.page.text.match(/<code id="secret">([A-Z2-7 ]+)<\/code>/)[1]);
+  const codes = await post(first.browser, first.page, { code: totp(secret) });
+  const recovery = [...codes.text.matchAll(/<li><code>([a-z2-7]{5}-[a-z2-7]{5})<\/code><\/li>/g)].map((m) => m[1]);
+  assert.equal(recovery.length, 10, `the recovery codes page, got ${codes.status}`);
+  const enrolled = formPostFields(await post(first.browser, codes), redirect, 'after enrolment');
+  assert.equal(enrolled.state, 'enrol');
+  assertTokenSuccess(await exchangeCode(fx, client, enrolled.code), 'redeeming the code after enrolment');
+
+  // Second sign-in in another browser: the password, then a code (a recovery code: the TOTP step
+  // of the enrolment is used up), then the page.
+  const second = await signIn('challenge');
+  assert.match(pageText(second.page.text), /Enter the 6-digit code/);
+  const challenged = formPostFields(await post(second.browser, second.page, { code: recovery[0] }), redirect, 'after the challenge');
+  assert.equal(challenged.state, 'challenge');
+  const tokens = assertTokenSuccess(await exchangeCode(fx, client, challenged.code), 'redeeming the code after the challenge');
+  assert.ok(tokens.id_token);
 });
