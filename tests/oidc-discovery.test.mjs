@@ -42,10 +42,8 @@ test('discovery advertises exactly the code flow with S256 PKCE', () => {
   const d = fx.discovery;
   assert.deepEqual(d.response_types_supported, ['code']);
   assert.deepEqual(d.code_challenge_methods_supported, ['S256']);
-  if (d.response_modes_supported !== undefined) {
-    assert.ok(d.response_modes_supported.includes('query'), 'response_modes_supported includes query');
-    for (const m of d.response_modes_supported) assert.ok(['query'].includes(m), `no unimplemented response mode (${m})`);
-  }
+  // query (the default) and form_post (OAuth 2.0 Form Post Response Mode); fragment is refused.
+  assert.deepEqual(d.response_modes_supported, ['query', 'form_post']);
   assert.ok(Array.isArray(d.grant_types_supported) && d.grant_types_supported.length > 0, 'grant_types_supported non-empty');
   assert.deepEqual([...d.grant_types_supported].sort(), ['authorization_code', 'refresh_token']);
 });

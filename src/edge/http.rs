@@ -39,12 +39,19 @@ pub fn api_error(
 /// An HTML page. Pages are self-contained (inline CSS only), so the policy forbids everything
 /// else; framing is refused to stop click-jacking of the login form.
 pub fn html(status: u16, body: String) -> Result<Response> {
+    html_with_csp(
+        status,
+        body,
+        "default-src 'none'; style-src 'unsafe-inline'; img-src https: data:; form-action *; frame-ancestors 'none'; base-uri 'none'",
+    )
+}
+
+/// An HTML page under its own Content-Security-Policy (the form_post page: its script by hash,
+/// its form to one origin; ui/form_post.rs), with the same other headers as every page.
+pub fn html_with_csp(status: u16, body: String, csp: &str) -> Result<Response> {
     let headers = Headers::new();
     headers.set("Content-Type", "text/html; charset=utf-8")?;
-    headers.set(
-        "Content-Security-Policy",
-        "default-src 'none'; style-src 'unsafe-inline'; img-src https: data:; form-action *; frame-ancestors 'none'; base-uri 'none'",
-    )?;
+    headers.set("Content-Security-Policy", csp)?;
     headers.set("X-Frame-Options", "DENY")?;
     headers.set("X-Content-Type-Options", "nosniff")?;
     // Not no-referrer: under it browsers send `Origin: null` with the page's own form POSTs,

@@ -15,6 +15,7 @@ use crate::protocol::bearer;
 use crate::protocol::client_auth::presented;
 use crate::protocol::error::ErrorCode;
 use crate::protocol::form::Form;
+use crate::protocol::response_mode::ResponseMode;
 use crate::protocol::token_request::{self, GrantRequest};
 
 /// Keys from a small set, so that repeats and lookups of real parameter names happen often.
@@ -319,6 +320,9 @@ fn authorize_validation_returns_a_request_or_a_typed_error() {
                 );
                 prop_assert!(!(public && req.code_challenge.is_none()));
                 prop_assert!(req.max_age.is_none_or(|n| n >= 0));
+                // The mode answered in is the one asked for, and only a known one.
+                let asked = form.first("response_mode");
+                prop_assert_eq!(ResponseMode::parse(asked), Some(req.response_mode));
             }
             Err(AuthorizeError::Fatal(f)) => {
                 prop_assert!(
@@ -330,6 +334,10 @@ fn authorize_validation_returns_a_request_or_a_typed_error() {
                 // Only ever back to the registered URI.
                 prop_assert_eq!(r.redirect_uri.as_str(), REDIRECT);
                 prop_assert!(r.error.code.status() == 400, "{r:?}");
+                // form_post only when that is exactly what was asked, once.
+                if r.response_mode == ResponseMode::FormPost {
+                    prop_assert_eq!(form.one("response_mode"), Ok(Some("form_post")));
+                }
             }
         }
         Ok(())

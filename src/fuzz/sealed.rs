@@ -14,6 +14,7 @@ use crate::oidc::form_state::{
 use crate::protocol::authorize::{AuthorizeRequest, Prompt};
 use crate::protocol::code::{CodeGrant, redirect_uri_hash};
 use crate::protocol::id_token::{assemble, parse_unverified, signing_input};
+use crate::protocol::response_mode::ResponseMode;
 
 static KEYS: std::sync::LazyLock<crypto::Keyring> = std::sync::LazyLock::new(|| {
     crypto::Keyring::new("a long worker secret for property tests", &[]).unwrap()
@@ -183,13 +184,13 @@ fn request() -> impl Strategy<Value = AuthorizeRequest> {
             any::<(bool, bool, bool)>(),
             prop::option::of(any::<i64>()),
         ),
-        (opt_text(16), opt_text(32), opt_text(32)),
+        (opt_text(16), opt_text(32), opt_text(32), any::<bool>()),
     )
         .prop_map(
             |(
                 (client_id, redirect_uri, scope, state),
                 (nonce, code_challenge, (none, login, consent), max_age),
-                (login_hint, id_token_hint, claims),
+                (login_hint, id_token_hint, claims, form_post),
             )| AuthorizeRequest {
                 client_id,
                 redirect_uri,
@@ -207,6 +208,11 @@ fn request() -> impl Strategy<Value = AuthorizeRequest> {
                 id_token_hint,
                 claims,
                 acr_values: None,
+                response_mode: if form_post {
+                    ResponseMode::FormPost
+                } else {
+                    ResponseMode::Query
+                },
             },
         )
 }

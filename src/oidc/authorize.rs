@@ -62,10 +62,11 @@ pub async fn handle(mut req: Request, ctx: &Ctx, slug: &str) -> Result<Response>
         Err(AuthorizeError::Redirect(e)) => {
             return issue::error(
                 ctx,
-                slug,
+                &org,
                 &e.redirect_uri,
                 e.state.as_deref(),
                 &e.error,
+                e.response_mode,
                 302,
             );
         }
@@ -73,10 +74,11 @@ pub async fn handle(mut req: Request, ctx: &Ctx, slug: &str) -> Result<Response>
     let redirect_error = |err: OAuthError| {
         issue::error(
             ctx,
-            slug,
+            &org,
             &request.redirect_uri,
             request.state.as_deref(),
             &err,
+            request.response_mode,
             302,
         )
     };

@@ -47,10 +47,11 @@ pub async fn handle(mut req: Request, ctx: &Ctx, slug: &str) -> Result<Response>
         let denied = OAuthError::new(ErrorCode::AccessDenied, "the user denied the request");
         return issue::error(
             ctx,
-            slug,
+            &org,
             &request.redirect_uri,
             request.state.as_deref(),
             &denied,
+            request.response_mode,
             303,
         );
     }

@@ -181,6 +181,7 @@ mod tests {
             id_token_hint: None,
             claims: None,
             acr_values: None,
+            response_mode: Default::default(),
         }
     }
     static KEYS: std::sync::LazyLock<Keyring> =

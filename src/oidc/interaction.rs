@@ -130,10 +130,11 @@ async fn carry_out(
             }
             issue::error(
                 ctx,
-                slug,
+                c.org,
                 &request.redirect_uri,
                 request.state.as_deref(),
                 &err,
+                request.response_mode,
                 c.status,
             )
         }
@@ -218,7 +219,7 @@ async fn carry_out(
                     Default::default(),
                 );
             }
-            let resp = issue::code(ctx, slug, &issuance, c.status)?;
+            let resp = issue::code(ctx, c.org, &issuance, c.status)?;
             with_cookies(resp, &cookies)
         }
     }

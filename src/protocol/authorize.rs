@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::protocol::error::{ErrorCode, OAuthError};
 use crate::protocol::form::Form;
+use crate::protocol::response_mode::ResponseMode;
 use crate::protocol::{pkce, scopes};
 
 /// What validation needs to know about the registered client.
@@ -47,6 +48,11 @@ pub struct AuthorizeRequest {
     /// `acr_values` (Core §3.1.2.1), as sent: a preference list the gate reads (protocol/acr.rs).
     #[serde(default)]
     pub acr_values: Option<String>,
+    /// How the code (or an error) goes back to the client; carried through the login, second
+    /// factor and consent pages so the answer after a form POST comes back the same way. Forms
+    /// sealed before the mode existed open as `query`, which was then the only mode.
+    #[serde(default)]
+    pub response_mode: ResponseMode,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -72,6 +78,8 @@ pub struct RedirectError {
     pub redirect_uri: String,
     pub state: Option<String>,
     pub error: OAuthError,
+    /// The requested mode once it is known to be valid, `query` until then.
+    pub response_mode: ResponseMode,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -154,11 +162,20 @@ pub fn validate(
     }
     // From here on, errors go back to the client. State is taken even if other things are wrong.
     let state = params.first("state").map(str::to_string);
+    // The mode errors go back in: the one asked for once it is known to be valid (sent once,
+    // and one Clavex implements), the default query until then. An error is an authorization
+    // response like a code, so it is returned by the mode the client asked for.
+    let asked_mode = params
+        .one("response_mode")
+        .ok()
+        .and_then(ResponseMode::parse);
+    let response_mode = asked_mode.unwrap_or_default();
     let err = |code: ErrorCode, desc: &str| {
         AuthorizeError::Redirect(RedirectError {
             redirect_uri: redirect_uri.to_string(),
             state: state.clone(),
             error: OAuthError::new(code, desc),
+            response_mode,
         })
     };
     if let Some(name) = params.repeated(SINGLE_VALUED) {
@@ -169,12 +186,12 @@ pub fn validate(
     }
     let get = |name: &str| params.first(name);
 
-    // Only the query response mode is implemented; fragment and form_post are refused rather
+    // Only query and form_post are implemented; fragment and unknown modes are refused rather
     // than silently answered another way.
-    if get("response_mode").is_some_and(|mode| mode != "query") {
+    if asked_mode.is_none() {
         return Err(err(
             ErrorCode::InvalidRequest,
-            "response_mode must be query",
+            "response_mode must be query or form_post",
         ));
     }
     match get("response_type") {
@@ -341,6 +358,7 @@ pub fn validate(
         id_token_hint: get("id_token_hint").map(str::to_string),
         claims,
         acr_values: get("acr_values").map(str::to_string),
+        response_mode,
     })
 }
 
@@ -377,6 +395,81 @@ mod tests {
     }
 
     const RC: &str = "client_id=rocketchat&redirect_uri=https%3A%2F%2Fchat.acme.eu%2F_oauth%2Fclavex&response_type=code";
+
+    fn redirect_mode(r: Result<AuthorizeRequest, AuthorizeError>) -> (ErrorCode, ResponseMode) {
+        match r {
+            Err(AuthorizeError::Redirect(e)) => (e.error.code, e.response_mode),
+            other => panic!("expected a redirect error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn response_mode_is_query_by_default_and_form_post_when_asked() {
+        let q = |extra: &str| run(&format!("{RC}&scope=openid{extra}"), false);
+        assert_eq!(q("").unwrap().response_mode, ResponseMode::Query);
+        assert_eq!(
+            q("&response_mode=query").unwrap().response_mode,
+            ResponseMode::Query
+        );
+        assert_eq!(
+            q("&response_mode=form_post").unwrap().response_mode,
+            ResponseMode::FormPost
+        );
+    }
+
+    #[test]
+    fn fragment_and_unknown_modes_are_refused_in_query() {
+        for mode in ["fragment", "form_post_jwt", "FORM_POST", "query%20"] {
+            let r = run(
+                &format!("{RC}&scope=openid&state=s&response_mode={mode}"),
+                false,
+            );
+            assert_eq!(
+                redirect_mode(r),
+                (ErrorCode::InvalidRequest, ResponseMode::Query),
+                "{mode:?}"
+            );
+        }
+        // Sent twice, even with two valid values, the mode is not known: query.
+        let twice = run(
+            &format!("{RC}&scope=openid&response_mode=form_post&response_mode=form_post"),
+            false,
+        );
+        assert_eq!(
+            redirect_mode(twice),
+            (ErrorCode::InvalidRequest, ResponseMode::Query)
+        );
+    }
+
+    #[test]
+    fn errors_after_a_valid_form_post_go_back_in_form_post() {
+        // Every later check: a scope, PKCE, prompt, or another repeated parameter.
+        for extra in [
+            "&scope=profile",
+            "&scope=openid&code_challenge_method=plain&code_challenge=x",
+            "&scope=openid&prompt=none%20login",
+            "&scope=openid&state=a&state=b",
+        ] {
+            let r = run(&format!("{RC}&response_mode=form_post{extra}"), false);
+            assert_eq!(redirect_mode(r).1, ResponseMode::FormPost, "{extra}");
+        }
+        // Before the redirect URI is trusted nothing is returned to the client at all.
+        let bad_uri = "client_id=rocketchat&redirect_uri=https%3A%2F%2Fevil.example%2F&response_type=code&scope=openid&response_mode=form_post";
+        assert!(matches!(run(bad_uri, false), Err(AuthorizeError::Fatal(_))));
+    }
+
+    #[test]
+    fn the_mode_survives_serialization_and_old_requests_read_as_query() {
+        let req = run(&format!("{RC}&scope=openid&response_mode=form_post"), false).unwrap();
+        let json = serde_json::to_value(&req).unwrap();
+        let back: AuthorizeRequest = serde_json::from_value(json.clone()).unwrap();
+        assert_eq!(back.response_mode, ResponseMode::FormPost);
+        // A login form sealed before this release carries no mode: it was a query request.
+        let mut old = json;
+        old.as_object_mut().unwrap().remove("response_mode");
+        let back: AuthorizeRequest = serde_json::from_value(old).unwrap();
+        assert_eq!(back.response_mode, ResponseMode::Query);
+    }
 
     fn redirect_code(r: Result<AuthorizeRequest, AuthorizeError>) -> (ErrorCode, Option<String>) {
         match r {

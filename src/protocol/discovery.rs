@@ -21,7 +21,7 @@ pub fn document(issuer: &str) -> Value {
         "introspection_endpoint": format!("{issuer}/introspect"),
         "scopes_supported": SUPPORTED_SCOPES,
         "response_types_supported": ["code"],
-        "response_modes_supported": ["query"],
+        "response_modes_supported": ["query", "form_post"],
         "grant_types_supported": ["authorization_code", "refresh_token"],
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": ["RS256"],
@@ -51,6 +51,7 @@ mod tests {
         assert_eq!(d["token_endpoint"], "https://id.acme.eu/acme/token");
         assert_eq!(d["jwks_uri"], "https://id.acme.eu/acme/jwks");
         assert_eq!(d["code_challenge_methods_supported"], json!(["S256"]));
+        assert_eq!(d["response_modes_supported"], json!(["query", "form_post"]));
         assert_eq!(d["id_token_signing_alg_values_supported"], json!(["RS256"]));
     }
 }

@@ -233,6 +233,7 @@ mod tests {
             id_token_hint: None,
             claims: None,
             acr_values: None,
+            response_mode: Default::default(),
         }
     }
 

@@ -22,6 +22,7 @@ pub mod password_policy;
 pub mod pkce;
 pub mod redirect;
 pub mod refresh;
+pub mod response_mode;
 pub mod retention;
 pub mod scopes;
 pub mod standard_claims;

@@ -4,6 +4,8 @@
 
 use askama::Template;
 
+pub mod form_post;
+
 /// The organization's look: its name, optional logo, and primary colour.
 pub struct Brand {
     pub name: String,
