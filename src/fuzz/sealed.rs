@@ -32,13 +32,13 @@ fn opt_text(max: usize) -> impl Strategy<Value = Option<String>> {
 fn grant() -> impl Strategy<Value = CodeGrant> {
     (
         (any_text(24), any_text(24), any_text(40), any_text(48)),
-        (opt_text(64), opt_text(64), opt_text(64)),
+        (opt_text(64), opt_text(64), opt_text(64), opt_text(24)),
         (0..=i64::from(u32::MAX), 0..=i64::from(u32::MAX)),
     )
         .prop_map(
             |(
                 (client_id, redirect, scope, user_id),
-                (nonce, code_challenge, claims),
+                (nonce, code_challenge, claims, sid),
                 (auth_time, issued_at),
             )| CodeGrant {
                 factors: 1,
@@ -51,6 +51,7 @@ fn grant() -> impl Strategy<Value = CodeGrant> {
                 auth_time,
                 issued_at,
                 claims,
+                sid,
             },
         )
 }

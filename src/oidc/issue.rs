@@ -13,8 +13,15 @@ use crate::protocol::redirect::with_params;
 /// Mint a code and redirect to the client. Only the gate (protocol/gate.rs) can make the
 /// `Issuance` this takes, so no path reaches a code without every check the gate makes. The code
 /// is the sealed record itself (protocol/code.rs): nothing is stored, so the client's server can
-/// redeem it at whichever location it reaches. `status` is 302 after a GET, 303 after a form POST.
-pub fn code(ctx: &Ctx, org: &str, issuance: &Issuance, status: u16) -> Result<Response> {
+/// redeem it at whichever location it reaches. `sid` is the SSO session's public id (for the ID
+/// token and back-channel logout). `status` is 302 after a GET, 303 after a form POST.
+pub fn code(
+    ctx: &Ctx,
+    org: &str,
+    issuance: &Issuance,
+    sid: Option<&str>,
+    status: u16,
+) -> Result<Response> {
     let req = issuance.request();
     let grant = CodeGrant {
         factors: issuance.factors(),
@@ -27,6 +34,7 @@ pub fn code(ctx: &Ctx, org: &str, issuance: &Issuance, status: u16) -> Result<Re
         auth_time: issuance.auth_time(),
         issued_at: ctx.now,
         claims: req.claims.clone(),
+        sid: sid.map(str::to_string),
     };
     let code = grant.seal(&ctx.config.key_encryption_secret, org);
     crate::edge::audit::note(

@@ -152,6 +152,7 @@ async fn exchange_code(
             claims: record.claims.as_deref(),
             auth_time: record.auth_time,
             amr: &amr(record.factors).join(" "),
+            sid: record.sid.as_deref(),
         },
         &TokenHashes {
             access: &token_hash(&access_token),
@@ -233,6 +234,7 @@ async fn exchange_code(
         record.factors,
         record.nonce.as_deref(),
         &access_token,
+        record.sid.as_deref(),
         extra,
     )
     .await?;
@@ -386,6 +388,7 @@ async fn refresh(
             factors_of(&record.amr),
             None,
             &access_token,
+            record.sid.as_deref(),
             extra,
         )
         .await?;
@@ -462,6 +465,7 @@ async fn sign_id_token(
     factors: u8,
     nonce: Option<&str>,
     access_token: &str,
+    sid: Option<&str>,
     extra: serde_json::Map<String, Value>,
 ) -> Result<String> {
     let issuer = ctx.config.issuer(slug);
@@ -474,6 +478,7 @@ async fn sign_id_token(
         access_token,
         now: ctx.now,
         factors,
+        sid,
         extra,
     });
     signer::sign_with(ctx, key, &claims).await

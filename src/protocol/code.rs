@@ -17,8 +17,11 @@ use crate::protocol::pkce;
 const PURPOSE: &str = "authorization-codes";
 /// The first byte of every sealed record: a later format gets another number, and codes in
 /// flight during a deploy (60 s at most) are refused rather than misread.
-/// Format 2 added the sign-in's factors (protocol/mfa.rs bits).
-const FORMAT: u8 = 2;
+/// Format 2 added the sign-in's factors (protocol/mfa.rs bits); format 3 the SSO session's
+/// `sid` at the end. Codes of format 2 still open (without a sid): they were minted by the
+/// release before this one, at most 60 s before the deploy.
+const FORMAT: u8 = 3;
+const FORMAT_WITHOUT_SID: u8 = 2;
 /// Bytes of SHA-256 kept of the redirect URI: it only has to tell the registered URI the code was
 /// issued for from another one (a 2^-128 second preimage), and it keeps codes short.
 const REDIRECT_HASH_BYTES: usize = 16;
@@ -38,6 +41,8 @@ pub struct CodeGrant {
     pub factors: u8,
     pub issued_at: i64,
     pub claims: Option<String>,
+    /// The SSO session the code was issued under (the ID token's `sid`).
+    pub sid: Option<String>,
 }
 
 pub fn redirect_uri_hash(uri: &str) -> [u8; REDIRECT_HASH_BYTES] {
@@ -102,6 +107,7 @@ impl CodeGrant {
             self.nonce.as_deref(),
             self.code_challenge.as_deref(),
             self.claims.as_deref(),
+            self.sid.as_deref(),
         ] {
             match text {
                 Some(t) => {
@@ -117,7 +123,8 @@ impl CodeGrant {
 
     fn decode(bytes: &[u8]) -> Option<CodeGrant> {
         let mut r = Reader(bytes);
-        if r.take(1)? != [FORMAT] {
+        let format = r.take(1)?[0];
+        if format != FORMAT && format != FORMAT_WITHOUT_SID {
             return None;
         }
         let issued_at = i64::from(u32::from_be_bytes(r.take(4)?.try_into().ok()?));
@@ -130,6 +137,7 @@ impl CodeGrant {
         let nonce = r.text()?;
         let code_challenge = r.text()?;
         let claims = r.text()?;
+        let sid = if format == FORMAT { r.text()? } else { None };
         r.0.is_empty().then_some(CodeGrant {
             client_id,
             redirect_uri_hash,
@@ -141,6 +149,7 @@ impl CodeGrant {
             factors,
             issued_at,
             claims,
+            sid,
         })
     }
 
@@ -251,6 +260,7 @@ mod tests {
             auth_time: 1_764_000_000,
             issued_at: 1_764_000_010,
             claims: None,
+            sid: Some("Yl3vQ2mXc8pT1rKf0aZbHw".into()),
         }
     }
     const CH: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
@@ -282,6 +292,25 @@ mod tests {
         };
         let code = none.seal(SECRET, "acme");
         assert_eq!(CodeGrant::open(&code, SECRET, "acme"), Some(none));
+    }
+
+    #[test]
+    fn a_code_of_the_previous_format_opens_without_a_sid() {
+        let g = grant(Some(CH));
+        let mut bytes = g.encode();
+        bytes[0] = FORMAT_WITHOUT_SID;
+        let sid_len = 2 + g.sid.as_ref().unwrap().len();
+        bytes.truncate(bytes.len() - sid_len);
+        let code = SECRET.seal(PURPOSE, &bytes, b"acme");
+        assert_eq!(
+            CodeGrant::open(&code, SECRET, "acme"),
+            Some(CodeGrant { sid: None, ..g })
+        );
+        bytes[0] = 1;
+        assert_eq!(
+            CodeGrant::open(&SECRET.seal(PURPOSE, &bytes, b"acme"), SECRET, "acme"),
+            None
+        );
     }
 
     #[test]
