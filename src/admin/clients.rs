@@ -34,6 +34,8 @@ pub const FIELDS: &[&str] = &[
     "role_mappings",
     "allowed_groups",
     "require_mfa",
+    "backchannel_logout_uri",
+    "backchannel_logout_session_required",
 ];
 
 /// What a client body sets; everything but the id and the secret.
@@ -51,6 +53,8 @@ pub struct Settings {
     pub role_mappings: Vec<RoleMapping>,
     pub allowed_groups: Vec<String>,
     pub require_mfa: bool,
+    pub backchannel_logout_uri: Option<String>,
+    pub backchannel_logout_session_required: bool,
 }
 
 /// Reads the settings from a create or replace body: an absent member takes its default, and
@@ -95,6 +99,9 @@ pub fn settings(fields: &Fields) -> Result<Settings, ApiError> {
         role_mappings: c.role_mappings.unwrap_or_default(),
         allowed_groups: c.allowed_groups.unwrap_or_default(),
         require_mfa: c.require_mfa.unwrap_or(false),
+        // `""` (the way a PATCH clears it) and absent are the same: not told.
+        backchannel_logout_uri: c.backchannel_logout_uri.filter(|u| !u.is_empty()),
+        backchannel_logout_session_required: c.backchannel_logout_session_required.unwrap_or(false),
     })
 }
 
@@ -139,6 +146,9 @@ pub struct ClientChanges {
     pub role_mappings: Option<Vec<RoleMapping>>,
     pub allowed_groups: Option<Vec<String>>,
     pub require_mfa: Option<bool>,
+    /// `Some("")`: clear it.
+    pub backchannel_logout_uri: Option<String>,
+    pub backchannel_logout_session_required: Option<bool>,
 }
 
 pub fn changes(fields: &Fields) -> Result<ClientChanges, ApiError> {
@@ -181,6 +191,17 @@ pub fn changes(fields: &Fields) -> Result<ClientChanges, ApiError> {
             .map(|v| validate::role_mappings("role_mappings", v))
             .transpose()?,
         require_mfa: fields.bool("require_mfa")?,
+        backchannel_logout_uri: fields
+            .string("backchannel_logout_uri")?
+            .map(|u| match u.as_str() {
+                "" => Ok(u),
+                // Back-Channel Logout 1.0 §2.2: an absolute URI without a fragment; Clavex
+                // calls it from the Worker, so https (plain http only to a loopback host, for
+                // local development) — the rule of redirect URIs.
+                _ => validate::redirect_uri("backchannel_logout_uri", &u),
+            })
+            .transpose()?,
+        backchannel_logout_session_required: fields.bool("backchannel_logout_session_required")?,
         allowed_groups: fields
             .string_list("allowed_groups")?
             .map(|g| validate::group_names("allowed_groups", &g))
@@ -211,6 +232,8 @@ impl From<Settings> for ClientChanges {
             role_mappings: Some(s.role_mappings),
             allowed_groups: Some(s.allowed_groups),
             require_mfa: Some(s.require_mfa),
+            backchannel_logout_uri: Some(s.backchannel_logout_uri.unwrap_or_default()),
+            backchannel_logout_session_required: Some(s.backchannel_logout_session_required),
         }
     }
 }
@@ -257,6 +280,19 @@ impl ClientChanges {
         }
         if let Some(v) = self.require_mfa {
             a.set("require_mfa", SqlValue::Bool(v));
+        }
+        if let Some(v) = &self.backchannel_logout_uri {
+            a.set(
+                "backchannel_logout_uri",
+                if v.is_empty() {
+                    SqlValue::Null
+                } else {
+                    text(v)
+                },
+            );
+        }
+        if let Some(v) = self.backchannel_logout_session_required {
+            a.set("backchannel_logout_session_required", SqlValue::Bool(v));
         }
         a
     }
@@ -328,6 +364,9 @@ pub struct ClientView {
     pub allowed_groups: Vec<String>,
     /// A second factor is required to sign in to this client.
     pub require_mfa: bool,
+    /// Back-Channel Logout 1.0: where logout tokens are sent (null: not told).
+    pub backchannel_logout_uri: Option<String>,
+    pub backchannel_logout_session_required: bool,
     pub created_at: i64,
     pub updated_at: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -355,6 +394,8 @@ pub fn view(c: Client, secret: Option<String>) -> ClientView {
         role_mappings: c.role_mappings,
         allowed_groups: c.allowed_groups,
         require_mfa: c.require_mfa,
+        backchannel_logout_uri: c.backchannel_logout_uri,
+        backchannel_logout_session_required: c.backchannel_logout_session_required,
         created_at: c.created_at,
         updated_at: c.updated_at,
     }
@@ -373,6 +414,8 @@ fn apply(c: &mut Client, s: Settings) {
     c.role_mappings = s.role_mappings;
     c.allowed_groups = s.allowed_groups;
     c.require_mfa = s.require_mfa;
+    c.backchannel_logout_uri = s.backchannel_logout_uri;
+    c.backchannel_logout_session_required = s.backchannel_logout_session_required;
 }
 
 /// Gives a confidential client without a secret a fresh one (returned, to show once), and takes
@@ -419,6 +462,8 @@ pub async fn create(req: &mut Request, ctx: &Ctx, org: &str) -> Outcome {
         role_mappings: Vec::new(),
         allowed_groups: Vec::new(),
         require_mfa: false,
+        backchannel_logout_uri: None,
+        backchannel_logout_session_required: false,
     };
     apply(&mut client, s);
     let secret = settle_secret(&mut client);
@@ -685,7 +730,7 @@ mod tests {
             .unwrap(),
         );
         // Every column (the secret with the method); the group settings are written apart.
-        assert_eq!(put.assignments("h").columns().len(), 11);
+        assert_eq!(put.assignments("h").columns().len(), 13);
         assert_eq!(put.allowed_groups, Some(vec![]));
     }
 
@@ -774,7 +819,53 @@ mod tests {
             role_mappings: vec![],
             allowed_groups: vec![],
             require_mfa: false,
+            backchannel_logout_uri: None,
+            backchannel_logout_session_required: false,
         }
+    }
+
+    #[test]
+    fn backchannel_logout_uri_is_https_or_loopback_and_empty_clears_it() {
+        let base = json!({"client_name": "n", "redirect_uris": ["https://app.example/cb"]});
+        let with = |uri: serde_json::Value| {
+            let mut body = base.clone();
+            body["backchannel_logout_uri"] = uri;
+            settings(&fields(body))
+        };
+        let s = with(json!("https://app.example/bcl")).unwrap();
+        assert_eq!(
+            s.backchannel_logout_uri.as_deref(),
+            Some("https://app.example/bcl")
+        );
+        assert!(!s.backchannel_logout_session_required);
+        assert_eq!(
+            with(json!("http://127.0.0.1:4000/bcl"))
+                .unwrap()
+                .backchannel_logout_uri
+                .as_deref(),
+            Some("http://127.0.0.1:4000/bcl")
+        );
+        assert_eq!(with(json!("")).unwrap().backchannel_logout_uri, None);
+        for bad in [
+            "http://app.example/bcl",
+            "https://app.example/bcl#x",
+            "bcl",
+            "ftp://a.example/",
+        ] {
+            let err = with(json!(bad)).expect_err(bad);
+            assert_eq!(
+                err.field.as_deref(),
+                Some("backchannel_logout_uri"),
+                "{bad}"
+            );
+        }
+        let clear = changes(&fields(json!({"backchannel_logout_uri": ""}))).unwrap();
+        assert_eq!(clear.assignments("h").columns(), ["backchannel_logout_uri"]);
+        let required = changes(&fields(
+            json!({"backchannel_logout_session_required": true}),
+        ))
+        .unwrap();
+        assert_eq!(required.backchannel_logout_session_required, Some(true));
     }
 
     #[test]

@@ -14,6 +14,7 @@ use crate::edge::password::hash_password;
 use crate::edge::store::assign::{Assignments, SqlValue};
 use crate::edge::store::throttles;
 use crate::edge::store::{self, users::User, users::UserFilter};
+use crate::protocol::logout_token::Ended;
 use crate::protocol::standard_claims::StandardClaims;
 use crate::protocol::throttle::Counter;
 
@@ -416,12 +417,19 @@ pub async fn update(req: &mut Request, ctx: &Ctx, org: &str, id: &str) -> Outcom
                     .unwrap_or(Failure::Internal(e)));
             }
         };
+    if changes.disabled == Some(true) {
+        // A disabled user is signed out of every relying party that asked to be told.
+        crate::oidc::backchannel::announce(ctx, org, id, Ended::User).await;
+    }
     Ok(http::json(200, &view(updated, ctx.now))?)
 }
 
 pub async fn delete(ctx: &Ctx, org: &str, id: &str) -> Outcome {
     let db = ctx.primary()?;
     organizations::require(&db, org).await?;
+    // Before the delete, which takes the user's grants with it: the relying parties they were
+    // issued to are told (the tokens go out after the response).
+    crate::oidc::backchannel::announce(ctx, org, id, Ended::User).await;
     if !store::users::delete_user(&db, org, id).await? {
         return Err(ApiError::not_found("user").into());
     }

@@ -33,13 +33,13 @@ fn opt_text(max: usize) -> impl Strategy<Value = Option<String>> {
 fn grant() -> impl Strategy<Value = CodeGrant> {
     (
         (any_text(24), any_text(24), any_text(40), any_text(48)),
-        (opt_text(64), opt_text(64), opt_text(64)),
+        (opt_text(64), opt_text(64), opt_text(64), opt_text(24)),
         (0..=i64::from(u32::MAX), 0..=i64::from(u32::MAX), 0u8..3),
     )
         .prop_map(
             |(
                 (client_id, redirect, scope, user_id),
-                (nonce, code_challenge, claims),
+                (nonce, code_challenge, claims, sid),
                 (auth_time, issued_at, acr),
             )| CodeGrant {
                 factors: 1,
@@ -53,6 +53,7 @@ fn grant() -> impl Strategy<Value = CodeGrant> {
                 auth_time,
                 issued_at,
                 claims,
+                sid,
             },
         )
 }

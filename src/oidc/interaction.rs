@@ -168,7 +168,7 @@ async fn carry_out(
             let (Some(authenticated), Some(user)) = (c.authenticated.clone(), c.user) else {
                 unreachable!("the gate asks for consent only of an authenticated user")
             };
-            let (cookies, session) = establish(
+            let (cookies, session, _) = establish(
                 ctx,
                 req,
                 slug,
@@ -200,7 +200,7 @@ async fn carry_out(
                 .authenticated
                 .clone()
                 .expect("the gate issues only with an authentication");
-            let (cookies, _) = establish(
+            let (cookies, _, sid) = establish(
                 ctx,
                 req,
                 slug,
@@ -219,7 +219,7 @@ async fn carry_out(
                     Default::default(),
                 );
             }
-            let resp = issue::code(ctx, c.org, &issuance, c.status)?;
+            let resp = issue::code(ctx, c.org, &issuance, sid.as_deref(), c.status)?;
             with_cookies(resp, &cookies)
         }
     }
@@ -228,7 +228,7 @@ async fn carry_out(
 /// The SSO session of a sign-in whose factors are all given: a new one for a fresh sign-in
 /// (recorded as `signin.succeeded`, and this browser remembered for the account), the same one
 /// when the session already had these factors, or the session upgraded when a step-up added
-/// one. The Set-Cookie values, and the hash of the session's id.
+/// one. The Set-Cookie values, the hash of the session's id, and its public `sid`.
 async fn establish(
     ctx: &Ctx,
     req: &Request,
@@ -236,12 +236,12 @@ async fn establish(
     client_id: &str,
     authenticated: &Authenticated,
     origin: Origin<'_>,
-) -> Result<(Vec<String>, String)> {
+) -> Result<(Vec<String>, String, Option<String>)> {
     let amr = json!(mfa::amr(authenticated.factors));
     match origin {
         Origin::Session(current) if current.user.id == authenticated.user_id => {
             if authenticated.factors & !current.session.factors == 0 {
-                return Ok((Vec::new(), current.id_hash()));
+                return Ok((Vec::new(), current.id_hash(), current.session.sid.clone()));
             }
             let (cookie, hash) = sso::upgrade(ctx, slug, current, authenticated.factors).await?;
             audit::note(
@@ -252,11 +252,11 @@ async fn establish(
                 Some(client_id),
                 detail([("amr", amr), ("step_up", json!(true))]),
             );
-            Ok((vec![cookie], hash))
+            Ok((vec![cookie], hash, current.session.sid.clone()))
         }
         _ => {
             sso::forget(ctx, slug, req).await?;
-            let (cookie, hash) = sso::start(
+            let (cookie, hash, sid) = sso::start(
                 ctx,
                 slug,
                 &authenticated.user_id,
@@ -276,7 +276,7 @@ async fn establish(
             if authenticated.factors & PWD != 0 {
                 cookies.push(device::remember(ctx, req, slug, &authenticated.user_id));
             }
-            Ok((cookies, hash))
+            Ok((cookies, hash, sid))
         }
     }
 }

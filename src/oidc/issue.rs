@@ -19,9 +19,16 @@ use crate::ui::form_post;
 /// Mint a code and send it to the client. Only the gate (protocol/gate.rs) can make the
 /// `Issuance` this takes, so no path reaches a code without every check the gate makes. The code
 /// is the sealed record itself (protocol/code.rs): nothing is stored, so the client's server can
-/// redeem it at whichever location it reaches. `status` is 302 after a GET, 303 after a form POST
-/// (a form_post page is always 200).
-pub fn code(ctx: &Ctx, org: &Organization, issuance: &Issuance, status: u16) -> Result<Response> {
+/// redeem it at whichever location it reaches. `sid` is the SSO session's public id (for the ID
+/// token and back-channel logout). `status` is 302 after a GET, 303 after a form POST (a
+/// form_post page is always 200).
+pub fn code(
+    ctx: &Ctx,
+    org: &Organization,
+    issuance: &Issuance,
+    sid: Option<&str>,
+    status: u16,
+) -> Result<Response> {
     let slug = org.slug.as_str();
     let req = issuance.request();
     let grant = CodeGrant {
@@ -36,6 +43,7 @@ pub fn code(ctx: &Ctx, org: &Organization, issuance: &Issuance, status: u16) -> 
         auth_time: issuance.auth_time(),
         issued_at: ctx.now,
         claims: req.claims.clone(),
+        sid: sid.map(str::to_string),
     };
     let code = grant.seal(&ctx.config.key_encryption_secret, slug);
     crate::edge::audit::note(

@@ -1,6 +1,7 @@
 //! GET/POST /{org}/logout — RP-initiated logout (OpenID Connect RP-Initiated Logout 1.0).
 //! Ends the browser's SSO session, then redirects only to a `post_logout_redirect_uri` the
-//! client registered, compared exactly; anything else gets a page, never a redirect.
+//! client registered, compared exactly; anything else gets a page, never a redirect. Relying
+//! parties with a `backchannel_logout_uri` are told (oidc/backchannel.rs).
 
 use worker::{Request, Response, Result};
 
@@ -8,7 +9,8 @@ use crate::edge::context::Ctx;
 use crate::edge::http;
 use crate::edge::store::clients::get_client;
 use crate::oidc::request::{Accept, page_request};
-use crate::oidc::{forms, pages, signer, sso};
+use crate::oidc::{backchannel, forms, pages, signer, sso};
+use crate::protocol::logout_token::Ended;
 use crate::protocol::redirect::with_params;
 
 pub async fn handle(mut req: Request, ctx: &Ctx, slug: &str) -> Result<Response> {
@@ -90,15 +92,24 @@ pub async fn handle(mut req: Request, ctx: &Ctx, slug: &str) -> Result<Response>
         }
     };
     let (clear_cookies, ended) = sso::end(ctx, slug, &req).await?;
-    if ended.is_some() {
+    if let Some(session) = &ended {
         crate::edge::audit::note(
             ctx,
             crate::protocol::audit::Kind::Logout,
             slug,
-            ended.as_deref(),
+            Some(&session.user_id),
             client_id.as_deref(),
             Default::default(),
         );
+        // Every relying party holding a grant of this user is told which session ended
+        // (Back-Channel Logout 1.0), the one that asked for this logout included.
+        backchannel::announce(
+            ctx,
+            slug,
+            &session.user_id,
+            Ended::Session(session.sid.as_deref()),
+        )
+        .await;
     }
     let resp = match target {
         Some(uri) => {

@@ -3,6 +3,7 @@
 
 pub mod attempts;
 pub mod authorize;
+pub mod backchannel;
 pub mod consent;
 pub mod cookies;
 pub mod device;

@@ -74,6 +74,16 @@ pub async fn sign_with(ctx: &Ctx, key: &SigningKey, claims: &Value) -> Result<St
     Ok(id_token::assemble(&input, &signature))
 }
 
+/// A compact RS256 JWS of `claims` with the `typ` header `typ` (a logout token), signed with
+/// the organization's active key.
+pub async fn sign_typed(ctx: &Ctx, org: &str, typ: &str, claims: &Value) -> Result<String> {
+    let key = active(ctx, org).await?;
+    let crypto_key = import(ctx, &key).await?;
+    let input = id_token::typed_signing_input(&key.kid, typ, claims);
+    let signature = webcrypto::sign_rs256(&crypto_key, input.as_bytes()).await?;
+    Ok(id_token::assemble(&input, &signature))
+}
+
 /// The WebCrypto key of `key`, imported once per isolate for a while (edge/webcrypto.rs).
 async fn import(ctx: &Ctx, key: &SigningKey) -> Result<web_sys::CryptoKey> {
     let keys = &ctx.config.key_encryption_secret;

@@ -46,21 +46,24 @@ pub async fn current(ctx: &Ctx, org: &str, req: &Request) -> Result<Option<Curre
 }
 
 /// Start a session for `user_id`, first authenticated at `auth_time` with `factors`; returns
-/// the Set-Cookie value and the hash of the new session's id.
+/// the Set-Cookie value, the hash of the new session's id and its public `sid`.
 pub async fn start(
     ctx: &Ctx,
     org: &str,
     user_id: &str,
     auth_time: i64,
     factors: u8,
-) -> Result<(String, String)> {
+) -> Result<(String, String, Option<String>)> {
     let session = Session {
         user_id: user_id.to_string(),
         auth_time,
         expires_at: ctx.now + SSO_SESSION_SECONDS,
         factors,
+        // 128 random bits: names the session to relying parties without revealing the cookie.
+        sid: Some(crate::crypto::b64url(&crate::crypto::random_bytes::<16>())),
     };
-    put(ctx, org, &session).await
+    let (cookie, hash) = put(ctx, org, &session).await?;
+    Ok((cookie, hash, session.sid))
 }
 
 /// A step-up: the same sign-in with more factors. It keeps the session's `auth_time` (when the
@@ -93,15 +96,13 @@ async fn put(ctx: &Ctx, org: &str, session: &Session) -> Result<(String, String)
 
 /// End this browser's session (if any); returns the Set-Cookie values that clear the session
 /// cookie and the CSRF cookie — every form state is bound to the CSRF token, so a page shown
-/// before the logout cannot be posted after it (oidc/form_state.rs) — and whose session it was
-/// (for the audit trail).
-pub async fn end(ctx: &Ctx, org: &str, req: &Request) -> Result<([String; 2], Option<String>)> {
-    let mut user_id = None;
+/// before the logout cannot be posted after it (oidc/form_state.rs) — and the session that
+/// ended (for the audit trail and back-channel logout).
+pub async fn end(ctx: &Ctx, org: &str, req: &Request) -> Result<([String; 2], Option<Session>)> {
+    let mut ended = None;
     if let Some(session_id) = cookies::read(header(req, "Cookie").as_deref(), cookies::SESSION) {
         let kv = ctx.kv()?;
-        user_id = kv::get_session(&kv, org, &session_id, ctx.now)
-            .await?
-            .map(|s| s.user_id);
+        ended = kv::get_session(&kv, org, &session_id, ctx.now).await?;
         kv::delete_session(&kv, org, &session_id).await?;
     }
     let secure = ctx.config.secure_cookies();
@@ -109,7 +110,7 @@ pub async fn end(ctx: &Ctx, org: &str, req: &Request) -> Result<([String; 2], Op
         cookies::clear(cookies::SESSION, org, secure),
         cookies::clear(cookies::CSRF, org, secure),
     ];
-    Ok((cookies, user_id))
+    Ok((cookies, ended))
 }
 
 /// Delete the session this browser's cookie names, if any, without reading it: a new sign-in in

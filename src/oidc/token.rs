@@ -154,6 +154,7 @@ async fn exchange_code(
             auth_time: record.auth_time,
             amr: &amr(record.factors).join(" "),
             acr: record.acr,
+            sid: record.sid.as_deref(),
         },
         &TokenHashes {
             access: &token_hash(&access_token),
@@ -236,6 +237,7 @@ async fn exchange_code(
         record.acr,
         record.nonce.as_deref(),
         &access_token,
+        record.sid.as_deref(),
         extra,
     )
     .await?;
@@ -390,6 +392,7 @@ async fn refresh(
             acr::from_stored(record.acr.as_deref()),
             None,
             &access_token,
+            record.sid.as_deref(),
             extra,
         )
         .await?;
@@ -467,6 +470,7 @@ async fn sign_id_token(
     acr: Option<&str>,
     nonce: Option<&str>,
     access_token: &str,
+    sid: Option<&str>,
     extra: serde_json::Map<String, Value>,
 ) -> Result<String> {
     let issuer = ctx.config.issuer(slug);
@@ -480,6 +484,7 @@ async fn sign_id_token(
         now: ctx.now,
         factors,
         acr,
+        sid,
         extra,
     });
     signer::sign_with(ctx, key, &claims).await

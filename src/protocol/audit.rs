@@ -24,6 +24,9 @@ pub enum Kind {
     /// The user is not in a group the client admits.
     SignInDenied,
     Logout,
+    /// A logout token sent (or not) to a relying party's `backchannel_logout_uri`; `detail`
+    /// says whether it was delivered, after how many attempts, and the last HTTP status.
+    BackchannelLogout,
     CodeIssued,
     CodeRedeemed,
     /// A code presented again: what its first redemption issued is revoked.
@@ -56,6 +59,7 @@ pub const ALL: &[Kind] = &[
     Kind::SecondFactorPassed,
     Kind::SignInDenied,
     Kind::Logout,
+    Kind::BackchannelLogout,
     Kind::CodeIssued,
     Kind::CodeRedeemed,
     Kind::CodeReplayed,
@@ -80,6 +84,7 @@ impl Kind {
             Kind::SecondFactorPassed => "signin.second_factor_passed",
             Kind::SignInDenied => "signin.denied",
             Kind::Logout => "logout",
+            Kind::BackchannelLogout => "logout.backchannel",
             Kind::CodeIssued => "code.issued",
             Kind::CodeRedeemed => "code.redeemed",
             Kind::CodeReplayed => "code.replayed",

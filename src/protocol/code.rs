@@ -18,8 +18,11 @@ use crate::protocol::pkce;
 const PURPOSE: &str = "authorization-codes";
 /// The first byte of every sealed record: a later format gets another number, and codes in
 /// flight during a deploy (60 s at most) are refused rather than misread.
-/// Format 2 added the sign-in's factors (protocol/mfa.rs bits), format 3 the chosen `acr`.
+/// Format 2 added the sign-in's factors (protocol/mfa.rs bits); format 3 the chosen `acr` (a
+/// byte after the factors) and the SSO session's `sid` (last). Codes of format 2 still open,
+/// with neither: the release before this one minted them, at most 60 s before the deploy.
 const FORMAT: u8 = 3;
+const FORMAT_WITHOUT_ACR_AND_SID: u8 = 2;
 /// Bytes of SHA-256 kept of the redirect URI: it only has to tell the registered URI the code was
 /// issued for from another one (a 2^-128 second preimage), and it keeps codes short.
 const REDIRECT_HASH_BYTES: usize = 16;
@@ -42,6 +45,8 @@ pub struct CodeGrant {
     pub acr: Option<&'static str>,
     pub issued_at: i64,
     pub claims: Option<String>,
+    /// The SSO session the code was issued under (the ID token's `sid`).
+    pub sid: Option<String>,
 }
 
 pub fn redirect_uri_hash(uri: &str) -> [u8; REDIRECT_HASH_BYTES] {
@@ -107,6 +112,7 @@ impl CodeGrant {
             self.nonce.as_deref(),
             self.code_challenge.as_deref(),
             self.claims.as_deref(),
+            self.sid.as_deref(),
         ] {
             match text {
                 Some(t) => {
@@ -122,13 +128,15 @@ impl CodeGrant {
 
     fn decode(bytes: &[u8]) -> Option<CodeGrant> {
         let mut r = Reader(bytes);
-        if r.take(1)? != [FORMAT] {
+        let format = r.take(1)?[0];
+        if format != FORMAT && format != FORMAT_WITHOUT_ACR_AND_SID {
             return None;
         }
+        let current = format == FORMAT;
         let issued_at = i64::from(u32::from_be_bytes(r.take(4)?.try_into().ok()?));
         let auth_time = i64::from(u32::from_be_bytes(r.take(4)?.try_into().ok()?));
         let factors = r.take(1)?[0];
-        let acr_byte = r.take(1)?[0];
+        let acr_byte = if current { r.take(1)?[0] } else { 0 };
         let acr = acr::from_byte(acr_byte);
         if acr.is_none() && acr_byte != 0 {
             return None;
@@ -140,6 +148,7 @@ impl CodeGrant {
         let nonce = r.text()?;
         let code_challenge = r.text()?;
         let claims = r.text()?;
+        let sid = if current { r.text()? } else { None };
         r.0.is_empty().then_some(CodeGrant {
             client_id,
             redirect_uri_hash,
@@ -152,6 +161,7 @@ impl CodeGrant {
             acr,
             issued_at,
             claims,
+            sid,
         })
     }
 
@@ -263,6 +273,7 @@ mod tests {
             auth_time: 1_764_000_000,
             issued_at: 1_764_000_010,
             claims: None,
+            sid: Some("Yl3vQ2mXc8pT1rKf0aZbHw".into()),
         }
     }
     const CH: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
@@ -295,6 +306,33 @@ mod tests {
         };
         let code = none.seal(SECRET, "acme");
         assert_eq!(CodeGrant::open(&code, SECRET, "acme"), Some(none));
+    }
+
+    #[test]
+    fn a_code_of_the_previous_format_opens_without_acr_and_sid() {
+        let g = CodeGrant {
+            acr: Some(crate::protocol::mfa::ACR_PASSWORD),
+            ..grant(Some(CH))
+        };
+        let mut bytes = g.encode();
+        bytes[0] = FORMAT_WITHOUT_ACR_AND_SID;
+        bytes.remove(10); // the acr byte, after format, two timestamps and the factors
+        let sid_len = 2 + g.sid.as_ref().unwrap().len();
+        bytes.truncate(bytes.len() - sid_len);
+        let code = SECRET.seal(PURPOSE, &bytes, b"acme");
+        assert_eq!(
+            CodeGrant::open(&code, SECRET, "acme"),
+            Some(CodeGrant {
+                sid: None,
+                acr: None,
+                ..g
+            })
+        );
+        bytes[0] = 1;
+        assert_eq!(
+            CodeGrant::open(&SECRET.seal(PURPOSE, &bytes, b"acme"), SECRET, "acme"),
+            None
+        );
     }
 
     #[test]
@@ -361,11 +399,11 @@ mod tests {
         longer.push(0);
         assert!(CodeGrant::decode(&longer).is_none(), "trailing bytes");
         let mut other_format = good.clone();
-        for format in [1, 2] {
+        for format in [1, 4] {
             other_format[0] = format;
             assert!(
                 CodeGrant::decode(&other_format).is_none(),
-                "a format {format} code (from before the chosen acr) is refused, not misread"
+                "a format {format} code is refused, not misread"
             );
         }
         // The acr byte (after format, two timestamps and the factors) is 0, 1 or 2.

@@ -37,6 +37,9 @@ pub fn document(issuer: &str) -> Value {
         "request_uri_parameter_supported": false,
         "prompt_values_supported": ["none", "login", "consent", "select_account"],
         "authorization_response_iss_parameter_supported": true,
+        // Back-Channel Logout 1.0 §2.1: logout tokens, with `sid` (also in ID tokens).
+        "backchannel_logout_supported": true,
+        "backchannel_logout_session_supported": true,
     })
 }
 

@@ -20,6 +20,9 @@ pub struct IdTokenInput<'a> {
     /// The acr value the request chose (protocol/acr.rs), when there is one; else `acr` follows
     /// the factors.
     pub acr: Option<&'a str>,
+    /// The SSO session the sign-in belongs to (Back-Channel Logout 1.0 §2.1: "sid"), when
+    /// known: a logout token names the same value.
+    pub sid: Option<&'a str>,
     pub extra: Map<String, Value>,
 }
 
@@ -54,12 +57,20 @@ pub fn claims(input: IdTokenInput) -> Value {
     if let Some(nonce) = input.nonce {
         c.insert("nonce".into(), json!(nonce));
     }
+    if let Some(sid) = input.sid {
+        c.insert("sid".into(), json!(sid));
+    }
     Value::Object(c)
 }
 
 /// `BASE64URL(header) "." BASE64URL(claims)`: the JWS signing input (RFC 7515 §5.1).
 pub fn signing_input(kid: &str, claims: &Value) -> String {
-    let header = json!({ "alg": "RS256", "typ": "JWT", "kid": kid });
+    typed_signing_input(kid, "JWT", claims)
+}
+
+/// `signing_input` with another `typ` header (a logout token's is `logout+jwt`).
+pub fn typed_signing_input(kid: &str, typ: &str, claims: &Value) -> String {
+    let header = json!({ "alg": "RS256", "typ": typ, "kid": kid });
     format!(
         "{}.{}",
         b64url(header.to_string().as_bytes()),
@@ -123,6 +134,7 @@ mod tests {
             nonce: Some("n-0S6_WzA2Mj"),
             access_token: "at",
             now: 1000,
+            sid: Some("sid-1"),
             extra: Map::new(),
         });
         assert_eq!(c["iss"], "https://id.acme.eu/acme");
@@ -130,6 +142,7 @@ mod tests {
         assert_eq!(c["exp"], 1000 + ID_TOKEN_SECONDS);
         assert_eq!(c["auth_time"], 900);
         assert_eq!(c["nonce"], "n-0S6_WzA2Mj");
+        assert_eq!(c["sid"], "sid-1");
         assert!(c.get("email").is_none());
         assert_eq!(
             c["acr"],
@@ -151,6 +164,7 @@ mod tests {
             nonce: None,
             access_token: "at",
             now: 1000,
+            sid: None,
             extra: Map::new(),
         });
         assert_eq!(c["acr"], ACR_PASSWORD);

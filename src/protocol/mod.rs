@@ -16,6 +16,7 @@ pub mod gate;
 pub mod groups;
 pub mod id_token;
 pub mod lifetimes;
+pub mod logout_token;
 pub mod mfa;
 pub mod origin;
 pub mod password_policy;

@@ -36,6 +36,10 @@ pub struct Client {
     pub allowed_groups: Vec<String>,
     /// A second factor is required for this client (protocol/mfa.rs).
     pub require_mfa: bool,
+    /// Back-Channel Logout 1.0 §2.2: where logout tokens are sent (None: not told).
+    pub backchannel_logout_uri: Option<String>,
+    /// The client needs `sid` in every logout token.
+    pub backchannel_logout_session_required: bool,
 }
 
 impl Client {
@@ -72,6 +76,9 @@ struct ClientRow {
     groups_in_id_token: bool,
     #[serde(deserialize_with = "crate::edge::store::d1::int_bool")]
     require_mfa: bool,
+    backchannel_logout_uri: Option<String>,
+    #[serde(deserialize_with = "crate::edge::store::d1::int_bool")]
+    backchannel_logout_session_required: bool,
     #[serde(default, deserialize_with = "json_list")]
     role_map: Vec<RoleMapRow>,
     #[serde(default, deserialize_with = "json_list")]
@@ -101,6 +108,8 @@ impl From<ClientRow> for Client {
             roles_claim: r.roles_claim,
             groups_in_id_token: r.groups_in_id_token,
             require_mfa: r.require_mfa,
+            backchannel_logout_uri: r.backchannel_logout_uri,
+            backchannel_logout_session_required: r.backchannel_logout_session_required,
             grant_types: list(&r.grant_types),
             redirect_uris: list(&r.redirect_uris),
             post_logout_redirect_uris: list(&r.post_logout_redirect_uris),
@@ -141,7 +150,7 @@ fn json_text(values: &[String]) -> wasm_bindgen::JsValue {
         .into()
 }
 
-/// ?1–?13 of the INSERT: the key, then every mutable column.
+/// ?1–?15 of the INSERT: the key, then every mutable column.
 fn columns(c: &Client) -> Vec<wasm_bindgen::JsValue> {
     use crate::edge::store::d1::opt_text;
     vec![
@@ -158,6 +167,8 @@ fn columns(c: &Client) -> Vec<wasm_bindgen::JsValue> {
         c.roles_claim.as_str().into(),
         crate::edge::store::d1::boolean(c.groups_in_id_token),
         crate::edge::store::d1::boolean(c.require_mfa),
+        opt_text(c.backchannel_logout_uri.as_deref()),
+        crate::edge::store::d1::boolean(c.backchannel_logout_session_required),
     ]
 }
 
@@ -245,8 +256,9 @@ pub async fn insert_client(db: &Db, c: &Client) -> Result<Option<Client>> {
         .prepare(
             "INSERT INTO clients (org, client_id, client_name, token_endpoint_auth_method, secret_hash, \
              grant_types, redirect_uris, post_logout_redirect_uris, scopes, groups_claim, roles_claim, \
-             groups_in_id_token, require_mfa, created_at, updated_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+             groups_in_id_token, require_mfa, backchannel_logout_uri, backchannel_logout_session_required, \
+             created_at, updated_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
         )
         .bind(&[columns(c), vec![int(c.created_at), int(c.updated_at)]].concat())?;
     let groups = GroupWrites {

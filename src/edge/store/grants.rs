@@ -27,6 +27,8 @@ pub struct NewGrant<'a> {
     pub amr: &'a str,
     /// The acr value the request chose (protocol/acr.rs), if any.
     pub acr: Option<&'a str>,
+    /// The SSO session's public id (ID token `sid`, back-channel logout).
+    pub sid: Option<&'a str>,
 }
 
 /// Hashes of the tokens to store (the clear values only ever go to the client).
@@ -94,7 +96,7 @@ pub async fn claim_code_and_issue(
     );
     let mut statements = vec![
         db.prepare(format!(
-            "INSERT INTO grants (id, org, client_id, user_id, code_hash, scope, claims, auth_time, created_at, amr, acr, revoked_at) \
+            "INSERT INTO grants (id, org, client_id, user_id, code_hash, scope, claims, auth_time, created_at, amr, acr, sid, revoked_at) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, CASE WHEN {user_ok} THEN NULL ELSE ?9 END) \
              ON CONFLICT (code_hash) DO UPDATE SET revoked_at = COALESCE(grants.revoked_at, excluded.created_at) \
              RETURNING id, revoked_at"
@@ -111,6 +113,7 @@ pub async fn claim_code_and_issue(
             int(now),
             grant.amr.into(),
             opt_text(grant.acr),
+            opt_text(grant.sid),
         ])?,
         // Why the user was refused, read in the same transaction (only looked at then).
         db.prepare(format!(
@@ -278,6 +281,7 @@ pub struct RefreshRecord {
     pub claims: Option<String>,
     pub amr: String,
     pub acr: Option<String>,
+    pub sid: Option<String>,
     pub revoked_at: Option<i64>,
     #[serde(deserialize_with = "crate::edge::store::d1::int_bool")]
     pub child_used: bool,
@@ -291,7 +295,7 @@ pub struct RefreshRecord {
 pub async fn find_refresh(db: &Db, token_hash: &str) -> Result<Option<RefreshRecord>> {
     db.prepare(format!(
         "SELECT r.token_hash, r.grant_id, r.parent_hash, r.scope, r.created_at, r.expires_at, r.rotated_at, \
-                r.replaced_by, g.org, g.client_id, g.user_id, g.auth_time, g.claims, g.amr, g.acr, g.revoked_at, \
+                r.replaced_by, g.org, g.client_id, g.user_id, g.auth_time, g.claims, g.amr, g.acr, g.sid, g.revoked_at, \
                 u.disabled AS user_disabled, {} AS user_allowed, \
                 EXISTS (SELECT 1 FROM refresh_tokens c WHERE c.parent_hash = r.token_hash AND c.replaced_by IS NOT NULL) \
                   AS child_used \
@@ -520,4 +524,49 @@ pub async fn owner(
         }
     }
     Ok(None)
+}
+
+/// A user's live grants at clients that want to be told of logouts (a
+/// `backchannel_logout_uri`), from the last `REFRESH_TOKEN_SECONDS` (an older grant has no
+/// token left that could keep a relying party's session going). Bounded.
+pub async fn logout_targets(
+    db: &Db,
+    org: &str,
+    user_id: &str,
+    now: i64,
+) -> Result<Vec<crate::protocol::logout_token::GrantAt>> {
+    #[derive(Deserialize)]
+    struct Row {
+        client_id: String,
+        uri: String,
+        #[serde(deserialize_with = "crate::edge::store::d1::int_bool")]
+        session_required: bool,
+        sid: Option<String>,
+    }
+    let rows = db
+        .prepare(
+            "SELECT DISTINCT g.client_id, c.backchannel_logout_uri AS uri, \
+                    c.backchannel_logout_session_required AS session_required, g.sid \
+             FROM grants g JOIN clients c ON c.org = g.org AND c.client_id = g.client_id \
+             WHERE g.user_id = ?2 AND g.org = ?1 AND g.revoked_at IS NULL AND g.created_at >= ?3 \
+               AND c.backchannel_logout_uri IS NOT NULL \
+             ORDER BY g.client_id, g.sid LIMIT 200",
+        )
+        .bind(&[
+            org.into(),
+            user_id.into(),
+            int(now - crate::protocol::lifetimes::REFRESH_TOKEN_SECONDS),
+        ])?
+        .all()
+        .await?
+        .results::<Row>()?;
+    Ok(rows
+        .into_iter()
+        .map(|r| crate::protocol::logout_token::GrantAt {
+            client_id: r.client_id,
+            uri: r.uri,
+            session_required: r.session_required,
+            sid: r.sid,
+        })
+        .collect())
 }

@@ -76,6 +76,10 @@ pub struct Session {
     /// factors existed had a password only.
     #[serde(default = "password_only")]
     pub factors: u8,
+    /// The session's public id (Back-Channel Logout 1.0 `sid`): random, kept by a step-up, and
+    /// unrelated to the cookie's secret id. None for sessions from before sids.
+    #[serde(default)]
+    pub sid: Option<String>,
 }
 
 fn password_only() -> u8 {
