@@ -68,6 +68,25 @@ impl UserRefusal {
     }
 }
 
+/// The claim of a code: insert the grant — live while the user is enabled and admitted by the
+/// client, else already revoked — or, when the code was claimed before, mark that grant revoked.
+/// ?1 id, ?2 org, ?3 client, ?4 user, ?5 code hash, ?6 scope, ?7 claims, ?8 auth_time, ?9 now,
+/// ?10 amr, ?11 acr, ?12 sid. Run natively against the migrations (store/sql_tests.rs).
+pub(crate) fn claim_sql() -> String {
+    // ?2 org, ?3 client, ?4 user, as a one-row "grant" the shared condition can name.
+    let user_ok = format!(
+        "EXISTS (SELECT 1 FROM (SELECT ?2 AS org, ?3 AS client_id, ?4 AS user_id) g \
+         JOIN users u ON u.id = g.user_id AND u.org = g.org WHERE u.disabled = 0 AND {})",
+        user_allowed_condition("g")
+    );
+    format!(
+        "INSERT INTO grants (id, org, client_id, user_id, code_hash, scope, claims, auth_time, created_at, amr, acr, sid, revoked_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, CASE WHEN {user_ok} THEN NULL ELSE ?9 END) \
+         ON CONFLICT (code_hash) DO UPDATE SET revoked_at = COALESCE(grants.revoked_at, excluded.created_at) \
+         RETURNING id, revoked_at"
+    )
+}
+
 /// Claim the code and store its tokens in one transaction — one round trip to the primary. The
 /// grant row's UNIQUE code_hash is the claim: of concurrent redemptions exactly one inserts it.
 /// Any other meets the conflict, which revokes the grant already there (RFC 6749 §4.1.2: "the
@@ -88,19 +107,8 @@ pub async fn claim_code_and_issue(
     tokens: &TokenHashes<'_>,
     now: i64,
 ) -> Result<Claim> {
-    // ?2 org, ?3 client, ?4 user, as a one-row "grant" the shared condition can name.
-    let user_ok = format!(
-        "EXISTS (SELECT 1 FROM (SELECT ?2 AS org, ?3 AS client_id, ?4 AS user_id) g \
-         JOIN users u ON u.id = g.user_id AND u.org = g.org WHERE u.disabled = 0 AND {})",
-        user_allowed_condition("g")
-    );
     let mut statements = vec![
-        db.prepare(format!(
-            "INSERT INTO grants (id, org, client_id, user_id, code_hash, scope, claims, auth_time, created_at, amr, acr, sid, revoked_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, CASE WHEN {user_ok} THEN NULL ELSE ?9 END) \
-             ON CONFLICT (code_hash) DO UPDATE SET revoked_at = COALESCE(grants.revoked_at, excluded.created_at) \
-             RETURNING id, revoked_at"
-        ))
+        db.prepare(claim_sql())
         .bind(&[
             grant.id.into(),
             grant.org.into(),
@@ -526,6 +534,14 @@ pub async fn owner(
     Ok(None)
 }
 
+/// ?1 org, ?2 user, ?3 the oldest grant that counts.
+pub(crate) const LOGOUT_TARGETS: &str = "SELECT DISTINCT g.client_id, c.backchannel_logout_uri AS uri, \
+        c.backchannel_logout_session_required AS session_required, g.sid \
+     FROM grants g JOIN clients c ON c.org = g.org AND c.client_id = g.client_id \
+     WHERE g.user_id = ?2 AND g.org = ?1 AND g.revoked_at IS NULL AND g.created_at >= ?3 \
+       AND c.backchannel_logout_uri IS NOT NULL \
+     ORDER BY g.client_id, g.sid LIMIT 200";
+
 /// A user's live grants at clients that want to be told of logouts (a
 /// `backchannel_logout_uri`), from the last `REFRESH_TOKEN_SECONDS` (an older grant has no
 /// token left that could keep a relying party's session going). Bounded.
@@ -544,14 +560,7 @@ pub async fn logout_targets(
         sid: Option<String>,
     }
     let rows = db
-        .prepare(
-            "SELECT DISTINCT g.client_id, c.backchannel_logout_uri AS uri, \
-                    c.backchannel_logout_session_required AS session_required, g.sid \
-             FROM grants g JOIN clients c ON c.org = g.org AND c.client_id = g.client_id \
-             WHERE g.user_id = ?2 AND g.org = ?1 AND g.revoked_at IS NULL AND g.created_at >= ?3 \
-               AND c.backchannel_logout_uri IS NOT NULL \
-             ORDER BY g.client_id, g.sid LIMIT 200",
-        )
+        .prepare(LOGOUT_TARGETS)
         .bind(&[
             org.into(),
             user_id.into(),

@@ -499,3 +499,75 @@ fn standard_claims_are_inserted_patched_and_read_back() {
     assert_eq!(after.given_name.as_deref(), Some("Ana"), "untouched");
     assert!(after.phone_number_verified);
 }
+
+/// Claim a code for `usr_1` at `chat` as store::grants::claim_code_and_issue does; the row's
+/// (id, revoked_at) it returns.
+fn claim(db: &Connection, id: &str, code_hash: &str, now: i64) -> (String, Option<i64>) {
+    db.query_row(
+        &crate::edge::store::grants::claim_sql(),
+        params![
+            id,
+            "acme",
+            "chat",
+            "usr_1",
+            code_hash,
+            "openid",
+            Option::<String>::None,
+            900,
+            now,
+            "pwd",
+            "urn:clavex:acr:pwd",
+            "sid-1"
+        ],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
+    .unwrap()
+}
+
+#[test]
+fn a_code_is_claimed_once_with_its_acr_and_sid_and_logout_finds_the_grant() {
+    let db = migrated(None);
+    db.execute(
+        "INSERT INTO clients (org, client_id, client_name, token_endpoint_auth_method, grant_types, redirect_uris, \
+         post_logout_redirect_uris, scopes, created_at, updated_at, backchannel_logout_uri) \
+         VALUES ('acme', 'chat', 'Chat', 'none', '[]', '[]', '[]', '[]', 0, 0, 'https://chat.example/bcl')",
+        [],
+    )
+    .unwrap();
+    assert_eq!(claim(&db, "grt_1", "h1", 1000), ("grt_1".into(), None));
+    let (acr, sid): (String, String) = db
+        .query_row("SELECT acr, sid FROM grants WHERE id = 'grt_1'", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap();
+    assert_eq!(
+        (acr.as_str(), sid.as_str()),
+        ("urn:clavex:acr:pwd", "sid-1")
+    );
+    let targets = |db: &Connection| -> Vec<(String, Option<String>)> {
+        let mut stmt = db
+            .prepare(crate::edge::store::grants::LOGOUT_TARGETS)
+            .unwrap();
+        stmt.query_map(params!["acme", "usr_1", 0], |r| Ok((r.get(0)?, r.get(3)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+    assert_eq!(
+        targets(&db),
+        [("chat".to_string(), Some("sid-1".to_string()))]
+    );
+    // The same code again: the first grant is returned and revoked — and logout no longer finds it.
+    assert_eq!(
+        claim(&db, "grt_2", "h1", 1001),
+        ("grt_1".into(), Some(1001))
+    );
+    assert!(targets(&db).is_empty());
+    // A disabled user's code: the grant is born revoked.
+    db.execute("UPDATE users SET disabled = 1 WHERE id = 'usr_1'", [])
+        .unwrap();
+    assert_eq!(
+        claim(&db, "grt_3", "h3", 1002),
+        ("grt_3".into(), Some(1002))
+    );
+}
