@@ -31,6 +31,7 @@ pub const FIELDS: &[&str] = &[
     "groups_claim",
     "roles_claim",
     "groups_in_id_token",
+    "attributes_in_id_token",
     "role_mappings",
     "allowed_groups",
     "require_mfa",
@@ -50,6 +51,7 @@ pub struct Settings {
     pub groups_claim: String,
     pub roles_claim: String,
     pub groups_in_id_token: bool,
+    pub attributes_in_id_token: bool,
     pub role_mappings: Vec<RoleMapping>,
     pub allowed_groups: Vec<String>,
     pub require_mfa: bool,
@@ -96,6 +98,7 @@ pub fn settings(fields: &Fields) -> Result<Settings, ApiError> {
         groups_claim,
         roles_claim,
         groups_in_id_token: c.groups_in_id_token.unwrap_or(false),
+        attributes_in_id_token: c.attributes_in_id_token.unwrap_or(false),
         role_mappings: c.role_mappings.unwrap_or_default(),
         allowed_groups: c.allowed_groups.unwrap_or_default(),
         require_mfa: c.require_mfa.unwrap_or(false),
@@ -143,6 +146,7 @@ pub struct ClientChanges {
     pub groups_claim: Option<String>,
     pub roles_claim: Option<String>,
     pub groups_in_id_token: Option<bool>,
+    pub attributes_in_id_token: Option<bool>,
     pub role_mappings: Option<Vec<RoleMapping>>,
     pub allowed_groups: Option<Vec<String>>,
     pub require_mfa: Option<bool>,
@@ -186,6 +190,7 @@ pub fn changes(fields: &Fields) -> Result<ClientChanges, ApiError> {
             .map(|n| validate::claim_name("roles_claim", &n))
             .transpose()?,
         groups_in_id_token: fields.bool("groups_in_id_token")?,
+        attributes_in_id_token: fields.bool("attributes_in_id_token")?,
         role_mappings: fields
             .value("role_mappings")
             .map(|v| validate::role_mappings("role_mappings", v))
@@ -229,6 +234,7 @@ impl From<Settings> for ClientChanges {
             groups_claim: Some(s.groups_claim),
             roles_claim: Some(s.roles_claim),
             groups_in_id_token: Some(s.groups_in_id_token),
+            attributes_in_id_token: Some(s.attributes_in_id_token),
             role_mappings: Some(s.role_mappings),
             allowed_groups: Some(s.allowed_groups),
             require_mfa: Some(s.require_mfa),
@@ -277,6 +283,9 @@ impl ClientChanges {
         }
         if let Some(v) = self.groups_in_id_token {
             a.set("groups_in_id_token", SqlValue::Bool(v));
+        }
+        if let Some(v) = self.attributes_in_id_token {
+            a.set("attributes_in_id_token", SqlValue::Bool(v));
         }
         if let Some(v) = self.require_mfa {
             a.set("require_mfa", SqlValue::Bool(v));
@@ -360,6 +369,7 @@ pub struct ClientView {
     pub groups_claim: String,
     pub roles_claim: String,
     pub groups_in_id_token: bool,
+    pub attributes_in_id_token: bool,
     pub role_mappings: Vec<RoleMapping>,
     pub allowed_groups: Vec<String>,
     /// A second factor is required to sign in to this client.
@@ -391,6 +401,7 @@ pub fn view(c: Client, secret: Option<String>) -> ClientView {
         groups_claim: c.groups_claim,
         roles_claim: c.roles_claim,
         groups_in_id_token: c.groups_in_id_token,
+        attributes_in_id_token: c.attributes_in_id_token,
         role_mappings: c.role_mappings,
         allowed_groups: c.allowed_groups,
         require_mfa: c.require_mfa,
@@ -411,6 +422,7 @@ fn apply(c: &mut Client, s: Settings) {
     c.groups_claim = s.groups_claim;
     c.roles_claim = s.roles_claim;
     c.groups_in_id_token = s.groups_in_id_token;
+    c.attributes_in_id_token = s.attributes_in_id_token;
     c.role_mappings = s.role_mappings;
     c.allowed_groups = s.allowed_groups;
     c.require_mfa = s.require_mfa;
@@ -459,6 +471,7 @@ pub async fn create(req: &mut Request, ctx: &Ctx, org: &str) -> Outcome {
         groups_claim: String::new(),
         roles_claim: String::new(),
         groups_in_id_token: false,
+        attributes_in_id_token: false,
         role_mappings: Vec::new(),
         allowed_groups: Vec::new(),
         require_mfa: false,
@@ -730,7 +743,7 @@ mod tests {
             .unwrap(),
         );
         // Every column (the secret with the method); the group settings are written apart.
-        assert_eq!(put.assignments("h").columns().len(), 13);
+        assert_eq!(put.assignments("h").columns().len(), 14);
         assert_eq!(put.allowed_groups, Some(vec![]));
     }
 
@@ -816,6 +829,7 @@ mod tests {
             groups_claim: "groups".into(),
             roles_claim: "roles".into(),
             groups_in_id_token: false,
+            attributes_in_id_token: false,
             role_mappings: vec![],
             allowed_groups: vec![],
             require_mfa: false,

@@ -1,10 +1,12 @@
-//! The admin REST API under /api/v1/ (organizations, clients, users, groups, signing keys).
+//! The admin REST API under /api/v1/ (organizations, clients, users, groups, custom attributes,
+//! signing keys).
 //!
 //! Order of checks for every request: unknown path → 404 (before authentication, so that a
 //! mistyped URL says so); `GET /openapi.json` is public (it describes the API and holds no data);
 //! everything else needs the admin token (401); a known path with the wrong method → 405; then the
 //! endpoint, whose failures are `ApiError`s turned into JSON here, in one place.
 
+pub mod attributes;
 pub mod auth;
 pub mod body;
 pub mod clients;
@@ -133,6 +135,11 @@ async fn dispatch(endpoint: Endpoint, req: &mut Request, ctx: &Ctx, p: &[&str]) 
         GetGroup => groups::get(ctx, p[0], p[1]).await,
         UpdateGroup => groups::update(req, ctx, p[0], p[1]).await,
         DeleteGroup => groups::delete(ctx, p[0], p[1]).await,
+        ListAttributes => attributes::list(ctx, p[0]).await,
+        CreateAttribute => attributes::create(req, ctx, p[0]).await,
+        GetAttribute => attributes::get(ctx, p[0], p[1]).await,
+        UpdateAttribute => attributes::update(req, ctx, p[0], p[1]).await,
+        DeleteAttribute => attributes::delete(ctx, p[0], p[1]).await,
         ListMembers => groups::members(req, ctx, p[0], p[1]).await,
         AddMember => groups::add_member(ctx, p[0], p[1], p[2]).await,
         RemoveMember => groups::remove_member(ctx, p[0], p[1], p[2]).await,

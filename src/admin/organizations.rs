@@ -200,6 +200,7 @@ pub fn new_org(fields: &Fields, now: i64) -> Result<Organization, ApiError> {
         throttle_reset_seconds: policy.reset_after,
         audit_retention_days: crate::protocol::audit::DEFAULT_RETENTION_DAYS,
         mfa: "off".to_string(),
+        attribute_names: Vec::new(),
     };
     // `name` was read above; the rest as an update would set it.
     OrgChanges {

@@ -7,7 +7,9 @@ use worker::Request;
 use crate::admin::error::ApiError;
 use crate::admin::fields::{Fields, Patch};
 use crate::admin::standard_claims::{self, ClaimChanges};
-use crate::admin::{Failure, Outcome, body, created, no_content, organizations, validate};
+use crate::admin::{
+    Failure, Outcome, attributes, body, created, no_content, organizations, validate,
+};
 use crate::edge::context::Ctx;
 use crate::edge::http;
 use crate::edge::password::hash_password;
@@ -19,7 +21,8 @@ use crate::protocol::standard_claims::StandardClaims;
 use crate::protocol::throttle::Counter;
 
 /// The members a create body may have, and a PATCH (the password has its own endpoint): the
-/// account, then the other OpenID Connect Core §5.1 claims (admin/standard_claims.rs).
+/// account, then the other OpenID Connect Core §5.1 claims (admin/standard_claims.rs), then the
+/// organization's custom attributes (admin/attributes.rs).
 pub const CREATE_FIELDS: &[&str] = &[
     "username",
     "email",
@@ -41,6 +44,7 @@ pub const CREATE_FIELDS: &[&str] = &[
     "phone_number",
     "phone_number_verified",
     "address",
+    "attributes",
 ];
 pub const UPDATE_FIELDS: &[&str] = &[
     "username",
@@ -62,6 +66,7 @@ pub const UPDATE_FIELDS: &[&str] = &[
     "phone_number",
     "phone_number_verified",
     "address",
+    "attributes",
 ];
 
 pub const DEFAULT_PAGE: u32 = 50;
@@ -96,6 +101,8 @@ pub struct UserView {
     /// given_name … address: every member, `null` when unset.
     #[serde(flatten)]
     pub claims: StandardClaims,
+    /// The custom attributes the user has a value for: `{name: value}`.
+    pub attributes: serde_json::Map<String, serde_json::Value>,
 }
 
 #[derive(Serialize)]
@@ -134,6 +141,7 @@ pub fn view(mut u: User, now: i64) -> UserView {
         created_at: u.created_at,
         updated_at: u.updated_at,
         claims: u.claims,
+        attributes: crate::admin::attributes::view(&u.attributes),
     }
 }
 
@@ -253,6 +261,7 @@ pub fn new_user(fields: &Fields, org: &str, id: String, now: i64) -> Result<User
         totp_secret_id: None,
         recovery_key_sealed: None,
         recovery_codes_left: 0,
+        attributes: Vec::new(),
         claims: StandardClaims::default(),
     };
     profile_changes(fields)?.apply(&mut user);
@@ -290,14 +299,17 @@ pub async fn create(req: &mut Request, ctx: &Ctx, org: &str) -> Outcome {
         .transpose()?;
     let db = ctx.primary()?;
     organizations::require(&db, org).await?;
+    let values = attributes::read_value_writes(&db, org, &fields).await?;
     if let Some(password) = password {
         user.password_hash = Some(hash_password(&password).await?);
     }
-    if let Err(e) = store::users::insert_user(&db, &user).await {
+    if let Err(e) = store::users::insert_user_with_values(&db, &user, &values).await {
         return Err(duplicate(&e)
             .map(Failure::from)
             .unwrap_or(Failure::Internal(e)));
     }
+    // The values as stored: the definitions were read just before the batch.
+    user.attributes = stored_values(&db, org, &user.id, &values).await?;
     let location = format!("/api/v1/organizations/{org}/users/{}", user.id);
     created(&location, &view(user, ctx.now))
 }
@@ -327,6 +339,22 @@ pub fn list_query(url: &url::Url) -> Result<(UserFilter, Option<String>, u32), A
         }
     }
     Ok((filter, cursor, limit))
+}
+
+/// A new user's values for the create response: read back only when the body set some.
+async fn stored_values(
+    db: &crate::edge::store::database::Db,
+    org: &str,
+    id: &str,
+    values: &[crate::edge::store::attributes::ValueWrite],
+) -> Result<Vec<crate::protocol::attributes::UserAttribute>, Failure> {
+    if values.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(store::users::get_user_for_admin(db, org, id)
+        .await?
+        .map(|u| u.attributes)
+        .unwrap_or_default())
 }
 
 pub async fn list(req: &Request, ctx: &Ctx, org: &str) -> Outcome {
@@ -408,8 +436,12 @@ pub async fn update(req: &mut Request, ctx: &Ctx, org: &str, id: &str) -> Outcom
     let changes = profile_changes(&fields)?;
     let db = ctx.primary()?;
     organizations::require(&db, org).await?;
+    let values = attributes::read_value_writes(&db, org, &fields).await?;
+    let assignments = changes.assignments();
     let updated =
-        match store::users::update_user(&db, org, id, &changes.assignments(), ctx.now).await {
+        match store::users::update_user_with_values(&db, org, id, &assignments, &values, ctx.now)
+            .await
+        {
             Ok(u) => u.ok_or_else(|| ApiError::not_found("user"))?,
             Err(e) => {
                 return Err(duplicate(&e)

@@ -12,10 +12,10 @@ pub async fn handle(req: Request, ctx: &Ctx, slug: &str) -> Result<Response> {
     if req.method() != Method::Get && req.method() != Method::Head {
         return http::method_not_allowed("GET, HEAD");
     }
-    if organization(ctx, slug).await?.is_none() {
+    let Some(org) = organization(ctx, slug).await? else {
         return unknown_org_json();
-    }
-    public_json(&document(&ctx.config.issuer(slug)))
+    };
+    public_json(&document(&ctx.config.issuer(slug), &org.attribute_names))
 }
 
 /// Public, cacheable metadata (dispatch adds CORS, so browser-based clients can read it).

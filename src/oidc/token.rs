@@ -423,8 +423,8 @@ async fn refresh(
 }
 
 /// Claims the ID token carries beyond the standard ones: those asked for with the `claims`
-/// parameter, and groups and roles when the client is configured for them (or asks). Reads the
-/// user only then, keeping the common path to zero user reads.
+/// parameter, groups and roles when the client is configured for them (or asks), custom
+/// attributes likewise. Reads the user only then, keeping the common path to zero user reads.
 async fn id_token_extra_claims(
     ctx: &Ctx,
     slug: &str,
@@ -441,7 +441,12 @@ async fn id_token_extra_claims(
         groups: &[],
         roles: Vec::new(),
     };
-    if !wants_profile && !wants_groups_in_id_token(scope, claims, &probe) {
+    // A client taking custom attributes in its ID tokens needs the user read (with the values,
+    // in the same query) — like one taking groups; every other client keeps the common path.
+    if !wants_profile
+        && !client.attributes_in_id_token
+        && !wants_groups_in_id_token(scope, claims, &probe)
+    {
         return Ok(serde_json::Map::new());
     }
     let Some(user) = ctx

@@ -88,6 +88,7 @@ pub async fn handle(mut req: Request, ctx: &Ctx, slug: &str) -> Result<Response>
             groups_claim: &access.groups_claim,
             roles_claim: &access.roles_claim,
             in_id_token: false,
+            attributes_in_id_token: false,
         },
         groups: &access.user.groups,
         roles: roles_for(&mappings, &access.user.groups),
@@ -124,6 +125,7 @@ pub fn profile(user: &User) -> UserProfile<'_> {
         email_verified: user.email_verified,
         updated_at: user.updated_at,
         claims: &user.claims,
+        attributes: &user.attributes,
     }
 }
 

@@ -3,6 +3,7 @@
 
 use serde_json::{Map, Value, json};
 
+use crate::protocol::attributes::{Release, UserAttribute, insert_released};
 use crate::protocol::groups::{GROUPS_SCOPE, GroupClaims};
 use crate::protocol::scopes;
 use crate::protocol::standard_claims::StandardClaims;
@@ -18,6 +19,8 @@ pub struct UserProfile<'a> {
     pub updated_at: i64,
     /// given_name … address (protocol/standard_claims.rs).
     pub claims: &'a StandardClaims,
+    /// The organization's custom attributes the user has a value for (protocol/attributes.rs).
+    pub attributes: &'a [UserAttribute],
 }
 
 impl UserProfile<'_> {
@@ -72,6 +75,14 @@ pub fn userinfo(
             out.insert(name, value);
         }
     }
+    // Each custom attribute whose scope is granted, as a top-level claim.
+    insert_released(
+        &mut out,
+        profile.attributes,
+        scope,
+        &groups.settings,
+        Release::Userinfo,
+    );
     if scopes::contains(scope, GROUPS_SCOPE) {
         groups.insert(&mut out);
     }
@@ -80,7 +91,8 @@ pub fn userinfo(
 
 /// Claims added to the ID token only when requested with the `claims` parameter: with the code
 /// flow, profile claims belong at userinfo (Core §5.4). Groups and roles need the `groups` scope
-/// and either the client's setting or a request for them by (the client's) name.
+/// and either the client's setting or a request for them by (the client's) name; custom
+/// attributes their own scope and either the client's setting or a request by name.
 pub fn id_token_extras(
     profile: &UserProfile,
     scope: &str,
@@ -94,6 +106,14 @@ pub fn id_token_extras(
             out.insert(name.clone(), value);
         }
     }
+    // Custom attributes: with their scope, when asked for by name or by the client's setting.
+    insert_released(
+        &mut out,
+        profile.attributes,
+        scope,
+        &groups.settings,
+        Release::IdToken { requested: &names },
+    );
     if wants_groups_in_id_token(scope, claims_param, groups) {
         groups.insert(&mut out);
     }
@@ -149,6 +169,7 @@ mod tests {
             email_verified: true,
             updated_at: 1700000000,
             claims: &NO_CLAIMS,
+            attributes: &[],
         }
     }
 
@@ -297,6 +318,7 @@ mod tests {
                 groups_claim: "groups",
                 roles_claim: "rc_roles",
                 in_id_token: false,
+                attributes_in_id_token: false,
             },
             groups: &groups,
             roles: vec!["livechat-agent".into()],

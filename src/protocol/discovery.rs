@@ -9,7 +9,10 @@ pub const AUTH_METHODS: &[&str] = &["client_secret_basic", "client_secret_post",
 /// Revocation and introspection need a confidential client.
 pub const CONFIDENTIAL_AUTH_METHODS: &[&str] = &["client_secret_basic", "client_secret_post"];
 
-pub fn document(issuer: &str) -> Value {
+/// `attribute_names`: the organization's custom attributes, claims it may release too.
+pub fn document(issuer: &str, attribute_names: &[String]) -> Value {
+    let mut claims: Vec<&str> = CLAIMS_SUPPORTED.to_vec();
+    claims.extend(attribute_names.iter().map(String::as_str));
     json!({
         "issuer": issuer,
         "authorization_endpoint": format!("{issuer}/authorize"),
@@ -29,7 +32,7 @@ pub fn document(issuer: &str) -> Value {
         "revocation_endpoint_auth_methods_supported": CONFIDENTIAL_AUTH_METHODS,
         "introspection_endpoint_auth_methods_supported": CONFIDENTIAL_AUTH_METHODS,
         "code_challenge_methods_supported": ["S256"],
-        "claims_supported": CLAIMS_SUPPORTED,
+        "claims_supported": claims,
         "claim_types_supported": ["normal"],
         "claims_parameter_supported": true,
         "acr_values_supported": crate::protocol::mfa::ACR_VALUES_SUPPORTED,
@@ -49,12 +52,20 @@ mod tests {
 
     #[test]
     fn endpoints_hang_off_the_issuer() {
-        let d = document("https://id.acme.eu/acme");
+        let d = document("https://id.acme.eu/acme", &[]);
         assert_eq!(d["issuer"], "https://id.acme.eu/acme");
         assert_eq!(d["token_endpoint"], "https://id.acme.eu/acme/token");
         assert_eq!(d["jwks_uri"], "https://id.acme.eu/acme/jwks");
         assert_eq!(d["code_challenge_methods_supported"], json!(["S256"]));
         assert_eq!(d["response_modes_supported"], json!(["query", "form_post"]));
         assert_eq!(d["id_token_signing_alg_values_supported"], json!(["RS256"]));
+    }
+
+    #[test]
+    fn an_organizations_attributes_are_supported_claims_too() {
+        let d = document("https://id.acme.eu/acme", &["department".to_string()]);
+        let claims = d["claims_supported"].as_array().unwrap();
+        assert!(claims.contains(&json!("department")) && claims.contains(&json!("sub")));
+        assert_eq!(claims.len(), CLAIMS_SUPPORTED.len() + 1);
     }
 }

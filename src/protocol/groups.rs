@@ -21,7 +21,7 @@ pub const MAX_CLAIM_NAME: usize = 64;
 /// Claim names a client may not take for its groups or roles: every claim Clavex issues itself
 /// (renaming onto one would overwrite it), and the keys Rocket.Chat takes for the account id
 /// (`id`, `_id`, `user_id`, …: a roles array there would break every sign-in).
-const RESERVED_CLAIM_NAMES: &[&str] = &[
+pub const RESERVED_CLAIM_NAMES: &[&str] = &[
     "sub",
     "iss",
     "aud",
@@ -138,6 +138,9 @@ pub struct ClaimSettings<'a> {
     pub roles_claim: &'a str,
     /// Also put both claims in the ID token (not only at userinfo).
     pub in_id_token: bool,
+    /// Also put the custom attributes whose scope is granted in the ID token
+    /// (protocol/attributes.rs).
+    pub attributes_in_id_token: bool,
 }
 
 impl Default for ClaimSettings<'_> {
@@ -146,6 +149,7 @@ impl Default for ClaimSettings<'_> {
             groups_claim: DEFAULT_GROUPS_CLAIM,
             roles_claim: DEFAULT_ROLES_CLAIM,
             in_id_token: false,
+            attributes_in_id_token: false,
         }
     }
 }

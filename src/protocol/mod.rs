@@ -2,6 +2,7 @@
 //! `cargo test` checks them natively. Time and randomness are passed in.
 
 pub mod acr;
+pub mod attributes;
 pub mod audit;
 pub mod authorize;
 pub mod bearer;

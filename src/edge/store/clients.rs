@@ -30,6 +30,8 @@ pub struct Client {
     pub roles_claim: String,
     /// Groups and roles in the ID token too, not only at userinfo.
     pub groups_in_id_token: bool,
+    /// The custom attributes whose scope is granted in the ID token too (protocol/attributes.rs).
+    pub attributes_in_id_token: bool,
     /// Group → role value, in the order the admin gave.
     pub role_mappings: Vec<RoleMapping>,
     /// Only members of these groups may sign in; empty: every user of the organization.
@@ -52,6 +54,7 @@ impl Client {
             groups_claim: &self.groups_claim,
             roles_claim: &self.roles_claim,
             in_id_token: self.groups_in_id_token,
+            attributes_in_id_token: self.attributes_in_id_token,
         }
     }
 }
@@ -74,6 +77,8 @@ struct ClientRow {
     roles_claim: String,
     #[serde(deserialize_with = "crate::edge::store::d1::int_bool")]
     groups_in_id_token: bool,
+    #[serde(default, deserialize_with = "crate::edge::store::d1::int_bool")]
+    attributes_in_id_token: bool,
     #[serde(deserialize_with = "crate::edge::store::d1::int_bool")]
     require_mfa: bool,
     backchannel_logout_uri: Option<String>,
@@ -107,6 +112,7 @@ impl From<ClientRow> for Client {
             groups_claim: r.groups_claim,
             roles_claim: r.roles_claim,
             groups_in_id_token: r.groups_in_id_token,
+            attributes_in_id_token: r.attributes_in_id_token,
             require_mfa: r.require_mfa,
             backchannel_logout_uri: r.backchannel_logout_uri,
             backchannel_logout_session_required: r.backchannel_logout_session_required,
@@ -150,7 +156,7 @@ fn json_text(values: &[String]) -> wasm_bindgen::JsValue {
         .into()
 }
 
-/// ?1–?15 of the INSERT: the key, then every mutable column.
+/// ?1–?16 of the INSERT: the key, then every mutable column.
 fn columns(c: &Client) -> Vec<wasm_bindgen::JsValue> {
     use crate::edge::store::d1::opt_text;
     vec![
@@ -169,6 +175,7 @@ fn columns(c: &Client) -> Vec<wasm_bindgen::JsValue> {
         crate::edge::store::d1::boolean(c.require_mfa),
         opt_text(c.backchannel_logout_uri.as_deref()),
         crate::edge::store::d1::boolean(c.backchannel_logout_session_required),
+        crate::edge::store::d1::boolean(c.attributes_in_id_token),
     ]
 }
 
@@ -257,8 +264,8 @@ pub async fn insert_client(db: &Db, c: &Client) -> Result<Option<Client>> {
             "INSERT INTO clients (org, client_id, client_name, token_endpoint_auth_method, secret_hash, \
              grant_types, redirect_uris, post_logout_redirect_uris, scopes, groups_claim, roles_claim, \
              groups_in_id_token, require_mfa, backchannel_logout_uri, backchannel_logout_session_required, \
-             created_at, updated_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+             attributes_in_id_token, created_at, updated_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
         )
         .bind(&[columns(c), vec![int(c.created_at), int(c.updated_at)]].concat())?;
     let groups = GroupWrites {

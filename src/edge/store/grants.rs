@@ -243,12 +243,13 @@ pub struct AccessGrant {
 fn access_query(db: &Db, token_hash: &str, now: i64) -> Result<Stmt> {
     db.prepare(format!(
         "SELECT a.grant_id, a.scope AS token_scope, a.created_at AS issued_at, a.expires_at, g.client_id, g.claims, \
-                c.groups_claim, c.roles_claim, {}, u.*, {} \
+                c.groups_claim, c.roles_claim, {}, u.*, {}, {} \
          FROM access_tokens a JOIN grants g ON g.id = a.grant_id JOIN users u ON u.id = g.user_id \
          JOIN clients c ON c.org = g.org AND c.client_id = g.client_id \
          WHERE a.token_hash = ?1 AND a.expires_at > ?2 AND g.revoked_at IS NULL AND u.disabled = 0 AND {}",
         client_role_map_column("c"),
         user_groups_column("u"),
+        crate::edge::store::attributes::user_attributes_column("u"),
         user_allowed_condition("g"),
     ))
     .bind(&[token_hash.into(), int(now)])

@@ -4,6 +4,7 @@
 //! through `database::Db` or `kv::Kv`, which meter it (`meter`).
 
 pub mod assign;
+pub mod attributes;
 pub mod clients;
 pub mod d1;
 pub mod database;

@@ -24,6 +24,14 @@ pub struct Organization {
     pub audit_retention_days: i64,
     /// Second factors: `off`, `optional` or `required` (protocol/mfa.rs).
     pub mfa: String,
+    /// The names of the organization's custom attributes, read with the organization by
+    /// `get_org` (for discovery's `claims_supported`); empty where a query does not ask.
+    #[serde(
+        default,
+        skip_serializing,
+        deserialize_with = "crate::edge::store::d1::json_list"
+    )]
+    pub attribute_names: Vec<String>,
 }
 
 impl Organization {
@@ -38,10 +46,15 @@ impl Organization {
 }
 
 pub async fn get_org(db: &Db, slug: &str) -> Result<Option<Organization>> {
-    db.prepare("SELECT * FROM organizations WHERE slug = ?1")
-        .bind(&[slug.into()])?
-        .first::<Organization>(None)
-        .await
+    // The attribute names come in the same query: discovery reads them with the (cached)
+    // organization, no read of its own.
+    db.prepare(
+        "SELECT o.*, (SELECT json_group_array(a.name) FROM attributes a WHERE a.org = o.slug) \
+         AS attribute_names FROM organizations o WHERE o.slug = ?1",
+    )
+    .bind(&[slug.into()])?
+    .first::<Organization>(None)
+    .await
 }
 
 // ---- Writes (admin API) ----

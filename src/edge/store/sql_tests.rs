@@ -571,3 +571,88 @@ fn a_code_is_claimed_once_with_its_acr_and_sid_and_logout_finds_the_grant() {
         ("grt_3".into(), Some(1002))
     );
 }
+
+/// The custom-attribute SQL (migration 0007a): a value is written only for a user of the
+/// organization and a definition of the type it was checked against, replaced in place, read back
+/// with its scope in the user column, and gone with its definition or its user.
+#[test]
+fn attribute_values_are_written_guarded_read_with_the_user_and_cascade() {
+    use crate::edge::store::attributes::{DELETE_VALUE, UPSERT_VALUE, user_attributes_column};
+    let db = migrated(None);
+    db.execute_batch("PRAGMA foreign_keys = ON").unwrap();
+    db.execute_batch(
+        "INSERT INTO attributes (org, name, type, scope, created_at, updated_at) VALUES \
+         ('acme', 'department', 'string', 'profile', 0, 0), ('acme', 'badges', 'string_array', 'email', 0, 0); \
+         INSERT INTO organizations (slug, name, created_at, updated_at) VALUES ('other', 'Other', 0, 0); \
+         INSERT INTO users (id, org, username, email, created_at, updated_at) VALUES ('usr_2', 'other', 'x', 'x@o.test', 0, 0);",
+    )
+    .unwrap();
+    let upsert = |user: &str, name: &str, value: &str, kind: &str| {
+        db.execute(UPSERT_VALUE, params![user, "acme", name, value, kind])
+            .unwrap()
+    };
+    assert_eq!(upsert("usr_1", "department", "\"R&D\"", "string"), 1);
+    assert_eq!(
+        upsert("usr_1", "Department", "\"Ops\"", "string"),
+        1,
+        "replaced, any case"
+    );
+    assert_eq!(upsert("usr_1", "badges", "[\"lab\"]", "string_array"), 1);
+    assert_eq!(
+        upsert("usr_1", "badges", "1", "integer"),
+        0,
+        "a type it was not checked against"
+    );
+    assert_eq!(
+        upsert("usr_2", "department", "\"X\"", "string"),
+        0,
+        "a user of another organization"
+    );
+    assert_eq!(
+        upsert("usr_1", "nothing", "\"X\"", "string"),
+        0,
+        "no such attribute"
+    );
+    let read = |id: &str| -> serde_json::Value {
+        let text: String = db
+            .query_row(
+                &format!(
+                    "SELECT {} FROM users WHERE id = ?1",
+                    user_attributes_column("users")
+                ),
+                params![id],
+                |r| r.get(0),
+            )
+            .unwrap();
+        serde_json::from_str(&text).unwrap()
+    };
+    let mut values = read("usr_1").as_array().unwrap().clone();
+    values.sort_by_key(|v| v["name"].as_str().unwrap().to_string());
+    assert_eq!(
+        serde_json::Value::Array(values),
+        serde_json::json!([
+            {"name": "badges", "scope": "email", "value": ["lab"]},
+            {"name": "department", "scope": "profile", "value": "Ops"},
+        ])
+    );
+    db.execute(DELETE_VALUE, params!["usr_1", "acme", "badges"])
+        .unwrap();
+    assert_eq!(read("usr_1").as_array().unwrap().len(), 1);
+    db.execute(
+        "DELETE FROM attributes WHERE org = 'acme' AND name = 'department'",
+        [],
+    )
+    .unwrap();
+    assert_eq!(read("usr_1"), serde_json::json!([]));
+    let left: i64 = db
+        .query_row("SELECT COUNT(*) FROM user_attributes", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(left, 0, "the definition took its values");
+    assert_eq!(upsert("usr_1", "badges", "[]", "string_array"), 1);
+    db.execute("DELETE FROM users WHERE id = 'usr_1'", [])
+        .unwrap();
+    let left: i64 = db
+        .query_row("SELECT COUNT(*) FROM user_attributes", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(left, 0, "the user took theirs");
+}

@@ -4,7 +4,9 @@ use serde::{Deserialize, Serialize};
 use worker::Result;
 
 use crate::edge::store::assign::{Assignments, SqlValue};
+use crate::edge::store::attributes::{ValueWrite, user_attributes_column, value_statements};
 use crate::edge::store::database::Db;
+use crate::protocol::attributes::UserAttribute;
 use crate::protocol::standard_claims::{StandardClaims, TEXT_CLAIMS};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -52,6 +54,15 @@ pub struct User {
     /// Unused recovery codes (a subquery of user reads).
     #[serde(default)]
     pub recovery_codes_left: i64,
+    /// The user's custom attribute values with the scope releasing each (migration 0007a), read
+    /// in the same query as the user (`attributes::user_attributes_column`); empty where a query
+    /// does not ask for them.
+    #[serde(
+        default,
+        rename = "attribute_values",
+        deserialize_with = "crate::edge::store::d1::json_list"
+    )]
+    pub attributes: Vec<UserAttribute>,
     /// The other OpenID Connect Core §5.1 claims: columns named as the claims (migration 0006c).
     #[serde(flatten)]
     pub claims: StandardClaims,
@@ -77,22 +88,25 @@ fn lock_object<'de, D: serde::Deserializer<'de>>(
         }))
 }
 
-/// What the admin API shows besides `users.*` and the groups (table alias `users`): the login
-/// lock and the unused recovery codes. Only admin reads ask for them; sign-in paths do not.
+/// What the admin API shows besides `users.*` (table alias `users`): the groups, the custom
+/// attributes, the login lock and the unused recovery codes.
 fn admin_extra_columns() -> String {
     format!(
-        "{}, (SELECT json_object('failures', t.failures, 'locked_until', t.locked_until_ms, 'updated_at', t.updated_at_ms) \
+        "{}, {}, (SELECT json_object('failures', t.failures, 'locked_until', t.locked_until_ms, 'updated_at', t.updated_at_ms) \
          FROM throttles t WHERE t.scope = users.org AND t.key = 'user:' || users.id) AS login_lock, \
          (SELECT COUNT(*) FROM recovery_codes rc WHERE rc.user_id = users.id AND rc.used_at IS NULL) AS recovery_codes_left",
-        crate::edge::store::groups::user_groups_column("users")
+        crate::edge::store::groups::user_groups_column("users"),
+        user_attributes_column("users")
     )
 }
 
-/// Every column of the user row `users`, with the user's groups (what sign-in needs).
+/// Every column of the user row `users`, with the user's groups and custom attributes (what
+/// sign-in and the ID token need).
 fn user_columns() -> String {
     format!(
-        "users.*, {}",
-        crate::edge::store::groups::user_groups_column("users")
+        "users.*, {}, {}",
+        crate::edge::store::groups::user_groups_column("users"),
+        user_attributes_column("users")
     )
 }
 
@@ -214,6 +228,32 @@ pub async fn insert_user(db: &Db, u: &User) -> Result<()> {
     Ok(())
 }
 
+/// Inserts a user and their custom attribute values in one batch (one transaction): all of it or
+/// nothing. Fails like `insert_user`.
+pub async fn insert_user_with_values(db: &Db, u: &User, values: &[ValueWrite]) -> Result<()> {
+    if values.is_empty() {
+        return insert_user(db, u).await;
+    }
+    use crate::edge::store::d1::{int, opt_text};
+    let insert = db.prepare(insert_sql()).bind(
+        &[
+            vec![u.id.as_str().into(), u.org.as_str().into()],
+            profile_columns(u),
+            vec![
+                opt_text(u.password_hash.as_deref()),
+                int(u.created_at),
+                int(u.updated_at),
+            ],
+            claim_columns(&u.claims),
+        ]
+        .concat(),
+    )?;
+    let mut statements = vec![insert];
+    statements.extend(value_statements(db, &u.org, &u.id, values)?);
+    db.batch(statements).await?;
+    Ok(())
+}
+
 /// Optional exact, case-insensitive filters for listing users.
 #[derive(Debug, Default)]
 pub struct UserFilter {
@@ -276,6 +316,43 @@ pub async fn update_user(
     .bind(&[vec![org.into(), id.into()], changes.values()].concat())?
     .first::<User>(None)
     .await
+}
+
+/// `update_user` together with custom attribute values, in one batch (one transaction): the
+/// profile UPDATE, the value writes, then the user as stored afterwards (`None`: no such user).
+pub async fn update_user_with_values(
+    db: &Db,
+    org: &str,
+    id: &str,
+    changes: &Assignments,
+    values: &[ValueWrite],
+    now: i64,
+) -> Result<Option<User>> {
+    if values.is_empty() {
+        return update_user(db, org, id, changes, now).await;
+    }
+    let mut changes = changes.clone();
+    changes.set("updated_at", SqlValue::Int(now));
+    let update = db
+        .prepare(format!(
+            "UPDATE users SET {} WHERE org = ?1 AND id = ?2",
+            changes.set_clause(3)
+        ))
+        .bind(&[vec![org.into(), id.into()], changes.values()].concat())?;
+    let read = db
+        .prepare(format!(
+            "SELECT {} FROM users WHERE org = ?1 AND id = ?2",
+            admin_user_columns()
+        ))
+        .bind(&[org.into(), id.into()])?;
+    let mut statements = vec![update];
+    statements.extend(value_statements(db, org, id, values)?);
+    statements.push(read);
+    let results = db.batch(statements).await?;
+    match results.last() {
+        Some(r) => Ok(r.results::<User>()?.into_iter().next()),
+        None => Ok(None),
+    }
 }
 
 /// Stores a new password hash. Whether the user exists.
