@@ -7,7 +7,7 @@ import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   BASE, createFixture, createClient, createUser, admin, unique, loginAndExchange, userinfo, verifyJwt,
-  tokenRequest, assertTokenSuccess, RP_REDIRECT,
+  tokenRequest, assertTokenSuccess, RP_REDIRECT, authorize, exchangeCode, endpoint,
 } from './support/oidc.mjs';
 
 let fx;
@@ -195,6 +195,32 @@ test('a client with attributes_in_id_token gets every granted attribute in its I
   assert.equal(verifyJwt(again.tokens.id_token, jwks).payload.department, undefined);
   const defaults = await admin('GET', `/organizations/${fx.slug}/clients/${rp.client_id}`);
   assert.equal(defaults.body.attributes_in_id_token, false);
+});
+
+/** The round trips to the D1 primary a response counted (Server-Timing; STORAGE_TIMING is on). */
+function primaryTrips(res) {
+  const metric = (res.headers.get('server-timing') ?? '').split(',').map((m) => m.trim())
+    .find((m) => m.startsWith('d1-primary;'));
+  assert.ok(metric, 'a Server-Timing d1-primary metric');
+  return Number(metric.split(';').find((p) => p.startsWith('count=')).slice(6));
+}
+
+test('attributes cost no round trip: userinfo stays at 0 primary trips, a code exchange with them in the ID token at 1', async () => {
+  const res = await admin('POST', `/organizations/${fx.slug}/clients`, {
+    client_id: 'attrs-budget', client_name: 'Budget RP', redirect_uris: [RP_REDIRECT],
+    scopes: ['openid', 'profile'], attributes_in_id_token: true,
+  });
+  assert.equal(res.status, 201, JSON.stringify(res.body));
+  const client = { ...res.body, secret: res.body.client_secret, redirect_uri: RP_REDIRECT };
+  const { code } = await authorize(fx, client, { user: ada, params: { scope: 'openid profile' } });
+  const exchanged = await exchangeCode(fx, client, code);
+  const tokens = assertTokenSuccess(exchanged, 'code exchange');
+  assert.equal(verifyJwt(tokens.id_token, await fx.jwks()).payload.department, 'R&D');
+  assert.equal(primaryTrips(exchanged), 1, 'code exchange: the same single primary round trip as without attributes');
+  const info = await fetch(endpoint(fx, 'userinfo_endpoint'), { headers: { Authorization: `Bearer ${tokens.access_token}` } });
+  assert.equal(info.status, 200);
+  assert.equal((await info.json()).employee_number, 4711);
+  assert.equal(primaryTrips(info), 0, 'userinfo: a replica read, as without attributes');
 });
 
 test('a changed scope moves the release; deleting an attribute removes it from userinfo and from users', async () => {

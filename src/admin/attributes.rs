@@ -126,7 +126,7 @@ pub fn value_writes(member: &Value, defined: &[Definition]) -> Result<Vec<ValueW
         writes.push(ValueWrite::Set {
             name: def.name.clone(),
             kind: def.kind.clone(),
-            value: value.clone(),
+            value: kind.normalize(value.clone()),
         });
     }
     Ok(writes)

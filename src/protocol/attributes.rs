@@ -12,6 +12,9 @@ pub const MAX_NAME: usize = 64;
 pub const MAX_STRING: usize = 500;
 pub const MAX_ARRAY_ITEMS: usize = 50;
 pub const MAX_DESCRIPTION: usize = 500;
+/// The largest integer every JSON parser reads exactly (I-JSON, RFC 7493 §2.2: IEEE 754 doubles):
+/// a relying party in JavaScript would silently round a larger employee number.
+pub const MAX_SAFE_INTEGER: f64 = 9_007_199_254_740_991.0;
 
 /// The scopes an attribute may be released by: the supported ones that release claims. No
 /// custom scopes: a client can only be registered for, and ask for, the scopes Clavex knows.
@@ -71,6 +74,17 @@ impl AttributeType {
         })
     }
 
+    /// The value as stored and released: an integer written `4711.0` is stored as `4711`.
+    /// Only for a value `check` accepted.
+    pub fn normalize(self, value: Value) -> Value {
+        match (self, &value) {
+            (AttributeType::Integer, Value::Number(n)) if !n.is_i64() && !n.is_u64() => {
+                n.as_f64().map(|f| Value::from(f as i64)).unwrap_or(value)
+            }
+            _ => value,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             AttributeType::String => "string",
@@ -88,9 +102,9 @@ impl AttributeType {
             (AttributeType::String, Value::String(s)) => return bounded_string(s),
             (AttributeType::Number, Value::Number(_)) => true,
             // 4711 and 4711.0 are the same JSON number; 4711.5 is not an integer.
-            (AttributeType::Integer, Value::Number(n)) => {
-                n.is_i64() || n.is_u64() || n.as_f64().is_some_and(|f| f.fract() == 0.0)
-            }
+            (AttributeType::Integer, Value::Number(n)) => n
+                .as_f64()
+                .is_some_and(|f| f.fract() == 0.0 && f.abs() <= MAX_SAFE_INTEGER),
             (AttributeType::Boolean, Value::Bool(_)) => true,
             (AttributeType::StringArray, Value::Array(items)) => {
                 if items.len() > MAX_ARRAY_ITEMS {
@@ -301,6 +315,13 @@ mod tests {
         for (t, v, ok) in cases {
             assert_eq!(t.check(&v).is_ok(), ok, "{t:?} {v}");
         }
+        assert!(Integer.check(&json!(9_007_199_254_740_991_i64)).is_ok());
+        assert!(Integer.check(&json!(9_007_199_254_740_992_i64)).is_err());
+        assert!(Integer.check(&json!(-9_007_199_254_740_992_i64)).is_err());
+        assert!(Integer.check(&json!(1e300)).is_err());
+        assert_eq!(Integer.normalize(json!(4711.0)), json!(4711));
+        assert_eq!(Integer.normalize(json!(-3)), json!(-3));
+        assert_eq!(Number.normalize(json!(4711.0)), json!(4711.0));
         assert!(String.check(&json!("x".repeat(500))).is_ok());
         assert!(String.check(&json!("x".repeat(501))).is_err());
         // Characters, not bytes.

@@ -655,4 +655,20 @@ fn attribute_values_are_written_guarded_read_with_the_user_and_cascade() {
         .query_row("SELECT COUNT(*) FROM user_attributes", [], |r| r.get(0))
         .unwrap();
     assert_eq!(left, 0, "the user took theirs");
+    // Deleting the organization takes its definitions, its users and their values.
+    db.execute_batch(
+        "INSERT INTO users (id, org, username, email, created_at, updated_at) VALUES ('usr_3', 'acme', 'k', 'k@acme.test', 0, 0);",
+    )
+    .unwrap();
+    assert_eq!(upsert("usr_3", "badges", "[\"x\"]", "string_array"), 1);
+    db.execute("DELETE FROM organizations WHERE slug = 'acme'", [])
+        .unwrap();
+    let left: i64 = db
+        .query_row(
+            "SELECT (SELECT COUNT(*) FROM user_attributes) + (SELECT COUNT(*) FROM attributes)",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(left, 0);
 }
