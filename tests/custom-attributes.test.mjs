@@ -250,4 +250,10 @@ test('discovery lists the organization\'s attribute names among claims_supported
   const d = await (await fetch(`${BASE}/${slug}/.well-known/openid-configuration`)).json();
   assert.ok(d.claims_supported.includes('department'));
   assert.ok(d.claims_supported.includes('sub'));
+  // The organization is cached with its names now; a change through the admin API drops the
+  // copy of the isolate that made it (wrangler dev runs one).
+  assert.equal((await admin('DELETE', `/organizations/${slug}/attributes/department`)).status, 204);
+  const after = await (await fetch(`${BASE}/${slug}/.well-known/openid-configuration`)).json();
+  assert.ok(!after.claims_supported.includes('department'));
+  assert.ok(after.claims_supported.includes('sub'));
 });

@@ -187,6 +187,9 @@ pub async fn create(req: &mut Request, ctx: &Ctx, org: &str) -> Outcome {
         Err(e) if crate::edge::store::d1::is_unique_violation(&e) => return Err(taken(&def.name)),
         Err(e) => return Err(e.into()),
     }
+    // Discovery lists the names with the cached organization: this isolate sees the change at
+    // once, the others within the cache's lifetime.
+    crate::oidc::request::forget_organization(org);
     created(
         &format!("/api/v1/organizations/{org}/attributes/{}", def.name),
         &def,
@@ -233,6 +236,7 @@ pub async fn delete(ctx: &Ctx, org: &str, name: &str) -> Outcome {
     if !store::delete(&db, org, name).await? {
         return Err(ApiError::not_found("attribute").into());
     }
+    crate::oidc::request::forget_organization(org);
     no_content()
 }
 
