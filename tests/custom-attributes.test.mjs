@@ -257,3 +257,21 @@ test('discovery lists the organization\'s attribute names among claims_supported
   assert.ok(!after.claims_supported.includes('department'));
   assert.ok(after.claims_supported.includes('sub'));
 });
+
+test('at most 100 attributes per organization, also when 20 are defined at once', async () => {
+  const other = await createFixture('attrs-cap');
+  const path = `/organizations/${other.slug}/attributes`;
+  for (let i = 0; i < 95; i++) {
+    const res = await admin('POST', path, { name: `a${i}`, type: 'string', scope: 'profile' });
+    assert.equal(res.status, 201, JSON.stringify(res.body));
+  }
+  const burst = await Promise.all(Array.from({ length: 20 }, (_, i) => admin('POST', path, { name: `b${i}`, type: 'string', scope: 'profile' })));
+  const tally = {};
+  for (const r of burst) tally[r.status] = (tally[r.status] ?? 0) + 1;
+  assert.deepEqual(tally, { 201: 5, 409: 15 }, JSON.stringify(tally));
+  const refused = burst.find((r) => r.status === 409);
+  assert.equal(refused.body.field, 'name');
+  assert.match(refused.body.error_description ?? refused.body.message ?? JSON.stringify(refused.body), /100/);
+  const listed = await admin('GET', path);
+  assert.equal(listed.body.attributes.length, 100);
+});

@@ -183,7 +183,17 @@ pub async fn create(req: &mut Request, ctx: &Ctx, org: &str) -> Outcome {
     let db = ctx.primary()?;
     organizations::require(&db, org).await?;
     match store::insert(&db, org, &def).await {
-        Ok(()) => {}
+        Ok(true) => {}
+        Ok(false) => {
+            return Err(ApiError::conflict(
+                "name",
+                format!(
+                    "{org} already defines {} attributes, the most an organization may have",
+                    crate::protocol::attributes::MAX_ATTRIBUTES
+                ),
+            )
+            .into());
+        }
         Err(e) if crate::edge::store::d1::is_unique_violation(&e) => return Err(taken(&def.name)),
         Err(e) => return Err(e.into()),
     }

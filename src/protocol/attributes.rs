@@ -12,6 +12,9 @@ pub const MAX_NAME: usize = 64;
 pub const MAX_STRING: usize = 500;
 pub const MAX_ARRAY_ITEMS: usize = 50;
 pub const MAX_DESCRIPTION: usize = 500;
+/// The most attributes one organization may define: each is a statement in a user write and a
+/// claim in userinfo, so their number bounds both.
+pub const MAX_ATTRIBUTES: usize = 100;
 /// The largest integer every JSON parser reads exactly (I-JSON, RFC 7493 §2.2: IEEE 754 doubles):
 /// a relying party in JavaScript would silently round a larger employee number.
 pub const MAX_SAFE_INTEGER: f64 = 9_007_199_254_740_991.0;

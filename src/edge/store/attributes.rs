@@ -54,24 +54,29 @@ pub async fn get(db: &Db, org: &str, name: &str) -> Result<Option<Definition>> {
     .await
 }
 
-/// Fails with a PRIMARY KEY error when the name is taken (ignoring case).
-pub async fn insert(db: &Db, org: &str, d: &Definition) -> Result<()> {
-    db.prepare(
-        "INSERT INTO attributes (org, name, type, scope, description, created_at, updated_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-    )
-    .bind(&[
-        org.into(),
-        d.name.as_str().into(),
-        d.kind.as_str().into(),
-        d.scope.as_str().into(),
-        opt_text(d.description.as_deref()),
-        int(d.created_at),
-        int(d.updated_at),
-    ])?
-    .run()
-    .await?;
-    Ok(())
+/// Fails with a PRIMARY KEY error when the name is taken (ignoring case). Whether it was stored:
+/// not when the organization already has `MAX_ATTRIBUTES` (counted in the same statement, so
+/// concurrent creations cannot pass the limit together).
+pub async fn insert(db: &Db, org: &str, d: &Definition) -> Result<bool> {
+    let result = db
+        .prepare(format!(
+            "INSERT INTO attributes (org, name, type, scope, description, created_at, updated_at) \
+             SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7 \
+             WHERE (SELECT COUNT(*) FROM attributes WHERE org = ?1) < {}",
+            crate::protocol::attributes::MAX_ATTRIBUTES
+        ))
+        .bind(&[
+            org.into(),
+            d.name.as_str().into(),
+            d.kind.as_str().into(),
+            d.scope.as_str().into(),
+            opt_text(d.description.as_deref()),
+            int(d.created_at),
+            int(d.updated_at),
+        ])?
+        .run()
+        .await?;
+    Ok(result.meta()?.and_then(|m| m.changes).unwrap_or(0) > 0)
 }
 
 /// Writes the scope and/or description (`Some(None)`: clear it); the definition afterwards.
