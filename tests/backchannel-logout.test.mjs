@@ -83,6 +83,7 @@ async function events(type, userId) {
 test('discovery advertises back-channel logout with sid', () => {
   assert.equal(fx.discovery.backchannel_logout_supported, true);
   assert.equal(fx.discovery.backchannel_logout_session_supported, true);
+  assert.ok(fx.discovery.claims_supported.includes('sid'), 'sid among claims_supported');
 });
 
 test('the admin API keeps the settings and refuses addresses Clavex must not call', async () => {

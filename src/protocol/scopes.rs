@@ -49,6 +49,8 @@ pub const CLAIMS_SUPPORTED: &[&str] = &[
     "azp",
     "amr",
     "acr",
+    // Back-Channel Logout 1.0 §2.1: the SSO session's id, in ID tokens.
+    "sid",
     "name",
     "family_name",
     "given_name",
