@@ -187,6 +187,33 @@ test('a consent page opened before the admin required a second factor asks for i
   }
 });
 
+test('a password-only code minted before the admin required a second factor does not redeem (judged at the primary, whatever copy of the policy minted it)', async () => {
+  for (const where of ['client', 'organization']) {
+    const on = where === 'client' ? fx : await createFixture('integrity-redeem');
+    const client = await newClient(on);
+    const user = await createUser(on);
+    const { page } = await password(user, client, { on });
+    assert.equal(page.status, 303, `${where}: a code after the password alone`);
+    const code = parseRedirect(page.location).params.code;
+    if (where === 'client') {
+      assert.equal((await admin('PATCH', `/organizations/${on.slug}/clients/${client.client_id}`, { require_mfa: true })).status, 200);
+    } else {
+      assert.equal((await admin('PATCH', `/organizations/${on.slug}`, { mfa: 'required' })).status, 200);
+    }
+    const res = await exchangeCode(on, client, code);
+    assert.equal(res.status, 400, `${where}: ${res.status} ${JSON.stringify(res.json)}`);
+    assert.equal(res.json.error, 'invalid_grant');
+    assert.match(res.json.error_description, /second factor/);
+    // Burnt: lifting the requirement again does not bring it back.
+    if (where === 'client') {
+      await admin('PATCH', `/organizations/${on.slug}/clients/${client.client_id}`, { require_mfa: false });
+    } else {
+      await admin('PATCH', `/organizations/${on.slug}`, { mfa: 'optional' });
+    }
+    assert.equal((await exchangeCode(on, client, code)).json.error, 'invalid_grant', `${where}: single use`);
+  }
+});
+
 test('prompt=login, max_age=0 and id_token_hint states cannot be posted to /consent', async () => {
   const user = await createUser(fx);
   const browser = new Browser();

@@ -91,6 +91,11 @@ pub async fn handle(mut req: Request, ctx: &Ctx, segments: &[&str]) -> Result<Re
         Matched::NotFound => return http::no_store(http::not_found()?),
     };
     let outcome = dispatch(endpoint, &mut req, ctx, &params).await;
+    // Clients are cached per isolate (oidc/client_cache.rs) and carry group names: any write
+    // under an organization drops its clients here, so this isolate never serves the old ones.
+    if let (false, Some(org)) = (method == "GET", params.first()) {
+        crate::oidc::client_cache::forget_org(org);
+    }
     if let Ok(resp) = &outcome {
         record_change(ctx, endpoint, &method, segments, &params, resp);
     }

@@ -5,11 +5,10 @@
 use worker::{Request, Response, Result};
 
 use crate::edge::context::Ctx;
-use crate::edge::store::clients::get_client;
 use crate::oidc::form_state::{Authenticated, Interaction};
 use crate::oidc::interaction::{self, Continue, Origin};
 use crate::oidc::request::{Accept, page_request};
-use crate::oidc::{issue, pages, signer, sso};
+use crate::oidc::{client_cache, issue, pages, signer, sso};
 use crate::protocol::authorize::{self, AuthorizeError, ClientRegistration};
 use crate::protocol::error::OAuthError;
 
@@ -37,13 +36,7 @@ pub async fn handle(mut req: Request, ctx: &Ctx, slug: &str) -> Result<Response>
     let registered = |c: &crate::edge::store::clients::Client| {
         asked_uri.is_none_or(|uri| c.redirect_uris.iter().any(|r| r == uri))
     };
-    let Some(client) = ctx
-        .fresh(
-            |db| async move { get_client(&db, slug, client_id).await },
-            registered,
-        )
-        .await?
-    else {
+    let Some(client) = client_cache::client(ctx, slug, client_id, registered).await? else {
         let AuthorizeError::Fatal(f) = authorize::unknown_client(client_id) else {
             unreachable!()
         };

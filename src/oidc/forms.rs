@@ -7,7 +7,7 @@ use worker::{Headers, Request, Response, Result};
 use crate::crypto::random_token;
 use crate::edge::context::Ctx;
 use crate::edge::http;
-use crate::edge::store::clients::{Client, get_client};
+use crate::edge::store::clients::Client;
 use crate::edge::store::orgs::Organization;
 use crate::oidc::form_state::{FormState, StateError, StepKind, open_state, seal_state};
 use crate::oidc::request::{Accept, header, page_request};
@@ -185,12 +185,10 @@ pub async fn registered_client(
     redirect_uri: &str,
 ) -> Result<std::result::Result<Client, Response>> {
     let slug = org.slug.as_str();
-    let found = ctx
-        .fresh(
-            |db| async move { get_client(&db, slug, client_id).await },
-            |c| c.redirect_uris.iter().any(|r| r == redirect_uri),
-        )
-        .await?;
+    let found = crate::oidc::client_cache::client(ctx, slug, client_id, |c| {
+        c.redirect_uris.iter().any(|r| r == redirect_uri)
+    })
+    .await?;
     let Some(client) = found else {
         let page = pages::error(
             org,

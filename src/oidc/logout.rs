@@ -7,7 +7,6 @@ use worker::{Request, Response, Result};
 
 use crate::edge::context::Ctx;
 use crate::edge::http;
-use crate::edge::store::clients::get_client;
 use crate::oidc::request::{Accept, page_request};
 use crate::oidc::{backchannel, forms, pages, signer, sso};
 use crate::protocol::logout_token::Ended;
@@ -66,10 +65,9 @@ pub async fn handle(mut req: Request, ctx: &Ctx, slug: &str) -> Result<Response>
             let client = match &client_id {
                 Some(id) => {
                     let id = id.as_str();
-                    ctx.fresh(
-                        |db| async move { get_client(&db, slug, id).await },
-                        |c| c.post_logout_redirect_uris.iter().any(|r| r == uri),
-                    )
+                    crate::oidc::client_cache::client(ctx, slug, id, |c| {
+                        c.post_logout_redirect_uris.iter().any(|r| r == uri)
+                    })
                     .await?
                 }
                 None => None,

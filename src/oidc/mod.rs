@@ -4,6 +4,7 @@
 pub mod attempts;
 pub mod authorize;
 pub mod backchannel;
+pub mod client_cache;
 pub mod consent;
 pub mod cookies;
 pub mod device;

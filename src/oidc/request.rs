@@ -9,7 +9,7 @@ use worker::{Method, Request, Response, Result};
 use crate::edge::audit;
 use crate::edge::context::Ctx;
 use crate::edge::http;
-use crate::edge::store::clients::{Client, get_client};
+use crate::edge::store::clients::Client;
 use crate::edge::store::orgs::{Organization, get_org};
 use crate::protocol::audit::Kind;
 use crate::protocol::client_auth;
@@ -156,12 +156,10 @@ pub async fn client_request(
     // lock its server out of the token endpoint with a few wrong secrets. Failures are still
     // recorded in the audit trail, and the comparison stays constant-time (client_auth::verify).
     let client_id = presented.client_id.as_str();
-    let found = ctx
-        .fresh(
-            |db| async move { get_client(&db, slug, client_id).await },
-            |c| client_auth::verify(&presented, c.secret_hash.as_deref()).is_ok(),
-        )
-        .await?;
+    let found = crate::oidc::client_cache::client(ctx, slug, client_id, |c| {
+        client_auth::verify(&presented, c.secret_hash.as_deref()).is_ok()
+    })
+    .await?;
     let Some(client) = found else {
         return oauth_error(
             &OAuthError::invalid_client("client authentication failed"),

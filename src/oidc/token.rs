@@ -155,6 +155,7 @@ async fn exchange_code(
             amr: &amr(record.factors).join(" "),
             acr: record.acr,
             sid: record.sid.as_deref(),
+            second_factor: crate::protocol::mfa::has_second_factor(record.factors),
         },
         &TokenHashes {
             access: &token_hash(&access_token),
@@ -179,6 +180,9 @@ async fn exchange_code(
             return Ok(Err(OAuthError::invalid_grant(match why {
                 UserRefusal::UserDisabled => "the user is disabled",
                 UserRefusal::UserNotAllowed => "the user may no longer use this client",
+                UserRefusal::SecondFactorMissing => {
+                    "the sign-in had no second factor, which this client now requires"
+                }
             })));
         }
         Ok(Claim::Won) => {

@@ -29,6 +29,8 @@ pub struct NewGrant<'a> {
     pub acr: Option<&'a str>,
     /// The SSO session's public id (ID token `sid`, back-channel logout).
     pub sid: Option<&'a str>,
+    /// The sign-in had a second factor (protocol/mfa.rs `has_second_factor`).
+    pub second_factor: bool,
 }
 
 /// Hashes of the tokens to store (the clear values only ever go to the client).
@@ -56,6 +58,9 @@ pub enum UserRefusal {
     UserDisabled,
     /// No longer in any of the client's `allowed_groups`.
     UserNotAllowed,
+    /// Signed in without a second factor, which the client (`require_mfa`) or the organization
+    /// (`mfa: required`) now requires.
+    SecondFactorMissing,
 }
 
 impl UserRefusal {
@@ -64,6 +69,7 @@ impl UserRefusal {
         match self {
             UserRefusal::UserDisabled => "user_disabled",
             UserRefusal::UserNotAllowed => "user_not_allowed",
+            UserRefusal::SecondFactorMissing => "second_factor_missing",
         }
     }
 }
@@ -71,7 +77,8 @@ impl UserRefusal {
 /// The claim of a code: insert the grant — live while the user is enabled and admitted by the
 /// client, else already revoked — or, when the code was claimed before, mark that grant revoked.
 /// ?1 id, ?2 org, ?3 client, ?4 user, ?5 code hash, ?6 scope, ?7 claims, ?8 auth_time, ?9 now,
-/// ?10 amr, ?11 acr, ?12 sid. Run natively against the migrations (store/sql_tests.rs).
+/// ?10 amr, ?11 acr, ?12 sid, ?13 1 when the sign-in had a second factor. Run natively against
+/// the migrations (store/sql_tests.rs).
 pub(crate) fn claim_sql() -> String {
     // ?2 org, ?3 client, ?4 user, as a one-row "grant" the shared condition can name.
     let user_ok = format!(
@@ -79,11 +86,22 @@ pub(crate) fn claim_sql() -> String {
          JOIN users u ON u.id = g.user_id AND u.org = g.org WHERE u.disabled = 0 AND {})",
         user_allowed_condition("g")
     );
+    let factors_ok = format!("(?13 = 1 OR NOT {})", second_factor_required("?2", "?3"));
     format!(
         "INSERT INTO grants (id, org, client_id, user_id, code_hash, scope, claims, auth_time, created_at, amr, acr, sid, revoked_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, CASE WHEN {user_ok} THEN NULL ELSE ?9 END) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, CASE WHEN {user_ok} AND {factors_ok} THEN NULL ELSE ?9 END) \
          ON CONFLICT (code_hash) DO UPDATE SET revoked_at = COALESCE(grants.revoked_at, excluded.created_at) \
          RETURNING id, revoked_at"
+    )
+}
+
+/// Whether the client `client` of `org` (SQL expressions) or its organization requires a second
+/// factor, as stored now: the policy the gate applied when it minted the code may have come from
+/// an isolate's cached copy (oidc/client_cache.rs, oidc/request.rs), so redemption asks again.
+fn second_factor_required(org: &str, client: &str) -> String {
+    format!(
+        "(EXISTS (SELECT 1 FROM clients c WHERE c.org = {org} AND c.client_id = {client} AND c.require_mfa <> 0) \
+         OR EXISTS (SELECT 1 FROM organizations o WHERE o.slug = {org} AND o.mfa = 'required'))"
     )
 }
 
@@ -122,12 +140,14 @@ pub async fn claim_code_and_issue(
             grant.amr.into(),
             opt_text(grant.acr),
             opt_text(grant.sid),
+            crate::edge::store::d1::boolean(grant.second_factor),
         ])?,
         // Why the user was refused, read in the same transaction (only looked at then).
         db.prepare(format!(
-            "SELECT u.disabled, {} AS allowed FROM (SELECT ?1 AS org, ?2 AS client_id, ?3 AS user_id) g \
+            "SELECT u.disabled, {} AS allowed, {} AS factor_required FROM (SELECT ?1 AS org, ?2 AS client_id, ?3 AS user_id) g \
              JOIN users u ON u.id = g.user_id AND u.org = g.org",
-            user_allowed_condition("g")
+            user_allowed_condition("g"),
+            second_factor_required("g.org", "g.client_id"),
         ))
         .bind(&[grant.org.into(), grant.client_id.into(), grant.user_id.into()])?,
         db.prepare(
@@ -171,6 +191,8 @@ pub async fn claim_code_and_issue(
         disabled: bool,
         #[serde(deserialize_with = "crate::edge::store::d1::int_bool")]
         allowed: bool,
+        #[serde(deserialize_with = "crate::edge::store::d1::int_bool")]
+        factor_required: bool,
     }
     let Some(claimed) = results
         .first()
@@ -194,6 +216,9 @@ pub async fn claim_code_and_issue(
         .and_then(|rows| rows.into_iter().next());
     Ok(Claim::Refused(match user {
         Some(u) if !u.disabled && !u.allowed => UserRefusal::UserNotAllowed,
+        Some(u) if !u.disabled && u.factor_required && !grant.second_factor => {
+            UserRefusal::SecondFactorMissing
+        }
         // Disabled (the user row must exist: the grant's foreign key held).
         _ => UserRefusal::UserDisabled,
     }))

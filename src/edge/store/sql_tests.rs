@@ -503,6 +503,17 @@ fn standard_claims_are_inserted_patched_and_read_back() {
 /// Claim a code for `usr_1` at `chat` as store::grants::claim_code_and_issue does; the row's
 /// (id, revoked_at) it returns.
 fn claim(db: &Connection, id: &str, code_hash: &str, now: i64) -> (String, Option<i64>) {
+    claim_with(db, id, code_hash, now, false)
+}
+
+/// `claim`, saying whether the sign-in had a second factor.
+fn claim_with(
+    db: &Connection,
+    id: &str,
+    code_hash: &str,
+    now: i64,
+    second_factor: bool,
+) -> (String, Option<i64>) {
     db.query_row(
         &crate::edge::store::grants::claim_sql(),
         params![
@@ -517,7 +528,8 @@ fn claim(db: &Connection, id: &str, code_hash: &str, now: i64) -> (String, Optio
             now,
             "pwd",
             "urn:clavex:acr:pwd",
-            "sid-1"
+            "sid-1",
+            second_factor
         ],
         |r| Ok((r.get(0)?, r.get(1)?)),
     )
@@ -570,6 +582,45 @@ fn a_code_is_claimed_once_with_its_acr_and_sid_and_logout_finds_the_grant() {
         claim(&db, "grt_3", "h3", 1002),
         ("grt_3".into(), Some(1002))
     );
+}
+
+/// A code minted under a policy read from a cache may meet a stricter one at redemption: the
+/// claim burns a password-only code once the client or the organization requires a second
+/// factor, and lets one with a second factor through.
+#[test]
+fn a_code_without_a_second_factor_is_refused_once_policy_requires_one() {
+    let db = migrated(None);
+    db.execute(
+        "INSERT INTO clients (org, client_id, client_name, token_endpoint_auth_method, grant_types, redirect_uris, \
+         post_logout_redirect_uris, scopes, created_at, updated_at) \
+         VALUES ('acme', 'chat', 'Chat', 'none', '[]', '[]', '[]', '[]', 0, 0)",
+        [],
+    )
+    .unwrap();
+    assert_eq!(claim(&db, "grt_1", "h1", 1000), ("grt_1".into(), None));
+    db.execute("UPDATE clients SET require_mfa = 1", [])
+        .unwrap();
+    assert_eq!(
+        claim(&db, "grt_2", "h2", 1001),
+        ("grt_2".into(), Some(1001)),
+        "password only, client requires MFA: born revoked"
+    );
+    assert_eq!(
+        claim_with(&db, "grt_3", "h3", 1002, true),
+        ("grt_3".into(), None)
+    );
+    db.execute("UPDATE clients SET require_mfa = 0", [])
+        .unwrap();
+    db.execute("UPDATE organizations SET mfa = 'required'", [])
+        .unwrap();
+    assert_eq!(
+        claim(&db, "grt_4", "h4", 1003),
+        ("grt_4".into(), Some(1003)),
+        "password only, organization requires MFA"
+    );
+    db.execute("UPDATE organizations SET mfa = 'optional'", [])
+        .unwrap();
+    assert_eq!(claim(&db, "grt_5", "h5", 1004), ("grt_5".into(), None));
 }
 
 /// The custom-attribute SQL (migration 0007a): a value is written only for a user of the
