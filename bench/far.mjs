@@ -34,7 +34,10 @@ const latencyVar = (l) => `d1_primary=${l.d1_primary},d1_replica=${l.d1_replica}
 //   discovery, JWKS: nothing (static per organization, cacheable);
 //   authorize without a session: nothing (no cookie, nothing to look up; the login page is its answer);
 //   authorize with an SSO session: the session (1 KV read, where the browser is);
-//   login POST: the user's password hash (1 replica read; the session write can follow the answer);
+//   login POST: the user's password hash (1 replica read; the session write can follow the answer),
+//     and the sign-in gate of issue 15: the attempt is reserved at the D1 primary before the
+//     password is checked (1 primary round trip) — every location's guesses are counted in one
+//     place before any is answered, which no replica read can do;
 //   code exchange, refresh: the single-use claim / the rotation (1 write at the primary);
 //   userinfo: the token and the user (1 replica read).
 const MIN = {
@@ -42,7 +45,7 @@ const MIN = {
   jwks: {},
   authorizeNoSession: {},
   ssoAuthorize: { kv: 1 },
-  loginPost: { d1_replica: 1 },
+  loginPost: { d1_replica: 1, d1_primary: 1 },
   token: { d1_primary: 1 },
   refresh: { d1_primary: 1 },
   userinfo: { d1_replica: 1 },
@@ -69,7 +72,7 @@ export const FAR_ROWS = [
 // --- Server-Timing ---------------------------------------------------------------------------------
 
 const KINDS = { 'd1-primary': 'd1p', 'd1-replica': 'd1r', 'kv-read': 'kvr', 'kv-write': 'kvw' };
-const zero = () => ({ d1p: 0, d1r: 0, kvr: 0, kvw: 0, responses: 0 });
+const zero = () => ({ d1p: 0, d1r: 0, kvr: 0, kvw: 0, dur: 0, responses: 0 });
 function addServerTiming(acc, header) {
   acc.responses += 1;
   for (const entry of String(header ?? '').split(',')) {
@@ -78,6 +81,10 @@ function addServerTiming(acc, header) {
     if (!k) continue;
     const count = params.map((p) => p.trim().split('=')).find(([n]) => n === 'count');
     if (count) acc[k] += Number(count[1]) || 0;
+    // The time the Worker spent waiting on storage (its simulated distance included), so the
+    // table can show how much of a row is storage and how much everything else.
+    const dur = params.map((p) => p.trim().split('=')).find(([n]) => n === 'dur');
+    if (dur) acc.dur += Number(dur[1]) || 0;
   }
   if (header) acc.metered = (acc.metered ?? 0) + 1;
 }
@@ -161,7 +168,7 @@ function summarizeSamples(samples, errors, errorSamples) {
   const out = { ok: samples.length, errors, p50: pct(ms, 50), p99: pct(ms, 99), mean: ms.reduce((a, b) => a + b, 0) / (ms.length || 1) };
   if (samples.length && samples.every((x) => x.st.metered)) {
     out.storage = {};
-    for (const k of ['d1p', 'd1r', 'kvr', 'kvw']) {
+    for (const k of ['d1p', 'd1r', 'kvr', 'kvw', 'dur']) {
       const v = samples.map((x) => x.st[k]);
       out.storage[k] = { mean: v.reduce((a, b) => a + b, 0) / v.length, min: Math.min(...v), max: Math.max(...v) };
     }
@@ -297,6 +304,42 @@ function storageCell(r) {
   const one = ({ mean, min, max }) => (min === max ? String(min) : mean.toFixed(1));
   return ['d1p', 'd1r', 'kvr', 'kvw'].map((k) => one(r.storage[k])).join(' / ');
 }
+const storageMs = (r) => (good(r) && r.storage?.dur ? fms(r.storage.dur.mean) : '—');
+
+/**
+ * The local overheads of a run: per storage call (Server-Timing time beyond the simulated
+ * latency, over the single-request rows that made calls) and per request (JWKS p50 minus the
+ * hop); and the sign-in rows' floors with them added. Null when a row it needs is missing.
+ */
+function localCosts(far) {
+  const c = far.clavex ?? {};
+  const lat = far.config.latency;
+  const single = [['ssoAuthorize', 'U'], ['loginPost', 'U'], ['token', 'R'], ['refresh', 'R'], ['userinfo', 'R']];
+  let extra = 0; let calls = 0;
+  for (const [key, at] of single) {
+    const r = c[key];
+    if (!good(r) || !r.storage?.dur) continue;
+    const n = { d1_primary: r.storage.d1p.mean, d1_replica: r.storage.d1r.mean, kv: r.storage.kvr.mean + r.storage.kvw.mean };
+    const simulated = Object.entries(n).reduce((sum, [k, v]) => sum + v * lat[at][k], 0);
+    extra += r.storage.dur.mean - simulated;
+    calls += n.d1_primary + n.d1_replica + n.kv;
+  }
+  if (!calls || !good(c.jwks) || !good(c.signinServer) || !good(c.signinBrowser)) return null;
+  const perCall = Math.max(0, extra / calls);
+  const perRequest = Math.max(0, c.jwks.p50 - far.config.hopMs);
+  const callsOf = (r) => r.storage.d1p.mean + r.storage.d1r.mean + r.storage.kvr.mean + r.storage.kvw.mean;
+  const floorOfRow = (key) => FAR_ROWS.find((r) => r.key === key).floor;
+  const serverCalls = callsOf(c.signinServer);
+  const browserCalls = callsOf(c.signinBrowser);
+  // The browser's part is 2 requests to Clavex (authorize, login POST; the login page is authorize's answer).
+  const serverFloor = floorOfRow('signinServer') + 2 * perRequest + serverCalls * perCall;
+  const browserFloor = floorOfRow('signinBrowser') + 2 * perRequest + browserCalls * perCall;
+  return {
+    perCall, perRequest, serverCalls, browserCalls, serverFloor, browserFloor,
+    serverRatio: `${(c.signinServer.p50 / serverFloor).toFixed(2)}×`,
+    browserRatio: `${(c.signinBrowser.p50 / browserFloor).toFixed(2)}×`,
+  };
+}
 
 /** Markdown lines of the section. */
 export function farReport(far) {
@@ -307,10 +350,10 @@ export function farReport(far) {
   L.push(`- U: \`SIMULATED_STORAGE_LATENCY=${latencyVar(lat.U)}\` (ms per storage call: a timer in the Worker before each one); R: \`${latencyVar(lat.R)}\`. Both \`STORAGE_TIMING=on\`, the same secrets and \`PUBLIC_BASE_URL\` (U's edge address), so the issuer is the same at both.`);
   L.push(`- A ${hopMs} ms edge hop in front of each Clavex instance; the peer gets ${peerBrowserMs} ms added to every browser request and ${peerServerMs} ms to every server request (bench/delay-proxy.mjs, a delaying HTTP proxy on 127.0.0.1).`);
   L.push('- Browser requests (authorize, login page, login POST) go to U (or the peer\'s far proxy); server requests (token, refresh, userinfo, JWKS) go to R (or the peer\'s near proxy). Codes are minted at U and redeemed at R. The peer keeps its state in memory at the primary\'s location, so it pays the network distance but no storage latency.');
-  L.push(`- Physical floor = edge hop per request + only the storage round trips no implementation can avoid, at that location\'s latency: discovery/JWKS none; authorize with a session 1 KV read; login POST 1 replica read; code exchange and refresh 1 primary write (at R); userinfo 1 replica read (at R); the sign-in is authorize (page) + login POST at U, token + userinfo at R.`);
+  L.push(`- Physical floor = edge hop per request + only the storage round trips no implementation can avoid, at that location\'s latency: discovery/JWKS none; authorize with a session 1 KV read; login POST 1 replica read and 1 primary round trip (the sign-in gate of issue 15 reserves each attempt at the primary before the password is checked: guesses from every location are counted in one place before any is answered); code exchange and refresh 1 primary write (at R); userinfo 1 replica read (at R); the sign-in is authorize (page) + login POST at U, token + userinfo at R.`);
   L.push(`- c=1, latency only: ${iterations} iterations per row (BENCH_FAR_ITERATIONS) after ${far.config.warmup} unmeasured warm-up iteration(s)${iterations < 100 ? `; with ${iterations} samples the p99 is their maximum` : ''}. Storage calls are counted from Clavex\'s Server-Timing headers, summed over a row\'s requests (a mean where they varied).`, '');
-  L.push('| request | called at | Clavex p50 ms | Clavex p99 ms | Clavex storage calls d1p / d1r / kvr / kvw | physical floor ms | peer p50 ms | Clavex ÷ peer p50 |');
-  L.push('|---|--|--:|--:|--:|--:|--:|--:|');
+  L.push('| request | called at | Clavex p50 ms | Clavex p99 ms | Clavex storage calls d1p / d1r / kvr / kvw | Clavex storage ms (mean) | physical floor ms | Clavex p50 ÷ floor | peer p50 ms | Clavex ÷ peer p50 |');
+  L.push('|---|--|--:|--:|--:|--:|--:|--:|--:|--:|');
   for (const row of FAR_ROWS) {
     const a = far.clavex?.[row.key];
     const p = far.peer?.[row.key];
@@ -318,9 +361,15 @@ export function farReport(far) {
     const err = good(a) && a.errors ? ` (${a.errors} err)` : '';
     const pCell = good(p) ? fms(p.p50) : p?.failed ? `FAILED: ${p.failed.replace(/\|/g, '/').slice(0, 80)}` : '—';
     const ratio = good(a) && good(p) ? `${(a.p50 / p.p50).toFixed(2)}×` : '—';
-    L.push(`| ${row.label} | ${row.at} | ${aCell[0]}${err} | ${aCell[1]} | ${storageCell(a)} | ${row.floor} | ${pCell} | ${ratio} |`);
+    const toFloor = good(a) ? `${(a.p50 / row.floor).toFixed(2)}×` : '—';
+    L.push(`| ${row.label} | ${row.at} | ${aCell[0]}${err} | ${aCell[1]} | ${storageCell(a)} | ${storageMs(a)} | ${row.floor} | ${toFloor} | ${pCell} | ${ratio} |`);
   }
   L.push('');
+  // What the floor does not count but every local run pays: measured in this run, not assumed.
+  const local = localCosts(far);
+  if (local) {
+    L.push(`Local costs the physical floor leaves out, measured in this run: one D1 call takes ${fms(local.perCall)} ms beyond its simulated latency (workerd's local D1 simulator, mean over the single-request rows: Server-Timing \`dur\` minus the simulated latency of each call), and the cheapest request Clavex answers (JWKS, from the isolate's cache) takes ${fms(local.perRequest)} ms beyond the hop (the local dev server and proxies). With these, the server's part of the sign-in (2 requests, ${fms(local.serverCalls)} storage calls) would have a local floor of ${fms(local.serverFloor)} ms, and Clavex's p50 is ${local.serverRatio} of it; the browser's part (${fms(local.browserCalls)} calls) ${fms(local.browserFloor)} ms, Clavex ${local.browserRatio} of it.`, '');
+  }
   for (const c of far.checks ?? []) L.push(c);
   if (far.checks?.length) L.push('');
   return L;

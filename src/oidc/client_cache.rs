@@ -52,9 +52,11 @@ pub async fn client(
             .filter(|(_, at)| ctx.now - at < CLIENT_CACHE_SECONDS && ctx.now >= *at)
             .map(|(client, _)| client.clone())
     });
-    if let Some(client) = cached.filter(|c| usable(c)) {
-        return Ok(Some(client));
-    }
+    let kept_unusable = match cached {
+        Some(client) if usable(&client) => return Ok(Some(client)),
+        Some(client) => Some(client.updated_at),
+        None => None,
+    };
     let found = ctx
         .fresh(
             |db| async move { get_client(&db, org, client_id).await },
@@ -62,7 +64,13 @@ pub async fn client(
         )
         .await?;
     match &found {
-        Some(client) => remember(key, client.clone(), ctx.now),
+        // A copy read because the kept one would not do replaces it only when it is a newer
+        // version: one no newer is a lagging replica's (an old secret, an old redirect URI list,
+        // served while the replica has nothing newer) and must not outlive that replica's lag.
+        Some(client) if kept_unusable.is_none_or(|kept| client.updated_at > kept) => {
+            remember(key, client.clone(), ctx.now)
+        }
+        Some(_) => {}
         // Gone (deleted): forget any copy, so it is not served again.
         None => {
             CACHE.with(|c| c.borrow_mut().remove(&key));
@@ -71,10 +79,16 @@ pub async fn client(
     Ok(found)
 }
 
-/// Any client the caller has read itself, as it read it (a primary read on a refusal path).
+/// Keep `client` as read now — unless a newer version of it is already kept (two requests of
+/// this isolate may read it from places that differ in lag).
 fn remember(key: Key, client: Client, now: i64) {
     CACHE.with(|c| {
         let mut c = c.borrow_mut();
+        if c.get(&key)
+            .is_some_and(|(kept, _)| kept.updated_at > client.updated_at)
+        {
+            return;
+        }
         if c.len() >= MAX_CACHED_CLIENTS && !c.contains_key(&key) {
             c.clear();
         }
@@ -87,4 +101,46 @@ fn remember(key: Key, client: Client, now: i64) {
 /// organization itself), so the isolate that made the change never serves the old version.
 pub fn forget_org(org: &str) {
     CACHE.with(|c| c.borrow_mut().retain(|(o, _), _| o != org));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client(id: &str, updated_at: i64) -> Client {
+        serde_json::from_value(serde_json::json!({
+            "org": "acme", "client_id": id, "client_name": "C", "token_endpoint_auth_method": "none",
+            "secret_hash": null, "grant_types": [], "redirect_uris": [], "post_logout_redirect_uris": [],
+            "scopes": [], "created_at": 0, "updated_at": updated_at, "groups_claim": "groups",
+            "roles_claim": "roles", "groups_in_id_token": false, "attributes_in_id_token": false,
+            "role_mappings": [], "allowed_groups": [], "require_mfa": false,
+            "backchannel_logout_uri": null, "backchannel_logout_session_required": false
+        }))
+        .unwrap()
+    }
+
+    fn kept(id: &str) -> Option<i64> {
+        CACHE.with(|c| {
+            c.borrow()
+                .get(&("acme".to_string(), id.to_string()))
+                .map(|(c, _)| c.updated_at)
+        })
+    }
+
+    #[test]
+    fn an_older_copy_never_replaces_a_newer_one_and_forget_drops_the_org() {
+        let key = |id: &str| ("acme".to_string(), id.to_string());
+        remember(key("a"), client("a", 20), 100);
+        remember(key("a"), client("a", 10), 101);
+        assert_eq!(kept("a"), Some(20), "a lagging replica's copy is not kept");
+        remember(key("a"), client("a", 30), 102);
+        assert_eq!(kept("a"), Some(30));
+        remember(("other".into(), "a".into()), client("a", 1), 100);
+        forget_org("acme");
+        assert_eq!(kept("a"), None);
+        assert!(CACHE.with(|c| {
+            c.borrow()
+                .contains_key(&("other".to_string(), "a".to_string()))
+        }));
+    }
 }
