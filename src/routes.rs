@@ -46,6 +46,7 @@ pub enum Route<'a> {
     AccountPassword(&'a str),
     AccountSignOut(&'a str),
     AccountMfaRemove(&'a str),
+    AccountRecoveryCodes(&'a str),
     /// Development only: bring the lagging replica up to date (edge/dev_replica.rs). A 404
     /// unless `SIMULATED_LAGGING_REPLICA` is on; `_` is never in an organization slug.
     DevReplicaSync,
@@ -79,6 +80,7 @@ impl Route<'_> {
             Route::AccountPassword(_) => "account_password",
             Route::AccountSignOut(_) => "account_sign_out",
             Route::AccountMfaRemove(_) => "account_mfa_remove",
+            Route::AccountRecoveryCodes(_) => "account_recovery_codes",
             Route::NotFound => "not_found",
         }
     }
@@ -110,7 +112,8 @@ impl Route<'_> {
             | Route::Account(org)
             | Route::AccountPassword(org)
             | Route::AccountSignOut(org)
-            | Route::AccountMfaRemove(org) => Some(org),
+            | Route::AccountMfaRemove(org)
+            | Route::AccountRecoveryCodes(org) => Some(org),
         }
     }
 }
@@ -151,6 +154,9 @@ pub fn resolve(path: &str) -> Route<'_> {
         [org, "account", "mfa", "remove"] if !RESERVED_SLUGS.contains(org) => {
             Route::AccountMfaRemove(org)
         }
+        [org, "account", "mfa", "recovery-codes"] if !RESERVED_SLUGS.contains(org) => {
+            Route::AccountRecoveryCodes(org)
+        }
         _ => Route::NotFound,
     }
 }
@@ -185,6 +191,10 @@ mod tests {
         assert_eq!(
             resolve("/acme/account/mfa/remove"),
             Route::AccountMfaRemove("acme")
+        );
+        assert_eq!(
+            resolve("/acme/account/mfa/recovery-codes"),
+            Route::AccountRecoveryCodes("acme")
         );
         assert_eq!(resolve("/api/account/password"), Route::NotFound);
         assert_eq!(resolve("/api/mfa/enrol"), Route::NotFound);

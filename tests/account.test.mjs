@@ -341,11 +341,26 @@ async function enrolledIn(on, user) {
   const secret = base32Decode(res.text.match(/<code id="secret">([A-Z2-7 ]+)<\/code>/)[1]);
   const [enrol] = parseForms(res.text, res.url);
   res = await browser.post(enrol.action, formFields(enrol, { code: totp(secret) }));
+  const recovery = [...res.text.matchAll(/<li><code>([a-z2-7]{5}-[a-z2-7]{5})<\/code><\/li>/g)].map((m) => m[1]);
+  assert.equal(recovery.length, 10);
   const [finish] = parseForms(res.text, res.url);
   res = await browser.post(finish.action, formFields(finish));
   assert.equal(res.status, 303, pageText(res.text).slice(0, 200));
   assertTokenSuccess(await exchangeCode(on, on.web, parseRedirect(res.location).params.code));
-  return { browser, secret };
+  return { browser, secret, recovery };
+}
+
+/** Whether `code` (a recovery code) finishes a sign-in of `user` at `on` after the password. */
+async function recoveryCodeWorks(on, user, code) {
+  const browser = new Browser();
+  const page = await browser.get(authorizeUrl(on, on.web));
+  const challenge = await submitLogin(browser, page, user.username, user.password);
+  assert.match(pageText(challenge.text), /Enter the 6-digit code/, pageText(challenge.text).slice(0, 200));
+  const [form] = parseForms(challenge.text, challenge.url);
+  const res = await browser.post(form.action, formFields(form, { code }));
+  if (res.status === 401) return false;
+  assert.equal(res.status, 303, pageText(res.text).slice(0, 200));
+  return true;
 }
 
 test('turning off TOTP is refused where the organization requires it, and allowed with the password where it is optional', async () => {
@@ -402,3 +417,40 @@ test('the admin API signs a user out everywhere: sessions, refresh tokens and re
   assert.equal(logged[0].detail.by, 'admin');
   assert.equal((await admin('POST', `/organizations/${fx.slug}/users/usr_nobody/logout`)).status, 404);
 });
+
+test('new recovery codes: the password again, ten codes shown once, the earlier ones no longer sign in', async () => {
+  const on = await createFixture('acct-codes');
+  assert.equal((await admin('PATCH', `/organizations/${on.slug}`, { mfa: 'required' })).status, 200);
+  const user = await createUser(on);
+  const { browser, recovery } = await enrolledIn(on, user);
+  const page = await accountPage(browser, on);
+  const wrong = await post(browser, page, '/account/mfa/recovery-codes', { password: 'not-the-password' });
+  assert.equal(wrong.status, 401);
+  assert.match(pageText(wrong.text), /The password is incorrect/);
+  const renewed = await post(browser, wrong, '/account/mfa/recovery-codes', { password: user.password });
+  assert.equal(renewed.status, 200, pageText(renewed.text).slice(0, 300));
+  assert.match(renewed.headers.get('cache-control') ?? '', /no-store/);
+  const codes = [...renewed.text.matchAll(/<li><code>([a-z2-7]{5}-[a-z2-7]{5})<\/code><\/li>/g)].map((m) => m[1]);
+  assert.equal(codes.length, 10, 'ten new codes');
+  assert.equal(codes.filter((c) => recovery.includes(c)).length, 0, 'all new');
+  assert.equal((await admin('GET', `/organizations/${on.slug}/users/${user.id}`)).body.recovery_codes_left, 10);
+  assert.ok(!(await recoveryCodeWorks(on, user, recovery[0])), 'an earlier code no longer signs in');
+  assert.ok(await recoveryCodeWorks(on, user, codes[0]), 'a new one does');
+  assert.ok(!(await recoveryCodeWorks(on, user, codes[0])), 'once');
+  assert.equal((await events('mfa.recovery_codes_renewed', user.id, on)).length, 1);
+  // The same page's form posted from another browser of the same user (another session): refused.
+  const other = await signedInWithCode(on, user, codes[1]);
+  const foreign = await post(other, page, '/account/mfa/recovery-codes', { password: user.password });
+  assert.ok([400, 403].includes(foreign.status), `${foreign.status}`);
+});
+
+/** A browser signed in at `on` as `user` with a recovery code as the second factor. */
+async function signedInWithCode(on, user, code) {
+  const browser = new Browser();
+  const page = await browser.get(authorizeUrl(on, on.web));
+  const challenge = await submitLogin(browser, page, user.username, user.password);
+  const [form] = parseForms(challenge.text, challenge.url);
+  const res = await browser.post(form.action, formFields(form, { code }));
+  assert.equal(res.status, 303);
+  return browser;
+}

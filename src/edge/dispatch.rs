@@ -90,6 +90,9 @@ pub async fn handle(req: Request, env: Env, context: Context) -> Result<Response
         Route::AccountPassword(org) => oidc::account::handle_password(req, &ctx, org).await,
         Route::AccountSignOut(org) => oidc::account::handle_sign_out(req, &ctx, org).await,
         Route::AccountMfaRemove(org) => oidc::account::handle_remove_totp(req, &ctx, org).await,
+        Route::AccountRecoveryCodes(org) => {
+            oidc::account::handle_recovery_codes(req, &ctx, org).await
+        }
         Route::DevReplicaSync => crate::edge::dev_replica::handle(req, &ctx).await,
         Route::Health | Route::NotFound => http::not_found(),
     };

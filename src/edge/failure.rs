@@ -58,7 +58,8 @@ pub fn caller(route: &Route) -> Caller {
         | Route::Account(_)
         | Route::AccountPassword(_)
         | Route::AccountSignOut(_)
-        | Route::AccountMfaRemove(_) => Caller::Browser,
+        | Route::AccountMfaRemove(_)
+        | Route::AccountRecoveryCodes(_) => Caller::Browser,
         Route::Discovery(_)
         | Route::AuthServerMetadata(_)
         | Route::Jwks(_)

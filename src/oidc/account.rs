@@ -1,5 +1,6 @@
 //! The account page (issue 16, item 2): GET /{org}/account shows who is signed in and three
-//! forms — change the password (POST /{org}/account/password), turn off the second factor (POST
+//! forms — change the password (POST /{org}/account/password), get new recovery codes (POST
+//! /{org}/account/mfa/recovery-codes), turn off the second factor (POST
 //! /{org}/account/mfa/remove; enrolment stays at /{org}/account/mfa) and sign out everywhere
 //! (POST /{org}/account/sign-out-everywhere). No JavaScript.
 //!
@@ -122,6 +123,8 @@ fn page(
         may_remove: may_remove_totp(&org.mfa),
         remove_action: &format!("/{slug}/account/mfa/remove"),
         remove_state: &seal(Step::RemoveTotp),
+        renew_action: &format!("/{slug}/account/mfa/recovery-codes"),
+        renew_state: &seal(Step::RenewRecoveryCodes),
         enrol_link: (policy != Some(Policy::Off)).then_some(enrol_link.as_str()),
         sign_out_action: &format!("/{slug}/account/sign-out-everywhere"),
         sign_out_state: &seal(Step::SignOutEverywhere),
@@ -188,6 +191,28 @@ async fn check_password(
         })
         .await?;
     Ok(verdict)
+}
+
+/// The confirmation of a second-factor change: the password, or — when one is given — a TOTP
+/// or recovery code, each counted like a sign-in. The verdict, and what to say if it is wrong.
+async fn password_or_code(
+    ctx: &Ctx,
+    req: &Request,
+    org: &Organization,
+    user: &User,
+    form: &crate::protocol::form::Form,
+) -> Result<(Verdict, &'static str)> {
+    let code = form.first("code").unwrap_or("").trim();
+    if code.is_empty() {
+        let password = form.first("password").unwrap_or("");
+        let verdict = check_password(ctx, req, org, user, password).await?;
+        return Ok((verdict, "The password is incorrect."));
+    }
+    let trusted = device::knows(ctx, req, &org.slug, &user.id);
+    let attempt =
+        Attempt::new(ctx, org, account_of(&user.id), trusted).one_time_code(ctx, org, &user.id);
+    let (verdict, _) = crate::oidc::mfa::check_code(ctx, org, user, code, &attempt).await?;
+    Ok((verdict, "That code is not valid."))
 }
 
 /// The page again after a refused guess: 401 with the wrong-guess message, or 429 (with
@@ -376,18 +401,7 @@ pub async fn handle_remove_totp(mut req: Request, ctx: &Ctx, slug: &str) -> Resu
         };
         return page(ctx, &req, &org, &viewer, said, 200);
     }
-    let code = form.first("code").unwrap_or("").trim();
-    let (verdict, wrong) = if code.is_empty() {
-        let password = form.first("password").unwrap_or("");
-        let verdict = check_password(ctx, &req, &org, user, password).await?;
-        (verdict, "The password is incorrect.")
-    } else {
-        let trusted = device::knows(ctx, &req, slug, &user.id);
-        let attempt = Attempt::new(ctx, &org, account_of(&user.id), trusted)
-            .one_time_code(ctx, &org, &user.id);
-        let (verdict, _) = crate::oidc::mfa::check_code(ctx, &org, user, code, &attempt).await?;
-        (verdict, "That code is not valid.")
-    };
+    let (verdict, wrong) = password_or_code(ctx, &req, &org, user, &form).await?;
     if verdict != Verdict::Accepted {
         return refused_guess(ctx, &req, &org, &viewer, verdict, wrong);
     }
@@ -411,4 +425,59 @@ pub async fn handle_remove_totp(mut req: Request, ctx: &Ctx, slug: &str) -> Resu
         ..Said::default()
     };
     page(ctx, &req, &org, &viewer, said, 200)
+}
+
+/// POST /{org}/account/mfa/recovery-codes: the password or a current code, counted; then ten new
+/// recovery codes under a new key replace every earlier one (used or not), shown once.
+pub async fn handle_recovery_codes(mut req: Request, ctx: &Ctx, slug: &str) -> Result<Response> {
+    let (Submission { org, form, .. }, current) =
+        match posted(&mut req, ctx, slug, StepKind::RenewRecoveryCodes).await? {
+            Ok(p) => p,
+            Err(resp) => return Ok(resp),
+        };
+    let viewer = Viewer::of(&current);
+    let user = &current.user;
+    let (Some(_), Some(secret_id)) = (&user.totp_secret_sealed, &user.totp_secret_id) else {
+        let said = Said {
+            notice: Some("Two-step verification is not on."),
+            ..Said::default()
+        };
+        return page(ctx, &req, &org, &viewer, said, 200);
+    };
+    let (verdict, wrong) = password_or_code(ctx, &req, &org, user, &form).await?;
+    if verdict != Verdict::Accepted {
+        return refused_guess(ctx, &req, &org, &viewer, verdict, wrong);
+    }
+    let codes: Vec<String> = (0..crate::protocol::mfa::RECOVERY_CODES)
+        .map(|_| crate::protocol::mfa::recovery_code(crate::crypto::random_bytes::<8>()))
+        .collect();
+    let (key_sealed, hashes) = crate::oidc::factor_secrets::recovery_set(ctx, &user.id, &codes);
+    let db = ctx.primary()?;
+    if !mfa_store::renew_recovery_codes(&db, slug, &user.id, secret_id, &key_sealed, &hashes)
+        .await?
+    {
+        // Reset or enrolled again since the page was read: nothing was changed.
+        return pages::error(
+            &org,
+            409,
+            TITLE,
+            "Your two-step verification changed since this page was shown. Open your account page again.",
+            "invalid_request",
+            None,
+        );
+    }
+    audit::note(
+        ctx,
+        Kind::RecoveryCodesRenewed,
+        slug,
+        Some(&user.id),
+        None,
+        Default::default(),
+    );
+    let html = ui::render(&ui::AccountCodesPage {
+        brand: &pages::brand(&org),
+        codes: &codes,
+        back: &format!("/{slug}/account"),
+    });
+    crate::edge::http::html(200, html)
 }

@@ -43,6 +43,7 @@ pub enum Step {
     ChangePassword,
     SignOutEverywhere,
     RemoveTotp,
+    RenewRecoveryCodes,
 }
 
 impl Step {
@@ -58,6 +59,7 @@ impl Step {
             Step::ChangePassword => StepKind::ChangePassword,
             Step::SignOutEverywhere => StepKind::SignOutEverywhere,
             Step::RemoveTotp => StepKind::RemoveTotp,
+            Step::RenewRecoveryCodes => StepKind::RenewRecoveryCodes,
         }
     }
 }
@@ -73,6 +75,7 @@ pub enum StepKind {
     ChangePassword,
     SignOutEverywhere,
     RemoveTotp,
+    RenewRecoveryCodes,
 }
 
 /// The authorization being worked on: the validated request and the `sub` of its verified
@@ -243,6 +246,7 @@ mod tests {
             StepKind::ChangePassword,
             StepKind::SignOutEverywhere,
             StepKind::RemoveTotp,
+            StepKind::RenewRecoveryCodes,
         ] {
             assert_eq!(open(other), Err(StateError::WrongStep), "{other:?}");
         }

@@ -48,6 +48,8 @@ pub enum Kind {
     MfaEnrolled,
     /// A user removed their second factor on the account page.
     MfaRemoved,
+    /// A user replaced their recovery codes on the account page.
+    RecoveryCodesRenewed,
     /// A user changed their password on the account page (their other sessions ended).
     PasswordChanged,
     /// Every SSO session and grant of the user ended (the account page, or the admin API).
@@ -78,6 +80,7 @@ pub const ALL: &[Kind] = &[
     Kind::AdminChange,
     Kind::MfaEnrolled,
     Kind::MfaRemoved,
+    Kind::RecoveryCodesRenewed,
     Kind::PasswordChanged,
     Kind::LogoutEverywhere,
     Kind::StorageUnavailable,
@@ -106,6 +109,7 @@ impl Kind {
             Kind::AdminChange => "admin.change",
             Kind::MfaEnrolled => "mfa.enrolled",
             Kind::MfaRemoved => "mfa.removed",
+            Kind::RecoveryCodesRenewed => "mfa.recovery_codes_renewed",
             Kind::PasswordChanged => "password.changed",
             Kind::LogoutEverywhere => "logout.everywhere",
             Kind::StorageUnavailable => "storage.unavailable",

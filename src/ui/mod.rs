@@ -139,10 +139,21 @@ pub struct AccountPage<'a> {
     pub may_remove: bool,
     pub remove_action: &'a str,
     pub remove_state: &'a str,
+    pub renew_action: &'a str,
+    pub renew_state: &'a str,
     /// The enrolment page, where the organization offers a second factor.
     pub enrol_link: Option<&'a str>,
     pub sign_out_action: &'a str,
     pub sign_out_state: &'a str,
+}
+
+/// New recovery codes from the account page, shown once.
+#[derive(Template)]
+#[template(path = "account_codes.html")]
+pub struct AccountCodesPage<'a> {
+    pub brand: &'a Brand,
+    pub codes: &'a [String],
+    pub back: &'a str,
 }
 
 /// What a scope lets the application see, in words for the consent page.

@@ -756,3 +756,57 @@ fn signing_out_everywhere_moves_the_time_forward_and_revokes_only_the_users_gran
     assert_eq!((hash.as_str(), updated), ("$hash", 1300));
     assert_eq!(not_before(&db), Some(6_000));
 }
+
+/// New recovery codes from the account page: written only for the enrolment that was checked,
+/// replacing every earlier code (used or not) under the new key; after a reset nothing is written.
+#[test]
+fn new_recovery_codes_replace_the_old_only_for_the_checked_enrolment() {
+    use crate::edge::store::mfa::{RENEW_CLEAR_CODES, RENEW_CODE, RENEW_KEY};
+    let mut db = migrated(None);
+    assert!(enrol(
+        &mut db,
+        "sealed-1",
+        "enrolment-1",
+        "key-1",
+        &["old-1", "old-2"],
+        1
+    ));
+    let secret_id = "enrolment-1".to_string();
+    let renew = |db: &Connection, id: &str, key: &str, codes: &[&str]| -> usize {
+        let changed = db
+            .execute(RENEW_KEY, params!["acme", "usr_1", key, id])
+            .unwrap();
+        db.execute(RENEW_CLEAR_CODES, params!["usr_1", key])
+            .unwrap();
+        for c in codes {
+            db.execute(RENEW_CODE, params!["usr_1", c, key]).unwrap();
+        }
+        changed
+    };
+    let codes = |db: &Connection| -> Vec<String> {
+        let mut stmt = db
+            .prepare(
+                "SELECT code_hash FROM recovery_codes WHERE user_id = 'usr_1' ORDER BY code_hash",
+            )
+            .unwrap();
+        stmt.query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+    assert_eq!(renew(&db, "another-enrolment", "key-x", &["x-1"]), 0);
+    assert_eq!(
+        codes(&db),
+        ["old-1", "old-2"],
+        "another enrolment's renewal writes nothing"
+    );
+    assert_eq!(
+        renew(&db, &secret_id, "key-2", &["new-1", "new-2", "new-3"]),
+        1
+    );
+    assert_eq!(codes(&db), ["new-1", "new-2", "new-3"]);
+    assert_eq!(factors(&db).1.as_deref(), Some("key-2"));
+    reset(&mut db);
+    assert_eq!(renew(&db, &secret_id, "key-3", &["z-1"]), 0);
+    assert!(codes(&db).is_empty(), "after a reset nothing is written");
+}
