@@ -40,6 +40,13 @@ pub enum Route<'a> {
     MfaEnrol(&'a str),
     MfaFinish(&'a str),
     AccountMfa(&'a str),
+    /// The account page (oidc/account.rs) and its forms: change the password, sign out
+    /// everywhere, remove the second factor.
+    Account(&'a str),
+    AccountPassword(&'a str),
+    AccountSignOut(&'a str),
+    AccountMfaRemove(&'a str),
+    AccountRecoveryCodes(&'a str),
     /// Development only: bring the lagging replica up to date (edge/dev_replica.rs). A 404
     /// unless `SIMULATED_LAGGING_REPLICA` is on; `_` is never in an organization slug.
     DevReplicaSync,
@@ -69,6 +76,11 @@ impl Route<'_> {
             Route::MfaEnrol(_) => "mfa_enrol",
             Route::MfaFinish(_) => "mfa_finish",
             Route::AccountMfa(_) => "account_mfa",
+            Route::Account(_) => "account",
+            Route::AccountPassword(_) => "account_password",
+            Route::AccountSignOut(_) => "account_sign_out",
+            Route::AccountMfaRemove(_) => "account_mfa_remove",
+            Route::AccountRecoveryCodes(_) => "account_recovery_codes",
             Route::NotFound => "not_found",
         }
     }
@@ -96,7 +108,12 @@ impl Route<'_> {
             | Route::Mfa(org)
             | Route::MfaEnrol(org)
             | Route::MfaFinish(org)
-            | Route::AccountMfa(org) => Some(org),
+            | Route::AccountMfa(org)
+            | Route::Account(org)
+            | Route::AccountPassword(org)
+            | Route::AccountSignOut(org)
+            | Route::AccountMfaRemove(org)
+            | Route::AccountRecoveryCodes(org) => Some(org),
         }
     }
 }
@@ -122,11 +139,24 @@ pub fn resolve(path: &str) -> Route<'_> {
             "introspect" => Route::Introspect(org),
             "logout" => Route::EndSession(org),
             "mfa" => Route::Mfa(org),
+            "account" => Route::Account(org),
             _ => Route::NotFound,
         },
         [org, "mfa", "enrol"] if !RESERVED_SLUGS.contains(org) => Route::MfaEnrol(org),
         [org, "mfa", "finish"] if !RESERVED_SLUGS.contains(org) => Route::MfaFinish(org),
         [org, "account", "mfa"] if !RESERVED_SLUGS.contains(org) => Route::AccountMfa(org),
+        [org, "account", "password"] if !RESERVED_SLUGS.contains(org) => {
+            Route::AccountPassword(org)
+        }
+        [org, "account", "sign-out-everywhere"] if !RESERVED_SLUGS.contains(org) => {
+            Route::AccountSignOut(org)
+        }
+        [org, "account", "mfa", "remove"] if !RESERVED_SLUGS.contains(org) => {
+            Route::AccountMfaRemove(org)
+        }
+        [org, "account", "mfa", "recovery-codes"] if !RESERVED_SLUGS.contains(org) => {
+            Route::AccountRecoveryCodes(org)
+        }
         _ => Route::NotFound,
     }
 }
@@ -149,6 +179,24 @@ mod tests {
         assert_eq!(resolve("/acme/mfa/enrol"), Route::MfaEnrol("acme"));
         assert_eq!(resolve("/acme/mfa/finish"), Route::MfaFinish("acme"));
         assert_eq!(resolve("/acme/account/mfa"), Route::AccountMfa("acme"));
+        assert_eq!(resolve("/acme/account"), Route::Account("acme"));
+        assert_eq!(
+            resolve("/acme/account/password"),
+            Route::AccountPassword("acme")
+        );
+        assert_eq!(
+            resolve("/acme/account/sign-out-everywhere"),
+            Route::AccountSignOut("acme")
+        );
+        assert_eq!(
+            resolve("/acme/account/mfa/remove"),
+            Route::AccountMfaRemove("acme")
+        );
+        assert_eq!(
+            resolve("/acme/account/mfa/recovery-codes"),
+            Route::AccountRecoveryCodes("acme")
+        );
+        assert_eq!(resolve("/api/account/password"), Route::NotFound);
         assert_eq!(resolve("/api/mfa/enrol"), Route::NotFound);
         assert_eq!(
             resolve("/acme/.well-known/openid-configuration"),

@@ -150,6 +150,7 @@ async fn dispatch(endpoint: Endpoint, req: &mut Request, ctx: &Ctx, p: &[&str]) 
         RemoveMember => groups::remove_member(ctx, p[0], p[1], p[2]).await,
         UnlockUser => users::unlock(ctx, p[0], p[1]).await,
         ResetMfa => users::reset_mfa(ctx, p[0], p[1]).await,
+        LogoutUser => users::logout(ctx, p[0], p[1]).await,
         ListEvents => events::list(req, ctx, p[0]).await,
         Reseal => maintenance::reseal(ctx).await,
     }
@@ -185,7 +186,8 @@ fn record_change(
         | Endpoint::DeleteUser
         | Endpoint::SetPassword
         | Endpoint::UnlockUser
-        | Endpoint::ResetMfa => params.get(1).copied(),
+        | Endpoint::ResetMfa
+        | Endpoint::LogoutUser => params.get(1).copied(),
         Endpoint::AddMember | Endpoint::RemoveMember => params.get(2).copied(),
         _ => None,
     };

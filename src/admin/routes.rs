@@ -40,6 +40,7 @@ pub enum Endpoint {
     RemoveMember,
     UnlockUser,
     ResetMfa,
+    LogoutUser,
     ListEvents,
     Reseal,
 }
@@ -147,6 +148,11 @@ pub const ROUTES: &[Route] = &[
         "DELETE",
         "/organizations/{org}/users/{user_id}/mfa",
         ResetMfa,
+    ),
+    route(
+        "POST",
+        "/organizations/{org}/users/{user_id}/logout",
+        LogoutUser,
     ),
     route("GET", "/organizations/{org}/events", ListEvents),
     route("GET", "/organizations/{org}/keys", ListKeys),

@@ -262,6 +262,7 @@ pub fn new_user(fields: &Fields, org: &str, id: String, now: i64) -> Result<User
         recovery_key_sealed: None,
         recovery_codes_left: 0,
         attributes: Vec::new(),
+        sessions_not_before_ms: None,
         claims: StandardClaims::default(),
     };
     profile_changes(fields)?.apply(&mut user);
@@ -413,6 +414,28 @@ pub async fn reset_mfa(ctx: &Ctx, org: &str, id: &str) -> Outcome {
     if !store::mfa::reset(&ctx.primary()?, org, id).await? {
         return Err(ApiError::not_found("user").into());
     }
+    no_content()
+}
+
+/// POST …/logout → 204: sign the user out everywhere, as the account page's button does — every
+/// SSO session ends (at other locations once their replica has the write), every grant is
+/// revoked, and relying parties with a grant are told (back-channel logout by `sub`).
+pub async fn logout(ctx: &Ctx, org: &str, id: &str) -> Outcome {
+    require(ctx, org, id).await?;
+    // Before the grants are revoked: the relying parties told are those holding a live one.
+    crate::oidc::backchannel::announce(ctx, org, id, Ended::User).await;
+    let not_before = crate::edge::context::now_millis();
+    if !store::account::sign_out_everywhere(&ctx.primary()?, org, id, not_before, ctx.now).await? {
+        return Err(ApiError::not_found("user").into());
+    }
+    crate::edge::audit::note(
+        ctx,
+        crate::protocol::audit::Kind::LogoutEverywhere,
+        org,
+        Some(id),
+        None,
+        crate::edge::audit::detail([("by", serde_json::json!("admin"))]),
+    );
     no_content()
 }
 

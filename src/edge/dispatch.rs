@@ -86,6 +86,13 @@ pub async fn handle(req: Request, env: Env, context: Context) -> Result<Response
         Route::MfaEnrol(org) => oidc::mfa::handle_enrol(req, &ctx, org).await,
         Route::MfaFinish(org) => oidc::mfa::handle_finish(req, &ctx, org).await,
         Route::AccountMfa(org) => oidc::mfa::handle_account(req, &ctx, org).await,
+        Route::Account(org) => oidc::account::handle_page(req, &ctx, org).await,
+        Route::AccountPassword(org) => oidc::account::handle_password(req, &ctx, org).await,
+        Route::AccountSignOut(org) => oidc::account::handle_sign_out(req, &ctx, org).await,
+        Route::AccountMfaRemove(org) => oidc::account::handle_remove_totp(req, &ctx, org).await,
+        Route::AccountRecoveryCodes(org) => {
+            oidc::account::handle_recovery_codes(req, &ctx, org).await
+        }
         Route::DevReplicaSync => crate::edge::dev_replica::handle(req, &ctx).await,
         Route::Health | Route::NotFound => http::not_found(),
     };

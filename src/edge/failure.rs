@@ -54,7 +54,12 @@ pub fn caller(route: &Route) -> Caller {
         | Route::Mfa(_)
         | Route::MfaEnrol(_)
         | Route::MfaFinish(_)
-        | Route::AccountMfa(_) => Caller::Browser,
+        | Route::AccountMfa(_)
+        | Route::Account(_)
+        | Route::AccountPassword(_)
+        | Route::AccountSignOut(_)
+        | Route::AccountMfaRemove(_)
+        | Route::AccountRecoveryCodes(_) => Caller::Browser,
         Route::Discovery(_)
         | Route::AuthServerMetadata(_)
         | Route::Jwks(_)

@@ -40,20 +40,29 @@ pub fn seal_secret(ctx: &Ctx, user_id: &str, secret: &[u8]) -> String {
 /// What a confirmed enrolment stores: the sealed secret, a new enrolment id, a new sealed
 /// recovery-code key and the codes' hashes under it.
 pub fn enrolment(ctx: &Ctx, user_id: &str, secret: &[u8], codes: &[String]) -> NewFactor {
-    let recovery_key = random_bytes::<32>();
+    let (recovery_key_sealed, recovery_hashes) = recovery_set(ctx, user_id, codes);
     NewFactor {
         sealed_secret: seal_secret(ctx, user_id, secret),
         secret_id: hex(&random_bytes::<12>()),
-        recovery_key_sealed: ctx.config.key_encryption_secret.seal(
-            RECOVERY_KEYS_PURPOSE,
-            &recovery_key,
-            user_id.as_bytes(),
-        ),
-        recovery_hashes: codes
-            .iter()
-            .map(|c| keyed_hash(&recovery_key, user_id, c))
-            .collect(),
+        recovery_key_sealed,
+        recovery_hashes,
     }
+}
+
+/// A new recovery-code key, sealed, and the hashes of `codes` under it: for an enrolment, or
+/// for new codes replacing the old ones (the account page).
+pub fn recovery_set(ctx: &Ctx, user_id: &str, codes: &[String]) -> (String, Vec<String>) {
+    let recovery_key = random_bytes::<32>();
+    let sealed = ctx.config.key_encryption_secret.seal(
+        RECOVERY_KEYS_PURPOSE,
+        &recovery_key,
+        user_id.as_bytes(),
+    );
+    let hashes = codes
+        .iter()
+        .map(|c| keyed_hash(&recovery_key, user_id, c))
+        .collect();
+    (sealed, hashes)
 }
 
 /// The user's TOTP secret, or None when not enrolled. Err (loud, edge/sealed.rs) when no

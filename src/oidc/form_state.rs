@@ -30,11 +30,20 @@ pub enum Step {
     Challenge,
     /// A new TOTP secret is being confirmed (its bytes, base64url); `required` when the sign-in
     /// cannot go on without it.
-    Enrol { secret: String, required: bool },
+    Enrol {
+        secret: String,
+        required: bool,
+    },
     /// The recovery codes were shown after an enrolment: go on with the sign-in.
     Finish,
     /// The account page asks for the password again.
     AccountPassword,
+    /// The account page's forms (oidc/account.rs): each its own step, so one form's state
+    /// cannot be posted to another's action.
+    ChangePassword,
+    SignOutEverywhere,
+    RemoveTotp,
+    RenewRecoveryCodes,
 }
 
 impl Step {
@@ -47,6 +56,10 @@ impl Step {
             Step::Enrol { .. } => StepKind::Enrol,
             Step::Finish => StepKind::Finish,
             Step::AccountPassword => StepKind::AccountPassword,
+            Step::ChangePassword => StepKind::ChangePassword,
+            Step::SignOutEverywhere => StepKind::SignOutEverywhere,
+            Step::RemoveTotp => StepKind::RemoveTotp,
+            Step::RenewRecoveryCodes => StepKind::RenewRecoveryCodes,
         }
     }
 }
@@ -59,6 +72,10 @@ pub enum StepKind {
     Enrol,
     Finish,
     AccountPassword,
+    ChangePassword,
+    SignOutEverywhere,
+    RemoveTotp,
+    RenewRecoveryCodes,
 }
 
 /// The authorization being worked on: the validated request and the `sub` of its verified
@@ -226,6 +243,10 @@ mod tests {
             StepKind::Enrol,
             StepKind::Finish,
             StepKind::AccountPassword,
+            StepKind::ChangePassword,
+            StepKind::SignOutEverywhere,
+            StepKind::RemoveTotp,
+            StepKind::RenewRecoveryCodes,
         ] {
             assert_eq!(open(other), Err(StateError::WrongStep), "{other:?}");
         }

@@ -253,7 +253,7 @@ pub async fn handle_challenge(mut req: Request, ctx: &Ctx, slug: &str) -> Result
 /// Judge `code` for `user` under `attempt`: reserved first, then checked — a recovery code by
 /// consuming it at the primary, a TOTP code here and its step consumed at the primary (a code
 /// already used is a wrong guess like any other). Which kind of code it was.
-async fn check_code(
+pub(crate) async fn check_code(
     ctx: &Ctx,
     org: &Organization,
     user: &User,

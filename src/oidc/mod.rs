@@ -1,6 +1,7 @@
 //! The per-organization OpenID Connect endpoints. Each file is one endpoint: it parses the
 //! request, calls the rules in `protocol/`, and reads or writes through `edge/store/`.
 
+pub mod account;
 pub mod attempts;
 pub mod authorize;
 pub mod backchannel;

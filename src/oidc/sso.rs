@@ -9,6 +9,7 @@ use crate::edge::store::kv::{self, Session};
 use crate::edge::store::users::{User, get_user};
 use crate::oidc::cookies;
 use crate::oidc::request::header;
+use crate::protocol::account::{session_live, session_started_ms};
 use crate::protocol::lifetimes::SSO_SESSION_SECONDS;
 
 /// The browser's live session and its user.
@@ -26,7 +27,11 @@ impl Current {
     }
 }
 
-/// The signed-in user of this browser, if the session is live and the user still enabled.
+/// The signed-in user of this browser, if the session is live and the user still enabled. A
+/// session started before the user signed out everywhere is absent (protocol/account.rs): the
+/// user row read here carries that time, so the check costs no read of its own. It is as fresh as
+/// the replica the row comes from — at other locations a sign-out everywhere takes effect once
+/// their replica has the write (README, "Account page").
 pub async fn current(ctx: &Ctx, org: &str, req: &Request) -> Result<Option<Current>> {
     let Some(session_id) = cookies::read(header(req, "Cookie").as_deref(), cookies::SESSION) else {
         return Ok(None);
@@ -38,7 +43,9 @@ pub async fn current(ctx: &Ctx, org: &str, req: &Request) -> Result<Option<Curre
     let user = ctx
         .found(|db| async move { get_user(&db, org, user_id).await })
         .await?;
-    Ok(user.filter(|u| !u.disabled).map(|user| Current {
+    let started = session_started_ms(session.started_ms, session.auth_time);
+    let live = |u: &User| !u.disabled && session_live(started, u.sessions_not_before_ms);
+    Ok(user.filter(live).map(|user| Current {
         id: session_id,
         session,
         user,
@@ -61,6 +68,9 @@ pub async fn start(
         factors,
         // 128 random bits: names the session to relying parties without revealing the cookie.
         sid: Some(crate::crypto::b64url(&crate::crypto::random_bytes::<16>())),
+        // The clock now, not the request's start (`ctx.now_ms` is whole seconds): compared with
+        // a sign-out everywhere to the millisecond.
+        started_ms: Some(crate::edge::context::now_millis()),
     };
     let (cookie, hash) = put(ctx, org, &session).await?;
     Ok((cookie, hash, session.sid))

@@ -46,6 +46,14 @@ pub enum Kind {
     AdminChange,
     /// A user set up a second factor.
     MfaEnrolled,
+    /// A user removed their second factor on the account page.
+    MfaRemoved,
+    /// A user replaced their recovery codes on the account page.
+    RecoveryCodesRenewed,
+    /// A user changed their password on the account page (their other sessions ended).
+    PasswordChanged,
+    /// Every SSO session and grant of the user ended (the account page, or the admin API).
+    LogoutEverywhere,
     /// A request of the organization failed because storage (D1, KV) did not answer; it was
     /// told to retry (503). Stored only if the audit write itself succeeds afterwards.
     StorageUnavailable,
@@ -71,6 +79,10 @@ pub const ALL: &[Kind] = &[
     Kind::AdminAuthFailed,
     Kind::AdminChange,
     Kind::MfaEnrolled,
+    Kind::MfaRemoved,
+    Kind::RecoveryCodesRenewed,
+    Kind::PasswordChanged,
+    Kind::LogoutEverywhere,
     Kind::StorageUnavailable,
 ];
 
@@ -96,6 +108,10 @@ impl Kind {
             Kind::AdminAuthFailed => "admin.auth_failed",
             Kind::AdminChange => "admin.change",
             Kind::MfaEnrolled => "mfa.enrolled",
+            Kind::MfaRemoved => "mfa.removed",
+            Kind::RecoveryCodesRenewed => "mfa.recovery_codes_renewed",
+            Kind::PasswordChanged => "password.changed",
+            Kind::LogoutEverywhere => "logout.everywhere",
             Kind::StorageUnavailable => "storage.unavailable",
         }
     }

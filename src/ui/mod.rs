@@ -123,6 +123,39 @@ pub struct AccountPasswordPage<'a> {
     pub error: Option<&'a str>,
 }
 
+/// The account page (oidc/account.rs): one CSRF token, and each form with its own sealed state.
+#[derive(Template)]
+#[template(path = "account.html")]
+pub struct AccountPage<'a> {
+    pub brand: &'a Brand,
+    pub username: &'a str,
+    pub email: &'a str,
+    pub notice: Option<&'a str>,
+    pub error: Option<&'a str>,
+    pub csrf_token: &'a str,
+    pub password_action: &'a str,
+    pub password_state: &'a str,
+    pub totp_on: bool,
+    pub may_remove: bool,
+    pub remove_action: &'a str,
+    pub remove_state: &'a str,
+    pub renew_action: &'a str,
+    pub renew_state: &'a str,
+    /// The enrolment page, where the organization offers a second factor.
+    pub enrol_link: Option<&'a str>,
+    pub sign_out_action: &'a str,
+    pub sign_out_state: &'a str,
+}
+
+/// New recovery codes from the account page, shown once.
+#[derive(Template)]
+#[template(path = "account_codes.html")]
+pub struct AccountCodesPage<'a> {
+    pub brand: &'a Brand,
+    pub codes: &'a [String],
+    pub back: &'a str,
+}
+
 /// What a scope lets the application see, in words for the consent page.
 pub fn describe_scope(scope: &str) -> Option<&'static str> {
     match scope {

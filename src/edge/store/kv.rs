@@ -80,6 +80,11 @@ pub struct Session {
     /// unrelated to the cookie's secret id. None for sessions from before sids.
     #[serde(default)]
     pub sid: Option<String>,
+    /// When this session was started (unix ms), compared with the user's
+    /// `sessions_not_before_ms`; kept by a step-up. None for sessions from before it: their
+    /// `auth_time` stands in.
+    #[serde(default)]
+    pub started_ms: Option<i64>,
 }
 
 fn password_only() -> u8 {

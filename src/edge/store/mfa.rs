@@ -72,6 +72,53 @@ pub async fn enrol(
         == 1)
 }
 
+/// ?1 org, ?2 user, ?3 the new sealed recovery-code key, ?4 the enrolment (totp_secret_id).
+pub(crate) const RENEW_KEY: &str = "UPDATE users SET recovery_key_sealed = ?3 \
+     WHERE org = ?1 AND id = ?2 AND totp_secret_sealed IS NOT NULL AND totp_secret_id = ?4";
+/// ?1 user, ?2 the new sealed key: only once this batch's key is the user's.
+pub(crate) const RENEW_CLEAR_CODES: &str = "DELETE FROM recovery_codes WHERE user_id = ?1 \
+     AND EXISTS (SELECT 1 FROM users WHERE id = ?1 AND recovery_key_sealed = ?2)";
+/// ?1 user, ?2 code hash, ?3 the new sealed key.
+pub(crate) const RENEW_CODE: &str = "INSERT INTO recovery_codes (user_id, code_hash) SELECT ?1, ?2 \
+     WHERE EXISTS (SELECT 1 FROM users WHERE id = ?1 AND recovery_key_sealed = ?3)";
+
+/// Replace the user's recovery codes (used or not) with new ones under a new key, in one
+/// transaction, only for the enrolment `secret_id` that was checked (an admin reset or a new
+/// enrolment since leaves it untouched). Whether they were replaced.
+pub async fn renew_recovery_codes(
+    db: &Db,
+    org: &str,
+    user_id: &str,
+    secret_id: &str,
+    key_sealed: &str,
+    hashes: &[String],
+) -> Result<bool> {
+    let mut statements = vec![
+        db.prepare(RENEW_KEY).bind(&[
+            org.into(),
+            user_id.into(),
+            key_sealed.into(),
+            secret_id.into(),
+        ])?,
+        db.prepare(RENEW_CLEAR_CODES)
+            .bind(&[user_id.into(), key_sealed.into()])?,
+    ];
+    for hash in hashes {
+        statements.push(db.prepare(RENEW_CODE).bind(&[
+            user_id.into(),
+            hash.as_str().into(),
+            key_sealed.into(),
+        ])?);
+    }
+    let results = db.batch(statements).await?;
+    Ok(results
+        .first()
+        .and_then(|r| r.meta().ok().flatten())
+        .and_then(|m| m.changes)
+        .unwrap_or(0)
+        == 1)
+}
+
 pub(crate) const CONSUME_STEP: &str = "UPDATE users SET totp_last_step = ?3 WHERE org = ?1 AND id = ?2 \
      AND totp_secret_sealed IS NOT NULL AND totp_secret_id = ?4 AND totp_last_step < ?3 RETURNING id";
 

@@ -3,6 +3,7 @@
 //! consistent, no compare-and-swap): SSO sessions, never relied on for single use. Every call goes
 //! through `database::Db` or `kv::Kv`, which meter it (`meter`).
 
+pub mod account;
 pub mod assign;
 pub mod attributes;
 pub mod clients;

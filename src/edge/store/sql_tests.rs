@@ -723,3 +723,141 @@ fn attribute_values_are_written_guarded_read_with_the_user_and_cascade() {
         .unwrap();
     assert_eq!(left, 0);
 }
+
+/// The account page's writes (migration 0008a): the not-before time only moves forward, a
+/// password change stores the hash with it, and every live grant of the user — only theirs — is
+/// revoked, so logout finds none left to announce twice.
+#[test]
+fn signing_out_everywhere_moves_the_time_forward_and_revokes_only_the_users_grants() {
+    use crate::edge::store::account::{CHANGE_PASSWORD, END_SESSIONS, REVOKE_GRANTS};
+    let db = migrated(None);
+    db.execute(
+        "INSERT INTO users (id, org, username, email, created_at, updated_at) VALUES ('usr_2', 'acme', 'joe', 'joe@acme.test', 0, 0)",
+        [],
+    )
+    .unwrap();
+    db.execute(
+        "INSERT INTO clients (org, client_id, client_name, token_endpoint_auth_method, grant_types, redirect_uris, \
+         post_logout_redirect_uris, scopes, created_at, updated_at) \
+         VALUES ('acme', 'chat', 'Chat', 'none', '[]', '[]', '[]', '[]', 0, 0)",
+        [],
+    )
+    .unwrap();
+    assert_eq!(claim(&db, "grt_1", "h1", 1000).1, None);
+    db.execute(
+        "INSERT INTO grants (id, org, client_id, user_id, code_hash, scope, auth_time, created_at, amr) \
+         VALUES ('grt_j', 'acme', 'chat', 'usr_2', 'hj', 'openid', 900, 1000, 'pwd')",
+        [],
+    )
+    .unwrap();
+    let not_before = |db: &Connection| -> Option<i64> {
+        db.query_row(
+            "SELECT sessions_not_before_ms FROM users WHERE id = 'usr_1'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap()
+    };
+    assert_eq!(not_before(&db), None, "never signed out everywhere");
+    assert_eq!(
+        db.execute(END_SESSIONS, params!["acme", "usr_1", 5_000])
+            .unwrap(),
+        1
+    );
+    db.execute(END_SESSIONS, params!["acme", "usr_1", 4_000])
+        .unwrap();
+    assert_eq!(not_before(&db), Some(5_000), "never moved back");
+    assert_eq!(
+        db.execute(END_SESSIONS, params!["other", "usr_1", 9_000])
+            .unwrap(),
+        0,
+        "only in the user's organization"
+    );
+    assert_eq!(
+        db.execute(REVOKE_GRANTS, params!["acme", "usr_1", 1100])
+            .unwrap(),
+        1
+    );
+    let revoked = |id: &str| -> Option<i64> {
+        db.query_row("SELECT revoked_at FROM grants WHERE id = ?1", [id], |r| {
+            r.get(0)
+        })
+        .unwrap()
+    };
+    assert_eq!(revoked("grt_1"), Some(1100));
+    assert_eq!(revoked("grt_j"), None, "another user's grant is untouched");
+    assert_eq!(
+        db.execute(REVOKE_GRANTS, params!["acme", "usr_1", 1200])
+            .unwrap(),
+        0,
+        "a revoked grant keeps its time"
+    );
+    db.execute(
+        CHANGE_PASSWORD,
+        params!["acme", "usr_1", "$hash", 1300, 6_000],
+    )
+    .unwrap();
+    let (hash, updated): (String, i64) = db
+        .query_row(
+            "SELECT password_hash, updated_at FROM users WHERE id = 'usr_1'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!((hash.as_str(), updated), ("$hash", 1300));
+    assert_eq!(not_before(&db), Some(6_000));
+}
+
+/// New recovery codes from the account page: written only for the enrolment that was checked,
+/// replacing every earlier code (used or not) under the new key; after a reset nothing is written.
+#[test]
+fn new_recovery_codes_replace_the_old_only_for_the_checked_enrolment() {
+    use crate::edge::store::mfa::{RENEW_CLEAR_CODES, RENEW_CODE, RENEW_KEY};
+    let mut db = migrated(None);
+    assert!(enrol(
+        &mut db,
+        "sealed-1",
+        "enrolment-1",
+        "key-1",
+        &["old-1", "old-2"],
+        1
+    ));
+    let secret_id = "enrolment-1".to_string();
+    let renew = |db: &Connection, id: &str, key: &str, codes: &[&str]| -> usize {
+        let changed = db
+            .execute(RENEW_KEY, params!["acme", "usr_1", key, id])
+            .unwrap();
+        db.execute(RENEW_CLEAR_CODES, params!["usr_1", key])
+            .unwrap();
+        for c in codes {
+            db.execute(RENEW_CODE, params!["usr_1", c, key]).unwrap();
+        }
+        changed
+    };
+    let codes = |db: &Connection| -> Vec<String> {
+        let mut stmt = db
+            .prepare(
+                "SELECT code_hash FROM recovery_codes WHERE user_id = 'usr_1' ORDER BY code_hash",
+            )
+            .unwrap();
+        stmt.query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+    assert_eq!(renew(&db, "another-enrolment", "key-x", &["x-1"]), 0);
+    assert_eq!(
+        codes(&db),
+        ["old-1", "old-2"],
+        "another enrolment's renewal writes nothing"
+    );
+    assert_eq!(
+        renew(&db, &secret_id, "key-2", &["new-1", "new-2", "new-3"]),
+        1
+    );
+    assert_eq!(codes(&db), ["new-1", "new-2", "new-3"]);
+    assert_eq!(factors(&db).1.as_deref(), Some("key-2"));
+    reset(&mut db);
+    assert_eq!(renew(&db, &secret_id, "key-3", &["z-1"]), 0);
+    assert!(codes(&db).is_empty(), "after a reset nothing is written");
+}

@@ -63,6 +63,10 @@ pub struct User {
         deserialize_with = "crate::edge::store::d1::json_list"
     )]
     pub attributes: Vec<UserAttribute>,
+    /// Every SSO session started before this time (unix ms) has ended: "sign out everywhere"
+    /// (migration 0008a; protocol/account.rs `session_live`). Read with `users.*`.
+    #[serde(default, skip_serializing)]
+    pub sessions_not_before_ms: Option<i64>,
     /// The other OpenID Connect Core §5.1 claims: columns named as the claims (migration 0006c).
     #[serde(flatten)]
     pub claims: StandardClaims,
