@@ -40,6 +40,10 @@ pub enum Route<'a> {
     MfaEnrol(&'a str),
     MfaFinish(&'a str),
     AccountMfa(&'a str),
+    /// Sign-in through an upstream connection (oidc/federation.rs): its start (org, connection
+    /// id) and the organization's one callback.
+    ConnectionStart(&'a str, &'a str),
+    ConnectionCallback(&'a str),
     /// Development only: bring the lagging replica up to date (edge/dev_replica.rs). A 404
     /// unless `SIMULATED_LAGGING_REPLICA` is on; `_` is never in an organization slug.
     DevReplicaSync,
@@ -69,6 +73,8 @@ impl Route<'_> {
             Route::MfaEnrol(_) => "mfa_enrol",
             Route::MfaFinish(_) => "mfa_finish",
             Route::AccountMfa(_) => "account_mfa",
+            Route::ConnectionStart(..) => "connection_start",
+            Route::ConnectionCallback(_) => "connection_callback",
             Route::NotFound => "not_found",
         }
     }
@@ -96,7 +102,9 @@ impl Route<'_> {
             | Route::Mfa(org)
             | Route::MfaEnrol(org)
             | Route::MfaFinish(org)
-            | Route::AccountMfa(org) => Some(org),
+            | Route::AccountMfa(org)
+            | Route::ConnectionStart(org, _)
+            | Route::ConnectionCallback(org) => Some(org),
         }
     }
 }
@@ -127,6 +135,12 @@ pub fn resolve(path: &str) -> Route<'_> {
         [org, "mfa", "enrol"] if !RESERVED_SLUGS.contains(org) => Route::MfaEnrol(org),
         [org, "mfa", "finish"] if !RESERVED_SLUGS.contains(org) => Route::MfaFinish(org),
         [org, "account", "mfa"] if !RESERVED_SLUGS.contains(org) => Route::AccountMfa(org),
+        [org, "connections", "callback"] if !RESERVED_SLUGS.contains(org) => {
+            Route::ConnectionCallback(org)
+        }
+        [org, "connections", id, "start"] if !RESERVED_SLUGS.contains(org) && !id.is_empty() => {
+            Route::ConnectionStart(org, id)
+        }
         _ => Route::NotFound,
     }
 }
@@ -149,6 +163,16 @@ mod tests {
         assert_eq!(resolve("/acme/mfa/enrol"), Route::MfaEnrol("acme"));
         assert_eq!(resolve("/acme/mfa/finish"), Route::MfaFinish("acme"));
         assert_eq!(resolve("/acme/account/mfa"), Route::AccountMfa("acme"));
+        assert_eq!(
+            resolve("/acme/connections/callback"),
+            Route::ConnectionCallback("acme")
+        );
+        assert_eq!(
+            resolve("/acme/connections/con_1/start"),
+            Route::ConnectionStart("acme", "con_1")
+        );
+        assert_eq!(resolve("/acme/connections//start"), Route::NotFound);
+        assert_eq!(resolve("/api/connections/callback"), Route::NotFound);
         assert_eq!(resolve("/api/mfa/enrol"), Route::NotFound);
         assert_eq!(
             resolve("/acme/.well-known/openid-configuration"),

@@ -10,6 +10,7 @@ pub mod attributes;
 pub mod auth;
 pub mod body;
 pub mod clients;
+pub mod connections;
 pub mod error;
 pub mod events;
 pub mod fields;
@@ -140,6 +141,11 @@ async fn dispatch(endpoint: Endpoint, req: &mut Request, ctx: &Ctx, p: &[&str]) 
         GetAttribute => attributes::get(ctx, p[0], p[1]).await,
         UpdateAttribute => attributes::update(req, ctx, p[0], p[1]).await,
         DeleteAttribute => attributes::delete(ctx, p[0], p[1]).await,
+        ListConnections => connections::list(ctx, p[0]).await,
+        CreateConnection => connections::create(req, ctx, p[0]).await,
+        GetConnection => connections::get(ctx, p[0], p[1]).await,
+        UpdateConnection => connections::update(req, ctx, p[0], p[1]).await,
+        DeleteConnection => connections::delete(ctx, p[0], p[1]).await,
         ListMembers => groups::members(req, ctx, p[0], p[1]).await,
         AddMember => groups::add_member(ctx, p[0], p[1], p[2]).await,
         RemoveMember => groups::remove_member(ctx, p[0], p[1], p[2]).await,

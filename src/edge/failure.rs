@@ -54,7 +54,9 @@ pub fn caller(route: &Route) -> Caller {
         | Route::Mfa(_)
         | Route::MfaEnrol(_)
         | Route::MfaFinish(_)
-        | Route::AccountMfa(_) => Caller::Browser,
+        | Route::AccountMfa(_)
+        | Route::ConnectionStart(..)
+        | Route::ConnectionCallback(_) => Caller::Browser,
         Route::Discovery(_)
         | Route::AuthServerMetadata(_)
         | Route::Jwks(_)

@@ -49,6 +49,15 @@ pub enum Kind {
     /// A request of the organization failed because storage (D1, KV) did not answer; it was
     /// told to retry (503). Stored only if the audit write itself succeeds afterwards.
     StorageUnavailable,
+    /// A sign-in at an upstream identity provider was verified and names a Clavex user
+    /// (`detail`: the connection, the factors it counts as); the gate decides what follows.
+    UpstreamSignIn,
+    /// A user was linked to an upstream account on a first sign-in (`detail.how`: `created`
+    /// with a new user, or `email` to an existing one).
+    UpstreamLinkCreated,
+    /// An upstream sign-in was refused (`detail.reason`): a failed verification, an upstream
+    /// error, or no account to link.
+    UpstreamRefused,
 }
 
 pub const ALL: &[Kind] = &[
@@ -72,6 +81,9 @@ pub const ALL: &[Kind] = &[
     Kind::AdminChange,
     Kind::MfaEnrolled,
     Kind::StorageUnavailable,
+    Kind::UpstreamSignIn,
+    Kind::UpstreamLinkCreated,
+    Kind::UpstreamRefused,
 ];
 
 impl Kind {
@@ -97,6 +109,9 @@ impl Kind {
             Kind::AdminChange => "admin.change",
             Kind::MfaEnrolled => "mfa.enrolled",
             Kind::StorageUnavailable => "storage.unavailable",
+            Kind::UpstreamSignIn => "upstream.signin",
+            Kind::UpstreamLinkCreated => "upstream.link.created",
+            Kind::UpstreamRefused => "upstream.refused",
         }
     }
 

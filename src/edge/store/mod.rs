@@ -6,6 +6,7 @@
 pub mod assign;
 pub mod attributes;
 pub mod clients;
+pub mod connections;
 pub mod d1;
 pub mod database;
 pub mod events;
