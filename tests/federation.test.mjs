@@ -182,6 +182,33 @@ test('a returning user is the same user, with no new link', async () => {
   assert.equal(links.length, 1, 'linked once');
 });
 
+test('admin API: a user\'s links are listed and removed; the next sign-in is a first one again', async () => {
+  assert.ok(jitSub, 'the first sign-in ran');
+  const links = await admin('GET', `/organizations/${down.slug}/users/${jitSub}/links`);
+  assert.equal(links.status, 200);
+  assert.equal(links.body.links.length, 1);
+  assert.equal(links.body.links[0].connection_id, jit.id);
+  assert.equal(links.body.links[0].upstream_sub, jitUser.sub);
+  assert.equal(links.body.links[0].label, 'Upstream');
+  assert.equal((await admin('DELETE', `/organizations/${down.slug}/users/${jitSub}/links/${jit.id}`)).status, 204);
+  assert.equal((await admin('GET', `/organizations/${down.slug}/users/${jitSub}/links`)).body.links.length, 0);
+  assert.equal((await admin('DELETE', `/organizations/${down.slug}/users/${jitSub}/links/${jit.id}`)).status, 204, 'idempotent');
+  assert.equal((await admin('DELETE', `/organizations/${down.slug}/users/${jitSub}/links/con_nope`)).status, 404);
+  // Unlinked, the same upstream account is a first sign-in: its address is now the local user's,
+  // and this connection does not link by e-mail, so it is refused rather than given a second account.
+  const { callback } = await viaUpstream(jit, jitUser);
+  assert.equal(callback.status, 403);
+  assert.match(pageText(callback.text), /already uses this e-mail address/);
+  // Linked again by enabling e-mail linking (both addresses verified): the same user.
+  await admin('PATCH', conns(`/${jit.id}`), { link_by_verified_email: true });
+  try {
+    const again = await viaUpstream(jit, jitUser);
+    assert.equal((await codeToIdToken(again.callback)).sub, jitSub);
+  } finally {
+    await admin('PATCH', conns(`/${jit.id}`), { link_by_verified_email: false });
+  }
+});
+
 test('without JIT creation and without a link, the sign-in is refused with a page that says why', async () => {
   const nobody = await createUser(up, { username: 'nora', email: 'nora@up.example.test' });
   const { callback } = await viaUpstream(strict, nobody);

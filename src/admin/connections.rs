@@ -278,6 +278,33 @@ pub async fn delete(ctx: &Ctx, org: &str, id: &str) -> Outcome {
     no_content()
 }
 
+/// GET /organizations/{org}/users/{user_id}/links: the user's upstream accounts.
+pub async fn links(ctx: &Ctx, org: &str, user_id: &str) -> Outcome {
+    let db = ctx.primary()?;
+    organizations::require(&db, org).await?;
+    crate::edge::store::users::get_user(&db, org, user_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("user"))?;
+    let links = store::links_of(&db, org, user_id).await?;
+    Ok(http::json(200, &json!({ "links": links }))?)
+}
+
+/// DELETE /organizations/{org}/users/{user_id}/links/{connection_id} → 204: the upstream account
+/// no longer signs in as this user (a link made by mistake, an account handed over). Idempotent:
+/// a user with no link there gets 204 too; an unknown user or connection is a 404.
+pub async fn unlink(ctx: &Ctx, org: &str, user_id: &str, connection_id: &str) -> Outcome {
+    let db = ctx.primary()?;
+    organizations::require(&db, org).await?;
+    crate::edge::store::users::get_user(&db, org, user_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("user"))?;
+    store::get(&db, org, connection_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("connection"))?;
+    store::unlink(&db, org, user_id, connection_id).await?;
+    no_content()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -146,6 +146,8 @@ async fn dispatch(endpoint: Endpoint, req: &mut Request, ctx: &Ctx, p: &[&str]) 
         GetConnection => connections::get(ctx, p[0], p[1]).await,
         UpdateConnection => connections::update(req, ctx, p[0], p[1]).await,
         DeleteConnection => connections::delete(ctx, p[0], p[1]).await,
+        ListUserLinks => connections::links(ctx, p[0], p[1]).await,
+        DeleteUserLink => connections::unlink(ctx, p[0], p[1], p[2]).await,
         ListMembers => groups::members(req, ctx, p[0], p[1]).await,
         AddMember => groups::add_member(ctx, p[0], p[1], p[2]).await,
         RemoveMember => groups::remove_member(ctx, p[0], p[1], p[2]).await,
@@ -186,7 +188,8 @@ fn record_change(
         | Endpoint::DeleteUser
         | Endpoint::SetPassword
         | Endpoint::UnlockUser
-        | Endpoint::ResetMfa => params.get(1).copied(),
+        | Endpoint::ResetMfa
+        | Endpoint::DeleteUserLink => params.get(1).copied(),
         Endpoint::AddMember | Endpoint::RemoveMember => params.get(2).copied(),
         _ => None,
     };

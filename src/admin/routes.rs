@@ -40,6 +40,8 @@ pub enum Endpoint {
     GetConnection,
     UpdateConnection,
     DeleteConnection,
+    ListUserLinks,
+    DeleteUserLink,
     ListMembers,
     AddMember,
     RemoveMember,
@@ -144,6 +146,16 @@ pub const ROUTES: &[Route] = &[
         "DELETE",
         "/organizations/{org}/connections/{connection_id}",
         DeleteConnection,
+    ),
+    route(
+        "GET",
+        "/organizations/{org}/users/{user_id}/links",
+        ListUserLinks,
+    ),
+    route(
+        "DELETE",
+        "/organizations/{org}/users/{user_id}/links/{connection_id}",
+        DeleteUserLink,
     ),
     route(
         "GET",

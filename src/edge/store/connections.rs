@@ -152,6 +152,42 @@ pub fn link_statement(
     ])
 }
 
+/// A user's link to an upstream account, as the admin API shows it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Link {
+    pub connection_id: String,
+    pub label: String,
+    pub issuer: String,
+    pub upstream_sub: String,
+    pub created_at: i64,
+}
+
+pub async fn links_of(db: &Db, org: &str, user_id: &str) -> Result<Vec<Link>> {
+    db.prepare(
+        "SELECT l.connection_id, c.label, c.issuer, l.upstream_sub, l.created_at FROM user_links l \
+         JOIN connections c ON c.id = l.connection_id \
+         WHERE l.org = ?1 AND l.user_id = ?2 ORDER BY l.created_at, l.connection_id",
+    )
+    .bind(&[org.into(), user_id.into()])?
+    .all()
+    .await?
+    .results::<Link>()
+}
+
+/// Removes the user's link on that connection (the next sign-in there is a first one again).
+/// Whether there was one.
+pub async fn unlink(db: &Db, org: &str, user_id: &str, connection_id: &str) -> Result<bool> {
+    Ok(db
+        .prepare(
+            "DELETE FROM user_links WHERE org = ?1 AND user_id = ?2 AND connection_id = ?3 \
+             RETURNING user_id",
+        )
+        .bind(&[org.into(), user_id.into(), connection_id.into()])?
+        .first::<Value>(None)
+        .await?
+        .is_some())
+}
+
 /// The user of `org` holding `email` (ignoring case), with whether it is verified.
 pub async fn user_by_email(db: &Db, org: &str, email: &str) -> Result<Option<(String, bool)>> {
     #[derive(Deserialize)]
