@@ -157,6 +157,7 @@ test('first sign-in creates the user (JIT), links it, and ends in a code; the ID
   assert.match(callback.headers.get('set-cookie') ?? '', /clavex_upstream=;/, 'the transaction cookie is cleared');
   const idToken = await codeToIdToken(callback);
   assert.deepEqual(idToken.amr, ['fed']);
+  assert.equal(idToken.acr, 'urn:clavex:acr:pwd', 'the one-factor level');
   assert.equal(idToken.nonce, 'rp-nonce-1', 'the RP\'s own nonce, not the upstream\'s');
   assert.notEqual(idToken.sub, jitUser.sub, 'a user of down, not the upstream\'s sub');
   jitSub = idToken.sub;
