@@ -1,5 +1,6 @@
 // Creates the demo data of `make dev` through the admin API, once: organization `acme`, the
-// Rocket.Chat guide's client `rocketchat`, a demo user, and the guide's demo groups and role map. Idempotent: what exists is kept, so a
+// Rocket.Chat guide's client `rocketchat`, a demo user, and the guide's demo groups and role map,
+// and a demo upstream connection (organization `acme-upstream` as the other provider). Idempotent: what exists is kept, so a
 // second `make dev` (same .wrangler/state) works. The client secret and the demo password exist
 // only in API responses, so they are kept in .wrangler/demo.json (git-ignored, beside the local
 // state) to be printed again later; if that file is lost, the secret is rotated and the password
@@ -142,6 +143,60 @@ if (!current.body.scopes.includes('groups') || current.body.role_mappings.length
   console.log('mapped chat-admins → admin and support → livechat-agent on rocketchat (groups scope)');
 }
 
+// "Sign in with another identity provider": a second organization, acme-upstream, stands for
+// the provider people already have accounts at; acme gets a connection to it (users created on
+// first sign-in), so the login page shows its button and it works at once.
+const UPSTREAM = { slug: 'acme-upstream', name: 'Acme Upstream' };
+const UP_CLIENT_ID = 'clavex-acme';
+const PARTNER = { username: 'partner', email: 'partner@upstream.acme.test', name: 'Pat Partner', email_verified: true };
+let upOrg = await api('GET', `/organizations/${UPSTREAM.slug}`);
+if (upOrg.status === 404) {
+  upOrg = expect(await api('POST', '/organizations', UPSTREAM), [201], 'creating organization acme-upstream');
+  console.log('created organization acme-upstream');
+}
+expect(upOrg, [200, 201], 'reading organization acme-upstream');
+const upIssuer = upOrg.body.issuer;
+const partnerFound = expect(await api('GET', `/organizations/${UPSTREAM.slug}/users?username=${PARTNER.username}`), [200], 'looking up partner');
+let partner = partnerFound.body.users[0];
+if (!partner) {
+  saved.partner_password = randomBytes(12).toString('base64url');
+  partner = expect(await api('POST', `/organizations/${UPSTREAM.slug}/users`, { ...PARTNER, password: saved.partner_password }), [201],
+    'creating the upstream user partner').body;
+  saved.partner_id = partner.id;
+  save();
+  console.log('created user partner at acme-upstream');
+} else if (!saved.partner_password || saved.partner_id !== partner.id) {
+  saved.partner_password = randomBytes(12).toString('base64url');
+  expect(await api('PUT', `/organizations/${UPSTREAM.slug}/users/${partner.id}/password`, { password: saved.partner_password }), [204],
+    'resetting the partner password');
+  saved.partner_id = partner.id;
+  save();
+  console.log('reset the partner password (the saved one was missing)');
+}
+const connections = expect(await api('GET', `/organizations/${ORG.slug}/connections`), [200], 'listing connections').body.connections;
+let demoConnection = connections.find((c) => c.issuer === upIssuer);
+if (!demoConnection) {
+  // Its client secret at the upstream exists only in an API answer: a new client, or a new secret.
+  const callback = `${issuer}/connections/callback`;
+  let upClient = await api('GET', `/organizations/${UPSTREAM.slug}/clients/${UP_CLIENT_ID}`);
+  let upSecret;
+  if (upClient.status === 404) {
+    upClient = expect(await api('POST', `/organizations/${UPSTREAM.slug}/clients`, {
+      client_id: UP_CLIENT_ID, client_name: 'Acme Corp (Clavex)', redirect_uris: [callback],
+      scopes: ['openid', 'profile', 'email'], token_endpoint_auth_method: 'client_secret_basic',
+    }), [201], 'creating the upstream client');
+    upSecret = upClient.body.client_secret;
+  } else {
+    expect(upClient, [200], 'reading the upstream client');
+    upSecret = expect(await api('POST', `/organizations/${UPSTREAM.slug}/clients/${UP_CLIENT_ID}/secret`), [200],
+      'rotating the upstream client secret').body.client_secret;
+  }
+  demoConnection = expect(await api('POST', `/organizations/${ORG.slug}/connections`, {
+    issuer: upIssuer, client_id: UP_CLIENT_ID, client_secret: upSecret, label: 'Acme Upstream', jit_create: true,
+  }), [201], 'creating the demo connection').body;
+  console.log('created connection "Acme Upstream" (acme signs in with acme-upstream)');
+}
+
 const health = await (await fetch(`${base}/healthz`)).json();
 console.log(`
 Clavex ${health.version} is running at ${base}
@@ -152,6 +207,11 @@ Clavex ${health.version} is running at ${base}
                                (curl -H "Authorization: Bearer $ADMIN_TOKEN" ${base}/api/v1/organizations)
 
   Demo login:                  ${USER.username} / ${saved.password}   (or ${USER.email})
+
+  Sign in with another provider: the login page's "Sign in with Acme Upstream" button goes to
+                               organization acme-upstream (${upIssuer}); sign in there as
+                               ${PARTNER.username} / ${saved.partner_password}; the first sign-in creates the user at acme.
+                               idp_hint=${demoConnection.id} at /authorize goes straight there.
 
   Client:                      ${CLIENT.client_id}
   Client secret:               ${saved.client_secret}

@@ -47,6 +47,10 @@ pub enum Route<'a> {
     AccountSignOut(&'a str),
     AccountMfaRemove(&'a str),
     AccountRecoveryCodes(&'a str),
+    /// Sign-in through an upstream connection (oidc/federation.rs): its start (org, connection
+    /// id) and the organization's one callback.
+    ConnectionStart(&'a str, &'a str),
+    ConnectionCallback(&'a str),
     /// Development only: bring the lagging replica up to date (edge/dev_replica.rs). A 404
     /// unless `SIMULATED_LAGGING_REPLICA` is on; `_` is never in an organization slug.
     DevReplicaSync,
@@ -81,6 +85,8 @@ impl Route<'_> {
             Route::AccountSignOut(_) => "account_sign_out",
             Route::AccountMfaRemove(_) => "account_mfa_remove",
             Route::AccountRecoveryCodes(_) => "account_recovery_codes",
+            Route::ConnectionStart(..) => "connection_start",
+            Route::ConnectionCallback(_) => "connection_callback",
             Route::NotFound => "not_found",
         }
     }
@@ -113,7 +119,9 @@ impl Route<'_> {
             | Route::AccountPassword(org)
             | Route::AccountSignOut(org)
             | Route::AccountMfaRemove(org)
-            | Route::AccountRecoveryCodes(org) => Some(org),
+            | Route::AccountRecoveryCodes(org)
+            | Route::ConnectionStart(org, _)
+            | Route::ConnectionCallback(org) => Some(org),
         }
     }
 }
@@ -157,6 +165,12 @@ pub fn resolve(path: &str) -> Route<'_> {
         [org, "account", "mfa", "recovery-codes"] if !RESERVED_SLUGS.contains(org) => {
             Route::AccountRecoveryCodes(org)
         }
+        [org, "connections", "callback"] if !RESERVED_SLUGS.contains(org) => {
+            Route::ConnectionCallback(org)
+        }
+        [org, "connections", id, "start"] if !RESERVED_SLUGS.contains(org) && !id.is_empty() => {
+            Route::ConnectionStart(org, id)
+        }
         _ => Route::NotFound,
     }
 }
@@ -197,6 +211,16 @@ mod tests {
             Route::AccountRecoveryCodes("acme")
         );
         assert_eq!(resolve("/api/account/password"), Route::NotFound);
+        assert_eq!(
+            resolve("/acme/connections/callback"),
+            Route::ConnectionCallback("acme")
+        );
+        assert_eq!(
+            resolve("/acme/connections/con_1/start"),
+            Route::ConnectionStart("acme", "con_1")
+        );
+        assert_eq!(resolve("/acme/connections//start"), Route::NotFound);
+        assert_eq!(resolve("/api/connections/callback"), Route::NotFound);
         assert_eq!(resolve("/api/mfa/enrol"), Route::NotFound);
         assert_eq!(
             resolve("/acme/.well-known/openid-configuration"),

@@ -18,9 +18,13 @@ async function fixture() {
   assert.equal((await admin('PUT', `/organizations/${org.slug}/groups/${group}/members/${user.id}`)).status, 204);
   const attribute = 'department';
   assert.equal((await admin('POST', `/organizations/${org.slug}/attributes`, { name: attribute, type: 'string', scope: 'profile' })).status, 201);
+  const connection = await admin('POST', `/organizations/${org.slug}/connections`, {
+    issuer: 'https://idp.example.test', client_id: 'clavex', client_secret: 'upstream-secret', label: 'Example',
+  });
+  assert.equal(connection.status, 201);
   return (template) => template
     .replace('{org}', org.slug).replace('{client_id}', client.client_id).replace('{user_id}', user.id)
-    .replace('{group}', group).replace('{name}', attribute);
+    .replace('{group}', group).replace('{name}', attribute).replace('{connection_id}', connection.body.id);
 }
 
 test('GET /api/v1/openapi.json is public OpenAPI 3.1 JSON', async () => {
@@ -49,7 +53,7 @@ test('every documented operation is served (no 404 for the route, no 405, no 5xx
       count += 1;
     }
   }
-  assert.equal(count, 39);
+  assert.equal(count, 46);
 });
 
 test('on each documented path the served methods are exactly the documented ones', async () => {

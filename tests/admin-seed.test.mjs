@@ -13,6 +13,7 @@ const store = join(dir, 'demo.json');
 // The shared test Worker must not keep `acme` around for other test files.
 after(async () => {
   await admin('DELETE', '/organizations/acme');
+  await admin('DELETE', '/organizations/acme-upstream');
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -69,6 +70,16 @@ test('seed-demo creates acme, the guide client and a demo user once, and prints 
   assert.equal(users.body.users[0].has_password, true);
   assert.deepEqual(users.body.users[0].groups, ['chat-admins', 'support'], 'the demo user can try the roles section at once');
 
+  // The demo connection: acme signs in with acme-upstream, whose client has acme's callback.
+  assert.match(first, /created connection "Acme Upstream"/);
+  const conns = (await admin('GET', '/organizations/acme/connections')).body.connections;
+  assert.equal(conns.length, 1);
+  assert.equal(conns[0].issuer, `${BASE}/acme-upstream`);
+  assert.equal(conns[0].jit_create, true);
+  const upClient = await admin('GET', '/organizations/acme-upstream/clients/clavex-acme');
+  assert.deepEqual(upClient.body.redirect_uris, [conns[0].redirect_uri]);
+  assert.match(first, /as\s+partner \/ \S+/);
+
   // A second run (the next `make dev`) changes nothing and prints the same credentials.
   const second = seed();
   assert.doesNotMatch(second, /created|rotated|reset/);
@@ -77,6 +88,7 @@ test('seed-demo creates acme, the guide client and a demo user once, and prints 
   assert.equal((await admin('GET', '/organizations/acme/users')).body.users.length, 1);
   assert.equal((await admin('GET', '/organizations/acme/clients')).body.clients.length, 1);
   assert.equal((await admin('GET', '/organizations/acme/groups')).body.groups.length, 2);
+  assert.equal((await admin('GET', '/organizations/acme/connections')).body.connections.length, 1);
 
   // Without the saved file the secret cannot be shown again: it is rotated, the password reset.
   rmSync(store);

@@ -53,6 +53,15 @@ async function adminAt(w, method, path, body) {
 }
 
 /** An organization (second factor required, or off) with one confidential client. */
+/** An upstream connection of `org` (its client secret is sealed like a TOTP secret). */
+async function connection(w, org) {
+  const res = await adminAt(w, 'POST', `/organizations/${org.slug}/connections`, {
+    issuer: 'https://idp.example.test', client_id: 'clavex', client_secret: 'upstream-secret', label: 'Upstream',
+  });
+  assert.equal(res.status, 201, res.text);
+  return res.json;
+}
+
 async function organization(w, mfa) {
   const slug = `rot-${randomBytes(4).toString('hex')}`;
   const org = await adminAt(w, 'POST', '/organizations', { slug, name: `Rotation ${slug}` });
@@ -163,6 +172,7 @@ test('rotate, sign in with TOTP and recovery codes, re-seal, remove the old secr
   const plainOrg = await organization(w, 'off');
   const [u1, u2, u3] = [await user(w, org), await user(w, org), await user(w, org)];
   const plain = await user(w, plainOrg);
+  await connection(w, idle);
   const first = await enrol(w, org, u1);
   await enrol(w, org, u2);
   await enrol(w, org, u3);
@@ -199,10 +209,11 @@ test('rotate, sign in with TOTP and recovery codes, re-seal, remove the old secr
   assert.deepEqual(report.signing_keys, counts(1, 0, 0), `only the idle organization's key: ${JSON.stringify(report)}`);
   assert.deepEqual(report.totp_secrets, counts(1, 0, 0), 'only u3: u1 and u2 were re-sealed when used');
   assert.deepEqual(report.recovery_keys, counts(1, 0, 0));
+  assert.deepEqual(report.connection_secrets, counts(1, 0, 0), 'the upstream connection\'s client secret');
   assert.deepEqual(report.unknown_key_ids, []);
   assert.equal(report.done, true);
   const again = await reseal(w);
-  for (const kind of ['signing_keys', 'totp_secrets', 'recovery_keys']) assert.deepEqual(again[kind], counts(0, 0, 0), `idempotent: ${kind}`);
+  for (const kind of ['signing_keys', 'totp_secrets', 'recovery_keys', 'connection_secrets']) assert.deepEqual(again[kind], counts(0, 0, 0), `idempotent: ${kind}`);
   assert.equal(again.done, true);
 
   // The old secret removed: every user's factors and every key still work.
@@ -238,6 +249,7 @@ test('the old secret removed before the re-seal: a clear configuration error, ne
   const u = await user(w, org);
   const plain = await user(w, plainOrg);
   const before = await enrol(w, org, u);
+  await connection(w, plainOrg);
   const { tokens: held } = await tokensVerified(w, plainOrg, codeOf((await password(w, plainOrg, plain)).page));
   const refresh = (w, token) => tokenRequest(null, plainOrg, { grant_type: 'refresh_token', refresh_token: token }, { url: `${w.url}/${plainOrg.slug}/token` });
 
@@ -269,6 +281,7 @@ test('the old secret removed before the re-seal: a clear configuration error, ne
   assert.deepEqual(report.signing_keys, counts(0, 2, 2));
   assert.deepEqual(report.totp_secrets, counts(0, 1, 1));
   assert.deepEqual(report.recovery_keys, counts(0, 1, 1));
+  assert.deepEqual(report.connection_secrets, counts(0, 1, 1));
   assert.deepEqual(report.unknown_key_ids, [keyId(s1)]);
   assert.equal(report.done, false);
   // The log says which secret is missing.
@@ -290,7 +303,7 @@ test('the old secret removed before the re-seal: a clear configuration error, ne
   const cron = await fetch(`${w.url}/__scheduled?cron=${encodeURIComponent('17 * * * *')}`);
   assert.equal(cron.status, 200, await cron.text());
   const after = await reseal(w);
-  for (const kind of ['signing_keys', 'totp_secrets', 'recovery_keys']) assert.deepEqual(after[kind], counts(0, 0, 0), `the cron re-sealed ${kind}`);
+  for (const kind of ['signing_keys', 'totp_secrets', 'recovery_keys', 'connection_secrets']) assert.deepEqual(after[kind], counts(0, 0, 0), `the cron re-sealed ${kind}`);
   assert.equal(after.done, true);
   w = await restart(w, { KEY_ENCRYPTION_SECRET: s2 });
   const signedIn = await secondFactor(w, org, u, await freshCode(u));

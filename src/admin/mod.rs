@@ -10,6 +10,7 @@ pub mod attributes;
 pub mod auth;
 pub mod body;
 pub mod clients;
+pub mod connections;
 pub mod error;
 pub mod events;
 pub mod fields;
@@ -145,6 +146,13 @@ async fn dispatch(endpoint: Endpoint, req: &mut Request, ctx: &Ctx, p: &[&str]) 
         GetAttribute => attributes::get(ctx, p[0], p[1]).await,
         UpdateAttribute => attributes::update(req, ctx, p[0], p[1]).await,
         DeleteAttribute => attributes::delete(ctx, p[0], p[1]).await,
+        ListConnections => connections::list(ctx, p[0]).await,
+        CreateConnection => connections::create(req, ctx, p[0]).await,
+        GetConnection => connections::get(ctx, p[0], p[1]).await,
+        UpdateConnection => connections::update(req, ctx, p[0], p[1]).await,
+        DeleteConnection => connections::delete(ctx, p[0], p[1]).await,
+        ListUserLinks => connections::links(ctx, p[0], p[1]).await,
+        DeleteUserLink => connections::unlink(ctx, p[0], p[1], p[2]).await,
         ListMembers => groups::members(req, ctx, p[0], p[1]).await,
         AddMember => groups::add_member(ctx, p[0], p[1], p[2]).await,
         RemoveMember => groups::remove_member(ctx, p[0], p[1], p[2]).await,
@@ -187,7 +195,8 @@ fn record_change(
         | Endpoint::SetPassword
         | Endpoint::UnlockUser
         | Endpoint::ResetMfa
-        | Endpoint::LogoutUser => params.get(1).copied(),
+        | Endpoint::LogoutUser
+        | Endpoint::DeleteUserLink => params.get(1).copied(),
         Endpoint::AddMember | Endpoint::RemoveMember => params.get(2).copied(),
         _ => None,
     };

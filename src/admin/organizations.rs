@@ -201,6 +201,7 @@ pub fn new_org(fields: &Fields, now: i64) -> Result<Organization, ApiError> {
         audit_retention_days: crate::protocol::audit::DEFAULT_RETENTION_DAYS,
         mfa: "off".to_string(),
         attribute_names: Vec::new(),
+        connection_buttons: Vec::new(),
     };
     // `name` was read above; the rest as an update would set it.
     OrgChanges {

@@ -271,7 +271,7 @@ pub fn new_user(fields: &Fields, org: &str, id: String, now: i64) -> Result<User
 
 /// `usr_` + 128 random bits: opaque (RFC-wise `sub` must never be reassigned, OIDC Core §2), so
 /// it carries nothing that could change and is never derived from the username.
-fn new_id() -> String {
+pub fn new_id() -> String {
     format!(
         "usr_{}",
         crate::crypto::b64url(&crate::crypto::random_bytes::<16>())

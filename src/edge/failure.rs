@@ -59,7 +59,9 @@ pub fn caller(route: &Route) -> Caller {
         | Route::AccountPassword(_)
         | Route::AccountSignOut(_)
         | Route::AccountMfaRemove(_)
-        | Route::AccountRecoveryCodes(_) => Caller::Browser,
+        | Route::AccountRecoveryCodes(_)
+        | Route::ConnectionStart(..)
+        | Route::ConnectionCallback(_) => Caller::Browser,
         Route::Discovery(_)
         | Route::AuthServerMetadata(_)
         | Route::Jwks(_)

@@ -13,4 +13,5 @@ pub mod password;
 pub mod reseal;
 pub mod sealed;
 pub mod store;
+pub mod upstream;
 pub mod webcrypto;

@@ -1,6 +1,6 @@
 //! Re-sealing every stored sealed value under the current KEY_ENCRYPTION_SECRET, after a
 //! rotation (README, "Rotating KEY_ENCRYPTION_SECRET"): organizations' signing keys, users' TOTP
-//! secrets and recovery-code keys. Run by `POST /api/v1/maintenance/reseal` and, while previous
+//! secrets and recovery-code keys, and upstream connections' client secrets. Run by `POST /api/v1/maintenance/reseal` and, while previous
 //! secrets are configured, by the hourly cron. Values are also re-sealed lazily when used
 //! (oidc/signer.rs, oidc/factor_secrets.rs).
 //!
@@ -12,6 +12,7 @@
 use serde::{Deserialize, Serialize};
 use worker::Result;
 
+use crate::admin::connections::SECRET_PURPOSE as CONNECTION_PURPOSE;
 use crate::crypto::Keyring;
 use crate::crypto::keyring::Unreadable;
 use crate::edge::store::d1::int;
@@ -42,6 +43,8 @@ pub struct Report {
     pub signing_keys: Counts,
     pub totp_secrets: Counts,
     pub recovery_keys: Counts,
+    /// Client secrets of upstream connections (admin/connections.rs).
+    pub connection_secrets: Counts,
     /// Key ids found on values that no configured secret matches: put those secrets back in
     /// KEY_ENCRYPTION_SECRET_PREVIOUS.
     pub unknown_key_ids: Vec<String>,
@@ -76,10 +79,17 @@ pub(crate) const USERS_PAGE: &str = "SELECT id, org, totp_secret_sealed, recover
      WHERE ((totp_secret_sealed IS NOT NULL AND substr(totp_secret_sealed, 1, ?1) != ?2) \
      OR (recovery_key_sealed IS NOT NULL AND substr(recovery_key_sealed, 1, ?1) != ?2)) \
      AND id > ?3 ORDER BY id LIMIT ?4";
+pub(crate) const CONNECTIONS_PAGE: &str = "SELECT id, client_secret_sealed FROM connections \
+     WHERE substr(client_secret_sealed, 1, ?1) != ?2 AND id > ?3 ORDER BY id LIMIT ?4";
+/// ?1 id, ?2 the sealed secret read, ?3 the re-sealed one: guarded on the value read, so a secret
+/// replaced through the admin API meanwhile is never overwritten.
+pub(crate) const RESEAL_CONNECTION: &str = "UPDATE connections SET client_secret_sealed = ?3 \
+     WHERE id = ?1 AND client_secret_sealed = ?2";
 pub(crate) const LEFT: &str = "SELECT \
      (SELECT COUNT(*) FROM signing_keys WHERE substr(private_key_sealed, 1, ?1) != ?2) AS signing_keys, \
      (SELECT COUNT(*) FROM users WHERE totp_secret_sealed IS NOT NULL AND substr(totp_secret_sealed, 1, ?1) != ?2) AS totp_secrets, \
-     (SELECT COUNT(*) FROM users WHERE recovery_key_sealed IS NOT NULL AND substr(recovery_key_sealed, 1, ?1) != ?2) AS recovery_keys";
+     (SELECT COUNT(*) FROM users WHERE recovery_key_sealed IS NOT NULL AND substr(recovery_key_sealed, 1, ?1) != ?2) AS recovery_keys, \
+     (SELECT COUNT(*) FROM connections WHERE substr(client_secret_sealed, 1, ?1) != ?2) AS connection_secrets";
 
 #[derive(Deserialize)]
 struct KeyRow {
@@ -96,10 +106,17 @@ struct UserRow {
 }
 
 #[derive(Deserialize)]
+struct ConnectionRow {
+    id: String,
+    client_secret_sealed: String,
+}
+
+#[derive(Deserialize)]
 struct Left {
     signing_keys: u32,
     totp_secrets: u32,
     recovery_keys: u32,
+    connection_secrets: u32,
 }
 
 /// Tallies one value's step into its counts (and the unknown key ids).
@@ -240,6 +257,46 @@ pub async fn run(db: &Db, keys: &Keyring) -> Result<Report> {
         }
     }
 
+    let mut cursor = String::new();
+    for _ in 0..PAGES {
+        let rows = db
+            .prepare(CONNECTIONS_PAGE)
+            .bind(&page_args(&cursor))?
+            .all()
+            .await?
+            .results::<ConnectionRow>()?;
+        let mut writes = Vec::new();
+        for row in &rows {
+            let s = step(
+                keys,
+                CONNECTION_PURPOSE,
+                Some(&row.client_secret_sealed),
+                &row.id,
+            );
+            tally(
+                &s,
+                &mut report.connection_secrets,
+                &mut report.unknown_key_ids,
+            );
+            if let Step::Reseal(new) = s {
+                writes.push(db.prepare(RESEAL_CONNECTION).bind(&[
+                    row.id.as_str().into(),
+                    row.client_secret_sealed.as_str().into(),
+                    new.into(),
+                ])?);
+            }
+        }
+        if !writes.is_empty() {
+            let results = db.batch(writes).await?;
+            report.connection_secrets.resealed +=
+                results.iter().filter(|r| changed(r)).count() as u32;
+        }
+        match rows.last() {
+            Some(last) if rows.len() == PAGE => cursor = last.id.clone(),
+            _ => break,
+        }
+    }
+
     let left = db
         .prepare(LEFT)
         .bind(&[int(prefix.len() as i64), prefix.as_str().into()])?
@@ -249,11 +306,14 @@ pub async fn run(db: &Db, keys: &Keyring) -> Result<Report> {
             signing_keys: 0,
             totp_secrets: 0,
             recovery_keys: 0,
+            connection_secrets: 0,
         });
     report.signing_keys.left = left.signing_keys;
     report.totp_secrets.left = left.totp_secrets;
     report.recovery_keys.left = left.recovery_keys;
-    report.done = left.signing_keys + left.totp_secrets + left.recovery_keys == 0;
+    report.connection_secrets.left = left.connection_secrets;
+    report.done =
+        left.signing_keys + left.totp_secrets + left.recovery_keys + left.connection_secrets == 0;
     Ok(report)
 }
 
@@ -264,7 +324,8 @@ pub fn log(report: &Report, trigger: &str) {
     line["trigger"] = trigger.into();
     let unreadable = report.signing_keys.unreadable
         + report.totp_secrets.unreadable
-        + report.recovery_keys.unreadable;
+        + report.recovery_keys.unreadable
+        + report.connection_secrets.unreadable;
     if unreadable > 0 {
         line["level"] = "error".into();
         worker::console_error!("{line}");

@@ -203,3 +203,64 @@ pub async fn pbkdf2_sha256(password: &str, salt: &[u8], iterations: u32) -> Resu
     let bits = wait(s.derive_bits_with_object(&params, &base, 256), "deriveBits").await?;
     Ok(Uint8Array::new(&bits).to_vec())
 }
+
+/// Verify an upstream's JWS signature (RS256 or ES256, protocol/upstream.rs) with its public
+/// JWK. Only the members that define the key are imported (a JWK's `alg` or `key_ops` spelled
+/// differently would make importKey refuse a key that is fine). ES256 signatures are R‖S, as
+/// JWS (RFC 7518 §3.4) and WebCrypto both have them.
+pub async fn verify_jws(
+    alg: crate::protocol::upstream::Alg,
+    jwk: &serde_json::Value,
+    data: &[u8],
+    signature: &[u8],
+) -> Result<bool> {
+    use crate::protocol::upstream::Alg;
+    let member = |k: &str| -> Result<JsValue> {
+        jwk[k]
+            .as_str()
+            .map(JsValue::from_str)
+            .ok_or_else(|| Error::RustError(format!("JWK member {k} missing")))
+    };
+    let (key_data, import, verify) = match alg {
+        Alg::Rs256 => (
+            object(&[
+                ("kty", "RSA".into()),
+                ("n", member("n")?),
+                ("e", member("e")?),
+            ])?,
+            rsa_algorithm()?,
+            rsa_algorithm()?,
+        ),
+        Alg::Es256 => (
+            object(&[
+                ("kty", "EC".into()),
+                ("crv", "P-256".into()),
+                ("x", member("x")?),
+                ("y", member("y")?),
+            ])?,
+            object(&[("name", "ECDSA".into()), ("namedCurve", "P-256".into())])?,
+            object(&[("name", "ECDSA".into()), ("hash", "SHA-256".into())])?,
+        ),
+    };
+    let s = subtle()?;
+    // A key the runtime cannot import (a malformed modulus, a point off the curve) verifies
+    // nothing: a refusal, not a failure of the request.
+    let Ok(key) = wait(
+        s.import_key_with_object("jwk", &key_data, &import, false, &usages(&["verify"])),
+        "importKey jwk",
+    )
+    .await
+    else {
+        return Ok(false);
+    };
+    let key: CryptoKey = key.unchecked_into();
+    let ok = wait(
+        s.verify_with_object_and_u8_array_and_u8_array(&verify, &key, signature, data),
+        "verify",
+    )
+    .await
+    .ok()
+    .and_then(|v| v.as_bool())
+    .unwrap_or(false);
+    Ok(ok)
+}

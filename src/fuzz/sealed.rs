@@ -224,6 +224,7 @@ fn login_state(req: &AuthorizeRequest, csrf: &str, now: i64) -> FormState {
         interaction: Some(Interaction {
             request: req.clone(),
             hint_sub: None,
+            idp_hint: None,
         }),
         authenticated: None,
         session: None,

@@ -89,7 +89,18 @@ pub async fn handle(mut req: Request, ctx: &Ctx, slug: &str) -> Result<Response>
             }
         },
     };
-    let interaction = Interaction { request, hint_sub };
+    // `idp_hint` (like Keycloak's kc_idp_hint): a connection id of this organization sends the
+    // person straight to that upstream where the login form would be shown; anything else is
+    // ignored and the form is shown.
+    let idp_hint = params
+        .first("idp_hint")
+        .filter(|id| org.connection_buttons.iter().any(|b| b.id == *id))
+        .map(str::to_string);
+    let interaction = Interaction {
+        request,
+        hint_sub,
+        idp_hint,
+    };
     let current = sso::current(ctx, slug, &req).await?;
     let authenticated = current.as_ref().map(|c| Authenticated {
         user_id: c.user.id.clone(),

@@ -84,6 +84,10 @@ pub enum StepKind {
 pub struct Interaction {
     pub request: AuthorizeRequest,
     pub hint_sub: Option<String>,
+    /// `idp_hint`: the upstream connection to send the person to instead of showing the login
+    /// form (oidc/federation.rs). Absent in states sealed before connections existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idp_hint: Option<String>,
 }
 
 /// An authentication carried between pages (the gate's `Authentication`, owned).
@@ -211,6 +215,7 @@ mod tests {
             interaction: Some(Interaction {
                 request: request(),
                 hint_sub: None,
+                idp_hint: None,
             }),
             authenticated: None,
             session: session.map(str::to_string),

@@ -108,6 +108,10 @@ async fn carry_out(
         Origin::Fresh => None,
     };
     match decision {
+        Decision::ShowLogin if c.interaction.idp_hint.is_some() => {
+            let hint = c.interaction.idp_hint.as_deref().unwrap_or_default();
+            crate::oidc::federation::begin(ctx, c.org, hint, c.interaction, c.status).await
+        }
         Decision::ShowLogin => screens::login(
             ctx,
             req,

@@ -63,6 +63,8 @@ pub async fn handle(mut req: Request, ctx: &Ctx, slug: &str) -> Result<Response>
             ..request.clone()
         },
         hint_sub: interaction.hint_sub.clone(),
+        // The person chose the password form: no detour to an upstream any more.
+        idp_hint: None,
     };
     // The account is named by the replica's read (a user created a moment ago elsewhere may be
     // counted under its name until the replica has it); the password is checked only once the

@@ -11,6 +11,7 @@ pub mod cookies;
 pub mod device;
 pub mod discovery;
 pub mod factor_secrets;
+pub mod federation;
 pub mod form_state;
 pub mod forms;
 pub mod interaction;

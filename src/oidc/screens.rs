@@ -40,6 +40,20 @@ pub fn login(
     let sealed = seal_for_page(ctx, req, org, state, LOGIN_FORM_SECONDS);
     let brand = pages::brand(org);
     let action = format!("/{}/login", org.slug);
+    // The links carry the same sealed state as the form (oidc/federation.rs opens it).
+    let connections: Vec<(String, String)> = org
+        .connection_buttons
+        .iter()
+        .map(|b| {
+            let query: String = url::form_urlencoded::Serializer::new(String::new())
+                .append_pair("request", &sealed.state)
+                .finish();
+            (
+                format!("/{}/connections/{}/start?{query}", org.slug, b.id),
+                b.label.clone(),
+            )
+        })
+        .collect();
     let html = ui::render(&LoginPage {
         brand: &brand,
         client_name,
@@ -52,6 +66,7 @@ pub fn login(
         account_mfa: (org.mfa == "optional")
             .then(|| format!("/{}/account/mfa", org.slug))
             .as_deref(),
+        connections: &connections,
     });
     respond(status, html, sealed.set_cookie)
 }

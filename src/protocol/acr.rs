@@ -23,7 +23,7 @@
 
 use serde_json::Value;
 
-use crate::protocol::mfa::{ACR_MFA, ACR_PASSWORD, MFA_ACRS, PWD, has_second_factor};
+use crate::protocol::mfa::{ACR_MFA, ACR_PASSWORD, MFA_ACRS, PWD, UPSTREAM, has_second_factor};
 
 /// What the acr values ask of this sign-in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,7 +58,9 @@ fn needs(value: &str) -> Option<Needs> {
 
 fn satisfied(needs: Needs, factors: u8) -> bool {
     match needs {
-        Needs::Password => factors & PWD != 0,
+        // The one-factor level: a password, or a sign-in at an upstream identity provider
+        // (protocol/upstream.rs) — `acr` is the level reached, `amr` says how (`pwd`, `fed`).
+        Needs::Password => factors & (PWD | UPSTREAM) != 0,
         Needs::SecondFactor => has_second_factor(factors),
     }
 }
@@ -320,5 +322,23 @@ mod tests {
         assert_eq!(to_byte(Some(PAPE)), 0);
         assert_eq!(from_stored(Some(ACR_MFA)), Some(ACR_MFA));
         assert_eq!(from_stored(Some("gold")), None);
+    }
+
+    #[test]
+    fn an_upstream_sign_in_meets_the_one_factor_level_only() {
+        use crate::protocol::mfa::UPSTREAM_MFA;
+        assert_eq!(
+            pref("urn:clavex:acr:pwd", UPSTREAM, false),
+            used(ACR_PASSWORD)
+        );
+        assert!(
+            choose(Some("urn:clavex:acr:mfa"), None, UPSTREAM, false)
+                .unwrap()
+                .second_factor
+        );
+        assert_eq!(
+            pref("urn:clavex:acr:mfa", UPSTREAM | UPSTREAM_MFA, false),
+            used(ACR_MFA)
+        );
     }
 }

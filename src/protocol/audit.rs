@@ -57,6 +57,15 @@ pub enum Kind {
     /// A request of the organization failed because storage (D1, KV) did not answer; it was
     /// told to retry (503). Stored only if the audit write itself succeeds afterwards.
     StorageUnavailable,
+    /// A sign-in at an upstream identity provider was verified and names a Clavex user
+    /// (`detail`: the connection, the factors it counts as); the gate decides what follows.
+    UpstreamSignIn,
+    /// A user was linked to an upstream account on a first sign-in (`detail.how`: `created`
+    /// with a new user, or `email` to an existing one).
+    UpstreamLinkCreated,
+    /// An upstream sign-in was refused (`detail.reason`): a failed verification, an upstream
+    /// error, or no account to link.
+    UpstreamRefused,
 }
 
 pub const ALL: &[Kind] = &[
@@ -84,6 +93,9 @@ pub const ALL: &[Kind] = &[
     Kind::PasswordChanged,
     Kind::LogoutEverywhere,
     Kind::StorageUnavailable,
+    Kind::UpstreamSignIn,
+    Kind::UpstreamLinkCreated,
+    Kind::UpstreamRefused,
 ];
 
 impl Kind {
@@ -113,6 +125,9 @@ impl Kind {
             Kind::PasswordChanged => "password.changed",
             Kind::LogoutEverywhere => "logout.everywhere",
             Kind::StorageUnavailable => "storage.unavailable",
+            Kind::UpstreamSignIn => "upstream.signin",
+            Kind::UpstreamLinkCreated => "upstream.link.created",
+            Kind::UpstreamRefused => "upstream.refused",
         }
     }
 

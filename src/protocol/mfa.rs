@@ -47,17 +47,29 @@ impl Policy {
 /// The factors a sign-in used, as bits (they travel in sealed codes and KV sessions).
 pub const PWD: u8 = 1;
 pub const OTP: u8 = 2;
+/// A sign-in at an upstream identity provider through a connection (protocol/upstream.rs):
+/// one factor.
+pub const UPSTREAM: u8 = 4;
+/// The upstream said it asked for several factors and the connection trusts it to: counts as
+/// the second factor.
+pub const UPSTREAM_MFA: u8 = 8;
 
-/// RFC 8176 values: `pwd`, and `otp` + `mfa` once a one-time code was also given.
+/// RFC 8176 values: `pwd`, and `otp` + `mfa` once a one-time code was also given. An upstream
+/// sign-in is `fed` (RFC 8176 registers no value for it; "fed" is the one Microsoft's identity
+/// platform uses for "a federated identity assertion"), with `mfa` when the trusted upstream
+/// asked for several factors.
 pub fn amr(factors: u8) -> Vec<&'static str> {
     let mut out = Vec::new();
     if factors & PWD != 0 {
         out.push("pwd");
     }
+    if factors & UPSTREAM != 0 {
+        out.push("fed");
+    }
     if factors & OTP != 0 {
         out.push("otp");
     }
-    if factors & PWD != 0 && factors & OTP != 0 {
+    if factors & (PWD | UPSTREAM) != 0 && has_second_factor(factors) {
         out.push("mfa");
     }
     out
@@ -65,11 +77,18 @@ pub fn amr(factors: u8) -> Vec<&'static str> {
 
 /// The factors a stored `amr` list (space-separated) stands for.
 pub fn factors_of(amr: &str) -> u8 {
-    amr.split(' ').fold(0, |f, v| match v {
+    let factors = amr.split(' ').fold(0, |f, v| match v {
         "pwd" => f | PWD,
         "otp" => f | OTP,
+        "fed" => f | UPSTREAM,
         _ => f,
-    })
+    });
+    // `mfa` without `otp` after `fed` is the trusted upstream's own second factor.
+    if factors & UPSTREAM != 0 && factors & OTP == 0 && amr.split(' ').any(|v| v == "mfa") {
+        factors | UPSTREAM_MFA
+    } else {
+        factors
+    }
 }
 
 pub fn acr(factors: u8) -> &'static str {
@@ -81,7 +100,7 @@ pub fn acr(factors: u8) -> &'static str {
 }
 
 pub fn has_second_factor(factors: u8) -> bool {
-    factors & OTP != 0
+    factors & (OTP | UPSTREAM_MFA) != 0
 }
 
 /// Whether the organization's or the client's policy makes this sign-in include a second factor:

@@ -31,3 +31,4 @@ pub mod scopes;
 pub mod standard_claims;
 pub mod throttle;
 pub mod token_request;
+pub mod upstream;

@@ -45,6 +45,8 @@ pub struct LoginPage<'a> {
     pub error: Option<&'a str>,
     /// The account page for setting up a second factor, where the organization offers one.
     pub account_mfa: Option<&'a str>,
+    /// "Sign in with {label}" links: (href, label), one per upstream connection.
+    pub connections: &'a [(String, String)],
 }
 
 #[derive(Template)]
@@ -212,6 +214,35 @@ mod tests {
     }
 
     #[test]
+    fn login_page_links_each_connection_escaped() {
+        let brand = Brand::new("Acme", None, None);
+        let links = vec![(
+            "/acme/connections/con_1/start?request=a%2Bb".to_string(),
+            "Example <IdP>".to_string(),
+        )];
+        let html = render(&LoginPage {
+            brand: &brand,
+            client_name: "Rocket.Chat",
+            action: "/acme/login",
+            request: "sealed",
+            csrf_token: "tok",
+            username: "",
+            error: None,
+            account_mfa: None,
+            connections: &links,
+        });
+        assert!(
+            html.contains("Sign in with Example &#60;IdP&#62;")
+                || html.contains("Sign in with Example &lt;IdP&gt;"),
+            "{html}"
+        );
+        assert!(
+            html.contains(r#"href="/acme/connections/con_1/start?request=a%2Bb""#),
+            "{html}"
+        );
+    }
+
+    #[test]
     fn login_page_has_the_form_fields() {
         let brand = Brand::new("Acme", Some("https://acme.eu/logo.png"), Some("#112233"));
         let html = render(&LoginPage {
@@ -223,6 +254,7 @@ mod tests {
             username: "alice",
             error: Some("Incorrect username or password."),
             account_mfa: None,
+            connections: &[],
         });
         for needle in [
             r#"action="/acme/login""#,

@@ -7,6 +7,7 @@ pub mod account;
 pub mod assign;
 pub mod attributes;
 pub mod clients;
+pub mod connections;
 pub mod d1;
 pub mod database;
 pub mod events;

@@ -32,6 +32,22 @@ pub struct Organization {
         deserialize_with = "crate::edge::store::d1::json_list"
     )]
     pub attribute_names: Vec<String>,
+    /// The organization's upstream connections as the login page shows them (id and label),
+    /// read with the organization by `get_org` and cached with it: the page needs no read of
+    /// its own.
+    #[serde(
+        default,
+        skip_serializing,
+        deserialize_with = "crate::edge::store::d1::json_list"
+    )]
+    pub connection_buttons: Vec<ConnectionButton>,
+}
+
+/// One "Sign in with …" button of the login page.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ConnectionButton {
+    pub id: String,
+    pub label: String,
 }
 
 impl Organization {
@@ -46,11 +62,14 @@ impl Organization {
 }
 
 pub async fn get_org(db: &Db, slug: &str) -> Result<Option<Organization>> {
-    // The attribute names come in the same query: discovery reads them with the (cached)
-    // organization, no read of its own.
+    // The attribute names and the connection buttons come in the same query: discovery and the
+    // login page read them with the (cached) organization, no read of their own.
     db.prepare(
         "SELECT o.*, (SELECT json_group_array(a.name) FROM attributes a WHERE a.org = o.slug) \
-         AS attribute_names FROM organizations o WHERE o.slug = ?1",
+         AS attribute_names, \
+         (SELECT json_group_array(json_object('id', c.id, 'label', c.label)) FROM \
+         (SELECT id, label FROM connections WHERE org = o.slug ORDER BY created_at, id) c) \
+         AS connection_buttons FROM organizations o WHERE o.slug = ?1",
     )
     .bind(&[slug.into()])?
     .first::<Organization>(None)

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use rusqlite::{Connection, params};
 
-use crate::edge::reseal::{KEYS_PAGE, LEFT, USERS_PAGE};
+use crate::edge::reseal::{CONNECTIONS_PAGE, KEYS_PAGE, LEFT, RESEAL_CONNECTION, USERS_PAGE};
 use crate::edge::store::keys::RESEAL_KEY;
 use crate::edge::store::mfa::{
     CONSUME_STEP, ENROL, ENROL_CLEAR_CODES, ENROL_CODE, RESEAL_FACTORS, RESET, RESET_CODES,
@@ -369,6 +369,32 @@ fn the_re_seal_pages_find_only_values_not_under_the_current_key_and_the_guard_ho
         })
         .unwrap()
     };
+    let connections_left = |db: &Connection| -> i64 {
+        db.query_row(LEFT, params![4, "cur."], |r| r.get(3))
+            .unwrap()
+    };
+    for (id, sealed) in [("con_a", "old.x"), ("con_b", "cur.y")] {
+        db.execute(
+            "INSERT INTO connections (id, org, issuer, client_id, client_secret_sealed, scopes, label, \
+             created_at, updated_at) VALUES (?1, 'acme', 'https://idp.test', 'c', ?2, 'openid', 'L', 0, 0)",
+            params![id, sealed],
+        )
+        .unwrap();
+    }
+    assert_eq!(page(CONNECTIONS_PAGE, "", 100), vec!["con_a"]);
+    assert_eq!(connections_left(&db), 1);
+    assert_eq!(
+        db.execute(RESEAL_CONNECTION, params!["con_a", "old.other", "cur.z"])
+            .unwrap(),
+        0,
+        "guarded on the value read"
+    );
+    assert_eq!(
+        db.execute(RESEAL_CONNECTION, params!["con_a", "old.x", "cur.z"])
+            .unwrap(),
+        1
+    );
+    assert_eq!(connections_left(&db), 0);
     assert_eq!(left(&db), (3, 0, 1));
     assert_eq!(
         db.execute(RESEAL_KEY, params!["k1", "old.aaa", "cur.new"])
@@ -860,4 +886,54 @@ fn new_recovery_codes_replace_the_old_only_for_the_checked_enrolment() {
     reset(&mut db);
     assert_eq!(renew(&db, &secret_id, "key-3", &["z-1"]), 0);
     assert!(codes(&db).is_empty(), "after a reset nothing is written");
+}
+
+/// Upstream links (migration 0008f): one user per (connection, upstream sub), one link per user
+/// and connection; deleting the connection or the user deletes the links.
+#[test]
+fn user_links_are_unique_both_ways_and_cascade() {
+    let db = migrated(None);
+    db.execute_batch(
+        "INSERT INTO users (id, org, username, email, created_at, updated_at) VALUES ('usr_la', 'acme', 'link-ann', 'link-ann@acme.test', 0, 0);
+         INSERT INTO users (id, org, username, email, created_at, updated_at) VALUES ('usr_lb', 'acme', 'link-bob', 'link-bob@acme.test', 0, 0);
+         INSERT INTO connections (id, org, issuer, client_id, client_secret_sealed, scopes, label, created_at, updated_at)
+           VALUES ('con_1', 'acme', 'https://idp.test', 'c', 'cur.s', 'openid', 'L', 0, 0);",
+    )
+    .unwrap();
+    let link = |sub: &str, user: &str| {
+        db.execute(
+            "INSERT INTO user_links (connection_id, upstream_sub, user_id, org, created_at) VALUES ('con_1', ?1, ?2, 'acme', 0)",
+            params![sub, user],
+        )
+    };
+    link("up-1", "usr_la").unwrap();
+    let twice = link("up-1", "usr_lb").unwrap_err().to_string();
+    assert!(
+        twice.contains("UNIQUE") && twice.contains("user_links"),
+        "{twice}"
+    );
+    let second_account = link("up-2", "usr_la").unwrap_err().to_string();
+    assert!(second_account.contains("user_links"), "{second_account}");
+    link("up-2", "usr_lb").unwrap();
+    db.execute("DELETE FROM users WHERE id = 'usr_lb'", [])
+        .unwrap();
+    let count = |db: &Connection| -> i64 {
+        db.query_row("SELECT COUNT(*) FROM user_links", [], |r| r.get(0))
+            .unwrap()
+    };
+    assert_eq!(count(&db), 1);
+    db.execute("DELETE FROM connections WHERE id = 'con_1'", [])
+        .unwrap();
+    assert_eq!(count(&db), 0);
+    // An organization's deletion takes its connections along.
+    db.execute_batch(
+        "INSERT INTO connections (id, org, issuer, client_id, client_secret_sealed, scopes, label, created_at, updated_at)
+           VALUES ('con_2', 'acme', 'https://idp.test', 'c', 'cur.s', 'openid', 'L', 0, 0);
+         DELETE FROM organizations WHERE slug = 'acme';",
+    )
+    .unwrap();
+    let left: i64 = db
+        .query_row("SELECT COUNT(*) FROM connections", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(left, 0);
 }

@@ -209,6 +209,25 @@ pub(crate) fn insert_sql() -> String {
     )
 }
 
+/// The INSERT of `u` as a statement, for a batch with other writes (a user created on a first
+/// upstream sign-in is inserted with its link, oidc/federation.rs).
+pub fn insert_user_statement(db: &Db, u: &User) -> Result<crate::edge::store::database::Stmt> {
+    use crate::edge::store::d1::{int, opt_text};
+    db.prepare(insert_sql()).bind(
+        &[
+            vec![u.id.as_str().into(), u.org.as_str().into()],
+            profile_columns(u),
+            vec![
+                opt_text(u.password_hash.as_deref()),
+                int(u.created_at),
+                int(u.updated_at),
+            ],
+            claim_columns(&u.claims),
+        ]
+        .concat(),
+    )
+}
+
 /// Inserts a user. Fails with a UNIQUE error when the username or email (case-insensitively) is
 /// taken in the org.
 pub async fn insert_user(db: &Db, u: &User) -> Result<()> {

@@ -1,0 +1,207 @@
+//! Upstream OpenID Connect connections and the links of users to upstream accounts (D1 tables
+//! `connections`, `user_links`, migration 0008f). The admin API owns connection writes; the
+//! callback (oidc/federation.rs) writes links.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use worker::Result;
+
+use crate::edge::store::d1::{boolean, int, int_bool};
+use crate::edge::store::database::{Db, Stmt};
+
+/// A connection as stored. The sealed client secret is never serialized into a response.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Connection {
+    pub id: String,
+    pub org: String,
+    pub issuer: String,
+    pub client_id: String,
+    #[serde(skip_serializing)]
+    pub client_secret_sealed: String,
+    pub token_endpoint_auth_method: String,
+    pub scopes: String,
+    pub label: String,
+    #[serde(deserialize_with = "int_bool")]
+    pub jit_create: bool,
+    #[serde(deserialize_with = "int_bool")]
+    pub link_by_verified_email: bool,
+    #[serde(deserialize_with = "int_bool")]
+    pub trust_upstream_mfa: bool,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+const COLUMNS: &str = "id, org, issuer, client_id, client_secret_sealed, \
+     token_auth_method AS token_endpoint_auth_method, scopes, label, jit_create, \
+     link_by_verified_email, trust_upstream_mfa, created_at, updated_at";
+
+pub async fn list(db: &Db, org: &str) -> Result<Vec<Connection>> {
+    db.prepare(format!(
+        "SELECT {COLUMNS} FROM connections WHERE org = ?1 ORDER BY created_at, id"
+    ))
+    .bind(&[org.into()])?
+    .all()
+    .await?
+    .results::<Connection>()
+}
+
+pub async fn get(db: &Db, org: &str, id: &str) -> Result<Option<Connection>> {
+    db.prepare(format!(
+        "SELECT {COLUMNS} FROM connections WHERE org = ?1 AND id = ?2"
+    ))
+    .bind(&[org.into(), id.into()])?
+    .first::<Connection>(None)
+    .await
+}
+
+pub async fn insert(db: &Db, c: &Connection) -> Result<()> {
+    db.prepare(
+        "INSERT INTO connections (id, org, issuer, client_id, client_secret_sealed, token_auth_method, \
+         scopes, label, jit_create, link_by_verified_email, trust_upstream_mfa, created_at, updated_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+    )
+    .bind(&[
+        c.id.as_str().into(),
+        c.org.as_str().into(),
+        c.issuer.as_str().into(),
+        c.client_id.as_str().into(),
+        c.client_secret_sealed.as_str().into(),
+        c.token_endpoint_auth_method.as_str().into(),
+        c.scopes.as_str().into(),
+        c.label.as_str().into(),
+        boolean(c.jit_create),
+        boolean(c.link_by_verified_email),
+        boolean(c.trust_upstream_mfa),
+        int(c.created_at),
+        int(c.updated_at),
+    ])?
+    .run()
+    .await?;
+    Ok(())
+}
+
+/// Writes every member of `c` but its id, organization and creation time (the admin API has
+/// merged the PATCH into it); the connection afterwards, `None` when it is gone.
+pub async fn update(db: &Db, c: &Connection) -> Result<Option<Connection>> {
+    db.prepare(format!(
+        "UPDATE connections SET issuer = ?3, client_id = ?4, client_secret_sealed = ?5, \
+         token_auth_method = ?6, scopes = ?7, label = ?8, jit_create = ?9, \
+         link_by_verified_email = ?10, trust_upstream_mfa = ?11, updated_at = ?12 \
+         WHERE org = ?1 AND id = ?2 RETURNING {COLUMNS}"
+    ))
+    .bind(&[
+        c.org.as_str().into(),
+        c.id.as_str().into(),
+        c.issuer.as_str().into(),
+        c.client_id.as_str().into(),
+        c.client_secret_sealed.as_str().into(),
+        c.token_endpoint_auth_method.as_str().into(),
+        c.scopes.as_str().into(),
+        c.label.as_str().into(),
+        boolean(c.jit_create),
+        boolean(c.link_by_verified_email),
+        boolean(c.trust_upstream_mfa),
+        int(c.updated_at),
+    ])?
+    .first::<Connection>(None)
+    .await
+}
+
+/// Deletes the connection and, by cascade, its links. Whether it existed.
+pub async fn delete(db: &Db, org: &str, id: &str) -> Result<bool> {
+    Ok(db
+        .prepare("DELETE FROM connections WHERE org = ?1 AND id = ?2 RETURNING id")
+        .bind(&[org.into(), id.into()])?
+        .first::<Value>(None)
+        .await?
+        .is_some())
+}
+
+/// The user linked to (connection, upstream sub), if any.
+pub async fn linked_user(
+    db: &Db,
+    connection_id: &str,
+    upstream_sub: &str,
+) -> Result<Option<String>> {
+    db.prepare("SELECT user_id FROM user_links WHERE connection_id = ?1 AND upstream_sub = ?2")
+        .bind(&[connection_id.into(), upstream_sub.into()])?
+        .first::<String>(Some("user_id"))
+        .await
+}
+
+/// The INSERT of a link. A second link of the same upstream account, or of the same user on
+/// this connection, fails with a UNIQUE error (two concurrent first sign-ins: one wins).
+pub fn link_statement(
+    db: &Db,
+    org: &str,
+    connection_id: &str,
+    upstream_sub: &str,
+    user_id: &str,
+    now: i64,
+) -> Result<Stmt> {
+    db.prepare(
+        "INSERT INTO user_links (connection_id, upstream_sub, user_id, org, created_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+    )
+    .bind(&[
+        connection_id.into(),
+        upstream_sub.into(),
+        user_id.into(),
+        org.into(),
+        int(now),
+    ])
+}
+
+/// A user's link to an upstream account, as the admin API shows it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Link {
+    pub connection_id: String,
+    pub label: String,
+    pub issuer: String,
+    pub upstream_sub: String,
+    pub created_at: i64,
+}
+
+pub async fn links_of(db: &Db, org: &str, user_id: &str) -> Result<Vec<Link>> {
+    db.prepare(
+        "SELECT l.connection_id, c.label, c.issuer, l.upstream_sub, l.created_at FROM user_links l \
+         JOIN connections c ON c.id = l.connection_id \
+         WHERE l.org = ?1 AND l.user_id = ?2 ORDER BY l.created_at, l.connection_id",
+    )
+    .bind(&[org.into(), user_id.into()])?
+    .all()
+    .await?
+    .results::<Link>()
+}
+
+/// Removes the user's link on that connection (the next sign-in there is a first one again).
+/// Whether there was one.
+pub async fn unlink(db: &Db, org: &str, user_id: &str, connection_id: &str) -> Result<bool> {
+    Ok(db
+        .prepare(
+            "DELETE FROM user_links WHERE org = ?1 AND user_id = ?2 AND connection_id = ?3 \
+             RETURNING user_id",
+        )
+        .bind(&[org.into(), user_id.into(), connection_id.into()])?
+        .first::<Value>(None)
+        .await?
+        .is_some())
+}
+
+/// The user of `org` holding `email` (ignoring case), with whether it is verified.
+pub async fn user_by_email(db: &Db, org: &str, email: &str) -> Result<Option<(String, bool)>> {
+    #[derive(Deserialize)]
+    struct Row {
+        id: String,
+        #[serde(deserialize_with = "int_bool")]
+        email_verified: bool,
+    }
+    Ok(db
+        .prepare(
+            "SELECT id, email_verified FROM users WHERE org = ?1 AND email = ?2 COLLATE NOCASE LIMIT 1",
+        )
+        .bind(&[org.into(), email.into()])?
+        .first::<Row>(None)
+        .await?
+        .map(|r| (r.id, r.email_verified)))
+}
