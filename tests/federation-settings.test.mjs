@@ -134,3 +134,22 @@ test('password_signin false without any connection: the page says no way of sign
   assert.ok(!isLoginPage(page));
   assert.match(pageText(page.text), /No way of signing in is set up/);
 });
+
+test('an admin removing a link records upstream.link.removed besides admin.change; removing none records nothing', async () => {
+  const down = await downstream('fs-unlink');
+  const conn = await connection(down, { label: 'Upstream', jit_create: true });
+  const upUser = await createUser(up, { username: 'uli', email: 'uli@up.example.test' });
+  const { sub } = await codeToIdToken(down, await viaUpstream(down, conn, upUser));
+  const path = `/organizations/${down.slug}/users/${sub}/links/${conn.id}`;
+  assert.equal((await admin('DELETE', path)).status, 204);
+  const [removed] = await eventually(down, 'upstream.link.removed', (e) => e.user_id === sub);
+  assert.equal(removed.detail.connection_id, conn.id);
+  assert.ok(removed.detail.upstream_subject, 'the upstream account, hashed');
+  assert.ok(!JSON.stringify(removed).includes(upUser.sub), 'never the upstream sub itself');
+  await eventually(down, 'admin.change', (e) => e.user_id === sub && e.detail.action === 'DeleteUserLink');
+  // Idempotent 204 with no link left: no second removal event.
+  assert.equal((await admin('DELETE', path)).status, 204);
+  await new Promise((r) => setTimeout(r, 300));
+  const all = await admin('GET', `/organizations/${down.slug}/events?type=upstream.link.removed&limit=200`);
+  assert.equal(all.body.events.filter((e) => e.user_id === sub).length, 1);
+});

@@ -301,7 +301,23 @@ pub async fn unlink(ctx: &Ctx, org: &str, user_id: &str, connection_id: &str) ->
     store::get(&db, org, connection_id)
         .await?
         .ok_or_else(|| ApiError::not_found("connection"))?;
-    store::unlink(&db, org, user_id, connection_id).await?;
+    // Only a link that existed is an event: the idempotent repeat changes nothing.
+    if let Some(upstream_sub) = store::unlink(&db, org, user_id, connection_id).await? {
+        crate::edge::audit::note(
+            ctx,
+            crate::protocol::audit::Kind::UpstreamLinkRemoved,
+            org,
+            Some(user_id),
+            None,
+            crate::edge::audit::detail([
+                ("connection_id", json!(connection_id)),
+                (
+                    "upstream_subject",
+                    json!(crate::protocol::upstream::subject_hash(&upstream_sub)),
+                ),
+            ]),
+        );
+    }
     no_content()
 }
 

@@ -175,17 +175,20 @@ pub async fn links_of(db: &Db, org: &str, user_id: &str) -> Result<Vec<Link>> {
 }
 
 /// Removes the user's link on that connection (the next sign-in there is a first one again).
-/// Whether there was one.
-pub async fn unlink(db: &Db, org: &str, user_id: &str, connection_id: &str) -> Result<bool> {
-    Ok(db
-        .prepare(
-            "DELETE FROM user_links WHERE org = ?1 AND user_id = ?2 AND connection_id = ?3 \
-             RETURNING user_id",
-        )
-        .bind(&[org.into(), user_id.into(), connection_id.into()])?
-        .first::<Value>(None)
-        .await?
-        .is_some())
+/// The upstream `sub` of the link removed, if there was one.
+pub async fn unlink(
+    db: &Db,
+    org: &str,
+    user_id: &str,
+    connection_id: &str,
+) -> Result<Option<String>> {
+    db.prepare(
+        "DELETE FROM user_links WHERE org = ?1 AND user_id = ?2 AND connection_id = ?3 \
+         RETURNING upstream_sub",
+    )
+    .bind(&[org.into(), user_id.into(), connection_id.into()])?
+    .first::<String>(Some("upstream_sub"))
+    .await
 }
 
 /// The user of `org` holding `email` (ignoring case), with whether it is verified.
