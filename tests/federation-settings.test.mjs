@@ -153,3 +153,111 @@ test('an admin removing a link records upstream.link.removed besides admin.chang
   const all = await admin('GET', `/organizations/${down.slug}/events?type=upstream.link.removed&limit=200`);
   assert.equal(all.body.events.filter((e) => e.user_id === sub).length, 1);
 });
+
+test('connection mapping is validated: unknown groups are named, a group map needs its claim', async () => {
+  const down = await downstream('fs-mapv');
+  assert.equal((await admin('POST', `/organizations/${down.slug}/groups`, { name: 'known' })).status, 201);
+  for (const [body, field, says] of [
+    [{ default_groups: ['known', 'ghost'] }, 'default_groups', /ghost/],
+    [{ default_groups: ['bad name'] }, 'default_groups', /bad name/],
+    [{ groups_claim: 'groups', group_mapping: { eng: 'phantom' } }, 'group_mapping', /phantom/],
+    [{ group_mapping: { eng: 'known' } }, 'group_mapping', /groups_claim/],
+    [{ groups_claim: '' }, 'groups_claim', /groups_claim/],
+    [{ claim_mapping: { phone: 'x' } }, 'claim_mapping', /claim_mapping/],
+    [{ claim_mapping: { email: 7 } }, 'claim_mapping', /claim_mapping/],
+    [{ claim_mapping: ['email'] }, 'claim_mapping', /claim_mapping/],
+  ]) {
+    const client = upClients.get(down.slug);
+    const res = await admin('POST', `/organizations/${down.slug}/connections`, {
+      issuer: up.issuer, client_id: client.client_id, client_secret: client.secret, label: 'X', ...body,
+    });
+    assert.equal(res.status, 400, JSON.stringify(body));
+    assert.equal(res.body.field, field, JSON.stringify(res.body));
+    assert.match(res.body.error_description ?? res.body.description ?? JSON.stringify(res.body), says);
+  }
+  const conn = await connection(down, { label: 'Plain' });
+  assert.deepEqual(conn.claim_mapping, {});
+  assert.deepEqual(conn.default_groups, []);
+  assert.equal(conn.groups_claim, null);
+  assert.deepEqual(conn.group_mapping, {});
+  const patched = await admin('PATCH', `/organizations/${down.slug}/connections/${conn.id}`, { default_groups: ['KNOWN'] });
+  assert.equal(patched.status, 200, JSON.stringify(patched.body));
+  assert.deepEqual(patched.body.default_groups, ['known'], 'stored as the group is named');
+  const refused = await admin('PATCH', `/organizations/${down.slug}/connections/${conn.id}`, { default_groups: ['ghost'] });
+  assert.equal(refused.status, 400);
+  assert.equal(refused.body.field, 'default_groups');
+});
+
+test('claim mapping, default groups and upstream groups mapped onto Clavex groups at each sign-in', async () => {
+  const down = await downstream('fs-map');
+  for (const name of ['engineering', 'operations', 'everyone', 'hand']) {
+    assert.equal((await admin('POST', `/organizations/${down.slug}/groups`, { name })).status, 201);
+  }
+  for (const name of ['eng', 'ops', 'misc']) {
+    assert.equal((await admin('POST', `/organizations/${up.slug}/groups`, { name })).status, 201);
+  }
+  const conn = await connection(down, {
+    label: 'Mapped',
+    jit_create: true,
+    scopes: ['openid', 'profile', 'email', 'groups'],
+    claim_mapping: { username: 'name', name: 'preferred_username' },
+    default_groups: ['everyone'],
+    groups_claim: 'groups',
+    group_mapping: { eng: 'engineering', ops: 'operations' },
+  });
+  assert.deepEqual(conn.claim_mapping, { username: 'name', name: 'preferred_username' });
+  assert.deepEqual(conn.group_mapping, { eng: 'engineering', ops: 'operations' });
+  assert.equal(conn.groups_claim, 'groups');
+
+  const gina = await createUser(up, { username: 'gina', name: 'Gina Up', email: 'gina@up.example.test' });
+  const member = (org, group, id, method = 'PUT') => admin(method, `/organizations/${org.slug}/groups/${group}/members/${id}`);
+  assert.equal((await member(up, 'eng', gina.sub)).status, 204);
+  assert.equal((await member(up, 'misc', gina.sub)).status, 204);
+
+  const first = await codeToIdToken(down, await viaUpstream(down, conn, gina));
+  const userPath = `/organizations/${down.slug}/users/${first.sub}`;
+  let user = (await admin('GET', userPath)).body;
+  assert.equal(user.username, 'GinaUp', 'the username from the mapped claim (name)');
+  assert.equal(user.name, 'gina', 'the name from the mapped claim (preferred_username)');
+  assert.deepEqual(user.groups, ['engineering', 'everyone'], 'the default group and the mapped eng; misc is not mapped');
+
+  // By hand: a group the map does not name, and one it does.
+  assert.equal((await member(down, 'hand', first.sub)).status, 204);
+  assert.equal((await member(down, 'operations', first.sub)).status, 204);
+  // Upstream, gina leaves eng and stays out of ops: both mapped groups go, the others stay.
+  assert.equal((await member(up, 'eng', gina.sub, 'DELETE')).status, 204);
+  const second = await codeToIdToken(down, await viaUpstream(down, conn, gina));
+  assert.equal(second.sub, first.sub);
+  user = (await admin('GET', userPath)).body;
+  assert.deepEqual(user.groups, ['everyone', 'hand']);
+
+  // Joining ops upstream brings operations back at the next sign-in.
+  assert.equal((await member(up, 'ops', gina.sub)).status, 204);
+  await codeToIdToken(down, await viaUpstream(down, conn, gina));
+  user = (await admin('GET', userPath)).body;
+  assert.deepEqual(user.groups, ['everyone', 'hand', 'operations']);
+  const signins = await eventually(down, 'upstream.signin', (e) => e.user_id === first.sub && e.detail.groups_added);
+  assert.ok(signins.some((e) => JSON.stringify(e.detail.groups_added) === '["operations"]'));
+});
+
+test('a mapped group restricts a client at once: the sign-in that adds it is admitted', async () => {
+  const down = await downstream('fs-gate');
+  assert.equal((await admin('POST', `/organizations/${down.slug}/groups`, { name: 'staff' })).status, 201);
+  const upGroup = `st${Date.now()}`;
+  assert.equal((await admin('POST', `/organizations/${up.slug}/groups`, { name: upGroup })).status, 201);
+  const conn = await connection(down, {
+    label: 'Gate', jit_create: true, scopes: ['openid', 'profile', 'email', 'groups'],
+    groups_claim: 'groups', group_mapping: { [upGroup]: 'staff' },
+  });
+  assert.equal((await admin('PATCH', `/organizations/${down.slug}/clients/webapp`, { allowed_groups: ['staff'] })).status, 200);
+  const outsider = await createUser(up, { username: 'otto', email: 'otto@up.example.test' });
+  const refused = await viaUpstream(down, conn, outsider);
+  assert.equal(refused.status, 302);
+  const denied = parseRedirect(refused.location);
+  assert.equal(denied.params.error, 'access_denied', 'not a member: no code');
+  assert.equal(denied.params.code, undefined);
+  const insider = await createUser(up, { username: 'ines', email: 'ines@up.example.test' });
+  assert.equal((await admin('PUT', `/organizations/${up.slug}/groups/${upGroup}/members/${insider.sub}`)).status, 204);
+  const idToken = await codeToIdToken(down, await viaUpstream(down, conn, insider));
+  assert.ok(idToken.sub);
+});
