@@ -2,6 +2,8 @@
 //! organization may sign in with (issue 17). The client secret is stored only sealed and never
 //! returned; every answer carries the `redirect_uri` to register at the upstream.
 
+use std::collections::BTreeMap;
+
 use serde_json::{Value, json};
 use worker::Request;
 
@@ -12,6 +14,11 @@ use crate::crypto::{b64url, random_bytes};
 use crate::edge::context::Ctx;
 use crate::edge::http;
 use crate::edge::store::connections::{self as store, Connection};
+use crate::edge::store::database::Db;
+use crate::protocol::groups::is_group_name;
+use crate::protocol::upstream_mapping::{
+    ClaimMapping, MAPPED, MAX_GROUP_MAPPINGS, is_upstream_claim_name, is_upstream_group_value,
+};
 
 pub const FIELDS: &[&str] = &[
     "issuer",
@@ -23,6 +30,10 @@ pub const FIELDS: &[&str] = &[
     "jit_create",
     "link_by_verified_email",
     "trust_upstream_mfa",
+    "claim_mapping",
+    "default_groups",
+    "groups_claim",
+    "group_mapping",
 ];
 
 /// What the sealed client secret is sealed for (crypto/keyring.rs purposes); the connection id
@@ -142,10 +153,148 @@ pub fn apply(fields: &Fields, c: &mut Connection) -> Result<Option<String>, ApiE
     if let Some(v) = fields.bool("trust_upstream_mfa")? {
         c.trust_upstream_mfa = v;
     }
+    if fields.has("claim_mapping") {
+        c.claim_mapping = claim_mapping(fields.value("claim_mapping"))?;
+    }
+    if fields.has("default_groups") {
+        c.default_groups = group_names(fields.string_list("default_groups")?.unwrap_or_default())?;
+    }
+    if fields.has("groups_claim") {
+        c.groups_claim = fields
+            .string("groups_claim")?
+            .map(|v| {
+                is_upstream_claim_name(&v).then_some(v).ok_or_else(|| {
+                    ApiError::invalid_field(
+                        "groups_claim",
+                        "groups_claim must be a claim name: 1-255 characters, no control characters or surrounding spaces",
+                    )
+                })
+            })
+            .transpose()?;
+    }
+    if fields.has("group_mapping") {
+        c.group_mapping = group_mapping(fields.value("group_mapping"))?;
+    }
+    // A map without the claim it reads would silently do nothing.
+    if !c.group_mapping.is_empty() && c.groups_claim.is_none() {
+        return Err(ApiError::invalid_field(
+            "group_mapping",
+            "group_mapping needs groups_claim: the upstream claim whose values it maps",
+        ));
+    }
     fields
         .string("client_secret")?
         .map(|s| text("client_secret", &s, MAX_SECRET))
         .transpose()
+}
+
+/// `{"username"|"email"|"name"|"picture": upstream claim name}`; `null` or `{}`: the defaults.
+fn claim_mapping(value: Option<&Value>) -> Result<ClaimMapping, ApiError> {
+    let bad = || {
+        ApiError::invalid_field(
+            "claim_mapping",
+            format!(
+                "claim_mapping must be an object whose members ({}) are upstream claim names",
+                MAPPED.join(", ")
+            ),
+        )
+    };
+    let Some(value) = value else {
+        return Ok(ClaimMapping::default());
+    };
+    // Only an object: serde would also read a struct from a list, by position.
+    if !value.is_object() {
+        return Err(bad());
+    }
+    let m: ClaimMapping = serde_json::from_value(value.clone()).map_err(|_| bad())?;
+    let names = [&m.username, &m.email, &m.name, &m.picture];
+    if names
+        .into_iter()
+        .flatten()
+        .any(|n| !is_upstream_claim_name(n))
+    {
+        return Err(bad());
+    }
+    Ok(m)
+}
+
+/// Group names (each once, ignoring case); whether they exist is checked against the database
+/// by `existing_groups`.
+fn group_names(values: Vec<String>) -> Result<Vec<String>, ApiError> {
+    let mut out: Vec<String> = Vec::new();
+    for v in values {
+        if !is_group_name(&v) {
+            return Err(ApiError::invalid_field(
+                "default_groups",
+                format!("{v:?} is not a group name"),
+            ));
+        }
+        if !out.iter().any(|o| o.eq_ignore_ascii_case(&v)) {
+            out.push(v);
+        }
+    }
+    if out.len() > MAX_GROUP_MAPPINGS {
+        return Err(ApiError::invalid_field(
+            "default_groups",
+            format!("at most {MAX_GROUP_MAPPINGS} default groups"),
+        ));
+    }
+    Ok(out)
+}
+
+/// `{upstream value: Clavex group name}`; `null`: none.
+fn group_mapping(value: Option<&Value>) -> Result<BTreeMap<String, String>, ApiError> {
+    let bad = |why: String| ApiError::invalid_field("group_mapping", why);
+    let Some(value) = value else {
+        return Ok(BTreeMap::new());
+    };
+    let Some(object) = value.as_object() else {
+        return Err(bad(
+            "group_mapping must be an object: {upstream group value: group name}".into(),
+        ));
+    };
+    if object.len() > MAX_GROUP_MAPPINGS {
+        return Err(bad(format!("at most {MAX_GROUP_MAPPINGS} entries")));
+    }
+    let mut out = BTreeMap::new();
+    for (upstream_value, group) in object {
+        if !is_upstream_group_value(upstream_value) {
+            return Err(bad(format!(
+                "{upstream_value:?} is not an upstream group value (1-255 characters, no control characters)"
+            )));
+        }
+        match group.as_str() {
+            Some(g) if is_group_name(g) => {
+                out.insert(upstream_value.clone(), g.to_string());
+            }
+            _ => return Err(bad(format!("{group} is not a group name"))),
+        }
+    }
+    Ok(out)
+}
+
+/// Every group the connection names must exist in the organization (400 naming the first that
+/// does not); the names are stored as the groups are named. One read of the organization's
+/// groups. A group deleted later is skipped at sign-in.
+async fn existing_groups(db: &Db, c: &mut Connection) -> Result<(), crate::admin::Failure> {
+    if c.default_groups.is_empty() && c.group_mapping.is_empty() {
+        return Ok(());
+    }
+    let groups = crate::edge::store::groups::list_groups(db, &c.org).await?;
+    let canonical = |field: &str, name: &str| {
+        groups
+            .iter()
+            .find(|g| g.name.eq_ignore_ascii_case(name))
+            .map(|g| g.name.clone())
+            .ok_or_else(|| ApiError::invalid_field(field, format!("group {name} does not exist")))
+    };
+    for name in c.default_groups.iter_mut() {
+        *name = canonical("default_groups", name)?;
+    }
+    for name in c.group_mapping.values_mut() {
+        *name = canonical("group_mapping", name)?;
+    }
+    Ok(())
 }
 
 /// A new connection from a create body; its client secret still in clear. Pure.
@@ -170,6 +319,10 @@ pub fn new_connection(
         jit_create: false,
         link_by_verified_email: false,
         trust_upstream_mfa: false,
+        claim_mapping: ClaimMapping::default(),
+        default_groups: Vec::new(),
+        groups_claim: None,
+        group_mapping: BTreeMap::new(),
         created_at: now,
         updated_at: now,
     };
@@ -199,6 +352,10 @@ fn view(ctx: &Ctx, c: &Connection) -> Value {
         "jit_create": c.jit_create,
         "link_by_verified_email": c.link_by_verified_email,
         "trust_upstream_mfa": c.trust_upstream_mfa,
+        "claim_mapping": c.claim_mapping,
+        "default_groups": c.default_groups,
+        "groups_claim": c.groups_claim,
+        "group_mapping": c.group_mapping,
         "redirect_uri": redirect_uri(ctx, &c.org),
         "created_at": c.created_at,
         "updated_at": c.updated_at,
@@ -218,6 +375,7 @@ pub async fn create(req: &mut Request, ctx: &Ctx, org: &str) -> Outcome {
     c.client_secret_sealed = seal(ctx, &c.id, &secret);
     let db = ctx.primary()?;
     organizations::require(&db, org).await?;
+    existing_groups(&db, &mut c).await?;
     store::insert(&db, &c).await?;
     // The login page reads the buttons with the cached organization: this isolate at once, the
     // others within the cache's lifetime (30 s).
@@ -260,6 +418,9 @@ pub async fn update(req: &mut Request, ctx: &Ctx, org: &str, id: &str) -> Outcom
         c.client_secret_sealed = seal(ctx, &c.id, &secret);
     }
     c.updated_at = ctx.now;
+    if fields.has("default_groups") || fields.has("group_mapping") {
+        existing_groups(&ctx.primary()?, &mut c).await?;
+    }
     let updated = store::update(&ctx.primary()?, &c)
         .await?
         .ok_or_else(|| ApiError::not_found("connection"))?;
@@ -301,7 +462,23 @@ pub async fn unlink(ctx: &Ctx, org: &str, user_id: &str, connection_id: &str) ->
     store::get(&db, org, connection_id)
         .await?
         .ok_or_else(|| ApiError::not_found("connection"))?;
-    store::unlink(&db, org, user_id, connection_id).await?;
+    // Only a link that existed is an event: the idempotent repeat changes nothing.
+    if let Some(upstream_sub) = store::unlink(&db, org, user_id, connection_id).await? {
+        crate::edge::audit::note(
+            ctx,
+            crate::protocol::audit::Kind::UpstreamLinkRemoved,
+            org,
+            Some(user_id),
+            None,
+            crate::edge::audit::detail([
+                ("connection_id", json!(connection_id)),
+                (
+                    "upstream_subject",
+                    json!(crate::protocol::upstream::subject_hash(&upstream_sub)),
+                ),
+            ]),
+        );
+    }
     no_content()
 }
 
@@ -388,6 +565,53 @@ mod tests {
             let err = new_connection(&fields(body.clone()), "acme", "x".into(), 0).unwrap_err();
             assert_eq!(err.field.as_deref(), Some(field), "{body}");
         }
+    }
+
+    #[test]
+    fn mapping_members_are_checked_and_a_group_map_needs_its_claim() {
+        let base =
+            json!({"issuer": "https://i", "client_id": "c", "client_secret": "s", "label": "L"});
+        let with = |extra: Value| {
+            let mut body = base.clone();
+            body.as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            new_connection(&fields(body), "acme", "x".into(), 0)
+        };
+        let (c, _) = with(
+            json!({"claim_mapping": {"username": "upn"}, "default_groups": ["a", "A", "b"],
+                                 "groups_claim": "roles", "group_mapping": {"CN=Eng": "eng"}}),
+        )
+        .unwrap();
+        assert_eq!(c.claim_mapping.username_claim(), "upn");
+        assert_eq!(c.default_groups, ["a", "b"], "each once, ignoring case");
+        assert_eq!(c.groups_claim.as_deref(), Some("roles"));
+        assert_eq!(c.group_mapping["CN=Eng"], "eng");
+        for (extra, field) in [
+            (json!({"claim_mapping": {"phone": "x"}}), "claim_mapping"),
+            (json!({"claim_mapping": {"email": ""}}), "claim_mapping"),
+            (json!({"claim_mapping": ["email"]}), "claim_mapping"),
+            (json!({"default_groups": ["no/slash"]}), "default_groups"),
+            (json!({"groups_claim": " g"}), "groups_claim"),
+            (json!({"group_mapping": {"eng": "eng"}}), "group_mapping"),
+            (
+                json!({"groups_claim": "g", "group_mapping": {"eng": 5}}),
+                "group_mapping",
+            ),
+            (
+                json!({"groups_claim": "g", "group_mapping": {"": "eng"}}),
+                "group_mapping",
+            ),
+        ] {
+            let err = with(extra.clone()).unwrap_err();
+            assert_eq!(err.field.as_deref(), Some(field), "{extra}");
+        }
+        // null clears.
+        let (c, _) =
+            with(json!({"claim_mapping": null, "group_mapping": null, "groups_claim": null}))
+                .unwrap();
+        assert_eq!(c.claim_mapping, ClaimMapping::default());
+        assert!(c.group_mapping.is_empty() && c.groups_claim.is_none());
     }
 
     #[test]

@@ -31,6 +31,9 @@ pub struct OrgView {
     pub audit_retention_days: i64,
     /// Second factors: off, optional or required.
     pub mfa: String,
+    /// Whether the login page offers the password form; where false, only the organization's
+    /// upstream connections sign people in.
+    pub password_signin: bool,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -48,6 +51,7 @@ fn view(ctx: &Ctx, org: Organization) -> OrgView {
         throttle_reset_seconds: org.throttle_reset_seconds,
         audit_retention_days: org.audit_retention_days,
         mfa: org.mfa,
+        password_signin: org.password_signin,
         created_at: org.created_at,
         updated_at: org.updated_at,
     }
@@ -63,6 +67,7 @@ pub struct OrgChanges {
     /// (column, value) for the login throttling and retention policies sent.
     pub policies: Vec<(&'static str, i64)>,
     pub mfa: Option<String>,
+    pub password_signin: Option<bool>,
 }
 
 pub fn changes(fields: &Fields) -> Result<OrgChanges, ApiError> {
@@ -105,12 +110,14 @@ pub fn changes(fields: &Fields) -> Result<OrgChanges, ApiError> {
                 })
         })
         .transpose()?;
+    let password_signin = fields.bool("password_signin")?;
     Ok(OrgChanges {
         name,
         logo_url,
         primary_color,
         policies,
         mfa,
+        password_signin,
     })
 }
 
@@ -137,6 +144,9 @@ impl OrgChanges {
         if let Some(v) = self.mfa {
             org.mfa = v;
         }
+        if let Some(v) = self.password_signin {
+            org.password_signin = v;
+        }
     }
 
     /// The columns a PATCH writes: only the members sent, so concurrent changes of different
@@ -158,6 +168,9 @@ impl OrgChanges {
         if let Some(v) = &self.mfa {
             a.set("mfa", SqlValue::Text(v.clone()));
         }
+        if let Some(v) = self.password_signin {
+            a.set("password_signin", SqlValue::Int(i64::from(v)));
+        }
         a
     }
 }
@@ -173,6 +186,7 @@ pub const SETTINGS: &[&str] = &[
     "throttle_reset_seconds",
     "audit_retention_days",
     "mfa",
+    "password_signin",
 ];
 
 /// The organization named in the path, or 404. Every nested resource starts here.
@@ -200,6 +214,7 @@ pub fn new_org(fields: &Fields, now: i64) -> Result<Organization, ApiError> {
         throttle_reset_seconds: policy.reset_after,
         audit_retention_days: crate::protocol::audit::DEFAULT_RETENTION_DAYS,
         mfa: "off".to_string(),
+        password_signin: true,
         attribute_names: Vec::new(),
         connection_buttons: Vec::new(),
     };
@@ -303,6 +318,10 @@ mod tests {
         let a = changes(&f).unwrap().assignments();
         assert_eq!(a.columns(), ["name", "logo_url", "throttle_ip_failures"]);
         assert_eq!(a.get("throttle_ip_failures"), Some(&SqlValue::Int(7)));
+        let f = Fields::new(json!({"password_signin": false}), SETTINGS).unwrap();
+        let a = changes(&f).unwrap().assignments();
+        assert_eq!(a.columns(), ["password_signin"]);
+        assert_eq!(a.get("password_signin"), Some(&SqlValue::Int(0)));
         for (body, field) in [
             (json!({"mfa": "sometimes"}), "mfa"),
             (
@@ -314,6 +333,7 @@ mod tests {
                 "audit_retention_days",
             ),
             (json!({"name": ""}), "name"),
+            (json!({"password_signin": "no"}), "password_signin"),
         ] {
             let f = Fields::new(body.clone(), SETTINGS).unwrap();
             assert_eq!(
@@ -337,6 +357,10 @@ mod tests {
         );
         assert_eq!(org.primary_color.as_deref(), Some("#aabbcc"));
         assert_eq!((org.created_at, org.updated_at), (7, 7));
+        assert!(
+            org.password_signin,
+            "password sign-in is on unless turned off"
+        );
         for (body, field) in [
             (json!({"name": "x"}), "slug"),
             (json!({"slug": "acme"}), "name"),

@@ -22,6 +22,7 @@ use crate::edge::audit::{self, detail};
 use crate::edge::context::Ctx;
 use crate::edge::http;
 use crate::edge::store::connections::{self as store, Connection};
+use crate::edge::store::groups;
 use crate::edge::store::orgs::Organization;
 use crate::edge::store::users::{User, get_user, insert_user_statement};
 use crate::edge::upstream::{self as calls, ClientCredentials, UpstreamError};
@@ -37,6 +38,7 @@ use crate::protocol::upstream::{
     self, COOKIE, Identity, LinkDecision, LinkOptions, LocalMatch, Refusal, TRANSACTION_SECONDS,
     Transaction, TransactionError,
 };
+use crate::protocol::upstream_mapping::{self, GroupChanges};
 
 const TITLE: &str = "Sign-in with another provider could not continue";
 
@@ -329,7 +331,7 @@ async fn callback(
         return failed(org, &connection, "it sent no authorization code");
     };
     let identity = match verified_identity(ctx, &connection, &t, code).await? {
-        Ok(identity) => identity,
+        Ok(identity) => upstream::mapped(identity, &connection.claim_mapping),
         Err(e) => {
             refuse(&e.reason(), None);
             return match e {
@@ -340,7 +342,7 @@ async fn callback(
             };
         }
     };
-    let user = match linked_user(ctx, org, &connection, &identity).await? {
+    let mut user = match linked_user(ctx, org, &connection, &identity).await? {
         Ok(user) => user,
         Err(refusal) => {
             refuse(refusal.reason(), None);
@@ -365,6 +367,8 @@ async fn callback(
             None,
         );
     }
+    // The groups the upstream says, mapped, before the gate reads them (`allowed_groups`, roles).
+    let groups = upstream_groups(ctx, &connection, &identity, &mut user).await?;
     let factors = upstream::factors(connection.trust_upstream_mfa, &identity);
     audit::note(
         ctx,
@@ -379,6 +383,8 @@ async fn callback(
                 json!(upstream::subject_hash(&identity.sub)),
             ),
             ("amr", json!(crate::protocol::mfa::amr(factors))),
+            ("groups_added", json!(groups.add)),
+            ("groups_removed", json!(groups.remove)),
         ]),
     );
     let authenticated = Authenticated {
@@ -485,7 +491,7 @@ async fn verified_identity(
     let (Some(uri), Some(access_token), true) = (
         discovery.userinfo_endpoint.as_deref(),
         tokens["access_token"].as_str(),
-        upstream::needs_userinfo(&identity),
+        upstream::needs_userinfo(&identity, &c.claim_mapping, c.groups_claim.as_deref()),
     ) else {
         return Ok(Ok(identity));
     };
@@ -553,6 +559,45 @@ async fn linked_user(
         .ok_or(Refusal::NotLinked))
 }
 
+/// Applies the connection's group mapping to `user` (protocol/upstream_mapping.rs): only the
+/// groups the map names are added or removed, in one batch at the primary, and the user is read
+/// again so the gate sees the groups as they now are. Nothing where the connection maps none.
+async fn upstream_groups(
+    ctx: &Ctx,
+    c: &Connection,
+    identity: &Identity,
+    user: &mut User,
+) -> Result<GroupChanges> {
+    let Some(claim) = c.groups_claim.as_deref() else {
+        return Ok(GroupChanges::default());
+    };
+    if c.group_mapping.is_empty() {
+        return Ok(GroupChanges::default());
+    }
+    let said = upstream_mapping::upstream_groups(&identity.claims, claim);
+    let changes = upstream_mapping::group_changes(&c.group_mapping, &said, &user.groups);
+    if changes.is_empty() {
+        return Ok(changes);
+    }
+    let db = ctx.primary()?;
+    let mut statements = Vec::new();
+    for name in &changes.add {
+        statements.push(groups::add_member_statement(
+            &db, &c.org, name, &user.id, ctx.now,
+        )?);
+    }
+    for name in &changes.remove {
+        statements.push(groups::remove_member_statement(
+            &db, &c.org, name, &user.id,
+        )?);
+    }
+    db.batch(statements).await?;
+    if let Some(fresh) = get_user(&db, &c.org, &user.id).await? {
+        *user = fresh;
+    }
+    Ok(changes)
+}
+
 fn link_created(ctx: &Ctx, slug: &str, c: &Connection, user_id: &str, how: &str) {
     audit::note(
         ctx,
@@ -612,10 +657,17 @@ async fn create_user(
             sessions_not_before_ms: None,
             claims: StandardClaims::default(),
         };
-        let statements = vec![
+        let mut statements = vec![
             insert_user_statement(db, &user)?,
             store::link_statement(db, slug, &c.id, &identity.sub, &user.id, ctx.now)?,
         ];
+        // The connection's default groups, in the same batch: a new user is never seen
+        // without them. A group deleted since the connection named it is skipped.
+        for name in &c.default_groups {
+            statements.push(groups::add_member_statement(
+                db, slug, name, &user.id, ctx.now,
+            )?);
+        }
         match db.batch(statements).await {
             Ok(_) => {
                 link_created(ctx, slug, c, &user.id, "created");

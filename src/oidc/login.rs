@@ -38,6 +38,18 @@ pub async fn handle(mut req: Request, ctx: &Ctx, slug: &str) -> Result<Response>
             Ok(s) => s,
             Err(resp) => return Ok(resp),
         };
+    // The organization signs people in only through its upstream connections: a password is
+    // refused here, before any account is looked up or counted — the hidden form is not the rule.
+    if !org.password_signin {
+        return pages::error(
+            &org,
+            403,
+            "Password sign-in is turned off",
+            "This organization does not accept passwords. Go back and sign in with one of the other providers offered.",
+            "access_denied",
+            None,
+        );
+    }
     let Some(interaction) = state.interaction else {
         return pages::error(
             &org,

@@ -67,6 +67,7 @@ pub fn login(
             .then(|| format!("/{}/account/mfa", org.slug))
             .as_deref(),
         connections: &connections,
+        password_signin: org.password_signin,
     });
     respond(status, html, sealed.set_cookie)
 }

@@ -63,6 +63,9 @@ pub enum Kind {
     /// A user was linked to an upstream account on a first sign-in (`detail.how`: `created`
     /// with a new user, or `email` to an existing one).
     UpstreamLinkCreated,
+    /// An administrator removed a user's link to an upstream account (`detail`: the connection
+    /// and a hash of the upstream `sub`); recorded besides the `admin.change` of the request.
+    UpstreamLinkRemoved,
     /// An upstream sign-in was refused (`detail.reason`): a failed verification, an upstream
     /// error, or no account to link.
     UpstreamRefused,
@@ -95,6 +98,7 @@ pub const ALL: &[Kind] = &[
     Kind::StorageUnavailable,
     Kind::UpstreamSignIn,
     Kind::UpstreamLinkCreated,
+    Kind::UpstreamLinkRemoved,
     Kind::UpstreamRefused,
 ];
 
@@ -127,6 +131,7 @@ impl Kind {
             Kind::StorageUnavailable => "storage.unavailable",
             Kind::UpstreamSignIn => "upstream.signin",
             Kind::UpstreamLinkCreated => "upstream.link.created",
+            Kind::UpstreamLinkRemoved => "upstream.link.removed",
             Kind::UpstreamRefused => "upstream.refused",
         }
     }

@@ -32,3 +32,4 @@ pub mod standard_claims;
 pub mod throttle;
 pub mod token_request;
 pub mod upstream;
+pub mod upstream_mapping;

@@ -16,11 +16,12 @@
 //!   vulnerability").
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use crate::crypto::{Keyring, secure_eq, token_hash};
 use crate::protocol::authorize::AuthorizeRequest;
 use crate::protocol::mfa::{MFA_ACRS, UPSTREAM, UPSTREAM_MFA};
+use crate::protocol::upstream_mapping::{ClaimMapping, claim_text};
 
 const PURPOSE: &str = "upstream-transactions/v1";
 
@@ -258,6 +259,9 @@ pub struct Identity {
     pub amr: Vec<String>,
     pub acr: Option<String>,
     pub auth_time: Option<i64>,
+    /// Every claim of the ID token, and those only userinfo gave (its `sub` the same): what a
+    /// connection's claim and group mapping read.
+    pub claims: Map<String, Value>,
 }
 
 /// Core §3.1.3.7, items 2–4 and 9–11 (the signature, items 6–8, is checked by the caller).
@@ -331,7 +335,26 @@ pub fn check_claims(claims: &Value, e: &Expected) -> Result<Identity, TokenError
             .unwrap_or_default(),
         acr: text("acr"),
         auth_time: claims["auth_time"].as_i64(),
+        claims: claims.as_object().cloned().unwrap_or_default(),
     })
+}
+
+/// The profile read as the connection's claim mapping says (protocol/upstream_mapping.rs); the
+/// identity unchanged where it names no claim. An address read from another claim than `email`
+/// is never verified: Core §5.1 `email_verified` speaks of `email` only.
+pub fn mapped(identity: Identity, m: &ClaimMapping) -> Identity {
+    if *m == ClaimMapping::default() {
+        return identity;
+    }
+    let text = |name: &str| claim_text(&identity.claims, name);
+    Identity {
+        preferred_username: text(m.username_claim()),
+        email: text(m.email_claim()),
+        email_verified: identity.email_verified && m.email_is_standard(),
+        name: text(m.name_claim()),
+        picture: text(m.picture_claim()),
+        ..identity.clone()
+    }
 }
 
 /// The factors an upstream sign-in counts as: one factor, and a second one only where the
@@ -523,8 +546,18 @@ pub fn read_discovery(
 
 /// Whether the ID token left out claims a first sign-in needs (an e-mail address): many
 /// providers, Clavex among them, release profile claims at userinfo only (Core §5.4).
-pub fn needs_userinfo(identity: &Identity) -> bool {
-    identity.email.is_none()
+pub fn needs_userinfo(identity: &Identity, m: &ClaimMapping, groups_claim: Option<&str>) -> bool {
+    // The e-mail address (as mapped) always; the other mapped claims and the group claim only
+    // where the connection names them, so a default connection asks no more than before.
+    let explicit = [&m.username, &m.name, &m.picture]
+        .into_iter()
+        .filter_map(|c| c.as_deref());
+    let missing = |name: &str| claim_text(&identity.claims, name).is_none();
+    missing(m.email_claim())
+        || explicit.chain(groups_claim).any(|name| {
+            // A group claim may be a list, which claim_text does not read.
+            !identity.claims.contains_key(name) && missing(name)
+        })
 }
 
 /// The identity with the claims the ID token lacked taken from the userinfo answer. Core
@@ -542,7 +575,14 @@ pub fn with_userinfo(identity: Identity, userinfo: &Value) -> Identity {
             .map(str::to_string)
     };
     let email_from_userinfo = identity.email.is_none() && text("email").is_some();
+    let mut claims = identity.claims.clone();
+    if let Some(extra) = userinfo.as_object() {
+        for (name, value) in extra {
+            claims.entry(name.clone()).or_insert_with(|| value.clone());
+        }
+    }
     Identity {
+        claims,
         email_verified: if email_from_userinfo {
             userinfo["email_verified"].as_bool() == Some(true)
         } else {
@@ -1022,7 +1062,8 @@ mod tests {
     #[test]
     fn userinfo_fills_what_the_id_token_lacks_only_for_the_same_sub() {
         let bare = identity(None, false);
-        assert!(needs_userinfo(&bare));
+        let plain = ClaimMapping::default();
+        assert!(needs_userinfo(&bare, &plain, None));
         let info = json!({"sub": "u-1", "email": "ann@example.test", "email_verified": true, "name": "Ann"});
         let merged = with_userinfo(bare.clone(), &info);
         assert_eq!(merged.email.as_deref(), Some("ann@example.test"));
@@ -1033,7 +1074,15 @@ mod tests {
             Some("ann"),
             "the ID token's kept"
         );
-        assert!(!needs_userinfo(&merged));
+        assert!(!needs_userinfo(&merged, &plain, None));
+        assert!(
+            needs_userinfo(&merged, &plain, Some("groups")),
+            "a group claim neither gave"
+        );
+        assert_eq!(
+            merged.claims["email"], "ann@example.test",
+            "userinfo's, kept for mapping"
+        );
         // Another sub: not used at all.
         let other = with_userinfo(
             bare.clone(),
@@ -1048,5 +1097,47 @@ mod tests {
         );
         assert_eq!(kept.email.as_deref(), Some("ann@example.test"));
         assert!(!kept.email_verified);
+    }
+
+    #[test]
+    fn a_claim_mapping_reads_the_profile_from_the_claims_it_names() {
+        let mut id = identity(Some("ann@example.test"), true);
+        id.claims
+            .insert("upn".into(), json!("ann.smith@corp.example"));
+        id.claims.insert("given".into(), json!("Ann S."));
+        let m = ClaimMapping {
+            username: Some("upn".into()),
+            name: Some("given".into()),
+            ..ClaimMapping::default()
+        };
+        let out = mapped(id.clone(), &m);
+        assert_eq!(
+            out.preferred_username.as_deref(),
+            Some("ann.smith@corp.example")
+        );
+        assert_eq!(out.name.as_deref(), Some("Ann S."));
+        assert_eq!(out.email.as_deref(), Some("ann@example.test"));
+        assert!(
+            out.email_verified,
+            "the standard email claim keeps its verification"
+        );
+        // An address from another claim is never verified, whatever email_verified says.
+        let m = ClaimMapping {
+            email: Some("upn".into()),
+            ..ClaimMapping::default()
+        };
+        let out = mapped(id.clone(), &m);
+        assert_eq!(out.email.as_deref(), Some("ann.smith@corp.example"));
+        assert!(!out.email_verified);
+        assert!(!needs_userinfo(&id, &m, None));
+        assert!(needs_userinfo(
+            &id,
+            &ClaimMapping {
+                picture: Some("avatar".into()),
+                ..ClaimMapping::default()
+            },
+            None
+        ));
+        assert_eq!(mapped(id.clone(), &ClaimMapping::default()), id);
     }
 }

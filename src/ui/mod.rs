@@ -47,6 +47,8 @@ pub struct LoginPage<'a> {
     pub account_mfa: Option<&'a str>,
     /// "Sign in with {label}" links: (href, label), one per upstream connection.
     pub connections: &'a [(String, String)],
+    /// Whether the password form is shown (the organization's `password_signin`).
+    pub password_signin: bool,
 }
 
 #[derive(Template)]
@@ -230,6 +232,7 @@ mod tests {
             error: None,
             account_mfa: None,
             connections: &links,
+            password_signin: true,
         });
         assert!(
             html.contains("Sign in with Example &#60;IdP&#62;")
@@ -255,6 +258,7 @@ mod tests {
             error: Some("Incorrect username or password."),
             account_mfa: None,
             connections: &[],
+            password_signin: true,
         });
         for needle in [
             r#"action="/acme/login""#,
@@ -266,6 +270,35 @@ mod tests {
             "--brand: #112233",
         ] {
             assert!(html.contains(needle), "missing {needle}");
+        }
+    }
+
+    #[test]
+    fn without_password_signin_only_the_connections_are_shown() {
+        let brand = Brand::new("Acme", None, None);
+        let links = vec![(
+            "/acme/connections/con_1/start?request=x".to_string(),
+            "Upstream".to_string(),
+        )];
+        let html = render(&LoginPage {
+            brand: &brand,
+            client_name: "Rocket.Chat",
+            action: "/acme/login",
+            request: "sealed",
+            csrf_token: "tok",
+            username: "",
+            error: None,
+            account_mfa: None,
+            connections: &links,
+            password_signin: false,
+        });
+        assert!(html.contains("Sign in with Upstream"), "{html}");
+        for absent in [
+            r#"name="password""#,
+            r#"action="/acme/login""#,
+            "Or sign in",
+        ] {
+            assert!(!html.contains(absent), "{absent} in {html}");
         }
     }
 }

@@ -2,12 +2,15 @@
 //! `connections`, `user_links`, migration 0008f). The admin API owns connection writes; the
 //! callback (oidc/federation.rs) writes links.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use worker::Result;
 
-use crate::edge::store::d1::{boolean, int, int_bool};
+use crate::edge::store::d1::{boolean, int, int_bool, json_text, opt_text};
 use crate::edge::store::database::{Db, Stmt};
+use crate::protocol::upstream_mapping::ClaimMapping;
 
 /// A connection as stored. The sealed client secret is never serialized into a response.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -27,13 +30,32 @@ pub struct Connection {
     pub link_by_verified_email: bool,
     #[serde(deserialize_with = "int_bool")]
     pub trust_upstream_mfa: bool,
+    /// The upstream claims a new user's profile is read from (migration 0010g).
+    #[serde(default, deserialize_with = "json_text")]
+    pub claim_mapping: ClaimMapping,
+    /// Names of groups a user created on a first sign-in joins.
+    #[serde(default, deserialize_with = "json_text")]
+    pub default_groups: Vec<String>,
+    /// The upstream claim with group values, and what each value means here.
+    #[serde(default)]
+    pub groups_claim: Option<String>,
+    #[serde(default, deserialize_with = "json_text")]
+    pub group_mapping: BTreeMap<String, String>,
     pub created_at: i64,
     pub updated_at: i64,
 }
 
 const COLUMNS: &str = "id, org, issuer, client_id, client_secret_sealed, \
      token_auth_method AS token_endpoint_auth_method, scopes, label, jit_create, \
-     link_by_verified_email, trust_upstream_mfa, created_at, updated_at";
+     link_by_verified_email, trust_upstream_mfa, claim_mapping, default_groups, groups_claim, \
+     group_mapping, created_at, updated_at";
+
+/// A JSON column's text.
+fn json_column<T: Serialize>(value: &T) -> wasm_bindgen::JsValue {
+    serde_json::to_string(value)
+        .expect("maps and lists of strings serialize")
+        .into()
+}
 
 pub async fn list(db: &Db, org: &str) -> Result<Vec<Connection>> {
     db.prepare(format!(
@@ -57,8 +79,9 @@ pub async fn get(db: &Db, org: &str, id: &str) -> Result<Option<Connection>> {
 pub async fn insert(db: &Db, c: &Connection) -> Result<()> {
     db.prepare(
         "INSERT INTO connections (id, org, issuer, client_id, client_secret_sealed, token_auth_method, \
-         scopes, label, jit_create, link_by_verified_email, trust_upstream_mfa, created_at, updated_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+         scopes, label, jit_create, link_by_verified_email, trust_upstream_mfa, created_at, updated_at, \
+         claim_mapping, default_groups, groups_claim, group_mapping) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
     )
     .bind(&[
         c.id.as_str().into(),
@@ -74,6 +97,10 @@ pub async fn insert(db: &Db, c: &Connection) -> Result<()> {
         boolean(c.trust_upstream_mfa),
         int(c.created_at),
         int(c.updated_at),
+        json_column(&c.claim_mapping),
+        json_column(&c.default_groups),
+        opt_text(c.groups_claim.as_deref()),
+        json_column(&c.group_mapping),
     ])?
     .run()
     .await?;
@@ -86,7 +113,8 @@ pub async fn update(db: &Db, c: &Connection) -> Result<Option<Connection>> {
     db.prepare(format!(
         "UPDATE connections SET issuer = ?3, client_id = ?4, client_secret_sealed = ?5, \
          token_auth_method = ?6, scopes = ?7, label = ?8, jit_create = ?9, \
-         link_by_verified_email = ?10, trust_upstream_mfa = ?11, updated_at = ?12 \
+         link_by_verified_email = ?10, trust_upstream_mfa = ?11, updated_at = ?12, \
+         claim_mapping = ?13, default_groups = ?14, groups_claim = ?15, group_mapping = ?16 \
          WHERE org = ?1 AND id = ?2 RETURNING {COLUMNS}"
     ))
     .bind(&[
@@ -102,6 +130,10 @@ pub async fn update(db: &Db, c: &Connection) -> Result<Option<Connection>> {
         boolean(c.link_by_verified_email),
         boolean(c.trust_upstream_mfa),
         int(c.updated_at),
+        json_column(&c.claim_mapping),
+        json_column(&c.default_groups),
+        opt_text(c.groups_claim.as_deref()),
+        json_column(&c.group_mapping),
     ])?
     .first::<Connection>(None)
     .await
@@ -175,17 +207,20 @@ pub async fn links_of(db: &Db, org: &str, user_id: &str) -> Result<Vec<Link>> {
 }
 
 /// Removes the user's link on that connection (the next sign-in there is a first one again).
-/// Whether there was one.
-pub async fn unlink(db: &Db, org: &str, user_id: &str, connection_id: &str) -> Result<bool> {
-    Ok(db
-        .prepare(
-            "DELETE FROM user_links WHERE org = ?1 AND user_id = ?2 AND connection_id = ?3 \
-             RETURNING user_id",
-        )
-        .bind(&[org.into(), user_id.into(), connection_id.into()])?
-        .first::<Value>(None)
-        .await?
-        .is_some())
+/// The upstream `sub` of the link removed, if there was one.
+pub async fn unlink(
+    db: &Db,
+    org: &str,
+    user_id: &str,
+    connection_id: &str,
+) -> Result<Option<String>> {
+    db.prepare(
+        "DELETE FROM user_links WHERE org = ?1 AND user_id = ?2 AND connection_id = ?3 \
+         RETURNING upstream_sub",
+    )
+    .bind(&[org.into(), user_id.into(), connection_id.into()])?
+    .first::<String>(Some("upstream_sub"))
+    .await
 }
 
 /// The user of `org` holding `email` (ignoring case), with whether it is verified.

@@ -53,6 +53,22 @@ where
     }
 }
 
+/// A column holding JSON text (an object or a list), or NULL for the type's default. For
+/// `#[serde(default, deserialize_with)]`.
+pub fn json_text<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::de::DeserializeOwned + Default,
+{
+    use serde::Deserialize;
+    use serde::de::Error;
+    match serde_json::Value::deserialize(d)? {
+        serde_json::Value::Null => Ok(T::default()),
+        serde_json::Value::String(text) => serde_json::from_str(&text).map_err(D::Error::custom),
+        other => serde_json::from_value(other).map_err(D::Error::custom),
+    }
+}
+
 /// Whether a D1 error is a NOT NULL violation: in Clavex, a sub-select that found no row (a group
 /// named in a write was deleted meanwhile), which aborts the whole batch.
 pub fn is_not_null_violation(err: &worker::Error) -> bool {

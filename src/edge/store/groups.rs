@@ -147,6 +147,36 @@ pub async fn delete_group(db: &Db, org: &str, name: &str) -> Result<bool> {
         .is_some())
 }
 
+/// Adds a user to the group named `name` (ignoring case), in a batch: nothing when the group is
+/// gone (deleted since the connection named it) or the user already a member.
+pub fn add_member_statement(
+    db: &Db,
+    org: &str,
+    name: &str,
+    user_id: &str,
+    now: i64,
+) -> Result<crate::edge::store::database::Stmt> {
+    db.prepare(
+        "INSERT OR IGNORE INTO group_members (group_id, user_id, created_at) \
+         SELECT id, ?3, ?4 FROM groups WHERE org = ?1 AND name = ?2 COLLATE NOCASE",
+    )
+    .bind(&[org.into(), name.into(), user_id.into(), int(now)])
+}
+
+/// Removes a user from the group named `name`, in a batch.
+pub fn remove_member_statement(
+    db: &Db,
+    org: &str,
+    name: &str,
+    user_id: &str,
+) -> Result<crate::edge::store::database::Stmt> {
+    db.prepare(
+        "DELETE FROM group_members WHERE user_id = ?3 \
+         AND group_id IN (SELECT id FROM groups WHERE org = ?1 AND name = ?2 COLLATE NOCASE)",
+    )
+    .bind(&[org.into(), name.into(), user_id.into()])
+}
+
 /// Adds a user to a group (idempotent). Whether both exist in the org.
 pub async fn add_member(db: &Db, org: &str, name: &str, user_id: &str, now: i64) -> Result<bool> {
     let results = db

@@ -24,6 +24,10 @@ pub struct Organization {
     pub audit_retention_days: i64,
     /// Second factors: `off`, `optional` or `required` (protocol/mfa.rs).
     pub mfa: String,
+    /// Whether the login page offers the password form (migration 0009g). Where false, people
+    /// sign in only through the organization's upstream connections.
+    #[serde(default = "yes", deserialize_with = "crate::edge::store::d1::int_bool")]
+    pub password_signin: bool,
     /// The names of the organization's custom attributes, read with the organization by
     /// `get_org` (for discovery's `claims_supported`); empty where a query does not ask.
     #[serde(
@@ -48,6 +52,10 @@ pub struct Organization {
 pub struct ConnectionButton {
     pub id: String,
     pub label: String,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl Organization {
@@ -94,8 +102,8 @@ pub async fn create_org_with_key(
         .prepare(
             "INSERT INTO organizations (slug, name, logo_url, primary_color, created_at, updated_at, \
              throttle_account_failures, throttle_ip_failures, throttle_max_wait_seconds, \
-             throttle_reset_seconds, audit_retention_days, mfa) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+             throttle_reset_seconds, audit_retention_days, mfa, password_signin) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
         )
         .bind(&[
             org.slug.as_str().into(),
@@ -110,6 +118,7 @@ pub async fn create_org_with_key(
             int(org.throttle_reset_seconds),
             int(org.audit_retention_days),
             org.mfa.as_str().into(),
+            crate::edge::store::d1::boolean(org.password_signin),
         ])?;
     let insert_key = crate::edge::store::keys::insert_key_statement(db, key)?;
     db.batch(vec![insert_org, insert_key]).await?;
