@@ -261,3 +261,19 @@ test('a mapped group restricts a client at once: the sign-in that adds it is adm
   const idToken = await codeToIdToken(down, await viaUpstream(down, conn, insider));
   assert.ok(idToken.sub);
 });
+
+test('concurrent PATCHes of one connection never write back each other\'s old values', async () => {
+  const down = await downstream('fed-race');
+  const c = await connection(down, { label: 'Race' });
+  const path = `/organizations/${down.slug}/connections/${c.id}`;
+  for (const trust of [true, false]) {
+    // One PATCH changes trust_upstream_mfa while 19 rename the label, all at once: a PATCH that
+    // read the row before the change and wrote every column after it would undo it.
+    const sent = await Promise.all(Array.from({ length: 20 }, (_, i) =>
+      admin('PATCH', path, i === 7 ? { trust_upstream_mfa: trust } : { label: `Race ${i}` })));
+    for (const r of sent) assert.equal(r.status, 200, JSON.stringify(r.body));
+    const now = await admin('GET', path);
+    assert.equal(now.body.trust_upstream_mfa, trust, `trust_upstream_mfa ${trust} survived 19 concurrent renames`);
+    assert.match(now.body.label, /^Race \d+$/);
+  }
+});

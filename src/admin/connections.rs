@@ -413,7 +413,8 @@ pub async fn get(ctx: &Ctx, org: &str, id: &str) -> Outcome {
 /// PATCH any member; a `client_secret` sent replaces the stored one.
 pub async fn update(req: &mut Request, ctx: &Ctx, org: &str, id: &str) -> Outcome {
     let fields = body::read(req, ctx, FIELDS).await?;
-    let mut c = require(ctx, org, id).await?;
+    let before = require(ctx, org, id).await?;
+    let mut c = before.clone();
     if let Some(secret) = apply(&fields, &mut c)? {
         c.client_secret_sealed = seal(ctx, &c.id, &secret);
     }
@@ -421,7 +422,7 @@ pub async fn update(req: &mut Request, ctx: &Ctx, org: &str, id: &str) -> Outcom
     if fields.has("default_groups") || fields.has("group_mapping") {
         existing_groups(&ctx.primary()?, &mut c).await?;
     }
-    let updated = store::update(&ctx.primary()?, &c)
+    let updated = store::update(&ctx.primary()?, &before, &c)
         .await?
         .ok_or_else(|| ApiError::not_found("connection"))?;
     crate::oidc::request::forget_organization(org);

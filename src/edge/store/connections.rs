@@ -107,34 +107,60 @@ pub async fn insert(db: &Db, c: &Connection) -> Result<()> {
     Ok(())
 }
 
-/// Writes every member of `c` but its id, organization and creation time (the admin API has
-/// merged the PATCH into it); the connection afterwards, `None` when it is gone.
-pub async fn update(db: &Db, c: &Connection) -> Result<Option<Connection>> {
+/// The columns an update may write, with their values in `c`.
+fn mutable_columns(c: &Connection) -> Vec<(&'static str, wasm_bindgen::JsValue)> {
+    vec![
+        ("issuer", c.issuer.as_str().into()),
+        ("client_id", c.client_id.as_str().into()),
+        (
+            "client_secret_sealed",
+            c.client_secret_sealed.as_str().into(),
+        ),
+        (
+            "token_auth_method",
+            c.token_endpoint_auth_method.as_str().into(),
+        ),
+        ("scopes", c.scopes.as_str().into()),
+        ("label", c.label.as_str().into()),
+        ("jit_create", boolean(c.jit_create)),
+        ("link_by_verified_email", boolean(c.link_by_verified_email)),
+        ("trust_upstream_mfa", boolean(c.trust_upstream_mfa)),
+        ("claim_mapping", json_column(&c.claim_mapping)),
+        ("default_groups", json_column(&c.default_groups)),
+        ("groups_claim", opt_text(c.groups_claim.as_deref())),
+        ("group_mapping", json_column(&c.group_mapping)),
+    ]
+}
+
+/// Writes the columns in which `after` (the stored row with the PATCH merged in) differs from
+/// `before` (the row as read), and `updated_at` — never the others: two PATCHes racing (one
+/// turning `trust_upstream_mfa` off, one renaming the label) must not write back each other's
+/// old values (issue 15, item 10). The connection afterwards, `None` when it is gone.
+pub async fn update(
+    db: &Db,
+    before: &Connection,
+    after: &Connection,
+) -> Result<Option<Connection>> {
+    let mut set = vec!["updated_at = ?3".to_string()];
+    let mut values: Vec<wasm_bindgen::JsValue> = vec![
+        after.org.as_str().into(),
+        after.id.as_str().into(),
+        int(after.updated_at),
+    ];
+    for ((name, old), (_, new)) in mutable_columns(before)
+        .into_iter()
+        .zip(mutable_columns(after))
+    {
+        if old != new {
+            values.push(new);
+            set.push(format!("{name} = ?{}", values.len()));
+        }
+    }
     db.prepare(format!(
-        "UPDATE connections SET issuer = ?3, client_id = ?4, client_secret_sealed = ?5, \
-         token_auth_method = ?6, scopes = ?7, label = ?8, jit_create = ?9, \
-         link_by_verified_email = ?10, trust_upstream_mfa = ?11, updated_at = ?12, \
-         claim_mapping = ?13, default_groups = ?14, groups_claim = ?15, group_mapping = ?16 \
-         WHERE org = ?1 AND id = ?2 RETURNING {COLUMNS}"
+        "UPDATE connections SET {} WHERE org = ?1 AND id = ?2 RETURNING {COLUMNS}",
+        set.join(", ")
     ))
-    .bind(&[
-        c.org.as_str().into(),
-        c.id.as_str().into(),
-        c.issuer.as_str().into(),
-        c.client_id.as_str().into(),
-        c.client_secret_sealed.as_str().into(),
-        c.token_endpoint_auth_method.as_str().into(),
-        c.scopes.as_str().into(),
-        c.label.as_str().into(),
-        boolean(c.jit_create),
-        boolean(c.link_by_verified_email),
-        boolean(c.trust_upstream_mfa),
-        int(c.updated_at),
-        json_column(&c.claim_mapping),
-        json_column(&c.default_groups),
-        opt_text(c.groups_claim.as_deref()),
-        json_column(&c.group_mapping),
-    ])?
+    .bind(&values)?
     .first::<Connection>(None)
     .await
 }
