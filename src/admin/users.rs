@@ -242,29 +242,13 @@ impl ProfileChanges {
 
 /// A new user from a create body (without its password, which is hashed separately). Pure.
 pub fn new_user(fields: &Fields, org: &str, id: String, now: i64) -> Result<User, ApiError> {
-    let mut user = User {
+    let mut user = User::new(
         id,
-        org: org.to_string(),
-        username: validate::username("username", &fields.required_string("username")?)?,
-        email: validate::email("email", &fields.required_string("email")?)?,
-        name: None,
-        picture: None,
-        email_verified: false,
-        disabled: false,
-        password_hash: None,
-        created_at: now,
-        updated_at: now,
-        groups: Vec::new(),
-        login_lock: None,
-        totp_secret_sealed: None,
-        totp_enrolled_at: None,
-        totp_secret_id: None,
-        recovery_key_sealed: None,
-        recovery_codes_left: 0,
-        attributes: Vec::new(),
-        sessions_not_before_ms: None,
-        claims: StandardClaims::default(),
-    };
+        org,
+        validate::username("username", &fields.required_string("username")?)?,
+        validate::email("email", &fields.required_string("email")?)?,
+        now,
+    );
     profile_changes(fields)?.apply(&mut user);
     Ok(user)
 }

@@ -33,7 +33,6 @@ use crate::oidc::request::{Accept, header, page_request};
 use crate::oidc::{cookies, pages, screens};
 use crate::protocol::audit::Kind;
 use crate::protocol::form::Form;
-use crate::protocol::standard_claims::StandardClaims;
 use crate::protocol::upstream::{
     self, COOKIE, Identity, LinkDecision, LinkOptions, LocalMatch, Refusal, TRANSACTION_SECONDS,
     Transaction, TransactionError,
@@ -635,27 +634,16 @@ async fn create_user(
     });
     for suffix in [None, Some(hex(&random_bytes::<3>()))] {
         let user = User {
-            id: crate::admin::users::new_id(),
-            org: slug.to_string(),
-            username: upstream::username_for(identity, suffix.as_deref()),
-            email: email.clone(),
             name: clean(&identity.name, 200),
             picture: picture.clone(),
             email_verified: identity.email_verified,
-            disabled: false,
-            password_hash: None,
-            created_at: ctx.now,
-            updated_at: ctx.now,
-            groups: Vec::new(),
-            login_lock: None,
-            totp_secret_sealed: None,
-            totp_enrolled_at: None,
-            totp_secret_id: None,
-            recovery_key_sealed: None,
-            recovery_codes_left: 0,
-            attributes: Vec::new(),
-            sessions_not_before_ms: None,
-            claims: StandardClaims::default(),
+            ..User::new(
+                crate::admin::users::new_id(),
+                slug,
+                upstream::username_for(identity, suffix.as_deref()),
+                email.clone(),
+                ctx.now,
+            )
         };
         let mut statements = vec![
             insert_user_statement(db, &user)?,

@@ -277,6 +277,36 @@ pub async fn insert_user_with_values(db: &Db, u: &User, values: &[ValueWrite]) -
     Ok(())
 }
 
+impl User {
+    /// A user just created (by the admin API or an upstream sign-in): enabled, no password, no
+    /// second factor, no groups, nothing but its identity. The callers fill in the rest.
+    pub fn new(id: String, org: &str, username: String, email: String, now: i64) -> User {
+        User {
+            id,
+            org: org.to_string(),
+            username,
+            email,
+            name: None,
+            picture: None,
+            email_verified: false,
+            disabled: false,
+            password_hash: None,
+            created_at: now,
+            updated_at: now,
+            groups: Vec::new(),
+            login_lock: None,
+            totp_secret_sealed: None,
+            totp_enrolled_at: None,
+            totp_secret_id: None,
+            recovery_key_sealed: None,
+            recovery_codes_left: 0,
+            attributes: Vec::new(),
+            sessions_not_before_ms: None,
+            claims: StandardClaims::default(),
+        }
+    }
+}
+
 /// Optional exact, case-insensitive filters for listing users.
 #[derive(Debug, Default)]
 pub struct UserFilter {
