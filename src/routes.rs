@@ -51,6 +51,8 @@ pub enum Route<'a> {
     /// id) and the organization's one callback.
     ConnectionStart(&'a str, &'a str),
     ConnectionCallback(&'a str),
+    /// POST: confirm linking an upstream account by signing in once (oidc/federation_link.rs).
+    ConnectionLink(&'a str),
     /// Development only: bring the lagging replica up to date (edge/dev_replica.rs). A 404
     /// unless `SIMULATED_LAGGING_REPLICA` is on; `_` is never in an organization slug.
     DevReplicaSync,
@@ -87,6 +89,7 @@ impl Route<'_> {
             Route::AccountRecoveryCodes(_) => "account_recovery_codes",
             Route::ConnectionStart(..) => "connection_start",
             Route::ConnectionCallback(_) => "connection_callback",
+            Route::ConnectionLink(_) => "connection_link",
             Route::NotFound => "not_found",
         }
     }
@@ -121,7 +124,8 @@ impl Route<'_> {
             | Route::AccountMfaRemove(org)
             | Route::AccountRecoveryCodes(org)
             | Route::ConnectionStart(org, _)
-            | Route::ConnectionCallback(org) => Some(org),
+            | Route::ConnectionCallback(org)
+            | Route::ConnectionLink(org) => Some(org),
         }
     }
 }
@@ -168,6 +172,7 @@ pub fn resolve(path: &str) -> Route<'_> {
         [org, "connections", "callback"] if !RESERVED_SLUGS.contains(org) => {
             Route::ConnectionCallback(org)
         }
+        [org, "connections", "link"] if !RESERVED_SLUGS.contains(org) => Route::ConnectionLink(org),
         [org, "connections", id, "start"] if !RESERVED_SLUGS.contains(org) && !id.is_empty() => {
             Route::ConnectionStart(org, id)
         }
@@ -220,6 +225,10 @@ mod tests {
             Route::ConnectionStart("acme", "con_1")
         );
         assert_eq!(resolve("/acme/connections//start"), Route::NotFound);
+        assert_eq!(
+            resolve("/acme/connections/link"),
+            Route::ConnectionLink("acme")
+        );
         assert_eq!(resolve("/api/connections/callback"), Route::NotFound);
         assert_eq!(resolve("/api/mfa/enrol"), Route::NotFound);
         assert_eq!(

@@ -277,3 +277,46 @@ test('concurrent PATCHes of one connection never write back each other\'s old va
     assert.match(now.body.label, /^Race \d+$/);
   }
 });
+
+test('a connection\'s groups follow a rename, and a group it names cannot be deleted (409 naming the connection)', async () => {
+  const down = await downstream('fs-ids');
+  const group = (method, name, body) => admin(method, `/organizations/${down.slug}/groups${name ? `/${name}` : ''}`, body);
+  for (const name of ['devs', 'starters', 'free']) assert.equal((await group('POST', null, { name })).status, 201);
+  const upGroup = `dv${Date.now()}`;
+  assert.equal((await admin('POST', `/organizations/${up.slug}/groups`, { name: upGroup })).status, 201);
+  const conn = await connection(down, {
+    label: 'ById', jit_create: true, scopes: ['openid', 'profile', 'email', 'groups'],
+    default_groups: ['starters'], groups_claim: 'groups', group_mapping: { [upGroup]: 'devs' },
+  });
+  const path = `/organizations/${down.slug}/connections/${conn.id}`;
+
+  // Renamed: the connection names the groups by their new names, and sign-ins apply them.
+  assert.equal((await group('PATCH', 'devs', { name: 'developers' })).status, 200);
+  assert.equal((await group('PATCH', 'starters', { name: 'newcomers' })).status, 200);
+  const read = (await admin('GET', path)).body;
+  assert.deepEqual(read.group_mapping, { [upGroup]: 'developers' });
+  assert.deepEqual(read.default_groups, ['newcomers']);
+  const vera = await createUser(up, { username: 'vera', email: 'vera@up.example.test' });
+  assert.equal((await admin('PUT', `/organizations/${up.slug}/groups/${upGroup}/members/${vera.sub}`)).status, 204);
+  const { sub } = await codeToIdToken(down, await viaUpstream(down, conn, vera));
+  const user = (await admin('GET', `/organizations/${down.slug}/users/${sub}`)).body;
+  assert.deepEqual(user.groups, ['developers', 'newcomers'], 'the renamed default and mapped groups applied');
+
+  // Deleting a group the connection names: refused, naming the connection; nothing deleted.
+  for (const name of ['developers', 'newcomers']) {
+    const refused = await group('DELETE', name);
+    assert.equal(refused.status, 409, JSON.stringify(refused.body));
+    assert.equal(refused.body.error, 'conflict');
+    assert.match(refused.body.error_description, new RegExp(`ById \\(${conn.id}\\)`));
+    assert.equal((await group('GET', name)).status, 200, `${name} still there`);
+  }
+  assert.equal((await group('DELETE', 'free')).status, 204, 'a group no connection names goes');
+
+  // Once the connection no longer names them, they can go.
+  const cleared = await admin('PATCH', path, { default_groups: [], group_mapping: {} });
+  assert.equal(cleared.status, 200, JSON.stringify(cleared.body));
+  assert.deepEqual(cleared.body.default_groups, []);
+  assert.deepEqual(cleared.body.group_mapping, {});
+  assert.equal((await group('DELETE', 'developers')).status, 204);
+  assert.equal((await group('DELETE', 'newcomers')).status, 204);
+});

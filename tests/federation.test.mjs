@@ -196,10 +196,13 @@ test('admin API: a user\'s links are listed and removed; the next sign-in is a f
   assert.equal((await admin('DELETE', `/organizations/${down.slug}/users/${jitSub}/links/${jit.id}`)).status, 204, 'idempotent');
   assert.equal((await admin('DELETE', `/organizations/${down.slug}/users/${jitSub}/links/con_nope`)).status, 404);
   // Unlinked, the same upstream account is a first sign-in: its address is now the local user's,
-  // and this connection does not link by e-mail, so it is refused rather than given a second account.
+  // and this connection does not link by e-mail, so it is not given a second account: the page
+  // offers to link by signing in once (tests/federation-link.test.mjs), and nothing is linked yet.
   const { callback } = await viaUpstream(jit, jitUser);
-  assert.equal(callback.status, 403);
-  assert.match(pageText(callback.text), /already uses this e-mail address/);
+  assert.equal(callback.status, 200);
+  assert.match(pageText(callback.text), /Link your Upstream account to your account here/);
+  assert.doesNotMatch(callback.location ?? '', /code=/);
+  assert.equal((await admin('GET', `/organizations/${down.slug}/users/${jitSub}/links`)).body.links.length, 0);
   // Linked again by enabling e-mail linking (both addresses verified): the same user.
   await admin('PATCH', conns(`/${jit.id}`), { link_by_verified_email: true });
   try {
@@ -210,11 +213,11 @@ test('admin API: a user\'s links are listed and removed; the next sign-in is a f
   }
 });
 
-test('without JIT creation and without a link, the sign-in is refused with a page that says why', async () => {
+test('without JIT creation and without a link, no user is made: the page offers to link by signing in once', async () => {
   const nobody = await createUser(up, { username: 'nora', email: 'nora@up.example.test' });
   const { callback } = await viaUpstream(strict, nobody);
-  assert.equal(callback.status, 403);
-  assert.match(pageText(callback.text), /not linked to an account here/);
+  assert.equal(callback.status, 200);
+  assert.match(pageText(callback.text), /Link your Strict account to your account here/);
   const listed = await admin('GET', `/organizations/${down.slug}/users?email=nora@up.example.test`);
   assert.equal(listed.body.users.length, 0, 'no user was created');
   await eventually('upstream.refused', (e) => e.detail.reason === 'not_linked' && e.detail.connection_id === strict.id);
@@ -224,14 +227,17 @@ test('an e-mail address links an existing user only where the connection opts in
   const local = await createUser(down, { username: 'carol', email: 'carol@shared.example.test', email_verified: true });
   const upCarol = await createUser(up, { username: 'carol-up', email: 'carol@shared.example.test', email_verified: true });
   // Not opted in (even a connection that creates users would refuse: the address is someone's).
+  // The page that offers to link by a password sign-in never says whose the address is.
   const refused = await viaUpstream(strict, upCarol);
-  assert.equal(refused.callback.status, 403);
-  assert.match(pageText(refused.callback.text), /already uses this e-mail address/);
+  assert.equal(refused.callback.status, 200);
+  assert.match(pageText(refused.callback.text), /Link your Strict account/);
+  assert.ok(!pageText(refused.callback.text).includes('carol'), 'no account named');
   // The upstream does not vouch for the address: refused even where linking is on.
   const upDave = await createUser(up, { username: 'dave-up', email: 'dave@shared.example.test', email_verified: false });
   await createUser(down, { username: 'dave', email: 'dave@shared.example.test', email_verified: true });
   const unverified = await viaUpstream(byEmail, upDave);
-  assert.equal(unverified.callback.status, 403);
+  assert.equal(unverified.callback.status, 200);
+  assert.match(pageText(unverified.callback.text), /Link your Linked account/);
   // Opted in, verified on both sides: linked to the existing user (client_secret_post this time).
   const linked = await viaUpstream(byEmail, upCarol);
   const idToken = await codeToIdToken(linked.callback);
@@ -274,8 +280,8 @@ test('a callback used once is refused the second time, also with the old cookie 
   assert.equal(first.status, 302);
   replayer.jar = kept;
   const second = await replayer.get(upAnswer.location);
-  assert.equal(second.status, 400, `replayed code refused: ${pageText(second.text).slice(0, 200)}`);
-  assert.match(pageText(second.text), /could not be accepted/);
+  assert.equal(second.status, 400, `replayed callback refused: ${pageText(second.text).slice(0, 200)}`);
+  assert.match(pageText(second.text), /already used/, 'refused at the primary before the upstream is asked');
   assert.doesNotMatch(second.location ?? '', /code=/);
 });
 

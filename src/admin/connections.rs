@@ -274,8 +274,8 @@ fn group_mapping(value: Option<&Value>) -> Result<BTreeMap<String, String>, ApiE
 }
 
 /// Every group the connection names must exist in the organization (400 naming the first that
-/// does not); the names are stored as the groups are named. One read of the organization's
-/// groups. A group deleted later is skipped at sign-in.
+/// does not). One read of the organization's groups. The groups are stored by id (migration
+/// 0011h): a rename is followed, and deleting a group a connection names is refused (409).
 async fn existing_groups(db: &Db, c: &mut Connection) -> Result<(), crate::admin::Failure> {
     if c.default_groups.is_empty() && c.group_mapping.is_empty() {
         return Ok(());
@@ -295,6 +295,19 @@ async fn existing_groups(db: &Db, c: &mut Connection) -> Result<(), crate::admin
         *name = canonical("group_mapping", name)?;
     }
     Ok(())
+}
+
+/// A write that named a group deleted between the check and the write: 409, nothing written.
+fn group_gone(e: worker::Error) -> crate::admin::Failure {
+    if store::is_group_gone(&e) {
+        return ApiError::new(
+            409,
+            "conflict",
+            "a group this connection names was deleted meanwhile; send the request again",
+        )
+        .into();
+    }
+    e.into()
 }
 
 /// A new connection from a create body; its client secret still in clear. Pure.
@@ -376,7 +389,7 @@ pub async fn create(req: &mut Request, ctx: &Ctx, org: &str) -> Outcome {
     let db = ctx.primary()?;
     organizations::require(&db, org).await?;
     existing_groups(&db, &mut c).await?;
-    store::insert(&db, &c).await?;
+    store::insert(&db, &c).await.map_err(group_gone)?;
     // The login page reads the buttons with the cached organization: this isolate at once, the
     // others within the cache's lifetime (30 s).
     crate::oidc::request::forget_organization(org);
@@ -423,7 +436,8 @@ pub async fn update(req: &mut Request, ctx: &Ctx, org: &str, id: &str) -> Outcom
         existing_groups(&ctx.primary()?, &mut c).await?;
     }
     let updated = store::update(&ctx.primary()?, &before, &c)
-        .await?
+        .await
+        .map_err(group_gone)?
         .ok_or_else(|| ApiError::not_found("connection"))?;
     crate::oidc::request::forget_organization(org);
     Ok(http::json(200, &view(ctx, &updated))?)

@@ -86,7 +86,9 @@ pub async fn update(req: &mut Request, ctx: &Ctx, org: &str, name: &str) -> Outc
 }
 
 /// DELETE → 204; memberships and role mappings go with it. A group a client is restricted to
-/// cannot be deleted (409): that would open the client to everyone.
+/// cannot be deleted (409): that would open the client to everyone. Nor can a group an upstream
+/// connection names in its default groups or group mapping (409 naming the connections): its
+/// sign-ins would silently stop granting it.
 pub async fn delete(ctx: &Ctx, org: &str, name: &str) -> Outcome {
     let db = ctx.primary()?;
     require(&db, org, name).await?;
@@ -95,13 +97,24 @@ pub async fn delete(ctx: &Ctx, org: &str, name: &str) -> Outcome {
         Ok(false) => Err(ApiError::not_found("group").into()),
         Err(e) if store::d1::is_foreign_key_violation(&e) => {
             let clients = store::groups::clients_restricted_to(&db, org, name).await?;
+            let connections = store::connections::naming_group(&db, org, name).await?;
+            let mut uses = Vec::new();
+            if !clients.is_empty() {
+                uses.push(format!(
+                    "clients {} admit only this group (allowed_groups)",
+                    clients.join(", ")
+                ));
+            }
+            if !connections.is_empty() {
+                uses.push(format!(
+                    "connections {} name it (default_groups or group_mapping)",
+                    connections.join(", ")
+                ));
+            }
             Err(ApiError::new(
                 409,
                 "conflict",
-                format!(
-                    "clients {} admit only this group (allowed_groups); remove it from them first",
-                    clients.join(", ")
-                ),
+                format!("{}; remove it from them first", uses.join(" and ")),
             )
             .into())
         }

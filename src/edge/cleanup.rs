@@ -1,7 +1,7 @@
 //! The scheduled clean-up (cron trigger in wrangler.toml): deletes expired tokens and finished
 //! grants from D1, by the cut-offs in `protocol/retention.rs`, audit events older than their
-//! organization's retention, and throttle counters quiet for longer than their reset period.
-//! KV records expire on their own.
+//! organization's retention, throttle counters quiet for longer than their reset period, and
+//! the single-use markers of sealed values that have expired. KV records expire on their own.
 
 use worker::Result;
 
@@ -32,6 +32,10 @@ pub async fn run(db: &Db, now: i64) -> Result<()> {
             "DELETE FROM throttles WHERE updated_at_ms < ?1 * 1000 AND locked_until_ms < ?2 * 1000",
         )
         .bind(&[int(c.throttle_quiet_since), int(now)])?,
+        // A single-use marker outlives the sealed value it names by nothing: once that value has
+        // expired it is refused anyway (edge/store/once.rs).
+        db.prepare("DELETE FROM used_once WHERE expires_at < ?1")
+            .bind(&[int(now)])?,
     ])
     .await?;
     Ok(())

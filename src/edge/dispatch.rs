@@ -95,6 +95,7 @@ pub async fn handle(req: Request, env: Env, context: Context) -> Result<Response
         }
         Route::ConnectionStart(org, id) => oidc::federation::handle_start(req, &ctx, org, id).await,
         Route::ConnectionCallback(org) => oidc::federation::handle_callback(req, &ctx, org).await,
+        Route::ConnectionLink(org) => oidc::federation_link::handle(req, &ctx, org).await,
         Route::DevReplicaSync => crate::edge::dev_replica::handle(req, &ctx).await,
         Route::Health | Route::NotFound => http::not_found(),
     };

@@ -61,7 +61,8 @@ pub fn caller(route: &Route) -> Caller {
         | Route::AccountMfaRemove(_)
         | Route::AccountRecoveryCodes(_)
         | Route::ConnectionStart(..)
-        | Route::ConnectionCallback(_) => Caller::Browser,
+        | Route::ConnectionCallback(_)
+        | Route::ConnectionLink(_) => Caller::Browser,
         Route::Discovery(_)
         | Route::AuthServerMetadata(_)
         | Route::Jwks(_)

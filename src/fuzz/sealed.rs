@@ -225,6 +225,7 @@ fn login_state(req: &AuthorizeRequest, csrf: &str, now: i64) -> FormState {
             request: req.clone(),
             hint_sub: None,
             idp_hint: None,
+            link: None,
         }),
         authenticated: None,
         session: None,

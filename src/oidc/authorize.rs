@@ -100,6 +100,7 @@ pub async fn handle(mut req: Request, ctx: &Ctx, slug: &str) -> Result<Response>
         request,
         hint_sub,
         idp_hint,
+        link: None,
     };
     let current = sso::current(ctx, slug, &req).await?;
     let authenticated = current.as_ref().map(|c| Authenticated {

@@ -6,7 +6,8 @@
 //!   with PKCE S256, `state` and `nonce`, the transaction sealed in a cookie
 //!   (protocol/upstream.rs), nothing stored.
 //! - `GET /{org}/connections/callback` — one redirect URI per organization. Opens the
-//!   transaction (cookie and `state`; the cookie is cleared, so a second use finds none),
+//!   transaction (cookie and `state`; the cookie is cleared, so a second use finds none, and
+//!   its first use is recorded at the D1 primary, so a copy of the cookie finds it used),
 //!   exchanges the code, verifies the ID token, finds or makes the linked user, and hands the
 //!   sign-in to the gate like every other path (oidc/interaction.rs): one factor
 //!   (`amr` `fed`), so the second-factor policy may still ask for a local one.
@@ -215,6 +216,28 @@ pub async fn handle_callback(mut req: Request, ctx: &Ctx, slug: &str) -> Result<
         ctx.now,
     );
     let resp = match opened {
+        // Single use at the D1 primary, before the upstream is asked anything: the cookie is
+        // cleared by this answer, but the same cookie and callback URL sent again — 50 times at
+        // once, or later from a copy of the cookie — must not each exchange the code and sign
+        // in (an upstream's own code check may be neither atomic nor there at all).
+        Ok(t) if !first_use(ctx, slug, &t).await? => {
+            refused(
+                ctx,
+                slug,
+                Some(&t.connection_id),
+                Some(&t.request.client_id),
+                None,
+                "transaction_replayed",
+            );
+            pages::error(
+                &org,
+                400,
+                TITLE,
+                "This sign-in answer was already used. Start again from the application.",
+                "invalid_request",
+                None,
+            )?
+        }
         Ok(t) => callback(ctx, &req, &org, t, &params).await?,
         Err(e) => {
             let (reason, description) = match e {
@@ -237,6 +260,18 @@ pub async fn handle_callback(mut req: Request, ctx: &Ctx, slug: &str) -> Result<
     };
     // Single use: whatever happened, this browser's transaction is over.
     append_cookie(http::no_store(resp)?, &clear)
+}
+
+/// Whether this is the transaction's first callback (store/once.rs; one write at the primary).
+async fn first_use(ctx: &Ctx, slug: &str, t: &Transaction) -> Result<bool> {
+    crate::edge::store::once::first_use(
+        &ctx.primary()?,
+        "upstream-transaction",
+        slug,
+        &t.state,
+        t.expires_at,
+    )
+    .await
 }
 
 async fn callback(
@@ -283,6 +318,7 @@ async fn callback(
         hint_sub: t.hint_sub.clone(),
         // Never back to the upstream from here: a refusal after it shows the login page.
         idp_hint: None,
+        link: None,
     };
     // Core §3.1.2.6: the upstream's error answer. access_denied (the person cancelled, or the
     // upstream refused them) goes back to the login page, where another way is offered.
@@ -343,6 +379,31 @@ async fn callback(
     };
     let mut user = match linked_user(ctx, org, &connection, &identity).await? {
         Ok(user) => user,
+        // Issue 17 item 3: "otherwise ask the person to sign in to their existing Clavex
+        // account once to confirm the link" — where the organization accepts passwords.
+        Err(refusal) if org.password_signin => {
+            audit::note(
+                ctx,
+                Kind::UpstreamRefused,
+                slug,
+                None,
+                Some(&client_id),
+                detail([
+                    ("connection_id", json!(connection_id)),
+                    ("reason", json!(refusal.reason())),
+                    ("offered", json!("link_confirmation")),
+                ]),
+            );
+            return crate::oidc::federation_link::offer(
+                ctx,
+                req,
+                org,
+                &client.client_name,
+                &connection,
+                &interaction,
+                &identity.sub,
+            );
+        }
         Err(refusal) => {
             refuse(refusal.reason(), None);
             return pages::error(
@@ -650,7 +711,7 @@ async fn create_user(
             store::link_statement(db, slug, &c.id, &identity.sub, &user.id, ctx.now)?,
         ];
         // The connection's default groups, in the same batch: a new user is never seen
-        // without them. A group deleted since the connection named it is skipped.
+        // without them. The groups are stored by id: a group a connection names cannot be deleted.
         for name in &c.default_groups {
             statements.push(groups::add_member_statement(
                 db, slug, name, &user.id, ctx.now,

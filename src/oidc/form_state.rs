@@ -44,6 +44,12 @@ pub enum Step {
     SignOutEverywhere,
     RemoveTotp,
     RenewRecoveryCodes,
+    /// An upstream account with no link here: the person signs in once with a password to
+    /// link it to their account (oidc/federation_link.rs). `label` is the connection's.
+    ConfirmLink {
+        link: PendingLink,
+        label: String,
+    },
 }
 
 impl Step {
@@ -60,6 +66,7 @@ impl Step {
             Step::SignOutEverywhere => StepKind::SignOutEverywhere,
             Step::RemoveTotp => StepKind::RemoveTotp,
             Step::RenewRecoveryCodes => StepKind::RenewRecoveryCodes,
+            Step::ConfirmLink { .. } => StepKind::ConfirmLink,
         }
     }
 }
@@ -76,6 +83,20 @@ pub enum StepKind {
     SignOutEverywhere,
     RemoveTotp,
     RenewRecoveryCodes,
+    ConfirmLink,
+}
+
+/// An upstream account (connection, upstream `sub`) to link to whoever completes the sign-in
+/// that carries it (oidc/federation_link.rs): linked only once the gate has every factor it asks
+/// of that user, so a password alone never attaches an upstream account to an account with a
+/// second factor. `id` is random; its first use is recorded at the D1 primary (store/once.rs).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PendingLink {
+    pub id: String,
+    pub connection_id: String,
+    pub upstream_sub: String,
+    /// When the confirmation expires (the single-use marker is kept until then).
+    pub expires_at: i64,
 }
 
 /// The authorization being worked on: the validated request and the `sub` of its verified
@@ -88,6 +109,10 @@ pub struct Interaction {
     /// form (oidc/federation.rs). Absent in states sealed before connections existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idp_hint: Option<String>,
+    /// An upstream account to link once this sign-in has all its factors (a confirmed link,
+    /// oidc/federation_link.rs). Absent everywhere else.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<PendingLink>,
 }
 
 /// An authentication carried between pages (the gate's `Authentication`, owned).
@@ -216,6 +241,7 @@ mod tests {
                 request: request(),
                 hint_sub: None,
                 idp_hint: None,
+                link: None,
             }),
             authenticated: None,
             session: session.map(str::to_string),
@@ -252,6 +278,7 @@ mod tests {
             StepKind::SignOutEverywhere,
             StepKind::RemoveTotp,
             StepKind::RenewRecoveryCodes,
+            StepKind::ConfirmLink,
         ] {
             assert_eq!(open(other), Err(StateError::WrongStep), "{other:?}");
         }

@@ -107,6 +107,15 @@ async fn carry_out(
         Origin::Session(current) => Some(current.id_hash()),
         Origin::Fresh => None,
     };
+    // A link confirmed by signing in (oidc/federation_link.rs) is written only now, when the
+    // gate has every factor it asks of this user, before the session or the code.
+    if let (Some(link), Decision::Issue(_) | Decision::AskConsent, Some(a)) =
+        (&c.interaction.link, &decision, &c.authenticated)
+        && let Some(page) =
+            crate::oidc::federation_link::create(ctx, c.org, link, &a.user_id).await?
+    {
+        return Ok(page);
+    }
     match decision {
         Decision::ShowLogin if c.interaction.idp_hint.is_some() => {
             let hint = c.interaction.idp_hint.as_deref().unwrap_or_default();
@@ -183,7 +192,11 @@ async fn carry_out(
             .await?;
             let state = FormState {
                 step: Step::Consent,
-                interaction: Some(c.interaction.clone()),
+                // The pending link, if any, is written: the consent page carries none.
+                interaction: Some(Interaction {
+                    link: None,
+                    ..c.interaction.clone()
+                }),
                 authenticated: Some(authenticated),
                 session: Some(session),
                 csrf: String::new(),

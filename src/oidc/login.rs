@@ -77,6 +77,7 @@ pub async fn handle(mut req: Request, ctx: &Ctx, slug: &str) -> Result<Response>
         hint_sub: interaction.hint_sub.clone(),
         // The person chose the password form: no detour to an upstream any more.
         idp_hint: None,
+        link: None,
     };
     // The account is named by the replica's read (a user created a moment ago elsewhere may be
     // counted under its name until the replica has it); the password is checked only once the
@@ -195,20 +196,20 @@ pub async fn handle(mut req: Request, ctx: &Ctx, slug: &str) -> Result<Response>
 /// read: they look alike from outside (no account enumeration by timing).
 /// What a password check found: the user the login names (as the primary has it when the check
 /// failed), and whether the password signs them in.
-struct Checked {
-    user: Option<User>,
-    ok: bool,
+pub(crate) struct Checked {
+    pub(crate) user: Option<User>,
+    pub(crate) ok: bool,
 }
 
 /// The user a login names, at `db`.
-async fn lookup(db: Db, slug: &str, login: &str) -> Result<Option<User>> {
+pub(crate) async fn lookup(db: Db, slug: &str, login: &str) -> Result<Option<User>> {
     if login.is_empty() {
         return Ok(None);
     }
     find_user_by_login(&db, slug, login).await
 }
 
-async fn signs_in(
+pub(crate) async fn signs_in(
     ctx: &Ctx,
     slug: &str,
     login: &str,

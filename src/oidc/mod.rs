@@ -12,6 +12,7 @@ pub mod device;
 pub mod discovery;
 pub mod factor_secrets;
 pub mod federation;
+pub mod federation_link;
 pub mod form_state;
 pub mod forms;
 pub mod interaction;

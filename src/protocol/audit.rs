@@ -63,6 +63,10 @@ pub enum Kind {
     /// A user was linked to an upstream account on a first sign-in (`detail.how`: `created`
     /// with a new user, or `email` to an existing one).
     UpstreamLinkCreated,
+    /// A user linked an upstream account to their account by signing in once with their
+    /// password (and any second factor) on the confirmation page (`detail`: the connection and
+    /// a hash of the upstream `sub`).
+    UpstreamLinkConfirmed,
     /// An administrator removed a user's link to an upstream account (`detail`: the connection
     /// and a hash of the upstream `sub`); recorded besides the `admin.change` of the request.
     UpstreamLinkRemoved,
@@ -98,6 +102,7 @@ pub const ALL: &[Kind] = &[
     Kind::StorageUnavailable,
     Kind::UpstreamSignIn,
     Kind::UpstreamLinkCreated,
+    Kind::UpstreamLinkConfirmed,
     Kind::UpstreamLinkRemoved,
     Kind::UpstreamRefused,
 ];
@@ -131,6 +136,7 @@ impl Kind {
             Kind::StorageUnavailable => "storage.unavailable",
             Kind::UpstreamSignIn => "upstream.signin",
             Kind::UpstreamLinkCreated => "upstream.link.created",
+            Kind::UpstreamLinkConfirmed => "upstream.link.confirmed",
             Kind::UpstreamLinkRemoved => "upstream.link.removed",
             Kind::UpstreamRefused => "upstream.refused",
         }

@@ -20,7 +20,7 @@ use serde_json::{Map, Value};
 
 use crate::crypto::{Keyring, secure_eq, token_hash};
 use crate::protocol::authorize::AuthorizeRequest;
-use crate::protocol::mfa::{MFA_ACRS, UPSTREAM, UPSTREAM_MFA};
+use crate::protocol::mfa::{MFA_ACRS, PWD, UPSTREAM, UPSTREAM_MFA};
 use crate::protocol::upstream_mapping::{ClaimMapping, claim_text};
 
 const PURPOSE: &str = "upstream-transactions/v1";
@@ -371,6 +371,24 @@ pub fn factors(trust_upstream_mfa: bool, identity: &Identity) -> u8 {
     } else {
         UPSTREAM
     }
+}
+
+/// How long the page that confirms a link by a password sign-in (oidc/federation_link.rs) may
+/// be answered: as long as the upstream sign-in it follows was given.
+pub const CONFIRMATION_SECONDS: i64 = TRANSACTION_SECONDS;
+
+/// The factors of a sign-in that confirms a link: the password and the upstream sign-in, never
+/// the upstream's own second factor (an upstream account not linked to this user yet says
+/// nothing about how *this* user authenticates; trusting its `mfa` here would let anyone with
+/// an upstream account and a user's password skip that user's second factor).
+///
+/// Together they are still one factor, not "mfa" (RFC 8176 §2: "mfa — Multiple-factor
+/// authentication", which NIST SP 800-63B §4.2 defines as factors of *different* types): the
+/// upstream's factor is of a type Clavex does not know — most often a password too. So the
+/// ID token says `amr` `["pwd", "fed"]` and the one-factor `acr`, and the gate asks a second
+/// factor where the user has one or the policy requires one.
+pub fn confirmation_factors() -> u8 {
+    PWD | UPSTREAM
 }
 
 /// `auth_time` of the sign-in: when the person authenticated at the upstream if it says so (its
@@ -1139,5 +1157,18 @@ mod tests {
             None
         ));
         assert_eq!(mapped(id.clone(), &ClaimMapping::default()), id);
+    }
+
+    #[test]
+    fn a_confirmed_link_is_one_factor_and_an_enrolled_user_is_still_asked_for_the_code() {
+        use crate::protocol::mfa::{Step, acr, amr, has_second_factor, next_step};
+        let f = confirmation_factors();
+        assert_eq!(amr(f), vec!["pwd", "fed"], "no mfa");
+        assert!(!has_second_factor(f));
+        assert_eq!(acr(f), crate::protocol::mfa::ACR_PASSWORD);
+        assert_eq!(next_step(f, true, false), Step::Challenge, "enrolled");
+        assert_eq!(next_step(f, false, true), Step::Enrol, "required");
+        assert_eq!(next_step(f, false, false), Step::Done);
+        assert_eq!(f & UPSTREAM_MFA, 0, "the upstream's mfa never counts here");
     }
 }

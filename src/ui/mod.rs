@@ -5,6 +5,7 @@
 use askama::Template;
 
 pub mod form_post;
+pub mod link_confirm;
 
 /// The organization's look: its name, optional logo, and primary colour.
 pub struct Brand {

@@ -45,10 +45,17 @@ pub struct Connection {
     pub updated_at: i64,
 }
 
-const COLUMNS: &str = "id, org, issuer, client_id, client_secret_sealed, \
+/// The groups are stored by id (migration 0011h) and read back by their names as they are now,
+/// so a renamed group stays in every connection that names it.
+pub(crate) const COLUMNS: &str = "id, org, issuer, client_id, client_secret_sealed, \
      token_auth_method AS token_endpoint_auth_method, scopes, label, jit_create, \
-     link_by_verified_email, trust_upstream_mfa, claim_mapping, default_groups, groups_claim, \
-     group_mapping, created_at, updated_at";
+     link_by_verified_email, trust_upstream_mfa, claim_mapping, groups_claim, created_at, \
+     updated_at, \
+     (SELECT json_group_array(name) FROM (SELECT g.name FROM connection_default_groups d \
+      JOIN groups g ON g.id = d.group_id WHERE d.connection_id = connections.id \
+      ORDER BY g.name COLLATE NOCASE)) AS default_groups, \
+     (SELECT json_group_object(m.upstream_value, g.name) FROM connection_group_mapping m \
+      JOIN groups g ON g.id = m.group_id WHERE m.connection_id = connections.id) AS group_mapping";
 
 /// A JSON column's text.
 fn json_column<T: Serialize>(value: &T) -> wasm_bindgen::JsValue {
@@ -77,34 +84,91 @@ pub async fn get(db: &Db, org: &str, id: &str) -> Result<Option<Connection>> {
 }
 
 pub async fn insert(db: &Db, c: &Connection) -> Result<()> {
-    db.prepare(
-        "INSERT INTO connections (id, org, issuer, client_id, client_secret_sealed, token_auth_method, \
-         scopes, label, jit_create, link_by_verified_email, trust_upstream_mfa, created_at, updated_at, \
-         claim_mapping, default_groups, groups_claim, group_mapping) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
-    )
-    .bind(&[
-        c.id.as_str().into(),
-        c.org.as_str().into(),
-        c.issuer.as_str().into(),
-        c.client_id.as_str().into(),
-        c.client_secret_sealed.as_str().into(),
-        c.token_endpoint_auth_method.as_str().into(),
-        c.scopes.as_str().into(),
-        c.label.as_str().into(),
-        boolean(c.jit_create),
-        boolean(c.link_by_verified_email),
-        boolean(c.trust_upstream_mfa),
-        int(c.created_at),
-        int(c.updated_at),
-        json_column(&c.claim_mapping),
-        json_column(&c.default_groups),
-        opt_text(c.groups_claim.as_deref()),
-        json_column(&c.group_mapping),
-    ])?
-    .run()
-    .await?;
+    let mut statements = vec![
+        db.prepare(
+            "INSERT INTO connections (id, org, issuer, client_id, client_secret_sealed, token_auth_method, \
+             scopes, label, jit_create, link_by_verified_email, trust_upstream_mfa, created_at, updated_at, \
+             claim_mapping, groups_claim) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+        )
+        .bind(&[
+            c.id.as_str().into(),
+            c.org.as_str().into(),
+            c.issuer.as_str().into(),
+            c.client_id.as_str().into(),
+            c.client_secret_sealed.as_str().into(),
+            c.token_endpoint_auth_method.as_str().into(),
+            c.scopes.as_str().into(),
+            c.label.as_str().into(),
+            boolean(c.jit_create),
+            boolean(c.link_by_verified_email),
+            boolean(c.trust_upstream_mfa),
+            int(c.created_at),
+            int(c.updated_at),
+            json_column(&c.claim_mapping),
+            opt_text(c.groups_claim.as_deref()),
+        ])?,
+    ];
+    statements.extend(default_groups_statements(db, c)?);
+    statements.extend(group_mapping_statements(db, c)?);
+    db.batch(statements).await?;
     Ok(())
+}
+
+/// The statements that make the stored default groups `c.default_groups`: by id, each name
+/// resolved in the same transaction. A group deleted since the admin API checked the names
+/// makes the id NULL and the whole write fail (`is_group_gone`), never a silent gap; a
+/// connection deleted meanwhile gets no rows (nothing to refer to).
+fn default_groups_statements(db: &Db, c: &Connection) -> Result<Vec<Stmt>> {
+    let mut out = vec![
+        db.prepare("DELETE FROM connection_default_groups WHERE connection_id = ?1")
+            .bind(&[c.id.as_str().into()])?,
+    ];
+    for name in &c.default_groups {
+        out.push(
+            db.prepare(
+                "INSERT INTO connection_default_groups (connection_id, group_id) \
+                 SELECT ?1, (SELECT id FROM groups WHERE org = ?2 AND name = ?3 COLLATE NOCASE) \
+                 WHERE EXISTS (SELECT 1 FROM connections WHERE id = ?1)",
+            )
+            .bind(&[
+                c.id.as_str().into(),
+                c.org.as_str().into(),
+                name.as_str().into(),
+            ])?,
+        );
+    }
+    Ok(out)
+}
+
+/// As `default_groups_statements`, for the group mapping.
+fn group_mapping_statements(db: &Db, c: &Connection) -> Result<Vec<Stmt>> {
+    let mut out = vec![
+        db.prepare("DELETE FROM connection_group_mapping WHERE connection_id = ?1")
+            .bind(&[c.id.as_str().into()])?,
+    ];
+    for (value, name) in &c.group_mapping {
+        out.push(
+            db.prepare(
+                "INSERT INTO connection_group_mapping (connection_id, upstream_value, group_id) \
+                 SELECT ?1, ?2, (SELECT id FROM groups WHERE org = ?3 AND name = ?4 COLLATE NOCASE) \
+                 WHERE EXISTS (SELECT 1 FROM connections WHERE id = ?1)",
+            )
+            .bind(&[
+                c.id.as_str().into(),
+                value.as_str().into(),
+                c.org.as_str().into(),
+                name.as_str().into(),
+            ])?,
+        );
+    }
+    Ok(out)
+}
+
+/// Whether a write failed because a group it names was deleted meanwhile (its id NULL).
+pub fn is_group_gone(e: &worker::Error) -> bool {
+    let text = e.to_string();
+    text.contains("NOT NULL") && text.contains("group_id")
 }
 
 /// The columns an update may write, with their values in `c`.
@@ -126,16 +190,15 @@ fn mutable_columns(c: &Connection) -> Vec<(&'static str, wasm_bindgen::JsValue)>
         ("link_by_verified_email", boolean(c.link_by_verified_email)),
         ("trust_upstream_mfa", boolean(c.trust_upstream_mfa)),
         ("claim_mapping", json_column(&c.claim_mapping)),
-        ("default_groups", json_column(&c.default_groups)),
         ("groups_claim", opt_text(c.groups_claim.as_deref())),
-        ("group_mapping", json_column(&c.group_mapping)),
     ]
 }
 
 /// Writes the columns in which `after` (the stored row with the PATCH merged in) differs from
 /// `before` (the row as read), and `updated_at` — never the others: two PATCHes racing (one
 /// turning `trust_upstream_mfa` off, one renaming the label) must not write back each other's
-/// old values (issue 15, item 10). The connection afterwards, `None` when it is gone.
+/// old values (issue 15, item 10). The default groups and the group mapping are replaced only
+/// when they changed, in the same transaction. The connection afterwards, `None` when it is gone.
 pub async fn update(
     db: &Db,
     before: &Connection,
@@ -156,13 +219,57 @@ pub async fn update(
             set.push(format!("{name} = ?{}", values.len()));
         }
     }
-    db.prepare(format!(
-        "UPDATE connections SET {} WHERE org = ?1 AND id = ?2 RETURNING {COLUMNS}",
-        set.join(", ")
-    ))
-    .bind(&values)?
-    .first::<Connection>(None)
-    .await
+    let mut statements = vec![
+        db.prepare(format!(
+            "UPDATE connections SET {} WHERE org = ?1 AND id = ?2 RETURNING id",
+            set.join(", ")
+        ))
+        .bind(&values)?,
+    ];
+    if before.default_groups != after.default_groups {
+        statements.extend(default_groups_statements(db, after)?);
+    }
+    if before.group_mapping != after.group_mapping {
+        statements.extend(group_mapping_statements(db, after)?);
+    }
+    let read = statements.len();
+    statements.push(
+        db.prepare(format!(
+            "SELECT {COLUMNS} FROM connections WHERE org = ?1 AND id = ?2"
+        ))
+        .bind(&[after.org.as_str().into(), after.id.as_str().into()])?,
+    );
+    let results = db.batch(statements).await?;
+    match results.get(read) {
+        Some(r) => Ok(r.results::<Connection>()?.into_iter().next()),
+        None => Ok(None),
+    }
+}
+
+/// The connections of `org` that name the group `name` (default groups or group mapping):
+/// "label (id)", for the 409 of a group deletion.
+pub async fn naming_group(db: &Db, org: &str, name: &str) -> Result<Vec<String>> {
+    #[derive(Deserialize)]
+    struct Row {
+        id: String,
+        label: String,
+    }
+    let rows = db
+        .prepare(
+            "SELECT c.id, c.label FROM connections c WHERE c.org = ?1 AND c.id IN ( \
+             SELECT d.connection_id FROM connection_default_groups d JOIN groups g ON g.id = d.group_id \
+             WHERE g.org = ?1 AND g.name = ?2 COLLATE NOCASE \
+             UNION SELECT m.connection_id FROM connection_group_mapping m JOIN groups g ON g.id = m.group_id \
+             WHERE g.org = ?1 AND g.name = ?2 COLLATE NOCASE) ORDER BY c.created_at, c.id",
+        )
+        .bind(&[org.into(), name.into()])?
+        .all()
+        .await?
+        .results::<Row>()?;
+    Ok(rows
+        .into_iter()
+        .map(|r| format!("{} ({})", r.label, r.id))
+        .collect())
 }
 
 /// Deletes the connection and, by cascade, its links. Whether it existed.

@@ -18,6 +18,7 @@ pub mod keys;
 pub mod kv;
 pub mod meter;
 pub mod mfa;
+pub mod once;
 pub mod orgs;
 #[cfg(test)]
 mod sql_tests;

@@ -937,3 +937,128 @@ fn user_links_are_unique_both_ways_and_cascade() {
         .unwrap();
     assert_eq!(left, 0);
 }
+
+#[test]
+fn a_single_use_marker_is_claimed_once_and_cleaned_up_after_expiry() {
+    use crate::edge::store::once::{CLAIM, key};
+    let db = migrated(None);
+    let claim = |k: &str, expires: i64| -> bool {
+        db.prepare(CLAIM)
+            .unwrap()
+            .query_row(params![k, "acme", expires], |r| r.get::<_, String>(0))
+            .is_ok()
+    };
+    let k = key("link", "id-1");
+    assert!(!k.contains("id-1"), "only the id's hash is stored");
+    assert!(claim(&k, 100), "the first use");
+    assert!(!claim(&k, 100), "the second use finds the row");
+    assert!(!claim(&k, 999), "also with another expiry");
+    assert!(claim(&key("upstream", "id-1"), 100), "another purpose");
+    db.execute("DELETE FROM used_once WHERE expires_at < ?1", params![101])
+        .unwrap();
+    let left: i64 = db
+        .query_row("SELECT COUNT(*) FROM used_once", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(left, 0);
+}
+
+/// Applies the migrations whose names sort at or after `from` to a database `migrated` until then.
+fn migrate_from(db: &Connection, from: &str) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "sql"))
+        .collect();
+    files.sort();
+    for file in files {
+        let name = file.file_name().unwrap().to_string_lossy().to_string();
+        if name.as_str() >= from {
+            db.execute_batch(&std::fs::read_to_string(&file).unwrap())
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+        }
+    }
+}
+
+#[test]
+fn a_connections_groups_are_kept_by_id_converted_renamed_and_never_deleted_under_it() {
+    let from = "0011h_connection_groups.sql";
+    let db = migrated(Some(from));
+    db.execute_batch(
+        "PRAGMA foreign_keys = ON;
+         INSERT INTO groups (id, org, name, created_at, updated_at) VALUES
+           ('grp_e', 'acme', 'Eng', 0, 0), ('grp_s', 'acme', 'staff', 0, 0), ('grp_x', 'acme', 'unused', 0, 0);
+         INSERT INTO connections (id, org, issuer, client_id, client_secret_sealed, scopes, label, created_at, updated_at,
+                                  default_groups, groups_claim, group_mapping)
+           VALUES ('con_1', 'acme', 'https://idp.test', 'c', 'cur.s', 'openid', 'Okta', 0, 0,
+                   '[\"staff\", \"gone\"]', 'groups', '{\"CN=Eng\": \"eng\", \"CN=Old\": \"gone\"}');",
+    )
+    .unwrap();
+    migrate_from(&db, from);
+    let read = |db: &Connection| -> (String, String) {
+        db.query_row(
+            &format!(
+                "SELECT default_groups, group_mapping FROM (SELECT {} FROM connections WHERE id = 'con_1')",
+                crate::edge::store::connections::COLUMNS
+            ),
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap()
+    };
+    // Converted by id; the names of groups deleted before (skipped at sign-in already) dropped.
+    assert_eq!(
+        read(&db),
+        (r#"["staff"]"#.into(), r#"{"CN=Eng":"Eng"}"#.into())
+    );
+    // A rename is followed.
+    db.execute(
+        "UPDATE groups SET name = 'engineering' WHERE id = 'grp_e'",
+        [],
+    )
+    .unwrap();
+    assert_eq!(read(&db).1, r#"{"CN=Eng":"engineering"}"#);
+    // Deleting a group a connection names fails; another group goes.
+    for id in ["grp_e", "grp_s"] {
+        let err = db
+            .execute("DELETE FROM groups WHERE id = ?1", params![id])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("FOREIGN KEY"), "{id}: {err}");
+    }
+    db.execute("DELETE FROM groups WHERE id = 'grp_x'", [])
+        .unwrap();
+    // A name that matches no group makes the write fail (NULL id), never a silent gap.
+    let gone = db
+        .execute(
+            "INSERT INTO connection_default_groups (connection_id, group_id) \
+             SELECT 'con_1', (SELECT id FROM groups WHERE org = 'acme' AND name = 'nope' COLLATE NOCASE) \
+             WHERE EXISTS (SELECT 1 FROM connections WHERE id = 'con_1')",
+            [],
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(
+        gone.contains("NOT NULL") && gone.contains("group_id"),
+        "{gone}"
+    );
+    // Deleting the connection takes its rows; then the group can go.
+    db.execute("DELETE FROM connections WHERE id = 'con_1'", [])
+        .unwrap();
+    db.execute("DELETE FROM groups WHERE id = 'grp_e'", [])
+        .unwrap();
+    // An organization's deletion takes connections and groups along in one statement.
+    db.execute_batch(
+        "INSERT INTO connections (id, org, issuer, client_id, client_secret_sealed, scopes, label, created_at, updated_at)
+           VALUES ('con_2', 'acme', 'https://idp.test', 'c', 'cur.s', 'openid', 'L', 0, 0);
+         INSERT INTO connection_default_groups (connection_id, group_id) VALUES ('con_2', 'grp_s');
+         DELETE FROM organizations WHERE slug = 'acme';",
+    )
+    .unwrap();
+    let left: i64 = db
+        .query_row("SELECT COUNT(*) FROM connection_default_groups", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(left, 0);
+}
