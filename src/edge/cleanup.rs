@@ -32,6 +32,10 @@ pub async fn run(db: &Db, now: i64) -> Result<()> {
             "DELETE FROM throttles WHERE updated_at_ms < ?1 * 1000 AND locked_until_ms < ?2 * 1000",
         )
         .bind(&[int(c.throttle_quiet_since), int(now)])?,
+        // One-time links kept a while after they expired, so their page could still say why
+        // they no longer work (protocol/links.rs).
+        db.prepare(crate::edge::store::links::CLEAN_UP)
+            .bind(&[int(now - crate::protocol::links::KEEP_AFTER_EXPIRY_SECONDS)])?,
     ])
     .await?;
     Ok(())

@@ -44,6 +44,15 @@ pub enum Step {
     SignOutEverywhere,
     RemoveTotp,
     RenewRecoveryCodes,
+    /// The page of a one-time link (oidc/setup_link.rs): the SHA-256 of the link's token, so a
+    /// state shown for one link is refused at another's address, and whether the page asks for
+    /// a new password.
+    SetupLink {
+        link: String,
+        password: bool,
+    },
+    /// "Forgot password?" (oidc/forgot_password.rs).
+    ForgotPassword,
 }
 
 impl Step {
@@ -60,6 +69,8 @@ impl Step {
             Step::SignOutEverywhere => StepKind::SignOutEverywhere,
             Step::RemoveTotp => StepKind::RemoveTotp,
             Step::RenewRecoveryCodes => StepKind::RenewRecoveryCodes,
+            Step::SetupLink { .. } => StepKind::SetupLink,
+            Step::ForgotPassword => StepKind::ForgotPassword,
         }
     }
 }
@@ -76,6 +87,8 @@ pub enum StepKind {
     SignOutEverywhere,
     RemoveTotp,
     RenewRecoveryCodes,
+    SetupLink,
+    ForgotPassword,
 }
 
 /// The authorization being worked on: the validated request and the `sub` of its verified
@@ -252,6 +265,8 @@ mod tests {
             StepKind::SignOutEverywhere,
             StepKind::RemoveTotp,
             StepKind::RenewRecoveryCodes,
+            StepKind::SetupLink,
+            StepKind::ForgotPassword,
         ] {
             assert_eq!(open(other), Err(StateError::WrongStep), "{other:?}");
         }

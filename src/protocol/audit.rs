@@ -69,6 +69,14 @@ pub enum Kind {
     /// An upstream sign-in was refused (`detail.reason`): a failed verification, an upstream
     /// error, or no account to link.
     UpstreamRefused,
+    /// A one-time link was made (`detail`: its purpose, what it resets, who asked — `admin` or
+    /// `forgot_password` — and whether it was e-mailed). Never the link itself.
+    LinkIssued,
+    /// A one-time link was used (`detail`: its purpose and what it reset).
+    LinkUsed,
+    /// A one-time link was refused at its page (`detail.reason`: used, superseded, expired,
+    /// disabled), or a "forgot password" request made no link (`detail.reason`: throttled).
+    LinkRefused,
 }
 
 pub const ALL: &[Kind] = &[
@@ -100,6 +108,9 @@ pub const ALL: &[Kind] = &[
     Kind::UpstreamLinkCreated,
     Kind::UpstreamLinkRemoved,
     Kind::UpstreamRefused,
+    Kind::LinkIssued,
+    Kind::LinkUsed,
+    Kind::LinkRefused,
 ];
 
 impl Kind {
@@ -133,6 +144,9 @@ impl Kind {
             Kind::UpstreamLinkCreated => "upstream.link.created",
             Kind::UpstreamLinkRemoved => "upstream.link.removed",
             Kind::UpstreamRefused => "upstream.refused",
+            Kind::LinkIssued => "link.issued",
+            Kind::LinkUsed => "link.used",
+            Kind::LinkRefused => "link.refused",
         }
     }
 
