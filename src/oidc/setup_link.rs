@@ -175,7 +175,11 @@ async fn submit(mut req: Request, ctx: &Ctx, slug: &str, token: &str) -> Result<
         ) {
             Ok(n) => Some(n),
             Err(refused) => {
-                let Some(peeked) = read(ctx, slug, token).await? else {
+                let peeked = read(ctx, slug, token).await?;
+                if let Err(why) = standing(peeked.as_ref().map(Peeked::standing), ctx.now) {
+                    return unusable(&org, why);
+                }
+                let Some(peeked) = peeked else {
                     return unusable(&org, Unusable::Unknown);
                 };
                 return form_page(
