@@ -47,6 +47,10 @@ pub enum Route<'a> {
     AccountSignOut(&'a str),
     AccountMfaRemove(&'a str),
     AccountRecoveryCodes(&'a str),
+    /// A one-time link's page (oidc/setup_link.rs): the organization and the token.
+    SetupLink(&'a str, &'a str),
+    /// "Forgot password?" (oidc/forgot_password.rs).
+    ForgotPassword(&'a str),
     /// Sign-in through an upstream connection (oidc/federation.rs): its start (org, connection
     /// id) and the organization's one callback.
     ConnectionStart(&'a str, &'a str),
@@ -87,6 +91,9 @@ impl Route<'_> {
             Route::AccountSignOut(_) => "account_sign_out",
             Route::AccountMfaRemove(_) => "account_mfa_remove",
             Route::AccountRecoveryCodes(_) => "account_recovery_codes",
+            // Never the token: names are logged.
+            Route::SetupLink(..) => "setup_link",
+            Route::ForgotPassword(_) => "forgot_password",
             Route::ConnectionStart(..) => "connection_start",
             Route::ConnectionCallback(_) => "connection_callback",
             Route::ConnectionLink(_) => "connection_link",
@@ -123,6 +130,8 @@ impl Route<'_> {
             | Route::AccountSignOut(org)
             | Route::AccountMfaRemove(org)
             | Route::AccountRecoveryCodes(org)
+            | Route::SetupLink(org, _)
+            | Route::ForgotPassword(org)
             | Route::ConnectionStart(org, _)
             | Route::ConnectionCallback(org)
             | Route::ConnectionLink(org) => Some(org),
@@ -152,6 +161,7 @@ pub fn resolve(path: &str) -> Route<'_> {
             "logout" => Route::EndSession(org),
             "mfa" => Route::Mfa(org),
             "account" => Route::Account(org),
+            "forgot-password" => Route::ForgotPassword(org),
             _ => Route::NotFound,
         },
         [org, "mfa", "enrol"] if !RESERVED_SLUGS.contains(org) => Route::MfaEnrol(org),
@@ -168,6 +178,9 @@ pub fn resolve(path: &str) -> Route<'_> {
         }
         [org, "account", "mfa", "recovery-codes"] if !RESERVED_SLUGS.contains(org) => {
             Route::AccountRecoveryCodes(org)
+        }
+        [org, "setup", token] if !RESERVED_SLUGS.contains(org) && !token.is_empty() => {
+            Route::SetupLink(org, token)
         }
         [org, "connections", "callback"] if !RESERVED_SLUGS.contains(org) => {
             Route::ConnectionCallback(org)
@@ -216,6 +229,14 @@ mod tests {
             Route::AccountRecoveryCodes("acme")
         );
         assert_eq!(resolve("/api/account/password"), Route::NotFound);
+        assert_eq!(resolve("/acme/setup/tok"), Route::SetupLink("acme", "tok"));
+        assert_eq!(resolve("/acme/setup/tok").name(), "setup_link");
+        assert_eq!(resolve("/acme/setup/"), Route::NotFound);
+        assert_eq!(resolve("/api/setup/tok"), Route::NotFound);
+        assert_eq!(
+            resolve("/acme/forgot-password"),
+            Route::ForgotPassword("acme")
+        );
         assert_eq!(
             resolve("/acme/connections/callback"),
             Route::ConnectionCallback("acme")

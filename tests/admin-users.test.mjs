@@ -214,7 +214,9 @@ const CLAIM_NAMES = Object.keys(CLAIMS);
 
 test('POST stores every standard claim; GET and the list show them; a user without them shows null', async () => {
   const org = await newOrg();
-  const u = await newUser(org.slug, CLAIMS);
+  // Created without a password: the 201 alone carries the setup link (tests/setup-links.test.mjs).
+  const { setup_link: link, setup_link_expires_at: expires, ...u } = await newUser(org.slug, CLAIMS);
+  assert.ok(link && expires, 'a user without a password gets a setup link');
   for (const [k, v] of Object.entries(CLAIMS)) assert.deepEqual(u[k], v, k);
   const got = await admin('GET', `/organizations/${org.slug}/users/${u.id}`);
   assert.deepEqual(got.body, u);

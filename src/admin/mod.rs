@@ -17,6 +17,7 @@ pub mod fields;
 pub mod groups;
 pub mod jwk;
 pub mod keys;
+pub mod links;
 pub mod maintenance;
 pub mod organizations;
 pub mod routes;
@@ -159,6 +160,8 @@ async fn dispatch(endpoint: Endpoint, req: &mut Request, ctx: &Ctx, p: &[&str]) 
         UnlockUser => users::unlock(ctx, p[0], p[1]).await,
         ResetMfa => users::reset_mfa(ctx, p[0], p[1]).await,
         LogoutUser => users::logout(ctx, p[0], p[1]).await,
+        SetupLink => links::setup(req, ctx, p[0], p[1]).await,
+        RecoveryLink => links::recovery(req, ctx, p[0], p[1]).await,
         ListEvents => events::list(req, ctx, p[0]).await,
         Reseal => maintenance::reseal(ctx).await,
     }
@@ -196,6 +199,8 @@ fn record_change(
         | Endpoint::UnlockUser
         | Endpoint::ResetMfa
         | Endpoint::LogoutUser
+        | Endpoint::SetupLink
+        | Endpoint::RecoveryLink
         | Endpoint::DeleteUserLink => params.get(1).copied(),
         Endpoint::AddMember | Endpoint::RemoveMember => params.get(2).copied(),
         _ => None,

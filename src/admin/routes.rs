@@ -48,6 +48,8 @@ pub enum Endpoint {
     UnlockUser,
     ResetMfa,
     LogoutUser,
+    SetupLink,
+    RecoveryLink,
     ListEvents,
     Reseal,
 }
@@ -187,6 +189,16 @@ pub const ROUTES: &[Route] = &[
         "POST",
         "/organizations/{org}/users/{user_id}/logout",
         LogoutUser,
+    ),
+    route(
+        "POST",
+        "/organizations/{org}/users/{user_id}/setup-link",
+        SetupLink,
+    ),
+    route(
+        "POST",
+        "/organizations/{org}/users/{user_id}/recovery-link",
+        RecoveryLink,
     ),
     route("GET", "/organizations/{org}/events", ListEvents),
     route("GET", "/organizations/{org}/keys", ListKeys),

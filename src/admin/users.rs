@@ -45,6 +45,7 @@ pub const CREATE_FIELDS: &[&str] = &[
     "phone_number_verified",
     "address",
     "attributes",
+    "send_email",
 ];
 pub const UPDATE_FIELDS: &[&str] = &[
     "username",
@@ -282,6 +283,15 @@ pub async fn create(req: &mut Request, ctx: &Ctx, org: &str) -> Outcome {
         .string("password")?
         .map(|p| validate::password("password", &p))
         .transpose()?;
+    // Checked before anything is stored: a request that cannot be done entirely changes nothing.
+    let send_email = crate::admin::links::wants_email(ctx, &fields)?;
+    if send_email && password.is_some() {
+        return Err(ApiError::invalid_field(
+            "send_email",
+            "send_email e-mails the setup link of a user created without a password",
+        )
+        .into());
+    }
     let db = ctx.primary()?;
     organizations::require(&db, org).await?;
     let values = attributes::read_value_writes(&db, org, &fields).await?;
@@ -296,7 +306,34 @@ pub async fn create(req: &mut Request, ctx: &Ctx, org: &str) -> Outcome {
     // The values as stored: the definitions were read just before the batch.
     user.attributes = stored_values(&db, org, &user.id, &values).await?;
     let location = format!("/api/v1/organizations/{org}/users/{}", user.id);
-    created(&location, &view(user, ctx.now))
+    // A user without a password gets an invitation: a one-time link to choose one (issue 16
+    // item 3), in this response only. A disabled user gets none (it could not be used).
+    let link = if user.password_hash.is_none() && !user.disabled {
+        Some(
+            crate::admin::links::issue(
+                ctx,
+                org,
+                &user,
+                crate::protocol::links::Purpose::Setup,
+                crate::protocol::links::Resets::PASSWORD,
+                crate::protocol::links::DEFAULT_VALID_SECONDS,
+                send_email,
+            )
+            .await?,
+        )
+    } else {
+        None
+    };
+    let mut body = serde_json::to_value(view(user, ctx.now))
+        .map_err(|e| Failure::Internal(worker::Error::RustError(format!("user view: {e}"))))?;
+    if let (Some(link), Some(map)) = (link, body.as_object_mut()) {
+        map.insert("setup_link".into(), link.link.into());
+        map.insert("setup_link_expires_at".into(), link.expires_at.into());
+        if let Some(sent) = link.emailed {
+            map.insert("setup_link_emailed".into(), sent.into());
+        }
+    }
+    created(&location, &body)
 }
 
 /// Query parameters of the list: `limit` (1–200, default 50), `cursor` (the `next_cursor` of the

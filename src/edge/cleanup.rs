@@ -36,6 +36,10 @@ pub async fn run(db: &Db, now: i64) -> Result<()> {
         // expired it is refused anyway (edge/store/once.rs).
         db.prepare("DELETE FROM used_once WHERE expires_at < ?1")
             .bind(&[int(now)])?,
+        // One-time links kept a while after they expired, so their page could still say why
+        // they no longer work (protocol/links.rs).
+        db.prepare(crate::edge::store::links::CLEAN_UP)
+            .bind(&[int(now - crate::protocol::links::KEEP_AFTER_EXPIRY_SECONDS)])?,
     ])
     .await?;
     Ok(())

@@ -93,6 +93,8 @@ pub async fn handle(req: Request, env: Env, context: Context) -> Result<Response
         Route::AccountRecoveryCodes(org) => {
             oidc::account::handle_recovery_codes(req, &ctx, org).await
         }
+        Route::SetupLink(org, token) => oidc::setup_link::handle(req, &ctx, org, token).await,
+        Route::ForgotPassword(org) => oidc::forgot_password::handle(req, &ctx, org).await,
         Route::ConnectionStart(org, id) => oidc::federation::handle_start(req, &ctx, org, id).await,
         Route::ConnectionCallback(org) => oidc::federation::handle_callback(req, &ctx, org).await,
         Route::ConnectionLink(org) => oidc::federation_link::handle(req, &ctx, org).await,

@@ -60,6 +60,8 @@ pub fn caller(route: &Route) -> Caller {
         | Route::AccountSignOut(_)
         | Route::AccountMfaRemove(_)
         | Route::AccountRecoveryCodes(_)
+        | Route::SetupLink(..)
+        | Route::ForgotPassword(_)
         | Route::ConnectionStart(..)
         | Route::ConnectionCallback(_)
         | Route::ConnectionLink(_) => Caller::Browser,

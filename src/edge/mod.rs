@@ -7,6 +7,7 @@ pub mod config;
 pub mod context;
 pub mod dev_replica;
 pub mod dispatch;
+pub mod email;
 pub mod failure;
 pub mod http;
 pub mod password;

@@ -50,6 +50,15 @@ pub enum Step {
         link: PendingLink,
         label: String,
     },
+    /// The page of a one-time link (oidc/setup_link.rs): the SHA-256 of the link's token, so a
+    /// state shown for one link is refused at another's address, and whether the page asks for
+    /// a new password.
+    SetupLink {
+        link: String,
+        password: bool,
+    },
+    /// "Forgot password?" (oidc/forgot_password.rs).
+    ForgotPassword,
 }
 
 impl Step {
@@ -67,6 +76,8 @@ impl Step {
             Step::RemoveTotp => StepKind::RemoveTotp,
             Step::RenewRecoveryCodes => StepKind::RenewRecoveryCodes,
             Step::ConfirmLink { .. } => StepKind::ConfirmLink,
+            Step::SetupLink { .. } => StepKind::SetupLink,
+            Step::ForgotPassword => StepKind::ForgotPassword,
         }
     }
 }
@@ -83,6 +94,8 @@ pub enum StepKind {
     SignOutEverywhere,
     RemoveTotp,
     RenewRecoveryCodes,
+    SetupLink,
+    ForgotPassword,
     ConfirmLink,
 }
 
@@ -279,6 +292,8 @@ mod tests {
             StepKind::RemoveTotp,
             StepKind::RenewRecoveryCodes,
             StepKind::ConfirmLink,
+            StepKind::SetupLink,
+            StepKind::ForgotPassword,
         ] {
             assert_eq!(open(other), Err(StateError::WrongStep), "{other:?}");
         }

@@ -123,6 +123,19 @@ async fn go_on(ctx: &Ctx, req: &Request, posted: Posted) -> Result<Response> {
             )?;
             return crate::oidc::forms::append_cookie(resp, &cookie);
         }
+        // The enrolment that followed a one-time link (oidc/setup_link.rs): the password was set
+        // in this interaction and the factor just added, and no session was started before
+        // both were given: it starts now, with both.
+        if authenticated.in_this_interaction && state.session.is_none() {
+            return crate::oidc::setup_link::signed_in(
+                ctx,
+                req,
+                &org,
+                &authenticated.user_id,
+                authenticated.factors,
+            )
+            .await;
+        }
         return pages::message(
             &org,
             "Two-step verification is on",

@@ -40,6 +40,8 @@ pub fn login(
     let sealed = seal_for_page(ctx, req, org, state, LOGIN_FORM_SECONDS);
     let brand = pages::brand(org);
     let action = format!("/{}/login", org.slug);
+    let forgot =
+        crate::edge::email::configured(ctx).then(|| format!("/{}/forgot-password", org.slug));
     // The links carry the same sealed state as the form (oidc/federation.rs opens it).
     let connections: Vec<(String, String)> = org
         .connection_buttons
@@ -68,6 +70,7 @@ pub fn login(
             .as_deref(),
         connections: &connections,
         password_signin: org.password_signin,
+        forgot_password: forgot.as_deref(),
     });
     respond(status, html, sealed.set_cookie)
 }

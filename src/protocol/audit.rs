@@ -73,6 +73,14 @@ pub enum Kind {
     /// An upstream sign-in was refused (`detail.reason`): a failed verification, an upstream
     /// error, or no account to link.
     UpstreamRefused,
+    /// A one-time link was made (`detail`: its purpose, what it resets, who asked — `admin` or
+    /// `forgot_password` — and whether it was e-mailed). Never the link itself.
+    LinkIssued,
+    /// A one-time link was used (`detail`: its purpose and what it reset).
+    LinkUsed,
+    /// A one-time link was refused at its page (`detail.reason`: used, superseded, expired,
+    /// disabled), or a "forgot password" request made no link (`detail.reason`: throttled).
+    LinkRefused,
 }
 
 pub const ALL: &[Kind] = &[
@@ -105,6 +113,9 @@ pub const ALL: &[Kind] = &[
     Kind::UpstreamLinkConfirmed,
     Kind::UpstreamLinkRemoved,
     Kind::UpstreamRefused,
+    Kind::LinkIssued,
+    Kind::LinkUsed,
+    Kind::LinkRefused,
 ];
 
 impl Kind {
@@ -139,6 +150,9 @@ impl Kind {
             Kind::UpstreamLinkConfirmed => "upstream.link.confirmed",
             Kind::UpstreamLinkRemoved => "upstream.link.removed",
             Kind::UpstreamRefused => "upstream.refused",
+            Kind::LinkIssued => "link.issued",
+            Kind::LinkUsed => "link.used",
+            Kind::LinkRefused => "link.refused",
         }
     }
 

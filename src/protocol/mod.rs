@@ -18,6 +18,7 @@ pub mod gate;
 pub mod groups;
 pub mod id_token;
 pub mod lifetimes;
+pub mod links;
 pub mod logout_token;
 pub mod mfa;
 pub mod origin;

@@ -50,6 +50,9 @@ pub struct LoginPage<'a> {
     pub connections: &'a [(String, String)],
     /// Whether the password form is shown (the organization's `password_signin`).
     pub password_signin: bool,
+    /// "Forgot password?" where e-mail is configured (oidc/forgot_password.rs); otherwise the
+    /// page says to ask an administrator.
+    pub forgot_password: Option<&'a str>,
 }
 
 #[derive(Template)]
@@ -161,6 +164,39 @@ pub struct AccountCodesPage<'a> {
     pub back: &'a str,
 }
 
+/// The page of a one-time link (oidc/setup_link.rs): whose account it is, and the form that uses
+/// the link — a new password, or (a recovery of the second factor only) one button.
+#[derive(Template)]
+#[template(path = "setup_link.html")]
+pub struct SetupLinkPage<'a> {
+    pub brand: &'a Brand,
+    pub heading: &'a str,
+    pub username: &'a str,
+    pub email: &'a str,
+    pub error: Option<&'a str>,
+    pub action: &'a str,
+    pub state: &'a str,
+    pub csrf_token: &'a str,
+    /// The form asks for a new password.
+    pub password: bool,
+    /// The link also removes the second factor.
+    pub second_factor: bool,
+}
+
+/// "Forgot password?" (oidc/forgot_password.rs): the form, or after it the answer that is the
+/// same whether or not an account matched.
+#[derive(Template)]
+#[template(path = "forgot_password.html")]
+pub struct ForgotPasswordPage<'a> {
+    pub brand: &'a Brand,
+    pub action: &'a str,
+    pub state: &'a str,
+    pub csrf_token: &'a str,
+    /// Shown after a request instead of the form.
+    pub sent: bool,
+    pub minutes: i64,
+}
+
 /// What a scope lets the application see, in words for the consent page.
 pub fn describe_scope(scope: &str) -> Option<&'static str> {
     match scope {
@@ -234,6 +270,7 @@ mod tests {
             account_mfa: None,
             connections: &links,
             password_signin: true,
+            forgot_password: None,
         });
         assert!(
             html.contains("Sign in with Example &#60;IdP&#62;")
@@ -260,6 +297,7 @@ mod tests {
             account_mfa: None,
             connections: &[],
             password_signin: true,
+            forgot_password: None,
         });
         for needle in [
             r#"action="/acme/login""#,
@@ -292,6 +330,7 @@ mod tests {
             account_mfa: None,
             connections: &links,
             password_signin: false,
+            forgot_password: None,
         });
         assert!(html.contains("Sign in with Upstream"), "{html}");
         for absent in [

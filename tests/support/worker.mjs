@@ -69,6 +69,24 @@ migrations_dir = "migrations"
 `);
 }
 
+/** The sender address the e-mail tests' Worker is given (src/edge/email.rs `EMAIL_FROM`). */
+export const EMAIL_FROM = 'no-reply@clavex.test';
+
+/**
+ * Give a frozen copy's wrangler.toml the `send_email` binding Clavex sends e-mail through
+ * (src/edge/email.rs). Under `wrangler dev` Miniflare simulates it: nothing is sent, each
+ * message's text goes to a temporary file and its From, To and Subject are logged with that
+ * file's path (tests/support/mail.mjs reads them back).
+ */
+function addEmail(config) {
+  const toml = readFileSync(config, 'utf8');
+  writeFileSync(config, `${toml}
+[[send_email]]
+# Tests only (tests/support/worker.mjs): simulated by wrangler dev.
+name = "EMAIL"
+`);
+}
+
 /** Resolves once nothing listens on 127.0.0.1:`port` (a stopped Worker's port is free again). */
 async function portFree(port, timeoutMs = 15_000) {
   const deadline = Date.now() + timeoutMs;
@@ -94,7 +112,7 @@ async function portFree(port, timeoutMs = 15_000) {
  * `stop` resolves once the Worker has exited and removes its state unless keepState is true;
  * `restart` stops it and starts a new Worker on the same port and state with other vars.
  */
-export async function startWorker({ config, vars = {}, cwd, migrate = true, log, d1From, port: wanted, laggingReplica = false, persistDir: reuse, snapshot: inherited } = {}) {
+export async function startWorker({ config, vars = {}, cwd, migrate = true, log, d1From, port: wanted, laggingReplica = false, email = false, persistDir: reuse, snapshot: inherited } = {}) {
   // Clavex itself is served from a frozen copy of build/ (see snapshotWorker); a restart keeps
   // serving the same copy.
   const snapshot = inherited ?? (config ? null : snapshotWorker(ROOT));
@@ -103,6 +121,11 @@ export async function startWorker({ config, vars = {}, cwd, migrate = true, log,
     if (!snapshot) throw new Error('laggingReplica needs the frozen copy of build/ (no config option)');
     if (!inherited) addLaggingReplica(snapshot.config);
     vars = { ...vars, SIMULATED_LAGGING_REPLICA: 'on' };
+  }
+  if (email) {
+    if (!snapshot) throw new Error('email needs the frozen copy of build/ (no config option)');
+    if (!inherited) addEmail(snapshot.config);
+    vars = { EMAIL_FROM, ...vars };
   }
   config ??= snapshot.config;
   cwd ??= snapshot ? snapshot.dir : ROOT;
@@ -122,7 +145,9 @@ export async function startWorker({ config, vars = {}, cwd, migrate = true, log,
   const child = spawn(
     WRANGLER,
     ['dev', '--local', '--config', config, '--ip', '127.0.0.1', '--port', String(port), '--persist-to', persistDir,
-      '--inspector-port', String(await freePort()), '--test-scheduled', '--show-interactive-dev-session=false', '--log-level', 'warn', ...varArgs],
+      '--inspector-port', String(await freePort()), '--test-scheduled', '--show-interactive-dev-session=false',
+      // The simulated e-mail binding logs each message at the info level.
+      '--log-level', email ? 'info' : 'warn', ...varArgs],
     { cwd, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] },
   );
   let output = '';
@@ -144,7 +169,7 @@ export async function startWorker({ config, vars = {}, cwd, migrate = true, log,
   };
   const restart = async ({ vars: next = vars, log: nextLog = log } = {}) => {
     await stop({ keepState: true });
-    return startWorker({ config, cwd, snapshot, laggingReplica, vars: next, log: nextLog, port, persistDir });
+    return startWorker({ config, cwd, snapshot, laggingReplica, email, vars: next, log: nextLog, port, persistDir });
   };
   const deadline = Date.now() + 180_000;
   for (;;) {

@@ -16,6 +16,7 @@ pub mod grants;
 pub mod groups;
 pub mod keys;
 pub mod kv;
+pub mod links;
 pub mod meter;
 pub mod mfa;
 pub mod once;

@@ -1062,3 +1062,182 @@ fn a_connections_groups_are_kept_by_id_converted_renamed_and_never_deleted_under
         .unwrap();
     assert_eq!(left, 0);
 }
+
+// ---- One-time links (migration 0011l, store/links.rs) ----
+
+mod links {
+    use super::migrated;
+    use crate::edge::store::links::{
+        INSERT, PEEK, SUPERSEDE, claim_sql, read_user_sql, reset_codes_sql, reset_totp_sql,
+        revoke_grants_sql, set_password_sql, unlock_sql,
+    };
+    use rusqlite::{Connection, params};
+
+    fn issue(
+        db: &Connection,
+        hash: &str,
+        purpose: &str,
+        pwd: bool,
+        totp: bool,
+        expires: i64,
+    ) -> bool {
+        db.execute(SUPERSEDE, params!["acme", "usr_1", purpose, 10])
+            .unwrap();
+        db.execute(
+            INSERT,
+            params![hash, "acme", "usr_1", purpose, pwd, totp, 10, expires],
+        )
+        .unwrap()
+            == 1
+    }
+
+    /// The claim's batch as store::links::claim runs it; whether the claim won.
+    fn claim(
+        db: &mut Connection,
+        hash: &str,
+        org: &str,
+        nonce: &str,
+        now: i64,
+        password: Option<&str>,
+    ) -> bool {
+        let tx = db.transaction().unwrap();
+        let won = {
+            let mut stmt = tx.prepare(&claim_sql(password.is_some())).unwrap();
+            let mut rows = stmt.query(params![hash, org, now, nonce]).unwrap();
+            rows.next().unwrap().is_some()
+        };
+        if let Some(p) = password {
+            tx.execute(
+                &set_password_sql(),
+                params![hash, nonce, p, now, now * 1000],
+            )
+            .unwrap();
+        }
+        tx.execute(&reset_totp_sql(), params![hash, nonce, now, now * 1000])
+            .unwrap();
+        tx.execute(&reset_codes_sql(), params![hash, nonce])
+            .unwrap();
+        tx.execute(&revoke_grants_sql(), params![hash, nonce, now])
+            .unwrap();
+        tx.execute(&unlock_sql(), params![hash, nonce]).unwrap();
+        let read: Option<String> = tx
+            .query_row(&read_user_sql(), params![hash, nonce], |r| r.get("id"))
+            .ok();
+        assert_eq!(
+            read.is_some(),
+            won,
+            "the user is read back exactly when the claim won"
+        );
+        tx.commit().unwrap();
+        won
+    }
+
+    fn password(db: &Connection) -> Option<String> {
+        db.query_row(
+            "SELECT password_hash FROM users WHERE id = 'usr_1'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_link_is_claimed_once_and_only_the_winner_sets_the_password() {
+        let mut db = migrated(None);
+        assert!(issue(&db, "h1", "setup", true, false, 1000));
+        assert!(claim(&mut db, "h1", "acme", "n1", 20, Some("first")));
+        assert_eq!(password(&db).as_deref(), Some("first"));
+        // The same link again, in the same second, by another request: nothing changes.
+        assert!(!claim(&mut db, "h1", "acme", "n2", 20, Some("second")));
+        assert_eq!(password(&db).as_deref(), Some("first"));
+        let (used_at, nonce): (i64, String) = db
+            .query_row(
+                "SELECT used_at, claim_nonce FROM setup_links WHERE token_hash = 'h1'",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!(
+            (used_at, nonce.as_str()),
+            (20, "n1"),
+            "the winner's claim stays"
+        );
+    }
+
+    #[test]
+    fn expired_superseded_foreign_and_disabled_links_are_refused() {
+        let mut db = migrated(None);
+        assert!(issue(&db, "old", "recovery", true, false, 1000));
+        assert!(issue(&db, "new", "recovery", true, false, 1000));
+        assert!(
+            !claim(&mut db, "old", "acme", "n", 20, Some("p")),
+            "superseded"
+        );
+        assert!(
+            !claim(&mut db, "new", "other", "n", 20, Some("p")),
+            "another organization"
+        );
+        assert!(
+            !claim(&mut db, "new", "acme", "n", 1000, Some("p")),
+            "expired at its expiry"
+        );
+        assert_eq!(password(&db), None);
+        // Another purpose is not superseded.
+        assert!(issue(&db, "setup", "setup", true, false, 1000));
+        db.execute("UPDATE users SET disabled = 1 WHERE id = 'usr_1'", [])
+            .unwrap();
+        assert!(
+            !claim(&mut db, "new", "acme", "n", 20, Some("p")),
+            "disabled user"
+        );
+        assert!(
+            !issue(&db, "late", "setup", true, false, 1000),
+            "no link for a disabled user"
+        );
+        db.execute("UPDATE users SET disabled = 0 WHERE id = 'usr_1'", [])
+            .unwrap();
+        assert!(claim(&mut db, "new", "acme", "n", 20, Some("p")));
+        assert!(
+            claim(&mut db, "setup", "acme", "m", 20, Some("q")),
+            "its own purpose"
+        );
+        assert_eq!(password(&db).as_deref(), Some("q"));
+    }
+
+    #[test]
+    fn a_password_link_needs_a_password_and_a_second_factor_link_resets_totp() {
+        let mut db = migrated(None);
+        db.execute(
+            "UPDATE users SET password_hash = 'kept', totp_secret_sealed = 's', totp_secret_id = 'i' WHERE id = 'usr_1'",
+            [],
+        )
+        .unwrap();
+        db.execute(
+            "INSERT INTO recovery_codes (user_id, code_hash) VALUES ('usr_1', 'c')",
+            [],
+        )
+        .unwrap();
+        assert!(issue(&db, "pw", "recovery", true, false, 1000));
+        assert!(
+            !claim(&mut db, "pw", "acme", "n", 20, None),
+            "no password given"
+        );
+        assert!(issue(&db, "mfa", "recovery", false, true, 1000));
+        assert!(claim(&mut db, "mfa", "acme", "n", 20, None));
+        let (secret, codes): (Option<String>, i64) = db
+            .query_row(
+                "SELECT totp_secret_sealed, (SELECT COUNT(*) FROM recovery_codes) FROM users WHERE id = 'usr_1'",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!((secret, codes), (None, 0));
+        assert_eq!(password(&db).as_deref(), Some("kept"), "the password stays");
+        let peeked: (i64, i64) = db
+            .query_row(PEEK, params!["mfa", "acme"], |r| {
+                Ok((r.get("used")?, r.get("enrolled")?))
+            })
+            .unwrap();
+        assert_eq!(peeked, (1, 0));
+    }
+}
