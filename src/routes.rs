@@ -47,6 +47,12 @@ pub enum Route<'a> {
     AccountSignOut(&'a str),
     AccountMfaRemove(&'a str),
     AccountRecoveryCodes(&'a str),
+    /// POST: the login page's "Sign in with a passkey" (oidc/passkeys.rs).
+    PasskeySignIn(&'a str),
+    /// POST: the account page's passkey forms: add, rename, remove.
+    AccountPasskeyAdd(&'a str),
+    AccountPasskeyRename(&'a str),
+    AccountPasskeyRemove(&'a str),
     /// Sign-in through an upstream connection (oidc/federation.rs): its start (org, connection
     /// id) and the organization's one callback.
     ConnectionStart(&'a str, &'a str),
@@ -85,6 +91,10 @@ impl Route<'_> {
             Route::AccountSignOut(_) => "account_sign_out",
             Route::AccountMfaRemove(_) => "account_mfa_remove",
             Route::AccountRecoveryCodes(_) => "account_recovery_codes",
+            Route::PasskeySignIn(_) => "passkey_sign_in",
+            Route::AccountPasskeyAdd(_) => "account_passkey_add",
+            Route::AccountPasskeyRename(_) => "account_passkey_rename",
+            Route::AccountPasskeyRemove(_) => "account_passkey_remove",
             Route::ConnectionStart(..) => "connection_start",
             Route::ConnectionCallback(_) => "connection_callback",
             Route::NotFound => "not_found",
@@ -120,6 +130,10 @@ impl Route<'_> {
             | Route::AccountSignOut(org)
             | Route::AccountMfaRemove(org)
             | Route::AccountRecoveryCodes(org)
+            | Route::PasskeySignIn(org)
+            | Route::AccountPasskeyAdd(org)
+            | Route::AccountPasskeyRename(org)
+            | Route::AccountPasskeyRemove(org)
             | Route::ConnectionStart(org, _)
             | Route::ConnectionCallback(org) => Some(org),
         }
@@ -164,6 +178,16 @@ pub fn resolve(path: &str) -> Route<'_> {
         }
         [org, "account", "mfa", "recovery-codes"] if !RESERVED_SLUGS.contains(org) => {
             Route::AccountRecoveryCodes(org)
+        }
+        [org, "passkeys", "sign-in"] if !RESERVED_SLUGS.contains(org) => Route::PasskeySignIn(org),
+        [org, "account", "passkeys"] if !RESERVED_SLUGS.contains(org) => {
+            Route::AccountPasskeyAdd(org)
+        }
+        [org, "account", "passkeys", "rename"] if !RESERVED_SLUGS.contains(org) => {
+            Route::AccountPasskeyRename(org)
+        }
+        [org, "account", "passkeys", "remove"] if !RESERVED_SLUGS.contains(org) => {
+            Route::AccountPasskeyRemove(org)
         }
         [org, "connections", "callback"] if !RESERVED_SLUGS.contains(org) => {
             Route::ConnectionCallback(org)
@@ -211,6 +235,22 @@ mod tests {
             Route::AccountRecoveryCodes("acme")
         );
         assert_eq!(resolve("/api/account/password"), Route::NotFound);
+        assert_eq!(
+            resolve("/acme/passkeys/sign-in"),
+            Route::PasskeySignIn("acme")
+        );
+        assert_eq!(
+            resolve("/acme/account/passkeys"),
+            Route::AccountPasskeyAdd("acme")
+        );
+        assert_eq!(
+            resolve("/acme/account/passkeys/rename"),
+            Route::AccountPasskeyRename("acme")
+        );
+        assert_eq!(
+            resolve("/acme/account/passkeys/remove"),
+            Route::AccountPasskeyRemove("acme")
+        );
         assert_eq!(
             resolve("/acme/connections/callback"),
             Route::ConnectionCallback("acme")

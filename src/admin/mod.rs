@@ -159,6 +159,8 @@ async fn dispatch(endpoint: Endpoint, req: &mut Request, ctx: &Ctx, p: &[&str]) 
         UnlockUser => users::unlock(ctx, p[0], p[1]).await,
         ResetMfa => users::reset_mfa(ctx, p[0], p[1]).await,
         LogoutUser => users::logout(ctx, p[0], p[1]).await,
+        ListPasskeys => users::passkeys(ctx, p[0], p[1]).await,
+        DeletePasskey => users::delete_passkey(ctx, p[0], p[1], p[2]).await,
         ListEvents => events::list(req, ctx, p[0]).await,
         Reseal => maintenance::reseal(ctx).await,
     }
@@ -196,6 +198,7 @@ fn record_change(
         | Endpoint::UnlockUser
         | Endpoint::ResetMfa
         | Endpoint::LogoutUser
+        | Endpoint::DeletePasskey
         | Endpoint::DeleteUserLink => params.get(1).copied(),
         Endpoint::AddMember | Endpoint::RemoveMember => params.get(2).copied(),
         _ => None,

@@ -48,6 +48,8 @@ pub enum Endpoint {
     UnlockUser,
     ResetMfa,
     LogoutUser,
+    ListPasskeys,
+    DeletePasskey,
     ListEvents,
     Reseal,
 }
@@ -187,6 +189,16 @@ pub const ROUTES: &[Route] = &[
         "POST",
         "/organizations/{org}/users/{user_id}/logout",
         LogoutUser,
+    ),
+    route(
+        "GET",
+        "/organizations/{org}/users/{user_id}/passkeys",
+        ListPasskeys,
+    ),
+    route(
+        "DELETE",
+        "/organizations/{org}/users/{user_id}/passkeys/{passkey_id}",
+        DeletePasskey,
     ),
     route("GET", "/organizations/{org}/events", ListEvents),
     route("GET", "/organizations/{org}/keys", ListKeys),

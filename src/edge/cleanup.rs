@@ -32,6 +32,9 @@ pub async fn run(db: &Db, now: i64) -> Result<()> {
             "DELETE FROM throttles WHERE updated_at_ms < ?1 * 1000 AND locked_until_ms < ?2 * 1000",
         )
         .bind(&[int(c.throttle_quiet_since), int(now)])?,
+        // A used passkey challenge matters only while the page that showed it could be posted.
+        db.prepare("DELETE FROM passkey_challenges_used WHERE expires_at < ?1")
+            .bind(&[int(now)])?,
     ])
     .await?;
     Ok(())

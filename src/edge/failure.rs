@@ -60,6 +60,10 @@ pub fn caller(route: &Route) -> Caller {
         | Route::AccountSignOut(_)
         | Route::AccountMfaRemove(_)
         | Route::AccountRecoveryCodes(_)
+        | Route::PasskeySignIn(_)
+        | Route::AccountPasskeyAdd(_)
+        | Route::AccountPasskeyRename(_)
+        | Route::AccountPasskeyRemove(_)
         | Route::ConnectionStart(..)
         | Route::ConnectionCallback(_) => Caller::Browser,
         Route::Discovery(_)

@@ -44,6 +44,17 @@ pub enum Step {
     SignOutEverywhere,
     RemoveTotp,
     RenewRecoveryCodes,
+    /// The login page's passkey form: the WebAuthn challenge it showed (base64url), used once
+    /// (oidc/passkeys.rs claims it at the primary).
+    PasskeySignIn {
+        challenge: String,
+    },
+    /// The account page's "Add a passkey" form and its challenge.
+    PasskeyAdd {
+        challenge: String,
+    },
+    PasskeyRename,
+    PasskeyRemove,
 }
 
 impl Step {
@@ -60,6 +71,10 @@ impl Step {
             Step::SignOutEverywhere => StepKind::SignOutEverywhere,
             Step::RemoveTotp => StepKind::RemoveTotp,
             Step::RenewRecoveryCodes => StepKind::RenewRecoveryCodes,
+            Step::PasskeySignIn { .. } => StepKind::PasskeySignIn,
+            Step::PasskeyAdd { .. } => StepKind::PasskeyAdd,
+            Step::PasskeyRename => StepKind::PasskeyRename,
+            Step::PasskeyRemove => StepKind::PasskeyRemove,
         }
     }
 }
@@ -76,6 +91,10 @@ pub enum StepKind {
     SignOutEverywhere,
     RemoveTotp,
     RenewRecoveryCodes,
+    PasskeySignIn,
+    PasskeyAdd,
+    PasskeyRename,
+    PasskeyRemove,
 }
 
 /// The authorization being worked on: the validated request and the `sub` of its verified

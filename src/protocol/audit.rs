@@ -69,6 +69,15 @@ pub enum Kind {
     /// An upstream sign-in was refused (`detail.reason`): a failed verification, an upstream
     /// error, or no account to link.
     UpstreamRefused,
+    /// A user registered a passkey (`detail`: its id and name).
+    PasskeyAdded,
+    /// A passkey was removed, by its user on the account page or by an administrator.
+    PasskeyRemoved,
+    /// A passkey response was refused (`detail.reason`: which check failed, protocol/webauthn.rs).
+    PasskeyRefused,
+    /// WebAuthn §7.2 step 21: a non-zero signature counter that did not increase — the
+    /// authenticator may have been cloned (`detail`: the passkey, stored and received counts).
+    PasskeyCounterRegressed,
 }
 
 pub const ALL: &[Kind] = &[
@@ -100,6 +109,10 @@ pub const ALL: &[Kind] = &[
     Kind::UpstreamLinkCreated,
     Kind::UpstreamLinkRemoved,
     Kind::UpstreamRefused,
+    Kind::PasskeyAdded,
+    Kind::PasskeyRemoved,
+    Kind::PasskeyRefused,
+    Kind::PasskeyCounterRegressed,
 ];
 
 impl Kind {
@@ -133,6 +146,10 @@ impl Kind {
             Kind::UpstreamLinkCreated => "upstream.link.created",
             Kind::UpstreamLinkRemoved => "upstream.link.removed",
             Kind::UpstreamRefused => "upstream.refused",
+            Kind::PasskeyAdded => "passkey.added",
+            Kind::PasskeyRemoved => "passkey.removed",
+            Kind::PasskeyRefused => "passkey.refused",
+            Kind::PasskeyCounterRegressed => "passkey.counter_regressed",
         }
     }
 

@@ -19,6 +19,7 @@ pub mod kv;
 pub mod meter;
 pub mod mfa;
 pub mod orgs;
+pub mod passkeys;
 #[cfg(test)]
 mod sql_tests;
 pub mod throttles;
