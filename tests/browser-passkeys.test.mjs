@@ -48,6 +48,8 @@ describe('passkeys in headless Chromium', () => {
   test('register, rename, sign in usernameless, remove — by clicking', async () => {
     const user = await createUser(fx);
     const page = await newPage(browser);
+    const errors = [];
+    page.on('pageerror', (e) => errors.push(e.message));
     await stubOrigins(page, [RP_REDIRECT]);
     const { cdp, authenticatorId } = await withAuthenticator(page);
 
@@ -82,18 +84,29 @@ describe('passkeys in headless Chromium', () => {
     assert.equal(await page.$eval('input[name=name]', (el) => el.value), 'My laptop');
     assertPng(await screenshot(page, 'passkeys-renamed'));
 
-    // Usernameless sign-in at the relying party (prompt=login: a new sign-in, not the session).
+    // Conditional mediation: the login page's script asks for a passkey as soon as it loads
+    // (autofill); the virtual authenticator, with automatic presence, answers it with no click,
+    // and the browser lands at the relying party (prompt=login: a new sign-in, not the session).
+    state = randomString(12);
+    const atClient = (u) => u.startsWith(RP_REDIRECT);
+    const arrived = page.waitForRequest((r) => atClient(r.url()));
+    await page.goto(local(authorizeUrl(fx, fx.web, { state, prompt: 'login' }).href));
+    await arrived;
+    await page.waitForFunction((rp) => location.href.startsWith(rp), {}, RP_REDIRECT);
+    let id = await redeemed(page, state);
+    assert.equal(id.sub, user.id);
+    assert.deepEqual(id.amr, ['hwk', 'user', 'mfa']);
+    assert.equal(id.acr, 'phr');
+
+    // The explicit button, in a browser without conditional mediation.
+    await page.evaluateOnNewDocument(() => { PublicKeyCredential.isConditionalMediationAvailable = async () => false; });
     state = randomString(12);
     await page.goto(local(authorizeUrl(fx, fx.web, { state, prompt: 'login' }).href));
     assert.equal(await page.$eval('#passkey-signin', (f) => f.hidden), false);
     assertPng(await screenshot(page, 'passkeys-login'));
-    // Conditional mediation (autofill) needs the user to pick the passkey in the username field's
-    // menu, which headless Chromium does not show: the explicit button is what is driven here.
     await Promise.all([page.waitForNavigation({ waitUntil: 'load' }), page.click('#passkey-signin button')]);
-    const id = await redeemed(page, state);
-    assert.equal(id.sub, user.id);
+    id = await redeemed(page, state);
     assert.deepEqual(id.amr, ['hwk', 'user', 'mfa']);
-    assert.equal(id.acr, 'phr');
 
     // Remove, then the passkey cannot sign in any more.
     await page.goto(local(`${fx.issuer}/account`));
@@ -108,6 +121,7 @@ describe('passkeys in headless Chromium', () => {
     assert.equal(refused[0].status(), 401);
     assert.match(await page.$eval('[role=alert]', (el) => el.innerText), /could not sign you in/);
     assertPng(await screenshot(page, 'passkeys-refused'));
+    assert.deepEqual(errors, [], 'no script error on any page');
   });
 
   test('with JavaScript off the login and account pages show no passkey button and still work', async () => {

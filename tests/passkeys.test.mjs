@@ -197,7 +197,8 @@ test('a deleted passkey and a disabled user cannot sign in; the admin API lists 
   const pid = list.body.passkeys[0].id;
   const del = await admin('DELETE', `/organizations/${fx.slug}/users/${user.id}/passkeys/${pid}`);
   assert.equal(del.status, 204);
-  assert.equal((await admin('DELETE', `/organizations/${fx.slug}/users/${user.id}/passkeys/${pid}`)).status, 404);
+  assert.equal((await admin('DELETE', `/organizations/${fx.slug}/users/${user.id}/passkeys/${pid}`)).status, 204, 'idempotent');
+  assert.equal((await admin('DELETE', `/organizations/${fx.slug}/users/nobody/passkeys/${pid}`)).status, 404, 'unknown user');
   assert.equal((await admin('GET', `/organizations/${fx.slug}/users/${user.id}/passkeys`)).body.passkeys.length, 0);
   o = await offer(fx);
   assert.equal((await post(o, answer(o, auth, user))).status, 401, 'deleted');

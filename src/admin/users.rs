@@ -432,11 +432,12 @@ pub async fn passkeys(ctx: &Ctx, org: &str, id: &str) -> Outcome {
 }
 
 /// DELETE …/passkeys/{passkey_id} → 204: the passkey can no longer sign in (the sign-in reads
-/// it at the primary).
+/// it at the primary). Idempotent, as removing a link is: 204 also when the user has no such
+/// passkey (any more); 404 for an unknown user.
 pub async fn delete_passkey(ctx: &Ctx, org: &str, id: &str, passkey_id: &str) -> Outcome {
     require(ctx, org, id).await?;
     if !store::passkeys::delete(&ctx.primary()?, org, id, passkey_id).await? {
-        return Err(ApiError::not_found("passkey").into());
+        return no_content();
     }
     crate::edge::audit::note(
         ctx,
