@@ -32,6 +32,7 @@ async function register(on, user, auth, { flags } = {}) {
   const form = parseForms(page.text, page.url).find((f) => /id="passkey-add"/.test(f.html));
   assert.ok(form, 'the account page offers "Add a passkey"');
   assert.match(page.headers.get('content-security-policy'), /script-src 'sha256-/);
+  assert.match(page.text, /<script>\(function \(\) \{[\s\S]*<\/script>\s*<\/main>/, 'the script is in the page body');
   const credential = auth.create({ challenge: data(form, 'challenge'), origin: origin(on), rpId: data(form, 'rp-id'), flags });
   const res = await browser.post(form.action, formFields(form, { credential }));
   return { browser, form, credential, res };
@@ -220,6 +221,22 @@ test('a signature counter that goes back is reported as passkey.counter_regresse
   assert.ok(mine);
   assert.equal(mine.detail.stored, 10);
   assert.equal(mine.detail.received, 5);
+});
+
+test('registration: 50 concurrent posts of one add form store exactly one passkey', async () => {
+  const user = await createUser(fx);
+  const browser = new Browser();
+  await loginAndExchange(fx, fx.web, { browser, user });
+  const page = await browser.get(`${fx.issuer}/account`);
+  const form = parseForms(page.text, page.url).find((f) => /id="passkey-add"/.test(f.html));
+  // Fifty different authenticators answering the one challenge: one claim wins.
+  const answers = Array.from({ length: 50 }, () => new Authenticator().create({ challenge: data(form, 'challenge'), origin: origin(fx), rpId: data(form, 'rp-id') }));
+  const results = await Promise.all(answers.map((credential) => browser.post(form.action, formFields(form, { credential }))));
+  const tally = {};
+  for (const r of results) tally[r.status] = (tally[r.status] ?? 0) + 1;
+  assert.deepEqual(tally, { 200: 1, 409: 49 });
+  const listed = await admin('GET', `/organizations/${fx.slug}/users/${user.id}/passkeys`);
+  assert.equal(listed.body.passkeys.length, 1);
 });
 
 test('registration: the add form is used once, a credential registers once, and rename/remove work', async () => {
