@@ -51,6 +51,12 @@ pub enum Route<'a> {
     SetupLink(&'a str, &'a str),
     /// "Forgot password?" (oidc/forgot_password.rs).
     ForgotPassword(&'a str),
+    /// POST: the login page's "Sign in with a passkey" (oidc/passkeys.rs).
+    PasskeySignIn(&'a str),
+    /// POST: the account page's passkey forms: add, rename, remove.
+    AccountPasskeyAdd(&'a str),
+    AccountPasskeyRename(&'a str),
+    AccountPasskeyRemove(&'a str),
     /// Sign-in through an upstream connection (oidc/federation.rs): its start (org, connection
     /// id) and the organization's one callback.
     ConnectionStart(&'a str, &'a str),
@@ -94,6 +100,10 @@ impl Route<'_> {
             // Never the token: names are logged.
             Route::SetupLink(..) => "setup_link",
             Route::ForgotPassword(_) => "forgot_password",
+            Route::PasskeySignIn(_) => "passkey_sign_in",
+            Route::AccountPasskeyAdd(_) => "account_passkey_add",
+            Route::AccountPasskeyRename(_) => "account_passkey_rename",
+            Route::AccountPasskeyRemove(_) => "account_passkey_remove",
             Route::ConnectionStart(..) => "connection_start",
             Route::ConnectionCallback(_) => "connection_callback",
             Route::ConnectionLink(_) => "connection_link",
@@ -132,6 +142,10 @@ impl Route<'_> {
             | Route::AccountRecoveryCodes(org)
             | Route::SetupLink(org, _)
             | Route::ForgotPassword(org)
+            | Route::PasskeySignIn(org)
+            | Route::AccountPasskeyAdd(org)
+            | Route::AccountPasskeyRename(org)
+            | Route::AccountPasskeyRemove(org)
             | Route::ConnectionStart(org, _)
             | Route::ConnectionCallback(org)
             | Route::ConnectionLink(org) => Some(org),
@@ -181,6 +195,16 @@ pub fn resolve(path: &str) -> Route<'_> {
         }
         [org, "setup", token] if !RESERVED_SLUGS.contains(org) && !token.is_empty() => {
             Route::SetupLink(org, token)
+        }
+        [org, "passkeys", "sign-in"] if !RESERVED_SLUGS.contains(org) => Route::PasskeySignIn(org),
+        [org, "account", "passkeys"] if !RESERVED_SLUGS.contains(org) => {
+            Route::AccountPasskeyAdd(org)
+        }
+        [org, "account", "passkeys", "rename"] if !RESERVED_SLUGS.contains(org) => {
+            Route::AccountPasskeyRename(org)
+        }
+        [org, "account", "passkeys", "remove"] if !RESERVED_SLUGS.contains(org) => {
+            Route::AccountPasskeyRemove(org)
         }
         [org, "connections", "callback"] if !RESERVED_SLUGS.contains(org) => {
             Route::ConnectionCallback(org)
@@ -236,6 +260,22 @@ mod tests {
         assert_eq!(
             resolve("/acme/forgot-password"),
             Route::ForgotPassword("acme")
+        );
+        assert_eq!(
+            resolve("/acme/passkeys/sign-in"),
+            Route::PasskeySignIn("acme")
+        );
+        assert_eq!(
+            resolve("/acme/account/passkeys"),
+            Route::AccountPasskeyAdd("acme")
+        );
+        assert_eq!(
+            resolve("/acme/account/passkeys/rename"),
+            Route::AccountPasskeyRename("acme")
+        );
+        assert_eq!(
+            resolve("/acme/account/passkeys/remove"),
+            Route::AccountPasskeyRemove("acme")
         );
         assert_eq!(
             resolve("/acme/connections/callback"),

@@ -40,7 +40,9 @@ describe('the account page in headless Chromium', () => {
     assert.match(text, new RegExp(`Signed in as ${user.username}`));
     assert.match(text, /Change password/);
     assert.match(text, /Sign out everywhere/);
-    assert.equal(await page.$$eval('script', (s) => s.length), 0, 'no script on the page');
+    // The one script is for passkeys; with JavaScript off its form stays hidden.
+    assert.ok(await page.$$eval('script', (s) => s.length) <= 1, 'at most the passkey script');
+    assert.equal(await page.$eval('#passkey-add', (f) => f.hidden), true, 'no passkey button without JavaScript');
     assertPng(await screenshot(page, 'account'));
 
     // A wrong current password: the page again, saying so.

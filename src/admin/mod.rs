@@ -162,6 +162,8 @@ async fn dispatch(endpoint: Endpoint, req: &mut Request, ctx: &Ctx, p: &[&str]) 
         LogoutUser => users::logout(ctx, p[0], p[1]).await,
         SetupLink => links::setup(req, ctx, p[0], p[1]).await,
         RecoveryLink => links::recovery(req, ctx, p[0], p[1]).await,
+        ListPasskeys => users::passkeys(ctx, p[0], p[1]).await,
+        DeletePasskey => users::delete_passkey(ctx, p[0], p[1], p[2]).await,
         ListEvents => events::list(req, ctx, p[0]).await,
         Reseal => maintenance::reseal(ctx).await,
     }
@@ -201,6 +203,7 @@ fn record_change(
         | Endpoint::LogoutUser
         | Endpoint::SetupLink
         | Endpoint::RecoveryLink
+        | Endpoint::DeletePasskey
         | Endpoint::DeleteUserLink => params.get(1).copied(),
         Endpoint::AddMember | Endpoint::RemoveMember => params.get(2).copied(),
         _ => None,

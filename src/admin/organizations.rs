@@ -34,6 +34,8 @@ pub struct OrgView {
     /// Whether the login page offers the password form; where false, only the organization's
     /// upstream connections sign people in.
     pub password_signin: bool,
+    /// Whether users may register passkeys and sign in with them (default true).
+    pub passkeys: bool,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -52,6 +54,7 @@ fn view(ctx: &Ctx, org: Organization) -> OrgView {
         audit_retention_days: org.audit_retention_days,
         mfa: org.mfa,
         password_signin: org.password_signin,
+        passkeys: org.passkeys,
         created_at: org.created_at,
         updated_at: org.updated_at,
     }
@@ -68,6 +71,7 @@ pub struct OrgChanges {
     pub policies: Vec<(&'static str, i64)>,
     pub mfa: Option<String>,
     pub password_signin: Option<bool>,
+    pub passkeys: Option<bool>,
 }
 
 pub fn changes(fields: &Fields) -> Result<OrgChanges, ApiError> {
@@ -111,6 +115,7 @@ pub fn changes(fields: &Fields) -> Result<OrgChanges, ApiError> {
         })
         .transpose()?;
     let password_signin = fields.bool("password_signin")?;
+    let passkeys = fields.bool("passkeys")?;
     Ok(OrgChanges {
         name,
         logo_url,
@@ -118,6 +123,7 @@ pub fn changes(fields: &Fields) -> Result<OrgChanges, ApiError> {
         policies,
         mfa,
         password_signin,
+        passkeys,
     })
 }
 
@@ -147,6 +153,9 @@ impl OrgChanges {
         if let Some(v) = self.password_signin {
             org.password_signin = v;
         }
+        if let Some(v) = self.passkeys {
+            org.passkeys = v;
+        }
     }
 
     /// The columns a PATCH writes: only the members sent, so concurrent changes of different
@@ -171,6 +180,9 @@ impl OrgChanges {
         if let Some(v) = self.password_signin {
             a.set("password_signin", SqlValue::Int(i64::from(v)));
         }
+        if let Some(v) = self.passkeys {
+            a.set("passkeys", SqlValue::Int(i64::from(v)));
+        }
         a
     }
 }
@@ -187,6 +199,7 @@ pub const SETTINGS: &[&str] = &[
     "audit_retention_days",
     "mfa",
     "password_signin",
+    "passkeys",
 ];
 
 /// The organization named in the path, or 404. Every nested resource starts here.
@@ -215,6 +228,7 @@ pub fn new_org(fields: &Fields, now: i64) -> Result<Organization, ApiError> {
         audit_retention_days: crate::protocol::audit::DEFAULT_RETENTION_DAYS,
         mfa: "off".to_string(),
         password_signin: true,
+        passkeys: true,
         attribute_names: Vec::new(),
         connection_buttons: Vec::new(),
     };

@@ -50,6 +50,8 @@ pub enum Endpoint {
     LogoutUser,
     SetupLink,
     RecoveryLink,
+    ListPasskeys,
+    DeletePasskey,
     ListEvents,
     Reseal,
 }
@@ -199,6 +201,16 @@ pub const ROUTES: &[Route] = &[
         "POST",
         "/organizations/{org}/users/{user_id}/recovery-link",
         RecoveryLink,
+    ),
+    route(
+        "GET",
+        "/organizations/{org}/users/{user_id}/passkeys",
+        ListPasskeys,
+    ),
+    route(
+        "DELETE",
+        "/organizations/{org}/users/{user_id}/passkeys/{passkey_id}",
+        DeletePasskey,
     ),
     route("GET", "/organizations/{org}/events", ListEvents),
     route("GET", "/organizations/{org}/keys", ListKeys),

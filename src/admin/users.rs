@@ -460,6 +460,36 @@ pub async fn logout(ctx: &Ctx, org: &str, id: &str) -> Outcome {
     no_content()
 }
 
+/// GET …/passkeys → 200 `{"passkeys": [...]}`: id, name, AAGUID, flags, transports, created and
+/// last used. Never the public key or the credential id (store/passkeys.rs skips them).
+pub async fn passkeys(ctx: &Ctx, org: &str, id: &str) -> Outcome {
+    require(ctx, org, id).await?;
+    let list = store::passkeys::list(&ctx.primary()?, org, id).await?;
+    Ok(http::json(200, &serde_json::json!({ "passkeys": list }))?)
+}
+
+/// DELETE …/passkeys/{passkey_id} → 204: the passkey can no longer sign in (the sign-in reads
+/// it at the primary). Idempotent, as removing a link is: 204 also when the user has no such
+/// passkey (any more); 404 for an unknown user.
+pub async fn delete_passkey(ctx: &Ctx, org: &str, id: &str, passkey_id: &str) -> Outcome {
+    require(ctx, org, id).await?;
+    if !store::passkeys::delete(&ctx.primary()?, org, id, passkey_id).await? {
+        return no_content();
+    }
+    crate::edge::audit::note(
+        ctx,
+        crate::protocol::audit::Kind::PasskeyRemoved,
+        org,
+        Some(id),
+        None,
+        crate::edge::audit::detail([
+            ("passkey", serde_json::json!(passkey_id)),
+            ("by", serde_json::json!("admin")),
+        ]),
+    );
+    no_content()
+}
+
 /// DELETE …/lock → 204: forget the account's failures, so the user can sign in at once.
 pub async fn unlock(ctx: &Ctx, org: &str, id: &str) -> Outcome {
     require(ctx, org, id).await?;

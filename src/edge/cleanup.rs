@@ -40,6 +40,9 @@ pub async fn run(db: &Db, now: i64) -> Result<()> {
         // they no longer work (protocol/links.rs).
         db.prepare(crate::edge::store::links::CLEAN_UP)
             .bind(&[int(now - crate::protocol::links::KEEP_AFTER_EXPIRY_SECONDS)])?,
+        // A used passkey challenge matters only while the page that showed it could be posted.
+        db.prepare("DELETE FROM passkey_challenges_used WHERE expires_at < ?1")
+            .bind(&[int(now)])?,
     ])
     .await?;
     Ok(())

@@ -95,6 +95,10 @@ pub async fn handle(req: Request, env: Env, context: Context) -> Result<Response
         }
         Route::SetupLink(org, token) => oidc::setup_link::handle(req, &ctx, org, token).await,
         Route::ForgotPassword(org) => oidc::forgot_password::handle(req, &ctx, org).await,
+        Route::PasskeySignIn(org) => oidc::passkeys::handle_sign_in(req, &ctx, org).await,
+        Route::AccountPasskeyAdd(org) => oidc::passkeys::handle_add(req, &ctx, org).await,
+        Route::AccountPasskeyRename(org) => oidc::passkeys::handle_rename(req, &ctx, org).await,
+        Route::AccountPasskeyRemove(org) => oidc::passkeys::handle_remove(req, &ctx, org).await,
         Route::ConnectionStart(org, id) => oidc::federation::handle_start(req, &ctx, org, id).await,
         Route::ConnectionCallback(org) => oidc::federation::handle_callback(req, &ctx, org).await,
         Route::ConnectionLink(org) => oidc::federation_link::handle(req, &ctx, org).await,

@@ -62,6 +62,10 @@ pub fn caller(route: &Route) -> Caller {
         | Route::AccountRecoveryCodes(_)
         | Route::SetupLink(..)
         | Route::ForgotPassword(_)
+        | Route::PasskeySignIn(_)
+        | Route::AccountPasskeyAdd(_)
+        | Route::AccountPasskeyRename(_)
+        | Route::AccountPasskeyRemove(_)
         | Route::ConnectionStart(..)
         | Route::ConnectionCallback(_)
         | Route::ConnectionLink(_) => Caller::Browser,

@@ -56,15 +56,15 @@ fn signed_out(org: &Organization) -> Result<Response> {
 
 /// Who the page is for: the user, the session it is shown under (the hash of its id) and the
 /// authentication that session carries.
-struct Viewer<'a> {
-    user: &'a User,
+pub(crate) struct Viewer<'a> {
+    pub(crate) user: &'a User,
     session_hash: String,
-    auth_time: i64,
+    pub(crate) auth_time: i64,
     factors: u8,
 }
 
 impl<'a> Viewer<'a> {
-    fn of(current: &'a Current) -> Self {
+    pub(crate) fn of(current: &'a Current) -> Self {
         Viewer {
             user: &current.user,
             session_hash: current.id_hash(),
@@ -76,13 +76,13 @@ impl<'a> Viewer<'a> {
 
 /// What to say at the top of the page.
 #[derive(Default)]
-struct Said<'a> {
-    notice: Option<&'a str>,
-    error: Option<&'a str>,
+pub(crate) struct Said<'a> {
+    pub(crate) notice: Option<&'a str>,
+    pub(crate) error: Option<&'a str>,
 }
 
 /// The page with a fresh sealed state for each form.
-fn page(
+pub(crate) async fn page(
     ctx: &Ctx,
     req: &Request,
     org: &Organization,
@@ -107,6 +107,7 @@ fn page(
         };
         seal_state(&ctx.config.key_encryption_secret, &org.slug, &state)
     };
+    let passkeys = crate::oidc::passkeys::section(ctx, org, viewer, &seal).await?;
     let slug = &org.slug;
     let policy = Policy::parse(&org.mfa);
     let enrol_link = format!("/{slug}/account/mfa");
@@ -128,7 +129,12 @@ fn page(
         enrol_link: (policy != Some(Policy::Off)).then_some(enrol_link.as_str()),
         sign_out_action: &format!("/{slug}/account/sign-out-everywhere"),
         sign_out_state: &seal(Step::SignOutEverywhere),
+        passkeys: passkeys.as_ref(),
+        script: crate::ui::passkey::SCRIPT,
     });
+    if passkeys.is_some() {
+        return crate::oidc::forms::respond_with_script(status, html, set_cookie);
+    }
     respond(status, html, set_cookie)
 }
 
@@ -144,12 +150,12 @@ pub async fn handle_page(mut req: Request, ctx: &Ctx, slug: &str) -> Result<Resp
     let Some(current) = sso::current(ctx, slug, &req).await? else {
         return signed_out(&org);
     };
-    page(ctx, &req, &org, &Viewer::of(&current), Said::default(), 200)
+    page(ctx, &req, &org, &Viewer::of(&current), Said::default(), 200).await
 }
 
 /// A posted account form: from our origin, its state for `step`, shown under this browser's live
 /// session to that session's user. `Err` is the error page; nothing was changed.
-async fn posted(
+pub(crate) async fn posted(
     req: &mut Request,
     ctx: &Ctx,
     slug: &str,
@@ -174,7 +180,7 @@ async fn posted(
 }
 
 /// The current password, guessed under the account's limits.
-async fn check_password(
+pub(crate) async fn check_password(
     ctx: &Ctx,
     req: &Request,
     org: &Organization,
@@ -217,7 +223,7 @@ async fn password_or_code(
 
 /// The page again after a refused guess: 401 with the wrong-guess message, or 429 (with
 /// Retry-After) when the account is waiting out failures.
-fn refused_guess(
+pub(crate) async fn refused_guess(
     ctx: &Ctx,
     req: &Request,
     org: &Organization,
@@ -240,7 +246,7 @@ fn refused_guess(
                 error: Some(&message),
                 ..Said::default()
             };
-            let resp = page(ctx, req, org, viewer, said, 429)?;
+            let resp = page(ctx, req, org, viewer, said, 429).await?;
             resp.headers().set("Retry-After", &wait.to_string())?;
             Ok(resp)
         }
@@ -261,7 +267,7 @@ fn refused_guess(
                 error: Some(&message),
                 ..Said::default()
             };
-            page(ctx, req, org, viewer, said, 401)
+            page(ctx, req, org, viewer, said, 401).await
         }
         Verdict::Accepted => unreachable!("only refusals are shown here"),
     }
@@ -292,7 +298,7 @@ pub async fn handle_password(mut req: Request, ctx: &Ctx, slug: &str) -> Result<
                 error: Some(&message),
                 ..Said::default()
             };
-            return page(ctx, &req, &org, &viewer, said, 400);
+            return page(ctx, &req, &org, &viewer, said, 400).await;
         }
     };
     let verdict = check_password(ctx, &req, &org, user, current_password).await?;
@@ -304,7 +310,8 @@ pub async fn handle_password(mut req: Request, ctx: &Ctx, slug: &str) -> Result<
             &viewer,
             verdict,
             "The current password is incorrect.",
-        );
+        )
+        .await;
     }
     let hash = hash_password(&new).await?;
     // Told before the grants are revoked: the targets are the live grants (store/grants.rs).
@@ -338,7 +345,7 @@ pub async fn handle_password(mut req: Request, ctx: &Ctx, slug: &str) -> Result<
         ),
         ..Said::default()
     };
-    let resp = page(ctx, &req, &org, &fresh, said, 200)?;
+    let resp = page(ctx, &req, &org, &fresh, said, 200).await?;
     append_cookie(resp, &cookie)
 }
 
@@ -399,11 +406,11 @@ pub async fn handle_remove_totp(mut req: Request, ctx: &Ctx, slug: &str) -> Resu
             notice: Some("Two-step verification is not on."),
             ..Said::default()
         };
-        return page(ctx, &req, &org, &viewer, said, 200);
+        return page(ctx, &req, &org, &viewer, said, 200).await;
     }
     let (verdict, wrong) = password_or_code(ctx, &req, &org, user, &form).await?;
     if verdict != Verdict::Accepted {
-        return refused_guess(ctx, &req, &org, &viewer, verdict, wrong);
+        return refused_guess(ctx, &req, &org, &viewer, verdict, wrong).await;
     }
     mfa_store::reset(&ctx.primary()?, slug, &user.id).await?;
     audit::note(
@@ -424,7 +431,7 @@ pub async fn handle_remove_totp(mut req: Request, ctx: &Ctx, slug: &str) -> Resu
         notice: Some("Two-step verification is off."),
         ..Said::default()
     };
-    page(ctx, &req, &org, &viewer, said, 200)
+    page(ctx, &req, &org, &viewer, said, 200).await
 }
 
 /// POST /{org}/account/mfa/recovery-codes: the password or a current code, counted; then ten new
@@ -442,11 +449,11 @@ pub async fn handle_recovery_codes(mut req: Request, ctx: &Ctx, slug: &str) -> R
             notice: Some("Two-step verification is not on."),
             ..Said::default()
         };
-        return page(ctx, &req, &org, &viewer, said, 200);
+        return page(ctx, &req, &org, &viewer, said, 200).await;
     };
     let (verdict, wrong) = password_or_code(ctx, &req, &org, user, &form).await?;
     if verdict != Verdict::Accepted {
-        return refused_guess(ctx, &req, &org, &viewer, verdict, wrong);
+        return refused_guess(ctx, &req, &org, &viewer, verdict, wrong).await;
     }
     let codes: Vec<String> = (0..crate::protocol::mfa::RECOVERY_CODES)
         .map(|_| crate::protocol::mfa::recovery_code(crate::crypto::random_bytes::<8>()))

@@ -59,6 +59,17 @@ pub enum Step {
     },
     /// "Forgot password?" (oidc/forgot_password.rs).
     ForgotPassword,
+    /// The login page's passkey form: the WebAuthn challenge it showed (base64url), used once
+    /// (oidc/passkeys.rs claims it at the primary).
+    PasskeySignIn {
+        challenge: String,
+    },
+    /// The account page's "Add a passkey" form and its challenge.
+    PasskeyAdd {
+        challenge: String,
+    },
+    PasskeyRename,
+    PasskeyRemove,
 }
 
 impl Step {
@@ -78,6 +89,10 @@ impl Step {
             Step::ConfirmLink { .. } => StepKind::ConfirmLink,
             Step::SetupLink { .. } => StepKind::SetupLink,
             Step::ForgotPassword => StepKind::ForgotPassword,
+            Step::PasskeySignIn { .. } => StepKind::PasskeySignIn,
+            Step::PasskeyAdd { .. } => StepKind::PasskeyAdd,
+            Step::PasskeyRename => StepKind::PasskeyRename,
+            Step::PasskeyRemove => StepKind::PasskeyRemove,
         }
     }
 }
@@ -94,6 +109,10 @@ pub enum StepKind {
     SignOutEverywhere,
     RemoveTotp,
     RenewRecoveryCodes,
+    PasskeySignIn,
+    PasskeyAdd,
+    PasskeyRename,
+    PasskeyRemove,
     SetupLink,
     ForgotPassword,
     ConfirmLink,

@@ -67,6 +67,19 @@ pub fn respond(status: u16, html: String, set_cookie: Option<String>) -> Result<
     }
 }
 
+/// An HTML page that runs the passkey script (ui/passkey.rs), allowed by its hash.
+pub fn respond_with_script(
+    status: u16,
+    html: String,
+    set_cookie: Option<String>,
+) -> Result<Response> {
+    let resp = http::html_with_csp(status, html, &crate::ui::passkey::csp())?;
+    match set_cookie {
+        Some(c) => append_cookie(resp, &c),
+        None => Ok(resp),
+    }
+}
+
 pub fn append_cookie(resp: Response, cookie: &str) -> Result<Response> {
     let headers: Headers = resp.headers().clone();
     headers.append("Set-Cookie", cookie)?;

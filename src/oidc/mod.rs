@@ -24,6 +24,7 @@ pub mod login;
 pub mod logout;
 pub mod mfa;
 pub mod pages;
+pub mod passkeys;
 pub mod request;
 pub mod revoke;
 pub mod screens;

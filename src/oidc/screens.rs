@@ -38,6 +38,11 @@ pub fn login(
         expires_at: 0,
     };
     let sealed = seal_for_page(ctx, req, org, state, LOGIN_FORM_SECONDS);
+    // The passkey form's own state, with the challenge: bound to the same CSRF cookie, the
+    // organization and the same expiry; claimed once when posted (oidc/passkeys.rs).
+    let passkey = org
+        .passkeys
+        .then(|| crate::oidc::passkeys::sign_in_offer(ctx, org, interaction, &sealed.csrf));
     let brand = pages::brand(org);
     let action = format!("/{}/login", org.slug);
     let forgot =
@@ -71,7 +76,12 @@ pub fn login(
         connections: &connections,
         password_signin: org.password_signin,
         forgot_password: forgot.as_deref(),
+        passkey: passkey.as_ref(),
+        script: crate::ui::passkey::SCRIPT,
     });
+    if passkey.is_some() {
+        return crate::oidc::forms::respond_with_script(status, html, sealed.set_cookie);
+    }
     respond(status, html, sealed.set_cookie)
 }
 

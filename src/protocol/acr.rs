@@ -23,7 +23,9 @@
 
 use serde_json::Value;
 
-use crate::protocol::mfa::{ACR_MFA, ACR_PASSWORD, MFA_ACRS, PWD, UPSTREAM, has_second_factor};
+use crate::protocol::mfa::{
+    ACR_MFA, ACR_PASSWORD, ACR_PHR, MFA_ACRS, PASSKEY, PASSKEY_UV, PWD, UPSTREAM, has_second_factor,
+};
 
 /// What the acr values ask of this sign-in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,6 +46,9 @@ pub struct Unmet;
 enum Needs {
     Password,
     SecondFactor,
+    /// `phr`: a user-verified passkey. Only a passkey sign-in meets it, so it is never "asked
+    /// for" like the second factor (a TOTP code would not meet it): unmet, it is left out.
+    PhishingResistant,
 }
 
 fn needs(value: &str) -> Option<Needs> {
@@ -51,6 +56,8 @@ fn needs(value: &str) -> Option<Needs> {
         Some(Needs::Password)
     } else if MFA_ACRS.contains(&value) {
         Some(Needs::SecondFactor)
+    } else if value == ACR_PHR {
+        Some(Needs::PhishingResistant)
     } else {
         None
     }
@@ -60,14 +67,17 @@ fn satisfied(needs: Needs, factors: u8) -> bool {
     match needs {
         // The one-factor level: a password, or a sign-in at an upstream identity provider
         // (protocol/upstream.rs) — `acr` is the level reached, `amr` says how (`pwd`, `fed`).
-        Needs::Password => factors & (PWD | UPSTREAM) != 0,
+        Needs::Password => factors & (PWD | UPSTREAM | PASSKEY) != 0,
         Needs::SecondFactor => has_second_factor(factors),
+        Needs::PhishingResistant => factors & PASSKEY_UV != 0,
     }
 }
 
 /// The value as Clavex issues it in `acr`, when it is one of ours.
 fn issued(value: &str) -> Option<&'static str> {
-    [ACR_PASSWORD, ACR_MFA].into_iter().find(|v| *v == value)
+    [ACR_PASSWORD, ACR_MFA, ACR_PHR]
+        .into_iter()
+        .find(|v| *v == value)
 }
 
 /// The `acr` member of the `claims` parameter's `id_token` object: its values (`values`, or a
@@ -118,6 +128,7 @@ fn demand(values: &[String], factors: u8) -> Result<Choice, Unmet> {
     let known: Vec<(&str, Needs)> = values
         .iter()
         .filter_map(|v| needs(v).map(|n| (v.as_str(), n)))
+        .filter(|(_, n)| *n != Needs::PhishingResistant || satisfied(*n, factors))
         .collect();
     if let Some((value, _)) = known.iter().find(|(_, n)| satisfied(*n, factors)) {
         return Ok(Choice {
@@ -141,6 +152,7 @@ fn prefer(values: &[String], factors: u8, enrolled: bool) -> Choice {
     let known: Vec<(&str, Needs)> = values
         .iter()
         .filter_map(|v| needs(v).map(|n| (v.as_str(), n)))
+        .filter(|(_, n)| *n != Needs::PhishingResistant || satisfied(*n, factors))
         .collect();
     for (i, (value, need)) in known.iter().enumerate() {
         if satisfied(*need, factors) {
@@ -168,6 +180,7 @@ pub fn to_byte(acr: Option<&str>) -> u8 {
     match acr {
         Some(ACR_PASSWORD) => 1,
         Some(ACR_MFA) => 2,
+        Some(ACR_PHR) => 3,
         _ => 0,
     }
 }
@@ -176,6 +189,7 @@ pub fn from_byte(byte: u8) -> Option<&'static str> {
     match byte {
         1 => Some(ACR_PASSWORD),
         2 => Some(ACR_MFA),
+        3 => Some(ACR_PHR),
         _ => None,
     }
 }

@@ -81,6 +81,15 @@ pub enum Kind {
     /// A one-time link was refused at its page (`detail.reason`: used, superseded, expired,
     /// disabled), or a "forgot password" request made no link (`detail.reason`: throttled).
     LinkRefused,
+    /// A user registered a passkey (`detail`: its id and name).
+    PasskeyAdded,
+    /// A passkey was removed, by its user on the account page or by an administrator.
+    PasskeyRemoved,
+    /// A passkey response was refused (`detail.reason`: which check failed, protocol/webauthn.rs).
+    PasskeyRefused,
+    /// WebAuthn §7.2 step 21: a non-zero signature counter that did not increase — the
+    /// authenticator may have been cloned (`detail`: the passkey, stored and received counts).
+    PasskeyCounterRegressed,
 }
 
 pub const ALL: &[Kind] = &[
@@ -116,6 +125,10 @@ pub const ALL: &[Kind] = &[
     Kind::LinkIssued,
     Kind::LinkUsed,
     Kind::LinkRefused,
+    Kind::PasskeyAdded,
+    Kind::PasskeyRemoved,
+    Kind::PasskeyRefused,
+    Kind::PasskeyCounterRegressed,
 ];
 
 impl Kind {
@@ -153,6 +166,10 @@ impl Kind {
             Kind::LinkIssued => "link.issued",
             Kind::LinkUsed => "link.used",
             Kind::LinkRefused => "link.refused",
+            Kind::PasskeyAdded => "passkey.added",
+            Kind::PasskeyRemoved => "passkey.removed",
+            Kind::PasskeyRefused => "passkey.refused",
+            Kind::PasskeyCounterRegressed => "passkey.counter_regressed",
         }
     }
 

@@ -406,9 +406,9 @@ mod tests {
                 "a format {format} code is refused, not misread"
             );
         }
-        // The acr byte (after format, two timestamps and the factors) is 0, 1 or 2.
+        // The acr byte (after format, two timestamps and the factors) is 0 to 3 (3: `phr`).
         let mut bad_acr = good;
-        bad_acr[10] = 3;
+        bad_acr[10] = 4;
         assert!(CodeGrant::decode(&bad_acr).is_none(), "an unknown acr byte");
     }
 

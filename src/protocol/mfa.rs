@@ -15,7 +15,11 @@ pub const MFA_ACRS: &[&str] = &[
     ACR_MFA,
     "http://schemas.openid.net/pape/policies/2007/06/multi-factor",
 ];
-pub const ACR_VALUES_SUPPORTED: &[&str] = &[ACR_PASSWORD, ACR_MFA];
+/// OpenID Connect Extended Authentication Profile ACR Values 1.0 §2: "phr" — phishing-resistant
+/// authentication; Clavex issues it for a sign-in with a user-verified passkey (bound to the
+/// RP ID, so a look-alike site cannot replay it).
+pub const ACR_PHR: &str = "phr";
+pub const ACR_VALUES_SUPPORTED: &[&str] = &[ACR_PASSWORD, ACR_MFA, ACR_PHR];
 
 /// An organization's policy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,11 +57,35 @@ pub const UPSTREAM: u8 = 4;
 /// The upstream said it asked for several factors and the connection trusts it to: counts as
 /// the second factor.
 pub const UPSTREAM_MFA: u8 = 8;
+/// A passkey (WebAuthn assertion, protocol/webauthn.rs): one factor, something you have.
+pub const PASSKEY: u8 = 16;
+/// The authenticator verified the user (UV flag: a PIN or biometric on the device): the passkey
+/// is two factors in one, and satisfies the second-factor policy.
+pub const PASSKEY_UV: u8 = 32;
+/// The passkey is backup eligible (BE flag: synced by a password manager or platform account),
+/// so its key is not confined to one piece of hardware: `swk` rather than `hwk`.
+pub const PASSKEY_SYNCED: u8 = 64;
+
+/// The factor bits of a passkey sign-in.
+pub fn passkey_factors(user_verified: bool, backup_eligible: bool) -> u8 {
+    let mut f = PASSKEY;
+    if user_verified {
+        f |= PASSKEY_UV;
+    }
+    if backup_eligible {
+        f |= PASSKEY_SYNCED;
+    }
+    f
+}
 
 /// RFC 8176 values: `pwd`, and `otp` + `mfa` once a one-time code was also given. An upstream
 /// sign-in is `fed` (RFC 8176 registers no value for it; "fed" is the one Microsoft's identity
 /// platform uses for "a federated identity assertion"), with `mfa` when the trusted upstream
-/// asked for several factors.
+/// asked for several factors. A passkey is `hwk` ("proof-of-possession of a hardware-secured
+/// key") when it is not backup eligible, and `swk` ("proof-of-possession of a software-secured
+/// key") when it is: a synced passkey's private key leaves the device, so Clavex does not claim
+/// hardware for it (RFC 8176 §2). A user-verified passkey adds `user` ("user presence test" is
+/// `user`'s RFC 8176 wording for a PIN/biometric gesture at the authenticator) and `mfa`.
 pub fn amr(factors: u8) -> Vec<&'static str> {
     let mut out = Vec::new();
     if factors & PWD != 0 {
@@ -66,10 +94,20 @@ pub fn amr(factors: u8) -> Vec<&'static str> {
     if factors & UPSTREAM != 0 {
         out.push("fed");
     }
+    if factors & PASSKEY != 0 {
+        out.push(if factors & PASSKEY_SYNCED != 0 {
+            "swk"
+        } else {
+            "hwk"
+        });
+        if factors & PASSKEY_UV != 0 {
+            out.push("user");
+        }
+    }
     if factors & OTP != 0 {
         out.push("otp");
     }
-    if factors & (PWD | UPSTREAM) != 0 && has_second_factor(factors) {
+    if factors & (PWD | UPSTREAM | PASSKEY) != 0 && has_second_factor(factors) {
         out.push("mfa");
     }
     out
@@ -81,6 +119,9 @@ pub fn factors_of(amr: &str) -> u8 {
         "pwd" => f | PWD,
         "otp" => f | OTP,
         "fed" => f | UPSTREAM,
+        "hwk" => f | PASSKEY,
+        "swk" => f | PASSKEY | PASSKEY_SYNCED,
+        "user" => f | PASSKEY_UV,
         _ => f,
     });
     // `mfa` without `otp` after `fed` is the trusted upstream's own second factor.
@@ -92,7 +133,9 @@ pub fn factors_of(amr: &str) -> u8 {
 }
 
 pub fn acr(factors: u8) -> &'static str {
-    if has_second_factor(factors) {
+    if factors & PASSKEY_UV != 0 {
+        ACR_PHR
+    } else if has_second_factor(factors) {
         ACR_MFA
     } else {
         ACR_PASSWORD
@@ -100,7 +143,7 @@ pub fn acr(factors: u8) -> &'static str {
 }
 
 pub fn has_second_factor(factors: u8) -> bool {
-    factors & (OTP | UPSTREAM_MFA) != 0
+    factors & (OTP | UPSTREAM_MFA | PASSKEY_UV) != 0
 }
 
 /// Whether the organization's or the client's policy makes this sign-in include a second factor:
@@ -314,5 +357,26 @@ mod tests {
         assert_eq!(acr(PWD | OTP), ACR_MFA);
         assert_eq!(Policy::parse("optional"), Some(Policy::Optional));
         assert_eq!(Policy::parse("on"), None);
+    }
+
+    #[test]
+    fn passkey_amr_and_acr() {
+        let device = passkey_factors(true, false);
+        assert_eq!(amr(device), vec!["hwk", "user", "mfa"]);
+        assert_eq!(acr(device), ACR_PHR);
+        assert!(has_second_factor(device));
+        let synced = passkey_factors(true, true);
+        assert_eq!(amr(synced), vec!["swk", "user", "mfa"]);
+        let presence_only = passkey_factors(false, true);
+        assert_eq!(amr(presence_only), vec!["swk"]);
+        assert_eq!(acr(presence_only), ACR_PASSWORD);
+        assert!(!has_second_factor(presence_only));
+        assert_eq!(next_step(presence_only, false, true), Step::Enrol);
+        assert_eq!(next_step(device, true, true), Step::Done);
+        // A verified passkey as the second factor after a password.
+        assert_eq!(amr(PWD | device), vec!["pwd", "hwk", "user", "mfa"]);
+        for f in [device, synced, presence_only, PWD | device, PWD | OTP] {
+            assert_eq!(factors_of(&amr(f).join(" ")), f, "{f}");
+        }
     }
 }

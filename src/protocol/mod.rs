@@ -34,3 +34,4 @@ pub mod throttle;
 pub mod token_request;
 pub mod upstream;
 pub mod upstream_mapping;
+pub mod webauthn;

@@ -6,6 +6,7 @@ use askama::Template;
 
 pub mod form_post;
 pub mod link_confirm;
+pub mod passkey;
 
 /// The organization's look: its name, optional logo, and primary colour.
 pub struct Brand {
@@ -53,6 +54,52 @@ pub struct LoginPage<'a> {
     /// "Forgot password?" where e-mail is configured (oidc/forgot_password.rs); otherwise the
     /// page says to ask an administrator.
     pub forgot_password: Option<&'a str>,
+    /// "Sign in with a passkey", where the organization allows passkeys.
+    pub passkey: Option<&'a PasskeySignIn>,
+    /// The passkey script (ui/passkey.rs), allowed by its hash.
+    pub script: &'static str,
+}
+
+/// The login page's passkey form: its action, sealed state (with the challenge) and what the
+/// script passes to `navigator.credentials.get`.
+pub struct PasskeySignIn {
+    pub action: String,
+    pub state: String,
+    pub challenge: String,
+    pub rp_id: String,
+}
+
+/// One of the user's passkeys as the account page lists it.
+pub struct PasskeyRow {
+    pub id: String,
+    pub name: String,
+    pub created: String,
+    pub last_used: String,
+    pub synced: bool,
+}
+
+/// The account page's passkey section.
+pub struct AccountPasskeys {
+    pub rows: Vec<PasskeyRow>,
+    pub add_action: String,
+    pub add_state: String,
+    pub challenge: String,
+    pub rp_id: String,
+    pub rp_name: String,
+    /// base64url of the WebAuthn user handle (the user's id).
+    pub user_handle: String,
+    pub user_name: String,
+    pub display_name: String,
+    /// JSON list of the user's credential ids (base64url): `excludeCredentials`.
+    pub exclude: String,
+    /// The session is not fresh: the add form asks for the password.
+    pub need_password: bool,
+    /// The session is not fresh and the user has no password: sign in again first.
+    pub sign_in_again: bool,
+    pub rename_action: String,
+    pub rename_state: String,
+    pub remove_action: String,
+    pub remove_state: String,
 }
 
 #[derive(Template)]
@@ -153,6 +200,9 @@ pub struct AccountPage<'a> {
     pub enrol_link: Option<&'a str>,
     pub sign_out_action: &'a str,
     pub sign_out_state: &'a str,
+    /// Where the organization allows passkeys.
+    pub passkeys: Option<&'a AccountPasskeys>,
+    pub script: &'static str,
 }
 
 /// New recovery codes from the account page, shown once.
@@ -271,6 +321,8 @@ mod tests {
             connections: &links,
             password_signin: true,
             forgot_password: None,
+            passkey: None,
+            script: "",
         });
         assert!(
             html.contains("Sign in with Example &#60;IdP&#62;")
@@ -298,6 +350,8 @@ mod tests {
             connections: &[],
             password_signin: true,
             forgot_password: None,
+            passkey: None,
+            script: "",
         });
         for needle in [
             r#"action="/acme/login""#,
@@ -331,6 +385,8 @@ mod tests {
             connections: &links,
             password_signin: false,
             forgot_password: None,
+            passkey: None,
+            script: "",
         });
         assert!(html.contains("Sign in with Upstream"), "{html}");
         for absent in [

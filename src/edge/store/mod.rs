@@ -21,6 +21,7 @@ pub mod meter;
 pub mod mfa;
 pub mod once;
 pub mod orgs;
+pub mod passkeys;
 #[cfg(test)]
 mod sql_tests;
 pub mod throttles;

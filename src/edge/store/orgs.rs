@@ -28,6 +28,9 @@ pub struct Organization {
     /// sign in only through the organization's upstream connections.
     #[serde(default = "yes", deserialize_with = "crate::edge::store::d1::int_bool")]
     pub password_signin: bool,
+    /// Whether passkeys may be registered and used to sign in (migration 0011p, default on).
+    #[serde(default = "yes", deserialize_with = "crate::edge::store::d1::int_bool")]
+    pub passkeys: bool,
     /// The names of the organization's custom attributes, read with the organization by
     /// `get_org` (for discovery's `claims_supported`); empty where a query does not ask.
     #[serde(
@@ -102,8 +105,8 @@ pub async fn create_org_with_key(
         .prepare(
             "INSERT INTO organizations (slug, name, logo_url, primary_color, created_at, updated_at, \
              throttle_account_failures, throttle_ip_failures, throttle_max_wait_seconds, \
-             throttle_reset_seconds, audit_retention_days, mfa, password_signin) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+             throttle_reset_seconds, audit_retention_days, mfa, password_signin, passkeys) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
         )
         .bind(&[
             org.slug.as_str().into(),
@@ -119,6 +122,7 @@ pub async fn create_org_with_key(
             int(org.audit_retention_days),
             org.mfa.as_str().into(),
             crate::edge::store::d1::boolean(org.password_signin),
+            crate::edge::store::d1::boolean(org.passkeys),
         ])?;
     let insert_key = crate::edge::store::keys::insert_key_statement(db, key)?;
     db.batch(vec![insert_org, insert_key]).await?;

@@ -1241,3 +1241,130 @@ mod links {
         assert_eq!(peeked, (1, 0));
     }
 }
+
+/// One passkey finish as store/passkeys.rs runs it: the claim, then the guarded write, in one
+/// transaction. (claimed, written)
+fn passkey_finish(
+    db: &mut Connection,
+    hash: &str,
+    claim: &str,
+    write: &str,
+    args: &[&dyn rusqlite::ToSql],
+) -> (bool, bool) {
+    let tx = db.transaction().unwrap();
+    let claimed = tx
+        .prepare(crate::edge::store::passkeys::CLAIM)
+        .unwrap()
+        .query_map(params![hash, "acme", claim, 100], |r| r.get::<_, String>(0))
+        .unwrap()
+        .count()
+        == 1;
+    let written = tx
+        .prepare(write)
+        .unwrap()
+        .query_map(args, |r| r.get::<_, String>(0))
+        .unwrap()
+        .count()
+        == 1;
+    tx.commit().unwrap();
+    (claimed, written)
+}
+
+#[test]
+fn a_passkey_challenge_is_claimed_once_and_only_the_winner_writes() {
+    use crate::edge::store::passkeys::{insert_sql, used_sql};
+    let mut db = migrated(None);
+    let insert = insert_sql();
+    let new = |claim: &'static str,
+               id: &'static str,
+               cred: &'static str|
+     -> Vec<Box<dyn rusqlite::ToSql>> {
+        vec![
+            Box::new(id),
+            Box::new("acme"),
+            Box::new("usr_1"),
+            Box::new(cred),
+            Box::new("key"),
+            Box::new(-7),
+            Box::new(0),
+            Box::new(1),
+            Box::new(0),
+            Box::new(0),
+            Box::new("[]"),
+            Box::new("aaguid"),
+            Box::new("Passkey"),
+            Box::new(5),
+            Box::new("h1"),
+            Box::new(claim),
+        ]
+    };
+    let run = |db: &mut Connection,
+               hash: &str,
+               claim: &str,
+               sql: &str,
+               args: Vec<Box<dyn rusqlite::ToSql>>| {
+        let refs: Vec<&dyn rusqlite::ToSql> = args.iter().map(|b| b.as_ref()).collect();
+        passkey_finish(db, hash, claim, sql, &refs)
+    };
+    assert_eq!(
+        run(&mut db, "h1", "a", &insert, new("a", "pk_1", "cred1")),
+        (true, true)
+    );
+    // The same challenge again (a replay, a concurrent finish): no claim, nothing written.
+    assert_eq!(
+        run(&mut db, "h1", "b", &insert, new("b", "pk_2", "cred2")),
+        (false, false)
+    );
+    // A new challenge for a credential already registered: claimed, not stored twice.
+    let mut dup = new("c", "pk_3", "cred1");
+    dup[14] = Box::new("h2");
+    assert_eq!(run(&mut db, "h2", "c", &insert, dup), (true, false));
+    let count: i64 = db
+        .query_row("SELECT COUNT(*) FROM passkeys", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(count, 1);
+    // A sign-in: the counter is recorded under the claim, never lowered.
+    let used = used_sql();
+    let use_args =
+        |count: i64, hash: &'static str, claim: &'static str| -> Vec<Box<dyn rusqlite::ToSql>> {
+            vec![
+                Box::new("acme"),
+                Box::new("pk_1"),
+                Box::new(count),
+                Box::new(0),
+                Box::new(9),
+                Box::new(hash),
+                Box::new(claim),
+            ]
+        };
+    assert_eq!(
+        run(&mut db, "h3", "d", &used, use_args(7, "h3", "d")),
+        (true, true)
+    );
+    assert_eq!(
+        run(&mut db, "h3", "e", &used, use_args(9, "h3", "e")),
+        (false, false)
+    );
+    assert_eq!(
+        run(&mut db, "h4", "f", &used, use_args(3, "h4", "f")),
+        (true, true)
+    );
+    let stored: i64 = db
+        .query_row(
+            "SELECT sign_count FROM passkeys WHERE id = 'pk_1'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(
+        stored, 7,
+        "a regressed counter does not lower the stored one"
+    );
+    // Deleting the user deletes their passkeys.
+    db.execute("DELETE FROM users WHERE id = 'usr_1'", [])
+        .unwrap();
+    let left: i64 = db
+        .query_row("SELECT COUNT(*) FROM passkeys", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(left, 0);
+}

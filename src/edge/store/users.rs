@@ -106,7 +106,7 @@ fn admin_extra_columns() -> String {
 
 /// Every column of the user row `users`, with the user's groups and custom attributes (what
 /// sign-in and the ID token need).
-fn user_columns() -> String {
+pub(crate) fn user_columns() -> String {
     format!(
         "users.*, {}, {}",
         crate::edge::store::groups::user_groups_column("users"),

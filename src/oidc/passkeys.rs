@@ -1,0 +1,621 @@
+//! Passkeys (issue 16 item 1): sign-in from the login page (POST /{org}/passkeys/sign-in) and the
+//! account page's add, rename and remove forms (POST /{org}/account/passkeys[/rename|/remove]).
+//!
+//! A ceremony's challenge is 32 random bytes sealed into the state of the form that shows it
+//! (oidc/form_state.rs): bound to the browser's CSRF cookie, to the organization (the sealing's
+//! associated data), on the account page to the SSO session and its user, and expiring with the
+//! page. The POST opens that state, verifies the browser's answer against it
+//! (protocol/webauthn.rs), then claims the challenge at the D1 primary in the same transaction as
+//! the ceremony's write (edge/store/passkeys.rs): a replayed or concurrent finish loses the claim
+//! and changes nothing.
+//!
+//! The RP ID is the host of the public base URL (the issuer's host), and the origin the browser
+//! reports must be the issuer's origin exactly.
+//!
+//! A sign-in describes what it knows — this user, with a passkey, user-verified or not, synced
+//! or not (protocol/mfa.rs bits) — and asks the gate (oidc/interaction.rs), like every other path.
+//!
+//! Sign counter: a non-zero counter that does not increase is recorded as
+//! `passkey.counter_regressed` and the sign-in is NOT refused. Synced passkeys report 0 forever;
+//! a hardware key whose counter goes back may be a clone, which is for an administrator to judge
+//! from the audit trail (and to delete the passkey); refusing would lock out the user on a false
+//! alarm with no way to recover by themselves. The stored counter never goes down.
+
+use serde::Deserialize;
+use serde_json::json;
+use worker::{Request, Response, Result};
+
+use crate::crypto::{b64url, b64url_decode, random_bytes, random_token, token_hash};
+use crate::edge::audit::{self, detail};
+use crate::edge::context::Ctx;
+use crate::edge::store::orgs::Organization;
+use crate::edge::store::passkeys::{self as store, Claim, NewPasskey, Registered, Used};
+use crate::oidc::account::{self, Said, Viewer};
+use crate::oidc::attempts::Verdict;
+use crate::oidc::form_state::{FormState, Interaction, Step, StepKind, seal_state};
+use crate::oidc::forms::{Submission, registered_client, submitted};
+use crate::oidc::interaction::{self, Continue, Origin};
+use crate::oidc::{pages, screens};
+use crate::protocol::audit::Kind;
+use crate::protocol::lifetimes::LOGIN_FORM_SECONDS;
+use crate::protocol::mfa::passkey_factors;
+use crate::protocol::origin::origin_of;
+use crate::protocol::webauthn::{self, Refusal};
+use crate::ui::{AccountPasskeys, PasskeyRow, PasskeySignIn};
+
+const TITLE: &str = "Sign-in could not continue";
+/// How recent the session's sign-in must be to add a passkey without typing the password again.
+pub const FRESH_SECONDS: i64 = 15 * 60;
+
+/// The RP ID and the exact origin of this organization's pages.
+fn relying_party(ctx: &Ctx, org: &str) -> (String, String) {
+    let issuer = ctx.config.issuer(org);
+    (
+        webauthn::rp_id_of(&issuer).unwrap_or_default(),
+        origin_of(&issuer).unwrap_or_default(),
+    )
+}
+
+fn new_challenge() -> String {
+    b64url(&random_bytes::<32>())
+}
+
+/// The login page's passkey form, sealed under the page's CSRF token `csrf`.
+pub fn sign_in_offer(
+    ctx: &Ctx,
+    org: &Organization,
+    interaction: &Interaction,
+    csrf: &str,
+) -> PasskeySignIn {
+    let challenge = new_challenge();
+    let state = FormState {
+        step: Step::PasskeySignIn {
+            challenge: challenge.clone(),
+        },
+        interaction: Some(interaction.clone()),
+        authenticated: None,
+        session: None,
+        csrf: csrf.to_string(),
+        expires_at: ctx.now + LOGIN_FORM_SECONDS,
+    };
+    PasskeySignIn {
+        action: format!("/{}/passkeys/sign-in", org.slug),
+        state: seal_state(&ctx.config.key_encryption_secret, &org.slug, &state),
+        challenge,
+        rp_id: relying_party(ctx, &org.slug).0,
+    }
+}
+
+/// The claim of a state's challenge: its hash, a random value for this finish, kept until the
+/// state expires.
+fn claim_of<'a>(org: &'a str, hash: &'a str, value: &'a str, expires_at: i64) -> Claim<'a> {
+    Claim {
+        challenge_hash: hash,
+        org,
+        value,
+        expires_at,
+    }
+}
+
+/// The browser's answer to `navigator.credentials.get` (the script's JSON, base64url members).
+#[derive(Deserialize)]
+struct AssertionForm {
+    #[serde(rename = "rawId")]
+    raw_id: String,
+    #[serde(rename = "clientDataJSON")]
+    client_data_json: String,
+    #[serde(rename = "authenticatorData")]
+    authenticator_data: String,
+    signature: String,
+    #[serde(rename = "userHandle")]
+    user_handle: Option<String>,
+}
+
+/// Decoded assertion members: credential id (base64url, as stored), user id, and the bytes.
+struct Decoded {
+    credential_id: String,
+    user_id: String,
+    client_data_json: Vec<u8>,
+    authenticator_data: Vec<u8>,
+    signature: Vec<u8>,
+}
+
+fn decode_assertion(text: &str) -> Option<Decoded> {
+    let form: AssertionForm = serde_json::from_str(text).ok()?;
+    let raw = b64url_decode(&form.raw_id)?;
+    let user = b64url_decode(form.user_handle.as_deref()?)?;
+    Some(Decoded {
+        credential_id: b64url(&raw),
+        user_id: String::from_utf8(user).ok()?,
+        client_data_json: b64url_decode(&form.client_data_json)?,
+        authenticator_data: b64url_decode(&form.authenticator_data)?,
+        signature: b64url_decode(&form.signature)?,
+    })
+}
+
+/// POST /{org}/passkeys/sign-in.
+pub async fn handle_sign_in(mut req: Request, ctx: &Ctx, slug: &str) -> Result<Response> {
+    let Submission { org, form, state } =
+        match submitted(&mut req, ctx, slug, TITLE, StepKind::PasskeySignIn).await? {
+            Ok(s) => s,
+            Err(resp) => return Ok(resp),
+        };
+    if !org.passkeys {
+        return pages::error(
+            &org,
+            403,
+            "Passkeys are turned off",
+            "This organization does not accept passkeys. Go back and sign in another way.",
+            "access_denied",
+            None,
+        );
+    }
+    let (Step::PasskeySignIn { challenge }, Some(interaction)) = (&state.step, &state.interaction)
+    else {
+        return pages::error(
+            &org,
+            400,
+            TITLE,
+            "Start again from the application.",
+            "invalid_request",
+            None,
+        );
+    };
+    let request = &interaction.request;
+    let client =
+        match registered_client(ctx, &org, &request.client_id, &request.redirect_uri).await? {
+            Ok(c) => c,
+            Err(page) => return Ok(page),
+        };
+    // Every refusal looks the same to the browser (the login page again, a new challenge); the
+    // audit trail says which check failed.
+    let refuse = |reason: &str, user_id: Option<&str>| -> Result<Response> {
+        audit::note(
+            ctx,
+            Kind::PasskeyRefused,
+            slug,
+            user_id,
+            Some(&client.client_id),
+            detail([("reason", json!(reason))]),
+        );
+        screens::login(
+            ctx,
+            &req,
+            &org,
+            &client.client_name,
+            interaction,
+            Some("That passkey could not sign you in. Try again, or sign in another way."),
+            401,
+        )
+    };
+    let Some(answer) = decode_assertion(form.first("credential").unwrap_or("")) else {
+        return refuse(Refusal::Malformed.reason(), None);
+    };
+    let challenge_bytes = b64url_decode(challenge).unwrap_or_default();
+    let db = ctx.primary()?;
+    // Read at the primary: a passkey deleted or a user disabled a moment ago must not sign in.
+    let (passkey, user) =
+        store::for_sign_in(&db, slug, &answer.credential_id, &answer.user_id).await?;
+    // §7.2 step 6: the credential must belong to the user the userHandle names.
+    let Some(passkey) = passkey.filter(|p| p.user_id == answer.user_id) else {
+        return refuse("unknown_credential", None);
+    };
+    let Some(user) = user.filter(|u| !u.disabled) else {
+        return refuse("user_disabled", Some(&passkey.user_id));
+    };
+    let (rp_id, origin) = relying_party(ctx, slug);
+    let public_key = b64url_decode(&passkey.public_key).unwrap_or_default();
+    let stored_count = u32::try_from(passkey.sign_count).unwrap_or(u32::MAX);
+    let asserted = match webauthn::verify_assertion(&webauthn::Assertion {
+        client_data_json: &answer.client_data_json,
+        authenticator_data: &answer.authenticator_data,
+        signature: &answer.signature,
+        challenge: &challenge_bytes,
+        origin: &origin,
+        rp_id: &rp_id,
+        public_key: &public_key,
+        stored_sign_count: stored_count,
+    }) {
+        Ok(a) => a,
+        Err(refusal) => return refuse(refusal.reason(), Some(&user.id)),
+    };
+    let hash = token_hash(challenge);
+    let value = random_token("");
+    let claim = claim_of(slug, &hash, &value, state.expires_at);
+    match store::record_use(
+        &db,
+        &claim,
+        &passkey.id,
+        i64::from(asserted.sign_count),
+        asserted.backed_up,
+        ctx.now,
+    )
+    .await?
+    {
+        Used::Recorded => {}
+        Used::ChallengeUsed => return refuse("challenge_used", Some(&user.id)),
+        Used::PasskeyGone => return refuse("unknown_credential", Some(&user.id)),
+    }
+    if asserted.counter_regressed {
+        audit::note(
+            ctx,
+            Kind::PasskeyCounterRegressed,
+            slug,
+            Some(&user.id),
+            Some(&client.client_id),
+            detail([
+                ("passkey", json!(passkey.id)),
+                ("stored", json!(passkey.sign_count)),
+                ("received", json!(asserted.sign_count)),
+            ]),
+        );
+    }
+    let authenticated = crate::oidc::form_state::Authenticated {
+        user_id: user.id.clone(),
+        auth_time: ctx.now,
+        factors: passkey_factors(
+            asserted.user_verified,
+            asserted.backup_eligible || passkey.backup_eligible,
+        ),
+        in_this_interaction: true,
+    };
+    interaction::proceed(
+        ctx,
+        &req,
+        Continue {
+            org: &org,
+            client: &client,
+            interaction,
+            authenticated: Some(authenticated),
+            user: Some(&user),
+            origin: Origin::Fresh,
+            consented: false,
+            status: 303,
+        },
+    )
+    .await
+}
+
+// ---- The account page's section ----
+
+/// "5 Dec 2026" style dates for the list (UTC).
+fn day(unix: i64) -> String {
+    // Days since 1970-01-01 to a civil date (H. Hinnant's algorithm).
+    let z = unix.div_euclid(86_400) + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    format!("{d} {} {y}", MONTHS[(m - 1) as usize])
+}
+
+/// The account page's passkey section for `viewer`, with a fresh challenge sealed into the add
+/// form's state; `seal` seals a step the way the page seals its other forms.
+pub(crate) async fn section(
+    ctx: &Ctx,
+    org: &Organization,
+    viewer: &Viewer<'_>,
+    seal: &dyn Fn(Step) -> String,
+) -> Result<Option<AccountPasskeys>> {
+    if !org.passkeys {
+        return Ok(None);
+    }
+    // At the primary: the page is shown right after an add, rename or remove.
+    let list = store::list(&ctx.primary()?, &org.slug, &viewer.user.id).await?;
+    let challenge = new_challenge();
+    let (rp_id, _) = relying_party(ctx, &org.slug);
+    let slug = &org.slug;
+    let fresh = ctx.now - viewer.auth_time <= FRESH_SECONDS;
+    let has_password = viewer.user.password_hash.is_some();
+    let exclude: Vec<&str> = list.iter().map(|p| p.credential_id.as_str()).collect();
+    Ok(Some(AccountPasskeys {
+        rows: list
+            .iter()
+            .map(|p| PasskeyRow {
+                id: p.id.clone(),
+                name: p.name.clone(),
+                created: day(p.created_at),
+                last_used: p.last_used_at.map(day).unwrap_or_else(|| "never".into()),
+                synced: p.backup_eligible,
+            })
+            .collect(),
+        add_action: format!("/{slug}/account/passkeys"),
+        add_state: seal(Step::PasskeyAdd {
+            challenge: challenge.clone(),
+        }),
+        challenge,
+        rp_id,
+        rp_name: org.name.clone(),
+        user_handle: b64url(viewer.user.id.as_bytes()),
+        user_name: viewer.user.username.clone(),
+        display_name: viewer
+            .user
+            .name
+            .clone()
+            .unwrap_or_else(|| viewer.user.username.clone()),
+        exclude: serde_json::to_string(&exclude).unwrap_or_else(|_| "[]".into()),
+        need_password: !fresh && has_password,
+        sign_in_again: !fresh && !has_password,
+        rename_action: format!("/{slug}/account/passkeys/rename"),
+        rename_state: seal(Step::PasskeyRename),
+        remove_action: format!("/{slug}/account/passkeys/remove"),
+        remove_state: seal(Step::PasskeyRemove),
+    }))
+}
+
+/// The browser's answer to `navigator.credentials.create`.
+#[derive(Deserialize)]
+struct AttestationForm {
+    #[serde(rename = "rawId")]
+    raw_id: String,
+    #[serde(rename = "clientDataJSON")]
+    client_data_json: String,
+    #[serde(rename = "attestationObject")]
+    attestation_object: String,
+    #[serde(default)]
+    transports: Vec<String>,
+}
+
+fn passkeys_off(org: &Organization) -> Result<Response> {
+    pages::error(
+        org,
+        403,
+        "Passkeys are turned off",
+        "This organization does not use passkeys.",
+        "access_denied",
+        None,
+    )
+}
+
+/// POST /{org}/account/passkeys: a recent sign-in (or the password, counted like a login),
+/// then the new credential verified and stored under the claim of the page's challenge.
+pub async fn handle_add(mut req: Request, ctx: &Ctx, slug: &str) -> Result<Response> {
+    let (Submission { org, form, state }, current) =
+        match account::posted(&mut req, ctx, slug, StepKind::PasskeyAdd).await? {
+            Ok(p) => p,
+            Err(resp) => return Ok(resp),
+        };
+    if !org.passkeys {
+        return passkeys_off(&org);
+    }
+    let viewer = Viewer::of(&current);
+    let user = &current.user;
+    let Step::PasskeyAdd { challenge } = &state.step else {
+        return passkeys_off(&org);
+    };
+    let said_error = |message: &'static str, status: u16| {
+        let said = Said {
+            error: Some(message),
+            ..Said::default()
+        };
+        account::page(ctx, &req, &org, &viewer, said, status)
+    };
+    if ctx.now - viewer.auth_time > FRESH_SECONDS {
+        let password = form.first("password").unwrap_or("");
+        if user.password_hash.is_none() || password.is_empty() {
+            return said_error(
+                "Adding a passkey needs a recent sign-in: enter your password, or sign in again.",
+                401,
+            )
+            .await;
+        }
+        let verdict = account::check_password(ctx, &req, &org, user, password).await?;
+        if verdict != Verdict::Accepted {
+            return account::refused_guess(
+                ctx,
+                &req,
+                &org,
+                &viewer,
+                verdict,
+                "The password is incorrect.",
+            )
+            .await;
+        }
+    }
+    let refused = |reason: &str| {
+        audit::note(
+            ctx,
+            Kind::PasskeyRefused,
+            slug,
+            Some(&user.id),
+            None,
+            detail([
+                ("reason", json!(reason)),
+                ("ceremony", json!("registration")),
+            ]),
+        );
+    };
+    let parsed: Option<AttestationForm> =
+        serde_json::from_str(form.first("credential").unwrap_or("")).ok();
+    let decoded = parsed.and_then(|f| {
+        Some((
+            b64url_decode(&f.raw_id)?,
+            b64url_decode(&f.client_data_json)?,
+            b64url_decode(&f.attestation_object)?,
+            f.transports,
+        ))
+    });
+    let Some((raw_id, client_data_json, attestation_object, transports)) = decoded else {
+        refused(Refusal::Malformed.reason());
+        return said_error("The passkey could not be added. Try again.", 400).await;
+    };
+    let (rp_id, origin) = relying_party(ctx, slug);
+    let challenge_bytes = b64url_decode(challenge).unwrap_or_default();
+    let credential = match webauthn::verify_registration(&webauthn::Registration {
+        client_data_json: &client_data_json,
+        attestation_object: &attestation_object,
+        raw_id: &raw_id,
+        challenge: &challenge_bytes,
+        origin: &origin,
+        rp_id: &rp_id,
+        require_uv: false,
+    }) {
+        Ok(c) => c,
+        Err(refusal) => {
+            refused(refusal.reason());
+            return said_error("The passkey could not be added. Try again.", 400).await;
+        }
+    };
+    // Hints only, kept short: the WebAuthn transports are a handful of short words.
+    let transports: Vec<String> = transports
+        .into_iter()
+        .filter(|t| t.len() <= 16 && t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+        .take(8)
+        .collect();
+    let id = random_token("pk_");
+    let name = webauthn::name_for(&credential.aaguid);
+    let hash = token_hash(challenge);
+    let value = random_token("");
+    let stored = store::register(
+        &ctx.primary()?,
+        &claim_of(slug, &hash, &value, state.expires_at),
+        &NewPasskey {
+            id: &id,
+            org: slug,
+            user_id: &user.id,
+            credential_id: &b64url(&credential.credential_id),
+            public_key: &b64url(&credential.public_key),
+            alg: credential.alg,
+            sign_count: i64::from(credential.sign_count),
+            user_verified: credential.user_verified,
+            backup_eligible: credential.backup_eligible,
+            backed_up: credential.backed_up,
+            transports: &serde_json::to_string(&transports).unwrap_or_else(|_| "[]".into()),
+            aaguid: &webauthn::aaguid_text(&credential.aaguid),
+            name,
+            now: ctx.now,
+        },
+    )
+    .await?;
+    match stored {
+        Registered::Stored => {}
+        Registered::ChallengeUsed => {
+            refused("challenge_used");
+            return said_error(
+                "This form was already used. Try adding the passkey again.",
+                409,
+            )
+            .await;
+        }
+        Registered::NotStored => {
+            refused("already_registered");
+            return said_error("That passkey is already registered.", 409).await;
+        }
+    }
+    audit::note(
+        ctx,
+        Kind::PasskeyAdded,
+        slug,
+        Some(&user.id),
+        None,
+        detail([("passkey", json!(id)), ("name", json!(name))]),
+    );
+    let notice = format!("Passkey added: {name}. You can rename it below.");
+    let said = Said {
+        notice: Some(&notice),
+        ..Said::default()
+    };
+    account::page(ctx, &req, &org, &viewer, said, 200).await
+}
+
+/// POST /{org}/account/passkeys/rename.
+pub async fn handle_rename(mut req: Request, ctx: &Ctx, slug: &str) -> Result<Response> {
+    let (Submission { org, form, .. }, current) =
+        match account::posted(&mut req, ctx, slug, StepKind::PasskeyRename).await? {
+            Ok(p) => p,
+            Err(resp) => return Ok(resp),
+        };
+    if !org.passkeys {
+        return passkeys_off(&org);
+    }
+    let viewer = Viewer::of(&current);
+    let Some(name) = webauthn::clean_name(form.first("name").unwrap_or("")) else {
+        let said = Said {
+            error: Some("Give the passkey a name."),
+            ..Said::default()
+        };
+        return account::page(ctx, &req, &org, &viewer, said, 400).await;
+    };
+    let id = form.first("passkey").unwrap_or("");
+    let renamed = store::rename(&ctx.primary()?, slug, &current.user.id, id, &name).await?;
+    let said = if renamed {
+        Said {
+            notice: Some("The passkey was renamed."),
+            ..Said::default()
+        }
+    } else {
+        Said {
+            error: Some("That passkey is no longer there."),
+            ..Said::default()
+        }
+    };
+    account::page(
+        ctx,
+        &req,
+        &org,
+        &viewer,
+        said,
+        if renamed { 200 } else { 404 },
+    )
+    .await
+}
+
+/// POST /{org}/account/passkeys/remove. Removing needs only the session (and the form's CSRF
+/// protection): it takes a way of signing in away, it adds none.
+pub async fn handle_remove(mut req: Request, ctx: &Ctx, slug: &str) -> Result<Response> {
+    let (Submission { org, form, .. }, current) =
+        match account::posted(&mut req, ctx, slug, StepKind::PasskeyRemove).await? {
+            Ok(p) => p,
+            Err(resp) => return Ok(resp),
+        };
+    let viewer = Viewer::of(&current);
+    let id = form.first("passkey").unwrap_or("");
+    let removed = store::delete(&ctx.primary()?, slug, &current.user.id, id).await?;
+    if removed {
+        audit::note(
+            ctx,
+            Kind::PasskeyRemoved,
+            slug,
+            Some(&current.user.id),
+            None,
+            detail([("passkey", json!(id)), ("by", json!("user"))]),
+        );
+    }
+    let said = if removed {
+        Said {
+            notice: Some("The passkey was removed. It can no longer sign you in."),
+            ..Said::default()
+        }
+    } else {
+        Said {
+            error: Some("That passkey is no longer there."),
+            ..Said::default()
+        }
+    };
+    account::page(
+        ctx,
+        &req,
+        &org,
+        &viewer,
+        said,
+        if removed { 200 } else { 404 },
+    )
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn days_are_civil_dates() {
+        assert_eq!(super::day(0), "1 Jan 1970");
+        assert_eq!(super::day(951_782_400), "29 Feb 2000");
+        assert_eq!(super::day(1_796_428_800), "5 Dec 2026");
+    }
+}

@@ -1,0 +1,292 @@
+// Passkeys (issue 16 item 1) through the real Worker, with assertions crafted in Node
+// (tests/support/webauthn.mjs): registration on the account page, usernameless sign-in at a
+// relying party ending in a code whose ID token says amr/acr, and every refusal — a replayed
+// challenge, a challenge from another browser or organization, a wrong origin or RP ID, no user
+// presence, a deleted passkey, a disabled user — plus the counter regression event, 50 concurrent
+// finishes of one challenge (exactly one code), a UV passkey meeting `mfa: required` at redemption,
+// and the admin API's list and delete.
+import { test, before } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  Browser, admin, createFixture, createUser, authorizeUrl, parseForms, formFields, pageText,
+  exchangeCode, assertTokenSuccess, parseRedirect, loginAndExchange, decodeJwt, decodeEntities, sleep,
+} from './support/oidc.mjs';
+import { Authenticator, UP, UV, BE, ICLOUD } from './support/webauthn.mjs';
+
+let fx;
+before(async () => { fx = await createFixture('pk'); });
+
+const data = (form, name) => {
+  const m = form.html.match(new RegExp(`data-${name}="([^"]*)"`));
+  assert.ok(m, `data-${name} on the form`);
+  return decodeEntities(m[1]);
+};
+const origin = (on) => new URL(on.issuer).origin;
+
+/** Sign `user` in with the password, then register `auth` on the account page. */
+async function register(on, user, auth, { flags } = {}) {
+  const browser = new Browser();
+  await loginAndExchange(on, on.web, { browser, user });
+  const page = await browser.get(`${on.issuer}/account`);
+  assert.equal(page.status, 200);
+  const form = parseForms(page.text, page.url).find((f) => /id="passkey-add"/.test(f.html));
+  assert.ok(form, 'the account page offers "Add a passkey"');
+  assert.match(page.headers.get('content-security-policy'), /script-src 'sha256-/);
+  assert.match(page.text, /<script>\(function \(\) \{[\s\S]*<\/script>\s*<\/main>/, 'the script is in the page body');
+  const credential = auth.create({ challenge: data(form, 'challenge'), origin: origin(on), rpId: data(form, 'rp-id'), flags });
+  const res = await browser.post(form.action, formFields(form, { credential }));
+  return { browser, form, credential, res };
+}
+
+/** The login page's passkey form for a new authorization request in `browser`. */
+async function offer(on, browser = new Browser(), params = {}) {
+  const page = await browser.get(authorizeUrl(on, on.web, params));
+  assert.equal(page.status, 200);
+  const form = parseForms(page.text, page.url).find((f) => /id="passkey-signin"/.test(f.html));
+  assert.ok(form, 'the login page has the passkey form');
+  return { browser, form, challenge: data(form, 'challenge'), rpId: data(form, 'rp-id') };
+}
+
+const answer = (o, auth, user, extra = {}) => auth.get({ challenge: o.challenge, origin: origin(fx), rpId: o.rpId, userHandle: user.id, ...extra });
+const post = (o, credential, browser = o.browser) => browser.post(o.form.action, formFields(o.form, { credential }));
+
+async function events(on, type, count = 1) {
+  for (let i = 0; i < 50; i++) {
+    const res = await admin('GET', `/organizations/${on.slug}/events?type=${type}`);
+    if (res.body.events.length >= count) return res.body.events;
+    await sleep(100);
+  }
+  assert.fail(`fewer than ${count} ${type} events`);
+}
+
+test('register on the account page, then sign in usernameless: a code whose ID token says swk/user/mfa and acr phr', async () => {
+  const user = await createUser(fx);
+  const auth = new Authenticator({ aaguid: ICLOUD });
+  const { res } = await register(fx, user, auth, { flags: UP | UV | BE });
+  assert.equal(res.status, 200, pageText(res.text).slice(0, 400));
+  assert.match(pageText(res.text), /Passkey added: iCloud Keychain/);
+  const listed = await admin('GET', `/organizations/${fx.slug}/users/${user.id}/passkeys`);
+  assert.equal(listed.status, 200);
+  assert.equal(listed.body.passkeys.length, 1);
+  const pk = listed.body.passkeys[0];
+  assert.equal(pk.name, 'iCloud Keychain');
+  assert.equal(pk.backup_eligible, true);
+  assert.equal(pk.last_used_at, null);
+  for (const secret of ['public_key', 'credential_id', 'sign_count']) assert.equal(pk[secret], undefined, secret);
+
+  const o = await offer(fx);
+  assert.match(o.form.html, /Sign in with a passkey/);
+  const signed = await post(o, answer(o, auth, user));
+  assert.equal(signed.status, 303, pageText(signed.text).slice(0, 400));
+  const { params } = parseRedirect(signed.location);
+  assert.ok(params.code);
+  const tokens = assertTokenSuccess(await exchangeCode(fx, fx.web, params.code));
+  const id = decodeJwt(tokens.id_token).payload;
+  assert.equal(id.sub, user.id);
+  assert.deepEqual(id.amr, ['swk', 'user', 'mfa']);
+  assert.equal(id.acr, 'phr');
+  assert.ok(fx.discovery.acr_values_supported.includes('phr'));
+  const after = await admin('GET', `/organizations/${fx.slug}/users/${user.id}/passkeys`);
+  assert.equal(typeof after.body.passkeys[0].last_used_at, 'number');
+});
+
+test('a device-bound passkey without user verification is hwk only, acr pwd; it does not meet mfa: required', async () => {
+  const on = await createFixture('pkmfa');
+  const user = await createUser(on);
+  const auth = new Authenticator();
+  assert.equal((await register(on, user, auth, { flags: UP })).res.status, 200);
+  // Presence only: one factor.
+  let o = await offer(on);
+  let r = await post(o, auth.get({ challenge: o.challenge, origin: origin(on), rpId: o.rpId, userHandle: user.id, flags: UP }));
+  assert.equal(r.status, 303);
+  let id = decodeJwt(assertTokenSuccess(await exchangeCode(on, on.web, parseRedirect(r.location).params.code)).id_token).payload;
+  assert.deepEqual(id.amr, ['hwk']);
+  assert.equal(id.acr, 'urn:clavex:acr:pwd');
+  // mfa: required — presence only must enrol a second factor; a verified passkey is enough, and
+  // its code redeems (the primary re-checks the policy at redemption).
+  assert.equal((await admin('PATCH', `/organizations/${on.slug}`, { mfa: 'required' })).status, 200);
+  o = await offer(on);
+  r = await post(o, auth.get({ challenge: o.challenge, origin: origin(on), rpId: o.rpId, userHandle: user.id, flags: UP }));
+  assert.equal(r.status, 200);
+  assert.match(pageText(r.text), /authenticator app|two-step/i, 'asked to set up a second factor');
+  o = await offer(on);
+  r = await post(o, auth.get({ challenge: o.challenge, origin: origin(on), rpId: o.rpId, userHandle: user.id, flags: UP | UV }));
+  assert.equal(r.status, 303, pageText(r.text).slice(0, 300));
+  id = decodeJwt(assertTokenSuccess(await exchangeCode(on, on.web, parseRedirect(r.location).params.code)).id_token).payload;
+  assert.deepEqual(id.amr, ['hwk', 'user', 'mfa']);
+});
+
+test('a challenge is used once: the same answer replayed, and 50 concurrent finishes give exactly one code', async () => {
+  const user = await createUser(fx);
+  const auth = new Authenticator();
+  assert.equal((await register(fx, user, auth)).res.status, 200);
+  const o = await offer(fx);
+  const credential = answer(o, auth, user);
+  const first = await post(o, credential);
+  assert.equal(first.status, 303);
+  const again = await post(o, credential);
+  assert.equal(again.status, 401, 'the same answer again');
+  assert.match(pageText(again.text), /could not sign you in/);
+  assert.equal(again.location, null);
+  // 50 at once, each with its own fresh signature over the one challenge.
+  const race = await offer(fx);
+  const answers = Array.from({ length: 50 }, () => answer(race, auth, user));
+  const results = await Promise.all(answers.map((c) => post(race, c)));
+  const codes = results.filter((r) => r.status === 303);
+  assert.equal(codes.length, 1, JSON.stringify(results.map((r) => r.status)));
+  assert.ok(results.every((r) => r.status === 303 || r.status === 401));
+  const used = await events(fx, 'passkey.refused', 50);
+  assert.ok(used.some((e) => e.detail.reason === 'challenge_used'));
+});
+
+test('a challenge from another browser or another organization is refused', async () => {
+  const user = await createUser(fx);
+  const auth = new Authenticator();
+  assert.equal((await register(fx, user, auth)).res.status, 200);
+  const o = await offer(fx);
+  const stranger = new Browser();
+  await stranger.get(authorizeUrl(fx, fx.web)); // its own CSRF cookie
+  const r = await post(o, answer(o, auth, user), stranger);
+  assert.equal(r.status, 403, 'bound to the browser that was shown it');
+  // The state of org fx posted to another organization's endpoint.
+  const other = await createFixture('pkother');
+  const there = await o.browser.post(o.form.action.replace(`/${fx.slug}/`, `/${other.slug}/`), formFields(o.form, { credential: answer(o, auth, user) }));
+  assert.ok([400, 403].includes(there.status), `${there.status}`);
+  assert.equal(there.location, null);
+  // Still usable where it belongs: the refusals claimed nothing.
+  assert.equal((await post(o, answer(o, auth, user))).status, 303);
+});
+
+test('wrong origin, wrong RP ID, no user presence, wrong type: refused with the reason in the audit trail', async () => {
+  const user = await createUser(fx);
+  const auth = new Authenticator();
+  assert.equal((await register(fx, user, auth)).res.status, 200);
+  const cases = [
+    ['wrong_origin', (o) => auth.get({ challenge: o.challenge, origin: 'https://evil.example.test', rpId: o.rpId, userHandle: user.id })],
+    ['wrong_rp_id', (o) => auth.get({ challenge: o.challenge, origin: origin(fx), rpId: 'evil.example.test', userHandle: user.id })],
+    ['user_not_present', (o) => auth.get({ challenge: o.challenge, origin: origin(fx), rpId: o.rpId, userHandle: user.id, flags: UV })],
+    ['wrong_type', (o) => auth.get({ challenge: o.challenge, origin: origin(fx), rpId: o.rpId, userHandle: user.id, type: 'webauthn.create' })],
+    ['wrong_challenge', (o) => auth.get({ challenge: 'AAAA', origin: origin(fx), rpId: o.rpId, userHandle: user.id })],
+  ];
+  for (const [reason, make] of cases) {
+    const o = await offer(fx);
+    const r = await post(o, make(o));
+    assert.equal(r.status, 401, reason);
+    assert.equal(r.location, null, reason);
+  }
+  const refused = await events(fx, 'passkey.refused', cases.length);
+  for (const [reason] of cases) {
+    assert.ok(refused.some((e) => e.user_id === user.id && e.detail.reason === reason), reason);
+  }
+  // Another user's handle with this credential.
+  const other = await createUser(fx);
+  const o = await offer(fx);
+  assert.equal((await post(o, answer(o, auth, other))).status, 401, 'the credential is not the named user\'s');
+});
+
+test('a deleted passkey and a disabled user cannot sign in; the admin API lists and deletes', async () => {
+  const user = await createUser(fx);
+  const auth = new Authenticator();
+  assert.equal((await register(fx, user, auth)).res.status, 200);
+  await admin('PATCH', `/organizations/${fx.slug}/users/${user.id}`, { disabled: true });
+  let o = await offer(fx);
+  assert.equal((await post(o, answer(o, auth, user))).status, 401, 'disabled');
+  await admin('PATCH', `/organizations/${fx.slug}/users/${user.id}`, { disabled: false });
+  o = await offer(fx);
+  assert.equal((await post(o, answer(o, auth, user))).status, 303, 'enabled again');
+  const list = await admin('GET', `/organizations/${fx.slug}/users/${user.id}/passkeys`);
+  const pid = list.body.passkeys[0].id;
+  const del = await admin('DELETE', `/organizations/${fx.slug}/users/${user.id}/passkeys/${pid}`);
+  assert.equal(del.status, 204);
+  assert.equal((await admin('DELETE', `/organizations/${fx.slug}/users/${user.id}/passkeys/${pid}`)).status, 204, 'idempotent');
+  assert.equal((await admin('DELETE', `/organizations/${fx.slug}/users/nobody/passkeys/${pid}`)).status, 404, 'unknown user');
+  assert.equal((await admin('GET', `/organizations/${fx.slug}/users/${user.id}/passkeys`)).body.passkeys.length, 0);
+  o = await offer(fx);
+  assert.equal((await post(o, answer(o, auth, user))).status, 401, 'deleted');
+  assert.equal((await admin('GET', `/organizations/${fx.slug}/users/nobody/passkeys`)).status, 404);
+  const removed = await events(fx, 'passkey.removed');
+  assert.ok(removed.some((e) => e.detail.passkey === pid && e.detail.by === 'admin'));
+});
+
+test('a signature counter that goes back is reported as passkey.counter_regressed (and the sign-in is not refused)', async () => {
+  const user = await createUser(fx);
+  const auth = new Authenticator();
+  assert.equal((await register(fx, user, auth)).res.status, 200);
+  let o = await offer(fx);
+  assert.equal((await post(o, answer(o, auth, user, { count: 10 }))).status, 303);
+  o = await offer(fx);
+  assert.equal((await post(o, answer(o, auth, user, { count: 5 }))).status, 303);
+  const reported = await events(fx, 'passkey.counter_regressed');
+  const mine = reported.find((e) => e.user_id === user.id);
+  assert.ok(mine);
+  assert.equal(mine.detail.stored, 10);
+  assert.equal(mine.detail.received, 5);
+});
+
+test('registration: 50 concurrent posts of one add form store exactly one passkey', async () => {
+  const user = await createUser(fx);
+  const browser = new Browser();
+  await loginAndExchange(fx, fx.web, { browser, user });
+  const page = await browser.get(`${fx.issuer}/account`);
+  const form = parseForms(page.text, page.url).find((f) => /id="passkey-add"/.test(f.html));
+  // Fifty different authenticators answering the one challenge: one claim wins.
+  const answers = Array.from({ length: 50 }, () => new Authenticator().create({ challenge: data(form, 'challenge'), origin: origin(fx), rpId: data(form, 'rp-id') }));
+  const results = await Promise.all(answers.map((credential) => browser.post(form.action, formFields(form, { credential }))));
+  const tally = {};
+  for (const r of results) tally[r.status] = (tally[r.status] ?? 0) + 1;
+  assert.deepEqual(tally, { 200: 1, 409: 49 });
+  const listed = await admin('GET', `/organizations/${fx.slug}/users/${user.id}/passkeys`);
+  assert.equal(listed.body.passkeys.length, 1);
+});
+
+test('registration: the add form is used once, a credential registers once, and rename/remove work', async () => {
+  const user = await createUser(fx);
+  const auth = new Authenticator();
+  const { browser, form, credential, res } = await register(fx, user, auth);
+  assert.equal(res.status, 200);
+  const again = await browser.post(form.action, formFields(form, { credential }));
+  assert.equal(again.status, 409, 'the same form again');
+  // A new page excludes the credential, and registering it again is refused.
+  const page = await browser.get(`${fx.issuer}/account`);
+  const add = parseForms(page.text, page.url).find((f) => /id="passkey-add"/.test(f.html));
+  assert.deepEqual(JSON.parse(data(add, 'exclude')), [auth.credentialId.toString('base64url')]);
+  const dup = await browser.post(add.action, formFields(add, { credential: auth.create({ challenge: data(add, 'challenge'), origin: origin(fx), rpId: data(add, 'rp-id') }) }));
+  assert.equal(dup.status, 409);
+  // Rename, then remove, by the forms.
+  const forms = parseForms(dup.text, page.url);
+  const rename = forms.find((f) => f.action.endsWith('/account/passkeys/rename'));
+  const renamed = await browser.post(rename.action, formFields(rename, { name: 'Work laptop' }));
+  assert.equal(renamed.status, 200);
+  assert.match(renamed.text, /value="Work laptop"/);
+  const remove = parseForms(renamed.text, page.url).find((f) => f.action.endsWith('/account/passkeys/remove'));
+  // Another user's session cannot post this user's form.
+  const other = new Browser();
+  await loginAndExchange(fx, fx.web, { browser: other, user: fx.alice });
+  assert.equal((await other.post(remove.action, formFields(remove))).status, 403);
+  const removed = await browser.post(remove.action, formFields(remove));
+  assert.equal(removed.status, 200);
+  assert.match(pageText(removed.text), /You have no passkeys yet/);
+  const o = await offer(fx);
+  assert.equal((await post(o, answer(o, auth, user))).status, 401, 'removed passkey');
+});
+
+test('organization settings: passkeys off hides the button and refuses the POST; password sign-in off makes it passwordless', async () => {
+  const on = await createFixture('pkset');
+  const user = await createUser(on);
+  const auth = new Authenticator();
+  assert.equal((await register(on, user, auth)).res.status, 200);
+  const o = await offer(on);
+  assert.equal((await admin('PATCH', `/organizations/${on.slug}`, { passkeys: false })).body.passkeys, false);
+  const page = await new Browser().get(authorizeUrl(on, on.web));
+  assert.doesNotMatch(page.text, /passkey-signin/);
+  assert.doesNotMatch(page.text, /<script>/);
+  assert.equal((await post(o, auth.get({ challenge: o.challenge, origin: origin(on), rpId: o.rpId, userHandle: user.id }))).status, 403);
+  await admin('PATCH', `/organizations/${on.slug}`, { passkeys: true, password_signin: false });
+  const passwordless = await offer(on);
+  assert.doesNotMatch(passwordless.form.html, /class="secondary"/);
+  const login = await passwordless.browser.get(authorizeUrl(on, on.web));
+  assert.ok(!parseForms(login.text, login.url).some((f) => f.inputs.some((i) => i.name === 'password')), 'no password form');
+  assert.doesNotMatch(pageText(login.text), /No way of signing in/);
+  const r = await post(passwordless, auth.get({ challenge: passwordless.challenge, origin: origin(on), rpId: passwordless.rpId, userHandle: user.id }));
+  assert.equal(r.status, 303);
+});
