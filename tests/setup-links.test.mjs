@@ -166,11 +166,14 @@ test('race: 50 concurrent POSTs of one link — exactly one sets the password, t
 
 test('an expired link says so (and a superseded one, and one of another organization, and a made-up one)', async () => {
   const { user } = await invite();
-  const short = await admin('POST', `${usersPath()}/${user.id}/setup-link`, { valid_for_seconds: 1 });
+  // Expiry is kept in whole seconds (expired once now >= expires_at): a 1-second link made late
+  // in a second is already expired when the next second begins, so this one lives 2 s, which
+  // leaves at least one whole second to open it.
+  const short = await admin('POST', `${usersPath()}/${user.id}/setup-link`, { valid_for_seconds: 2 });
   assert.equal(short.status, 200, JSON.stringify(short.body));
   assert.equal(short.body.purpose, 'setup');
   const shown = await open(short.body.link);
-  await sleep(2100);
+  await sleep(3100);
   assertRefused(await new Browser().get(short.body.link), 410, /expired/);
   assertRefused(await choose(shown.browser, shown.page, strong()), 410, /expired/);
 
