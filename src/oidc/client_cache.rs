@@ -79,6 +79,26 @@ pub async fn client(
     Ok(found)
 }
 
+/// Whether this isolate holds a fresh copy of the client (oidc/prime.rs reads it with the
+/// request's other reads when it does not).
+pub fn cached(ctx: &Ctx, org: &str, client_id: &str) -> bool {
+    CACHE.with(|c| {
+        c.borrow()
+            .get(&(org.to_string(), client_id.to_string()))
+            .is_some_and(|(_, at)| ctx.now - at < CLIENT_CACHE_SECONDS && ctx.now >= *at)
+    })
+}
+
+/// Keep a client read ahead of its use (oidc/prime.rs), under the same rule as `client`'s own
+/// reads: never over a newer copy. Whether it is usable is judged when it is used.
+pub fn remember_read(client: &Client, now: i64) {
+    remember(
+        (client.org.clone(), client.client_id.clone()),
+        client.clone(),
+        now,
+    );
+}
+
 /// Keep `client` as read now — unless a newer version of it is already kept (two requests of
 /// this isolate may read it from places that differ in lag).
 fn remember(key: Key, client: Client, now: i64) {
