@@ -83,15 +83,13 @@ test('refresh and userinfo on a cold isolate: one replica round trip each', asyn
   assert.equal(u.primary, 0, `userinfo: nothing at the primary: ${u.header}`);
 });
 
-test('authorize with an SSO session on a cold isolate: the organization and the client in one round trip, the user after the session is read from KV', async () => {
+test('authorize with an SSO session on a cold isolate: the session from KV, then the organization, the client and the user in one replica round trip', async () => {
   const browser = new Browser();
   await authorize(fx, fx.web, { browser });
   await cold();
   const again = await authorize(fx, fx.web, { browser });
   assert.equal(again.loginShown, false, 'the session signs the user in');
   const c = counts(again.res, 'cold authorize with a session');
-  // The user's id is known only once the session is read from KV, so its read cannot join the
-  // first batch: two replica round trips on a cold isolate, one on a warm one (storage-budgets).
-  assert.equal(c.replica, 2, `two replica round trips: ${c.header}`);
+  assert.equal(c.replica, 1, `one replica round trip: ${c.header}`);
   assert.equal(c.primary, 0, `nothing at the primary: ${c.header}`);
 });

@@ -130,13 +130,16 @@ fn int_bool<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<bool,
 }
 
 pub async fn get_user(db: &Db, org: &str, id: &str) -> Result<Option<User>> {
+    get_user_statement(db, org, id)?.first::<User>(None).await
+}
+
+/// The read `get_user` makes, to batch with others (oidc/prime.rs); its rows are `User`s.
+pub fn get_user_statement(db: &Db, org: &str, id: &str) -> Result<Stmt> {
     db.prepare(format!(
         "SELECT {} FROM users WHERE org = ?1 AND id = ?2",
         user_columns()
     ))
-    .bind(&[org.into(), id.into()])?
-    .first::<User>(None)
-    .await
+    .bind(&[org.into(), id.into()])
 }
 
 /// `get_user` as the admin API shows it (with the login lock and recovery codes left).
