@@ -77,7 +77,7 @@ test('refresh and userinfo on a cold isolate: one replica round trip each', asyn
   await cold();
   const info = await userinfo(fx, body.access_token);
   assert.equal(info.status, 200);
-  assert.equal((await info.json()).sub, fx.alice.id);
+  assert.equal(info.body.sub, fx.alice.id);
   const u = counts(info, 'cold userinfo');
   assert.equal(u.replica, 1, `userinfo: one replica round trip: ${u.header}`);
   assert.equal(u.primary, 0, `userinfo: nothing at the primary: ${u.header}`);

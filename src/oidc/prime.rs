@@ -7,8 +7,10 @@
 //!
 //! Priming only fills the caches. The endpoints then ask for each as before, so every rule about
 //! them still holds in one place: a row the replica lacks is looked for at the primary (a client
-//! or an organization created moments ago), and a cached client that would refuse is read again
-//! (client_cache.rs). A missing row is simply not cached here; the endpoint's own read finds out.
+//! or an organization created moments ago), and a missing row is simply not cached here; the
+//! endpoint's own read finds out. The client is not put in the isolate's cache but kept for this
+//! request (`Ctx::keep_read_ahead_client`): client_cache.rs judges it as the replica read it is,
+//! so a lagging replica's copy never becomes the cached one (the `replica-lag` test caught that).
 
 use worker::{D1Result, Result};
 
@@ -91,7 +93,7 @@ async fn prime_batch(
     if want_client.is_some()
         && let Some(client) = results.next().map(client_of).transpose()?.flatten()
     {
-        client_cache::remember_read(&client, ctx.now);
+        ctx.keep_read_ahead_client(client);
     }
     if want_key
         && let Some(key) = results
