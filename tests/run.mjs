@@ -1,6 +1,6 @@
 // Integration test runner: one real Worker under `wrangler dev`, then every tests/*.test.mjs
 // against it with Node's test runner. The Worker is stopped afterwards, also when a test fails.
-import { spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -22,11 +22,15 @@ const files = (only.length ? only : readdirSync(join(ROOT, 'tests')).filter((f) 
 console.log(`clavex under wrangler dev at ${worker.url}; running ${files.length} test files`);
 let status = 1;
 try {
-  const result = spawnSync(process.execPath, ['--test', '--test-concurrency=1', ...files], {
+  // Not spawnSync: that would stop this process's event loop for the whole run, and with it the
+  // reading of the Worker's output. Once `wrangler dev` has written a pipe's worth (64 KiB) of
+  // log lines nobody reads, its next write blocks and every request to the Worker hangs — which
+  // is how a test of 50 concurrent requests waited 300 s for an answer on CI.
+  const child = spawn(process.execPath, ['--test', '--test-concurrency=1', ...files], {
     stdio: 'inherit',
     env: { ...process.env, CLAVEX_URL: worker.url, CLAVEX_ADMIN_TOKEN: adminToken },
   });
-  status = result.status ?? 1;
+  status = await new Promise((resolve) => child.once('exit', (code) => resolve(code ?? 1)));
 } finally {
   cleanup();
 }
