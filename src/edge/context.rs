@@ -31,6 +31,9 @@ pub struct Ctx {
     admin_fields: RefCell<Vec<String>>,
     /// Writes nobody needs to wait for, run after the response (`waitUntil`).
     deferred: RefCell<Vec<Deferred>>,
+    /// The client as the replica had it in this request's first batch (oidc/prime.rs), until
+    /// oidc/client_cache.rs judges it as that read.
+    read_ahead_client: RefCell<Option<crate::edge::store::clients::Client>>,
 }
 
 /// A write run after the response.
@@ -50,7 +53,18 @@ impl Ctx {
             events: RefCell::new(Vec::new()),
             admin_fields: RefCell::new(Vec::new()),
             deferred: RefCell::new(Vec::new()),
+            read_ahead_client: RefCell::new(None),
         }
+    }
+
+    /// Keep the client read ahead at the replica for this request (oidc/prime.rs).
+    pub fn keep_read_ahead_client(&self, client: crate::edge::store::clients::Client) {
+        self.read_ahead_client.replace(Some(client));
+    }
+
+    /// The client read ahead for this request, once (oidc/client_cache.rs).
+    pub fn take_read_ahead_client(&self) -> Option<crate::edge::store::clients::Client> {
+        self.read_ahead_client.take()
     }
 
     pub fn note_admin_fields(&self, names: Vec<String>) {

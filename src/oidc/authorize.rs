@@ -5,20 +5,36 @@
 use worker::{Request, Response, Result};
 
 use crate::edge::context::Ctx;
+use crate::edge::store::d1::first_row;
+use crate::edge::store::users::{User, get_user, get_user_statement};
 use crate::oidc::form_state::{Authenticated, Interaction};
 use crate::oidc::interaction::{self, Continue, Origin};
-use crate::oidc::request::{Accept, page_request};
+use crate::oidc::request::{Accept, Ahead, page_request_for};
 use crate::oidc::{client_cache, issue, pages, signer, sso};
 use crate::protocol::authorize::{self, AuthorizeError, ClientRegistration};
 use crate::protocol::error::OAuthError;
+use crate::protocol::form::Form;
 
 pub async fn handle(mut req: Request, ctx: &Ctx, slug: &str) -> Result<Response> {
-    let (org, params) = match page_request(
+    // The browser's SSO session first (KV), so that its user is read with the organization and
+    // the client in one replica round trip (oidc/prime.rs).
+    let cookie = sso::cookie_session(ctx, slug, &req).await?;
+    let replica = ctx.replica()?;
+    let user_read = match &cookie {
+        Some((_, session)) => Some(get_user_statement(&replica, slug, &session.user_id)?),
+        None => None,
+    };
+    let ahead_of = |form: &Form| Ahead {
+        client_id: form.first("client_id").map(str::to_string),
+        read: user_read,
+    };
+    let (org, params, user_at_replica) = match page_request_for(
         &mut req,
         ctx,
         slug,
         Accept::GetOrPost,
         "The sign-in request is not valid",
+        ahead_of,
     )
     .await?
     {
@@ -102,7 +118,22 @@ pub async fn handle(mut req: Request, ctx: &Ctx, slug: &str) -> Result<Response>
         idp_hint,
         link: None,
     };
-    let current = sso::current(ctx, slug, &req).await?;
+    let current = match cookie {
+        Some(cookie) => {
+            // A user the replica does not have yet (created moments ago elsewhere) is asked of
+            // the primary, as `sso::current` does.
+            let at_replica = match &user_at_replica {
+                Some(read) => first_row::<User>(read)?,
+                None => None,
+            };
+            let user = match at_replica {
+                Some(user) => Some(user),
+                None => get_user(&ctx.primary()?, slug, &cookie.1.user_id).await?,
+            };
+            sso::current_of(cookie, user)
+        }
+        None => None,
+    };
     let authenticated = current.as_ref().map(|c| Authenticated {
         user_id: c.user.id.clone(),
         auth_time: c.session.auth_time,

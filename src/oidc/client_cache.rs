@@ -57,12 +57,22 @@ pub async fn client(
         Some(client) => Some(client.updated_at),
         None => None,
     };
-    let found = ctx
-        .fresh(
-            |db| async move { get_client(&db, org, client_id).await },
-            &usable,
-        )
-        .await?;
+    // The copy this request read ahead at the replica (oidc/prime.rs) stands for the replica's
+    // read here: kept if usable, else the primary is asked — exactly as `Ctx::fresh` would.
+    let read_ahead = ctx
+        .take_read_ahead_client()
+        .filter(|c| c.org == org && c.client_id == client_id);
+    let found = match read_ahead {
+        Some(client) if usable(&client) => Some(client),
+        Some(_) => get_client(&ctx.primary()?, org, client_id).await?,
+        None => {
+            ctx.fresh(
+                |db| async move { get_client(&db, org, client_id).await },
+                &usable,
+            )
+            .await?
+        }
+    };
     match &found {
         // A copy read because the kept one would not do replaces it only when it is a newer
         // version: one no newer is a lagging replica's (an old secret, an old redirect URI list,
@@ -77,6 +87,16 @@ pub async fn client(
         }
     }
     Ok(found)
+}
+
+/// Whether this isolate holds a fresh copy of the client (oidc/prime.rs reads it with the
+/// request's other reads when it does not).
+pub fn cached(ctx: &Ctx, org: &str, client_id: &str) -> bool {
+    CACHE.with(|c| {
+        c.borrow()
+            .get(&(org.to_string(), client_id.to_string()))
+            .is_some_and(|(_, at)| ctx.now - at < CLIENT_CACHE_SECONDS && ctx.now >= *at)
+    })
 }
 
 /// Keep `client` as read now — unless a newer version of it is already kept (two requests of

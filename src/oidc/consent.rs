@@ -16,11 +16,12 @@ use crate::protocol::error::{ErrorCode, OAuthError};
 const TITLE: &str = "Consent could not continue";
 
 pub async fn handle(mut req: Request, ctx: &Ctx, slug: &str) -> Result<Response> {
-    let Submission { org, form, state } =
-        match submitted(&mut req, ctx, slug, TITLE, StepKind::Consent).await? {
-            Ok(s) => s,
-            Err(resp) => return Ok(resp),
-        };
+    let Submission {
+        org, form, state, ..
+    } = match submitted(&mut req, ctx, slug, TITLE, StepKind::Consent).await? {
+        Ok(s) => s,
+        Err(resp) => return Ok(resp),
+    };
     let Some(current) = sso::current(ctx, slug, &req).await? else {
         return pages::error(
             &org,

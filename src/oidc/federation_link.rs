@@ -160,11 +160,12 @@ struct LinkRow {
 
 /// POST /{org}/connections/link: the password, then the gate.
 pub async fn handle(mut req: Request, ctx: &Ctx, slug: &str) -> Result<Response> {
-    let Submission { org, form, state } =
-        match submitted(&mut req, ctx, slug, TITLE, StepKind::ConfirmLink).await? {
-            Ok(s) => s,
-            Err(resp) => return Ok(resp),
-        };
+    let Submission {
+        org, form, state, ..
+    } = match submitted(&mut req, ctx, slug, TITLE, StepKind::ConfirmLink).await? {
+        Ok(s) => s,
+        Err(resp) => return Ok(resp),
+    };
     // Turned off since the page was shown: no password is looked at (as POST /login).
     if !org.password_signin {
         return pages::error(

@@ -2,15 +2,16 @@
 //! state (oidc/form_state.rs), and checking a submission — POST from our own origin, a state
 //! sealed here for this browser, for this step, not expired.
 
-use worker::{Headers, Request, Response, Result};
+use worker::{D1Result, Headers, Request, Response, Result};
 
 use crate::crypto::random_token;
 use crate::edge::context::Ctx;
 use crate::edge::http;
 use crate::edge::store::clients::Client;
+use crate::edge::store::database::{Db, Stmt};
 use crate::edge::store::orgs::Organization;
 use crate::oidc::form_state::{FormState, StateError, StepKind, open_state, seal_state};
-use crate::oidc::request::{Accept, header, page_request};
+use crate::oidc::request::{Accept, Ahead, header, page_request_for};
 use crate::oidc::{cookies, pages};
 use crate::protocol::form::Form;
 use crate::protocol::lifetimes::LOGIN_FORM_SECONDS;
@@ -116,6 +117,8 @@ pub struct Submission {
     pub org: Organization,
     pub form: Form,
     pub state: FormState,
+    /// The result of the read `submitted_with`'s `read_of` named, made at the replica.
+    pub ahead: Option<D1Result>,
 }
 
 /// The field that carries the sealed state: `request` on the login and consent forms (their
@@ -134,25 +137,69 @@ pub async fn submitted(
     title: &str,
     step: StepKind,
 ) -> Result<std::result::Result<Submission, Response>> {
-    let (org, form) = match page_request(req, ctx, slug, Accept::PostOnly, title).await? {
-        Ok(parts) => parts,
-        Err(resp) => return Ok(Err(resp)),
+    submitted_with(req, ctx, slug, title, step, |_, _| Ok(None)).await
+}
+
+/// `submitted`, where `read_of` names the endpoint's own replica read from the form (the user a
+/// login form names), made in the same round trip as the organization and the client.
+pub async fn submitted_with(
+    req: &mut Request,
+    ctx: &Ctx,
+    slug: &str,
+    title: &str,
+    step: StepKind,
+    read_of: impl FnOnce(&Db, &Form) -> Result<Option<Stmt>>,
+) -> Result<std::result::Result<Submission, Response>> {
+    // The state is opened as soon as the body is read (it needs no storage), so that the client
+    // it is for is read in the same round trip as the organization (oidc/prime.rs).
+    let cookie_csrf = cookies::read(header(req, "Cookie").as_deref(), cookies::CSRF);
+    let replica = ctx.replica()?;
+    let mut opened = Err(StateError::Invalid);
+    let mut refused = None;
+    let ahead_of = |form: &Form| {
+        opened = open_state(
+            &ctx.config.key_encryption_secret,
+            slug,
+            form.first(state_field(step)).unwrap_or(""),
+            cookie_csrf.as_deref(),
+            form.first("csrf_token"),
+            ctx.now,
+            step,
+        );
+        let client_id = opened
+            .as_ref()
+            .ok()
+            .and_then(|s| s.interaction.as_ref())
+            .map(|i| i.request.client_id.clone());
+        // Only a form whose state opened reads anything of its own.
+        let read = if opened.is_ok() {
+            read_of(&replica, form).unwrap_or_else(|e| {
+                refused = Some(e);
+                None
+            })
+        } else {
+            None
+        };
+        Ahead { client_id, read }
     };
+    let (org, form, ahead) =
+        match page_request_for(req, ctx, slug, Accept::PostOnly, title, ahead_of).await? {
+            Ok(parts) => parts,
+            Err(resp) => return Ok(Err(resp)),
+        };
+    if let Some(e) = refused {
+        return Err(e);
+    }
     if let Some(page) = cross_site(ctx, req, &org, title)? {
         return Ok(Err(page));
     }
-    let cookie_csrf = cookies::read(header(req, "Cookie").as_deref(), cookies::CSRF);
-    let opened = open_state(
-        &ctx.config.key_encryption_secret,
-        slug,
-        form.first(state_field(step)).unwrap_or(""),
-        cookie_csrf.as_deref(),
-        form.first("csrf_token"),
-        ctx.now,
-        step,
-    );
     match opened {
-        Ok(state) => Ok(Ok(Submission { org, form, state })),
+        Ok(state) => Ok(Ok(Submission {
+            org,
+            form,
+            state,
+            ahead,
+        })),
         Err(e) => refused_state(&org, title, e).map(Err),
     }
 }

@@ -8,15 +8,17 @@ use worker::{Request, Response, Result};
 use crate::edge::audit::{self, detail};
 use crate::edge::context::Ctx;
 use crate::edge::password::verify_password;
+use crate::edge::store::d1::first_row;
 use crate::edge::store::database::Db;
-use crate::edge::store::users::{User, find_user_by_login};
+use crate::edge::store::users::{User, find_user_by_login, find_user_by_login_statement};
 use crate::oidc::attempts::{Attempt, Verdict};
 use crate::oidc::form_state::{Authenticated, Interaction, StepKind};
-use crate::oidc::forms::{Submission, registered_client, submitted};
+use crate::oidc::forms::{Submission, registered_client, submitted_with};
 use crate::oidc::interaction::{self, Continue, Origin};
 use crate::oidc::{device, pages, screens};
 use crate::protocol::audit::Kind;
 use crate::protocol::authorize::AuthorizeRequest;
+use crate::protocol::form::Form;
 use crate::protocol::mfa::PWD;
 use crate::protocol::password_policy::normalize;
 use crate::protocol::throttle::{name_key, user_key};
@@ -33,11 +35,24 @@ const DUMMY_HASH: &str =
 const TITLE: &str = "Sign-in could not continue";
 
 pub async fn handle(mut req: Request, ctx: &Ctx, slug: &str) -> Result<Response> {
-    let Submission { org, form, state } =
-        match submitted(&mut req, ctx, slug, TITLE, StepKind::Login).await? {
-            Ok(s) => s,
-            Err(resp) => return Ok(resp),
-        };
+    // The user the form names is read with the organization and the client, in one replica
+    // round trip (oidc/prime.rs).
+    let named = |db: &Db, form: &Form| {
+        let login = form.first("username").unwrap_or("").trim();
+        if login.is_empty() {
+            return Ok(None);
+        }
+        find_user_by_login_statement(db, slug, login).map(Some)
+    };
+    let Submission {
+        org,
+        form,
+        state,
+        ahead,
+    } = match submitted_with(&mut req, ctx, slug, TITLE, StepKind::Login, named).await? {
+        Ok(s) => s,
+        Err(resp) => return Ok(resp),
+    };
     // The organization signs people in only through its upstream connections: a password is
     // refused here, before any account is looked up or counted — the hidden form is not the rule.
     if !org.password_signin {
@@ -82,7 +97,10 @@ pub async fn handle(mut req: Request, ctx: &Ctx, slug: &str) -> Result<Response>
     // The account is named by the replica's read (a user created a moment ago elsewhere may be
     // counted under its name until the replica has it); the password is checked only once the
     // attempt is reserved at the primary (oidc/attempts.rs).
-    let at_replica = lookup(ctx.replica()?, slug, login).await?;
+    let at_replica = match &ahead {
+        Some(read) => first_row::<User>(read)?,
+        None => lookup(ctx.replica()?, slug, login).await?,
+    };
     let (account, trusted) = match &at_replica {
         Some(u) => (user_key(&u.id), device::knows(ctx, &req, slug, &u.id)),
         None => (name_key(login), false),

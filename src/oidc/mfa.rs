@@ -58,7 +58,9 @@ async fn posted(
     slug: &str,
     step: StepKind,
 ) -> Result<std::result::Result<Posted, Response>> {
-    let Submission { org, form, state } = match submitted(req, ctx, slug, TITLE, step).await? {
+    let Submission {
+        org, form, state, ..
+    } = match submitted(req, ctx, slug, TITLE, step).await? {
         Ok(s) => s,
         Err(resp) => return Ok(Err(resp)),
     };

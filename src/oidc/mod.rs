@@ -25,6 +25,7 @@ pub mod logout;
 pub mod mfa;
 pub mod pages;
 pub mod passkeys;
+pub mod prime;
 pub mod request;
 pub mod revoke;
 pub mod screens;

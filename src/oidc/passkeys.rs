@@ -135,11 +135,12 @@ fn decode_assertion(text: &str) -> Option<Decoded> {
 
 /// POST /{org}/passkeys/sign-in.
 pub async fn handle_sign_in(mut req: Request, ctx: &Ctx, slug: &str) -> Result<Response> {
-    let Submission { org, form, state } =
-        match submitted(&mut req, ctx, slug, TITLE, StepKind::PasskeySignIn).await? {
-            Ok(s) => s,
-            Err(resp) => return Ok(resp),
-        };
+    let Submission {
+        org, form, state, ..
+    } = match submitted(&mut req, ctx, slug, TITLE, StepKind::PasskeySignIn).await? {
+        Ok(s) => s,
+        Err(resp) => return Ok(resp),
+    };
     if !org.passkeys {
         return pages::error(
             &org,
@@ -377,11 +378,15 @@ fn passkeys_off(org: &Organization) -> Result<Response> {
 /// POST /{org}/account/passkeys: a recent sign-in (or the password, counted like a login),
 /// then the new credential verified and stored under the claim of the page's challenge.
 pub async fn handle_add(mut req: Request, ctx: &Ctx, slug: &str) -> Result<Response> {
-    let (Submission { org, form, state }, current) =
-        match account::posted(&mut req, ctx, slug, StepKind::PasskeyAdd).await? {
-            Ok(p) => p,
-            Err(resp) => return Ok(resp),
-        };
+    let (
+        Submission {
+            org, form, state, ..
+        },
+        current,
+    ) = match account::posted(&mut req, ctx, slug, StepKind::PasskeyAdd).await? {
+        Ok(p) => p,
+        Err(resp) => return Ok(resp),
+    };
     if !org.passkeys {
         return passkeys_off(&org);
     }

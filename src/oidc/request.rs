@@ -4,12 +4,13 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 
-use worker::{Method, Request, Response, Result};
+use worker::{D1Result, Method, Request, Response, Result};
 
 use crate::edge::audit;
 use crate::edge::context::Ctx;
 use crate::edge::http;
 use crate::edge::store::clients::Client;
+use crate::edge::store::database::{Db, Stmt};
 use crate::edge::store::orgs::{Organization, get_org};
 use crate::protocol::audit::Kind;
 use crate::protocol::client_auth;
@@ -91,15 +92,30 @@ pub async fn organization(ctx: &Ctx, slug: &str) -> Result<Option<Organization>>
         .found(|db| async move { get_org(&db, slug).await })
         .await?;
     if let Some(org) = &org {
-        ORG_CACHE.with(|c| {
-            let mut c = c.borrow_mut();
-            if c.len() > 1024 {
-                c.clear();
-            }
-            c.insert(slug.to_string(), (org.clone(), ctx.now));
-        });
+        remember_organization(org, ctx.now);
     }
     Ok(org)
+}
+
+/// Whether this isolate holds a fresh copy of the organization (oidc/prime.rs reads it with
+/// the request's other reads when it does not).
+pub fn organization_cached(ctx: &Ctx, slug: &str) -> bool {
+    ORG_CACHE.with(|c| {
+        c.borrow()
+            .get(slug)
+            .is_some_and(|(_, at)| ctx.now - at < ORG_CACHE_SECONDS)
+    })
+}
+
+/// Keep an organization as read now.
+pub fn remember_organization(org: &Organization, now: i64) {
+    ORG_CACHE.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.len() > 1024 {
+            c.clear();
+        }
+        c.insert(org.slug.clone(), (org.clone(), now));
+    });
 }
 
 /// The organization as this isolate last read it, however old, without any storage call: for
@@ -120,30 +136,50 @@ pub struct ClientRequest {
     pub form: Form,
     pub client: Client,
     pub issuer: String,
+    /// The result of the read `client_request`'s `ahead_of` named, made at the replica.
+    pub ahead: Option<D1Result>,
 }
 
+/// `signs`: the endpoint signs tokens (the token endpoint), so the organization's signing key is
+/// read with the organization and the client when this isolate lacks them; `ahead_of`: the
+/// endpoint's own replica read, when the form alone names it (a refresh token), read in the same
+/// round trip (oidc/prime.rs) and handed back as `ClientRequest::ahead`.
 pub async fn client_request(
     req: &mut Request,
     ctx: &Ctx,
     slug: &str,
+    signs: bool,
+    ahead_of: impl FnOnce(&Db, &Form) -> Result<Option<Stmt>>,
 ) -> Result<std::result::Result<ClientRequest, Response>> {
     if req.method() != Method::Post {
         return http::method_not_allowed("POST").map(Err);
     }
+    // The body is read before any storage call, so that the client it names can be read in the
+    // same round trip as the organization.
+    let form = form_body(req)
+        .await
+        .and_then(|f| refuse_repeats(&f).map(|()| f));
+    let presented = form
+        .as_ref()
+        .map_err(Clone::clone)
+        .and_then(|f| client_auth::presented(header(req, "Authorization").as_deref(), f));
+    let ahead = match &form {
+        Ok(f) if presented.is_ok() => ahead_of(&ctx.replica()?, f)?,
+        _ => None,
+    };
+    let needs = crate::oidc::prime::Needs {
+        client_id: presented.as_ref().ok().map(|p| p.client_id.as_str()),
+        signing_key: signs,
+        ahead,
+    };
+    let ahead = crate::oidc::prime::prime(ctx, slug, needs).await?;
     if organization(ctx, slug).await?.is_none() {
         return unknown_org_json().map(Err);
     }
     let issuer = ctx.config.issuer(slug);
-    let form = match form_body(req)
-        .await
-        .and_then(|f| refuse_repeats(&f).map(|()| f))
-    {
-        Ok(f) => f,
-        Err(e) => return oauth_error(&e, &issuer).map(Err),
-    };
-    let presented = match client_auth::presented(header(req, "Authorization").as_deref(), &form) {
-        Ok(p) => p,
-        Err(e) => return oauth_error(&e, &issuer).map(Err),
+    let (form, presented) = match (form, presented) {
+        (Ok(f), Ok(p)) => (f, p),
+        (Err(e), _) | (_, Err(e)) => return oauth_error(&e, &issuer).map(Err),
     };
     // The client from the nearest replica; from the primary when the replica's copy refuses the
     // credentials, which it may only because it lags (a client just created or a secret just
@@ -182,6 +218,7 @@ pub async fn client_request(
         form,
         client,
         issuer,
+        ahead,
     }))
 }
 
@@ -197,7 +234,8 @@ pub enum Accept {
 }
 
 /// The start of every browser-facing endpoint: the method, the organization (else a 404 page)
-/// and the parameters (else an error page titled `title`). `Err` is the response to send.
+/// and the parameters (else an error page titled `title`). `Err` is the response to send. The
+/// client a `client_id` parameter names is read with the organization (oidc/prime.rs).
 pub async fn page_request(
     req: &mut Request,
     ctx: &Ctx,
@@ -205,6 +243,33 @@ pub async fn page_request(
     accept: Accept,
     title: &str,
 ) -> Result<std::result::Result<(Organization, Form), Response>> {
+    let named = |form: &Form| Ahead {
+        client_id: form.first("client_id").map(str::to_string),
+        read: None,
+    };
+    Ok(page_request_for(req, ctx, slug, accept, title, named)
+        .await?
+        .map(|(org, form, _)| (org, form)))
+}
+
+/// What a browser-facing request will read besides its organization: the client it is for, and
+/// its own replica read when the parameters alone name it (the user a login form names).
+pub struct Ahead {
+    pub client_id: Option<String>,
+    pub read: Option<Stmt>,
+}
+
+/// `page_request`, where `ahead_of` names the client the parameters are for (a form carries it
+/// in its sealed state) and the request's own read, so that they are read in the same round trip
+/// as the organization (oidc/prime.rs); that read's result comes back third.
+pub async fn page_request_for(
+    req: &mut Request,
+    ctx: &Ctx,
+    slug: &str,
+    accept: Accept,
+    title: &str,
+    ahead_of: impl FnOnce(&Form) -> Ahead,
+) -> Result<std::result::Result<(Organization, Form, Option<D1Result>), Response>> {
     let method = req.method();
     let allowed = match accept {
         Accept::GetOrPost | Accept::GetOrPostSingle => {
@@ -220,22 +285,36 @@ pub async fn page_request(
         };
         return http::method_not_allowed(allow).map(Err);
     }
-    let Some(org) = organization(ctx, slug).await? else {
-        return crate::oidc::pages::unknown_org().map(Err);
-    };
     let single = !matches!(accept, Accept::GetOrPost);
     let params = if method == Method::Get {
         Ok(query(req)?)
     } else {
         form_body(req).await
-    };
-    match params.and_then(|form| {
+    }
+    .and_then(|form| {
         if single {
             refuse_repeats(&form)?;
         }
         Ok(form)
-    }) {
-        Ok(form) => Ok(Ok((org, form))),
+    });
+    let ahead = match params.as_ref() {
+        Ok(form) => ahead_of(form),
+        Err(_) => Ahead {
+            client_id: None,
+            read: None,
+        },
+    };
+    let needs = crate::oidc::prime::Needs {
+        client_id: ahead.client_id.as_deref(),
+        signing_key: false,
+        ahead: ahead.read,
+    };
+    let read = crate::oidc::prime::prime(ctx, slug, needs).await?;
+    let Some(org) = organization(ctx, slug).await? else {
+        return crate::oidc::pages::unknown_org().map(Err);
+    };
+    match params {
+        Ok(form) => Ok(Ok((org, form, read))),
         Err(e) => {
             crate::oidc::pages::error(&org, 400, title, &e.description, e.code.as_str(), None)
                 .map(Err)

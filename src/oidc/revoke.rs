@@ -19,7 +19,8 @@ pub async fn handle(mut req: Request, ctx: &Ctx, slug: &str) -> Result<Response>
         form,
         client,
         issuer,
-    } = match client_request(&mut req, ctx, slug).await? {
+        ..
+    } = match client_request(&mut req, ctx, slug, false, |_, _| Ok(None)).await? {
         Ok(r) => r,
         Err(resp) => return Ok(resp),
     };

@@ -152,12 +152,13 @@ async fn show(mut req: Request, ctx: &Ctx, slug: &str, token: &str) -> Result<Re
 }
 
 async fn submit(mut req: Request, ctx: &Ctx, slug: &str, token: &str) -> Result<Response> {
-    let Submission { org, form, state } =
-        match crate::oidc::forms::submitted(&mut req, ctx, slug, TITLE, StepKind::SetupLink).await?
-        {
-            Ok(s) => s,
-            Err(resp) => return Ok(resp),
-        };
+    let Submission {
+        org, form, state, ..
+    } = match crate::oidc::forms::submitted(&mut req, ctx, slug, TITLE, StepKind::SetupLink).await?
+    {
+        Ok(s) => s,
+        Err(resp) => return Ok(resp),
+    };
     let Step::SetupLink { link, password } = &state.step else {
         return unusable(&org, Unusable::Unknown);
     };

@@ -37,11 +37,23 @@ pub async fn active(ctx: &Ctx, org: &str) -> Result<SigningKey> {
         .found(|db| async move { active_key(&db, org).await })
         .await?
         .ok_or_else(|| Error::RustError(format!("organization {org} has no active signing key")))?;
-    ACTIVE.with(|c| {
-        c.borrow_mut()
-            .insert(org.to_string(), (key.clone(), ctx.now))
-    });
+    remember_active(&key, ctx.now);
     Ok(key)
+}
+
+/// Whether this isolate holds a fresh copy of the organization's active key (oidc/prime.rs
+/// reads it with the request's other reads when it does not).
+pub fn active_cached(ctx: &Ctx, org: &str) -> bool {
+    ACTIVE.with(|c| {
+        c.borrow()
+            .get(org)
+            .is_some_and(|(_, at)| ctx.now - at < ACTIVE_KEY_CACHE_SECONDS)
+    })
+}
+
+/// Keep the active key as read now.
+pub fn remember_active(key: &SigningKey, now: i64) {
+    ACTIVE.with(|c| c.borrow_mut().insert(key.org.clone(), (key.clone(), now)));
 }
 
 /// Forget the cached active key and key set (after a rotation or deletion in this isolate).

@@ -33,23 +33,36 @@ impl Current {
 /// the replica the row comes from — at other locations a sign-out everywhere takes effect once
 /// their replica has the write (README, "Account page").
 pub async fn current(ctx: &Ctx, org: &str, req: &Request) -> Result<Option<Current>> {
-    let Some(session_id) = cookies::read(header(req, "Cookie").as_deref(), cookies::SESSION) else {
+    let Some(cookie) = cookie_session(ctx, org, req).await? else {
         return Ok(None);
     };
-    let Some(session) = kv::get_session(&ctx.kv()?, org, &session_id, ctx.now).await? else {
-        return Ok(None);
-    };
-    let user_id = session.user_id.as_str();
+    let user_id = cookie.1.user_id.as_str();
     let user = ctx
         .found(|db| async move { get_user(&db, org, user_id).await })
         .await?;
+    Ok(current_of(cookie, user))
+}
+
+/// The browser's session as KV has it (its id from the cookie, and its record), before its
+/// user is read: for an endpoint that reads the user with its other reads (oidc/authorize.rs).
+pub async fn cookie_session(
+    ctx: &Ctx,
+    org: &str,
+    req: &Request,
+) -> Result<Option<(String, Session)>> {
+    let Some(session_id) = cookies::read(header(req, "Cookie").as_deref(), cookies::SESSION) else {
+        return Ok(None);
+    };
+    Ok(kv::get_session(&ctx.kv()?, org, &session_id, ctx.now)
+        .await?
+        .map(|session| (session_id, session)))
+}
+
+/// The current session of `cookie_session`, with its user as read now (`None`: deleted).
+pub fn current_of((id, session): (String, Session), user: Option<User>) -> Option<Current> {
     let started = session_started_ms(session.started_ms, session.auth_time);
     let live = |u: &User| !u.disabled && session_live(started, u.sessions_not_before_ms);
-    Ok(user.filter(live).map(|user| Current {
-        id: session_id,
-        session,
-        user,
-    }))
+    user.filter(live).map(|user| Current { id, session, user })
 }
 
 /// Start a session for `user_id`, first authenticated at `auth_time` with `factors`; returns

@@ -8,7 +8,8 @@ use crate::edge::audit::{self, detail};
 use crate::edge::context::Ctx;
 use crate::edge::http;
 use crate::edge::store::clients::Client;
-use crate::edge::store::d1::is_foreign_key_violation;
+use crate::edge::store::d1::{first_row, is_foreign_key_violation};
+use crate::edge::store::database::Db;
 use crate::edge::store::grants::{self, Claim, NewGrant, TokenHashes, UserRefusal};
 use crate::edge::store::keys::SigningKey;
 use crate::edge::store::users::get_user;
@@ -20,6 +21,7 @@ use crate::protocol::audit::Kind;
 use crate::protocol::claims::{id_token_extras, wants_groups_in_id_token};
 use crate::protocol::code::{CodeGrant, Refusal};
 use crate::protocol::error::{ErrorCode, OAuthError};
+use crate::protocol::form::Form;
 use crate::protocol::groups::{GroupClaims, roles_for};
 use crate::protocol::id_token::{self, IdTokenInput};
 use crate::protocol::lifetimes::{ACCESS_TOKEN_SECONDS, REFRESH_REUSE_GRACE_SECONDS};
@@ -31,11 +33,21 @@ use crate::protocol::token_request::{self, GrantRequest};
 type Outcome = std::result::Result<Value, OAuthError>;
 
 pub async fn handle(mut req: Request, ctx: &Ctx, slug: &str) -> Result<Response> {
+    // A refresh token's record is read with the organization, the client and the key, in one
+    // replica round trip (oidc/prime.rs).
+    let refresh_read =
+        |db: &Db, form: &Form| match (form.first("grant_type"), form.first("refresh_token")) {
+            (Some("refresh_token"), Some(presented)) if !presented.is_empty() => {
+                grants::find_refresh_statement(db, &token_hash(presented)).map(Some)
+            }
+            _ => Ok(None),
+        };
     let ClientRequest {
         form,
         client,
         issuer,
-    } = match client_request(&mut req, ctx, slug).await? {
+        ahead,
+    } = match client_request(&mut req, ctx, slug, true, refresh_read).await? {
         Ok(r) => r,
         Err(resp) => return Ok(resp),
     };
@@ -68,7 +80,7 @@ pub async fn handle(mut req: Request, ctx: &Ctx, slug: &str) -> Result<Response>
         Ok(GrantRequest::RefreshToken {
             refresh_token,
             scope,
-        }) => refresh(ctx, slug, &client, &refresh_token, scope.as_deref()).await?,
+        }) => refresh(ctx, slug, &client, &refresh_token, scope.as_deref(), ahead).await?,
     };
     match outcome {
         Ok(body) => http::no_store(http::json(200, &body)?),
@@ -271,6 +283,7 @@ async fn refresh(
     client: &Client,
     presented: &str,
     scope: Option<&str>,
+    read_ahead: Option<worker::D1Result>,
 ) -> Result<Outcome> {
     // One session for the whole request: after a lost race the re-read sees the winner's write.
     let db = ctx.replica()?;
@@ -283,11 +296,20 @@ async fn refresh(
             // A user the replica shows outside the client's allowed groups may have been added
             // moments ago: membership is not monotonic, so that refusal is asked of the primary.
             let hash = old_hash.as_str();
-            ctx.fresh(
-                |db| async move { grants::find_refresh(&db, hash).await },
-                |r| r.user_allowed,
-            )
-            .await?
+            match read_ahead.as_ref().map(first_row::<grants::RefreshRecord>) {
+                // Read at the replica with the organization and the client (oidc/prime.rs).
+                Some(at_replica) => match at_replica? {
+                    Some(r) if r.user_allowed => Some(r),
+                    _ => grants::find_refresh(&ctx.primary()?, hash).await?,
+                },
+                None => {
+                    ctx.fresh(
+                        |db| async move { grants::find_refresh(&db, hash).await },
+                        |r| r.user_allowed,
+                    )
+                    .await?
+                }
+            }
         } else {
             grants::find_refresh(&db, &old_hash).await?
         };

@@ -7,9 +7,11 @@ use worker::{Method, Request, Response, Result};
 use crate::crypto::token_hash;
 use crate::edge::context::Ctx;
 use crate::edge::http;
-use crate::edge::store::grants::find_access;
+use crate::edge::store::d1::first_row;
+use crate::edge::store::grants::{AccessGrant, access_query, find_access};
 use crate::edge::store::groups::RoleMapRow;
 use crate::edge::store::users::User;
+use crate::oidc::prime::{Needs, prime};
 use crate::oidc::request::{header, organization, query, unknown_org_json};
 use crate::protocol::claims::{UserProfile, userinfo};
 use crate::protocol::form::Form;
@@ -19,9 +21,6 @@ pub async fn handle(mut req: Request, ctx: &Ctx, slug: &str) -> Result<Response>
     let method = req.method();
     if method != Method::Get && method != Method::Post {
         return http::method_not_allowed("GET, POST");
-    }
-    if organization(ctx, slug).await?.is_none() {
-        return unknown_org_json();
     }
     let realm = ctx.config.issuer(slug);
     let from_header =
@@ -68,11 +67,24 @@ pub async fn handle(mut req: Request, ctx: &Ctx, slug: &str) -> Result<Response>
     // token issued moments ago elsewhere works at once. A revocation reaches this read within
     // the replica's lag.
     let hash = &token_hash(token);
-    let Some(access) = ctx
-        .found(|db| async move { find_access(&db, hash, ctx.now).await })
-        .await?
-        .filter(|a| a.user.org == slug)
-    else {
+    // The token is read with the organization when this isolate lacks it, in one replica round
+    // trip (oidc/prime.rs).
+    let needs = Needs {
+        ahead: Some(access_query(&ctx.replica()?, hash, ctx.now)?),
+        ..Needs::default()
+    };
+    let at_replica = match prime(ctx, slug, needs).await? {
+        Some(read) => first_row::<AccessGrant>(&read)?,
+        None => None,
+    };
+    if organization(ctx, slug).await?.is_none() {
+        return unknown_org_json();
+    }
+    let found = match at_replica {
+        Some(access) => Some(access),
+        None => find_access(&ctx.primary()?, hash, ctx.now).await?,
+    };
+    let Some(access) = found.filter(|a| a.user.org == slug) else {
         return challenge(
             &realm,
             Some((

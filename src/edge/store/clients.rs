@@ -2,7 +2,7 @@
 //! writes. JSON-array columns are decoded into vectors here.
 
 use serde::{Deserialize, Serialize};
-use worker::Result;
+use worker::{D1Result, Result};
 
 use crate::edge::store::assign::{Assignments, SqlValue};
 use crate::edge::store::d1::json_list;
@@ -141,10 +141,23 @@ fn select_client(db: &Db, condition: &str) -> Stmt {
 }
 
 pub async fn get_client(db: &Db, org: &str, client_id: &str) -> Result<Option<Client>> {
-    Ok(select_client(db, "c.org = ?1 AND c.client_id = ?2")
-        .bind(&[org.into(), client_id.into()])?
+    Ok(client_statement(db, org, client_id)?
         .first::<ClientRow>(None)
         .await?
+        .map(Client::from))
+}
+
+/// The read `get_client` makes, to batch with others (oidc/prime.rs); `client_of` reads its
+/// result.
+pub fn client_statement(db: &Db, org: &str, client_id: &str) -> Result<Stmt> {
+    select_client(db, "c.org = ?1 AND c.client_id = ?2").bind(&[org.into(), client_id.into()])
+}
+
+pub fn client_of(result: &D1Result) -> Result<Option<Client>> {
+    Ok(result
+        .results::<ClientRow>()?
+        .into_iter()
+        .next()
         .map(Client::from))
 }
 

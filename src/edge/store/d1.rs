@@ -74,3 +74,10 @@ where
 pub fn is_not_null_violation(err: &worker::Error) -> bool {
     err.to_string().contains("NOT NULL constraint failed")
 }
+
+/// The first row of a batched read's result (the batch's counterpart of `Stmt::first`).
+pub fn first_row<T: serde::de::DeserializeOwned>(
+    result: &worker::D1Result,
+) -> worker::Result<Option<T>> {
+    Ok(result.results::<T>()?.into_iter().next())
+}

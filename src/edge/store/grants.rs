@@ -265,7 +265,7 @@ pub struct AccessGrant {
     pub user: User,
 }
 
-fn access_query(db: &Db, token_hash: &str, now: i64) -> Result<Stmt> {
+pub fn access_query(db: &Db, token_hash: &str, now: i64) -> Result<Stmt> {
     db.prepare(format!(
         "SELECT a.grant_id, a.scope AS token_scope, a.created_at AS issued_at, a.expires_at, g.client_id, g.claims, \
                 c.groups_claim, c.roles_claim, {}, u.*, {}, {} \
@@ -327,6 +327,14 @@ pub struct RefreshRecord {
 }
 
 pub async fn find_refresh(db: &Db, token_hash: &str) -> Result<Option<RefreshRecord>> {
+    find_refresh_statement(db, token_hash)?
+        .first::<RefreshRecord>(None)
+        .await
+}
+
+/// The read `find_refresh` makes, to batch with others (oidc/prime.rs); its rows are
+/// `RefreshRecord`s.
+pub fn find_refresh_statement(db: &Db, token_hash: &str) -> Result<Stmt> {
     db.prepare(format!(
         "SELECT r.token_hash, r.grant_id, r.parent_hash, r.scope, r.created_at, r.expires_at, r.rotated_at, \
                 r.replaced_by, g.org, g.client_id, g.user_id, g.auth_time, g.claims, g.amr, g.acr, g.sid, g.revoked_at, \
@@ -337,9 +345,7 @@ pub async fn find_refresh(db: &Db, token_hash: &str) -> Result<Option<RefreshRec
          WHERE r.token_hash = ?1",
         user_allowed_condition("g")
     ))
-    .bind(&[token_hash.into()])?
-    .first::<RefreshRecord>(None)
-    .await
+    .bind(&[token_hash.into()])
 }
 
 /// Rotate `old_hash` into new tokens in one transaction (one D1 round trip). The first UPDATE

@@ -61,10 +61,16 @@ pub async fn reseal(db: &Db, kid: &str, was: &str, resealed: &str) -> Result<boo
 
 /// The key that signs new tokens for `org`.
 pub async fn active_key(db: &Db, org: &str) -> Result<Option<SigningKey>> {
-    db.prepare("SELECT * FROM signing_keys WHERE org = ?1 AND status = 'active' ORDER BY created_at DESC LIMIT 1")
-        .bind(&[org.into()])?
+    active_key_statement(db, org)?
         .first::<SigningKey>(None)
         .await
+}
+
+/// The read `active_key` makes, to batch with others (oidc/prime.rs); its rows are
+/// `SigningKey`s.
+pub fn active_key_statement(db: &Db, org: &str) -> Result<Stmt> {
+    db.prepare("SELECT * FROM signing_keys WHERE org = ?1 AND status = 'active' ORDER BY created_at DESC LIMIT 1")
+        .bind(&[org.into()])
 }
 
 /// Keys in the JWKS: the active one, and retired ones while tokens they signed may still be live.

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use worker::Result;
 
 use crate::edge::store::assign::{Assignments, SqlValue};
-use crate::edge::store::database::Db;
+use crate::edge::store::database::{Db, Stmt};
 use crate::edge::store::kv::Kv;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -73,6 +73,11 @@ impl Organization {
 }
 
 pub async fn get_org(db: &Db, slug: &str) -> Result<Option<Organization>> {
+    org_statement(db, slug)?.first::<Organization>(None).await
+}
+
+/// The read `get_org` makes, to batch with others (oidc/prime.rs); its rows are `Organization`s.
+pub fn org_statement(db: &Db, slug: &str) -> Result<Stmt> {
     // The attribute names and the connection buttons come in the same query: discovery and the
     // login page read them with the (cached) organization, no read of their own.
     db.prepare(
@@ -82,9 +87,7 @@ pub async fn get_org(db: &Db, slug: &str) -> Result<Option<Organization>> {
          (SELECT id, label FROM connections WHERE org = o.slug ORDER BY created_at, id) c) \
          AS connection_buttons FROM organizations o WHERE o.slug = ?1",
     )
-    .bind(&[slug.into()])?
-    .first::<Organization>(None)
-    .await
+    .bind(&[slug.into()])
 }
 
 // ---- Writes (admin API) ----

@@ -5,7 +5,7 @@ use worker::Result;
 
 use crate::edge::store::assign::{Assignments, SqlValue};
 use crate::edge::store::attributes::{ValueWrite, user_attributes_column, value_statements};
-use crate::edge::store::database::Db;
+use crate::edge::store::database::{Db, Stmt};
 use crate::protocol::attributes::UserAttribute;
 use crate::protocol::standard_claims::{StandardClaims, TEXT_CLAIMS};
 
@@ -130,13 +130,16 @@ fn int_bool<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<bool,
 }
 
 pub async fn get_user(db: &Db, org: &str, id: &str) -> Result<Option<User>> {
+    get_user_statement(db, org, id)?.first::<User>(None).await
+}
+
+/// The read `get_user` makes, to batch with others (oidc/prime.rs); its rows are `User`s.
+pub fn get_user_statement(db: &Db, org: &str, id: &str) -> Result<Stmt> {
     db.prepare(format!(
         "SELECT {} FROM users WHERE org = ?1 AND id = ?2",
         user_columns()
     ))
-    .bind(&[org.into(), id.into()])?
-    .first::<User>(None)
-    .await
+    .bind(&[org.into(), id.into()])
 }
 
 /// `get_user` as the admin API shows it (with the login lock and recovery codes left).
@@ -152,13 +155,19 @@ pub async fn get_user_for_admin(db: &Db, org: &str, id: &str) -> Result<Option<U
 
 /// The user a login form names: by username or by email, both case-insensitive.
 pub async fn find_user_by_login(db: &Db, org: &str, login: &str) -> Result<Option<User>> {
+    find_user_by_login_statement(db, org, login)?
+        .first::<User>(None)
+        .await
+}
+
+/// The read `find_user_by_login` makes, to batch with others (oidc/prime.rs); its rows are
+/// `User`s.
+pub fn find_user_by_login_statement(db: &Db, org: &str, login: &str) -> Result<Stmt> {
     db.prepare(format!(
         "SELECT {} FROM users WHERE org = ?1 AND (username = ?2 COLLATE NOCASE OR email = ?2 COLLATE NOCASE) LIMIT 1",
         user_columns()
     ))
-    .bind(&[org.into(), login.into()])?
-    .first::<User>(None)
-    .await
+    .bind(&[org.into(), login.into()])
 }
 
 // ---- Writes (admin API) ----
