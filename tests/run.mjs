@@ -24,8 +24,8 @@ let status = 1;
 try {
   // Not spawnSync: that would stop this process's event loop for the whole run, and with it the
   // reading of the Worker's output. Once `wrangler dev` has written a pipe's worth (64 KiB) of
-  // log lines nobody reads, its next write blocks and every request to the Worker hangs — which
-  // is how a test of 50 concurrent requests waited 300 s for an answer on CI.
+  // log lines nobody reads, its next write blocks and every later request to the Worker hangs
+  // (seen with the Worker's console at a verbose level; at `warn` the pipe fills more slowly).
   const child = spawn(process.execPath, ['--test', '--test-concurrency=1', ...files], {
     stdio: 'inherit',
     env: { ...process.env, CLAVEX_URL: worker.url, CLAVEX_ADMIN_TOKEN: adminToken },
