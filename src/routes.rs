@@ -49,6 +49,8 @@ pub enum Route<'a> {
     AccountRecoveryCodes(&'a str),
     /// A one-time link's page (oidc/setup_link.rs): the organization and the token.
     SetupLink(&'a str, &'a str),
+    /// POST: a one-time link finished with a passkey instead of a password (oidc/setup_link.rs).
+    SetupLinkPasskey(&'a str, &'a str),
     /// "Forgot password?" (oidc/forgot_password.rs).
     ForgotPassword(&'a str),
     /// POST: the login page's "Sign in with a passkey" (oidc/passkeys.rs).
@@ -99,6 +101,7 @@ impl Route<'_> {
             Route::AccountRecoveryCodes(_) => "account_recovery_codes",
             // Never the token: names are logged.
             Route::SetupLink(..) => "setup_link",
+            Route::SetupLinkPasskey(..) => "setup_link_passkey",
             Route::ForgotPassword(_) => "forgot_password",
             Route::PasskeySignIn(_) => "passkey_sign_in",
             Route::AccountPasskeyAdd(_) => "account_passkey_add",
@@ -141,6 +144,7 @@ impl Route<'_> {
             | Route::AccountMfaRemove(org)
             | Route::AccountRecoveryCodes(org)
             | Route::SetupLink(org, _)
+            | Route::SetupLinkPasskey(org, _)
             | Route::ForgotPassword(org)
             | Route::PasskeySignIn(org)
             | Route::AccountPasskeyAdd(org)
@@ -195,6 +199,9 @@ pub fn resolve(path: &str) -> Route<'_> {
         }
         [org, "setup", token] if !RESERVED_SLUGS.contains(org) && !token.is_empty() => {
             Route::SetupLink(org, token)
+        }
+        [org, "setup", token, "passkey"] if !RESERVED_SLUGS.contains(org) && !token.is_empty() => {
+            Route::SetupLinkPasskey(org, token)
         }
         [org, "passkeys", "sign-in"] if !RESERVED_SLUGS.contains(org) => Route::PasskeySignIn(org),
         [org, "account", "passkeys"] if !RESERVED_SLUGS.contains(org) => {
@@ -255,6 +262,11 @@ mod tests {
         assert_eq!(resolve("/api/account/password"), Route::NotFound);
         assert_eq!(resolve("/acme/setup/tok"), Route::SetupLink("acme", "tok"));
         assert_eq!(resolve("/acme/setup/tok").name(), "setup_link");
+        assert_eq!(
+            resolve("/acme/setup/tok/passkey"),
+            Route::SetupLinkPasskey("acme", "tok")
+        );
+        assert_eq!(resolve("/acme/setup//passkey"), Route::NotFound);
         assert_eq!(resolve("/acme/setup/"), Route::NotFound);
         assert_eq!(resolve("/api/setup/tok"), Route::NotFound);
         assert_eq!(

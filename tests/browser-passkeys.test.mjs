@@ -8,7 +8,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  RP_REDIRECT, authorizeUrl, createFixture, createUser, randomString, exchangeCode, assertTokenSuccess, decodeJwt,
+  RP_REDIRECT, admin, authorizeUrl, createFixture, createUser, randomString, exchangeCode, assertTokenSuccess, decodeJwt,
 } from './support/oidc.mjs';
 import { assertPng, launchBrowser, newPage, screenshot, stubOrigins, submit, visibleText } from './support/browser.mjs';
 
@@ -121,6 +121,55 @@ describe('passkeys in headless Chromium', () => {
     assert.equal(refused[0].status(), 401);
     assert.match(await page.$eval('[role=alert]', (el) => el.innerText), /could not sign you in/);
     assertPng(await screenshot(page, 'passkeys-refused'));
+    assert.deepEqual(errors, [], 'no script error on any page');
+  });
+
+  test('an invitation: one admin call, the link opened, a passkey registered by clicking, then a passkey-only sign-in at the relying party', async () => {
+    // The README's passwordless path: `curl -X POST …/users` with no password returns the link.
+    const username = `brpkinv${randomString(6).toLowerCase()}`;
+    const created = await admin('POST', `/organizations/${fx.slug}/users`, { username, email: `${username}@example.test` });
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    assert.equal(created.body.has_password, false);
+    const page = await newPage(browser);
+    const errors = [];
+    page.on('pageerror', (e) => errors.push(e.message));
+    await stubOrigins(page, [RP_REDIRECT]);
+    const { cdp, authenticatorId } = await withAuthenticator(page);
+
+    assert.equal((await page.goto(local(created.body.setup_link))).status(), 200);
+    const text = await visibleText(page);
+    assert.match(text, /Set up your account/);
+    assert.match(text, new RegExp(`account ${username}`));
+    assert.match(text, /The link works once, until .* UTC\./);
+    assert.equal(await page.$eval('#passkey-add', (f) => f.hidden), false, 'the script shows the passkey button');
+    assertPng(await screenshot(page, 'passkeys-invitation-link'));
+    const [landed] = await Promise.all([page.waitForNavigation({ waitUntil: 'load' }), page.click('#passkey-add button')]);
+    assert.equal(landed.status(), 200);
+    assert.equal(new URL(page.url()).pathname, `/${fx.slug}/account`, `on the account page: ${page.url()}`);
+    assert.match(await visibleText(page), new RegExp(`Signed in as ${username}`));
+    assert.match(await visibleText(page), /Passkey/);
+    assertPng(await screenshot(page, 'passkeys-invitation-account'));
+    const { credentials } = await cdp.send('WebAuthn.getCredentials', { authenticatorId });
+    assert.equal(credentials.length, 1);
+    assert.equal(Buffer.from(credentials[0].userHandle, 'base64').toString(), created.body.id);
+    const user = await admin('GET', `/organizations/${fx.slug}/users/${created.body.id}`);
+    assert.equal(user.body.has_password, false, 'the account never had a password');
+
+    // A new sign-in at the relying party (prompt=login, not the session): the login page's
+    // conditional mediation answers with the passkey, no password typed.
+    const state = randomString(12);
+    const arrived = page.waitForRequest((r) => r.url().startsWith(RP_REDIRECT));
+    await page.goto(local(authorizeUrl(fx, fx.web, { state, prompt: 'login' }).href));
+    await arrived;
+    await page.waitForFunction((rp) => location.href.startsWith(rp), {}, RP_REDIRECT);
+    const id = await redeemed(page, state);
+    assert.equal(id.sub, created.body.id);
+    assert.deepEqual(id.amr, ['hwk', 'user', 'mfa']);
+    assert.equal(id.acr, 'phr');
+
+    // The link again: used.
+    assert.equal((await page.goto(local(created.body.setup_link))).status(), 410);
+    assert.match(await visibleText(page), /already used/);
     assert.deepEqual(errors, [], 'no script error on any page');
   });
 

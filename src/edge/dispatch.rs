@@ -94,6 +94,9 @@ pub async fn handle(req: Request, env: Env, context: Context) -> Result<Response
             oidc::account::handle_recovery_codes(req, &ctx, org).await
         }
         Route::SetupLink(org, token) => oidc::setup_link::handle(req, &ctx, org, token).await,
+        Route::SetupLinkPasskey(org, token) => {
+            oidc::setup_link::handle_passkey(req, &ctx, org, token).await
+        }
         Route::ForgotPassword(org) => oidc::forgot_password::handle(req, &ctx, org).await,
         Route::PasskeySignIn(org) => oidc::passkeys::handle_sign_in(req, &ctx, org).await,
         Route::AccountPasskeyAdd(org) => oidc::passkeys::handle_add(req, &ctx, org).await,

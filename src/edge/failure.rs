@@ -61,6 +61,7 @@ pub fn caller(route: &Route) -> Caller {
         | Route::AccountMfaRemove(_)
         | Route::AccountRecoveryCodes(_)
         | Route::SetupLink(..)
+        | Route::SetupLinkPasskey(..)
         | Route::ForgotPassword(_)
         | Route::PasskeySignIn(_)
         | Route::AccountPasskeyAdd(_)

@@ -120,6 +120,8 @@ pub(crate) async fn page(
         csrf_token: &csrf,
         password_action: &format!("/{slug}/account/password"),
         password_state: &seal(Step::ChangePassword),
+        has_password: viewer.user.password_hash.is_some(),
+        set_needs_sign_in: viewer.user.password_hash.is_none() && !recent(ctx, viewer),
         totp_on: viewer.user.totp_secret_sealed.is_some(),
         may_remove: may_remove_totp(&org.mfa),
         remove_action: &format!("/{slug}/account/mfa/remove"),
@@ -273,10 +275,18 @@ pub(crate) async fn refused_guess(
     }
 }
 
+/// Whether the session's sign-in is recent enough to add a way of signing in without proving
+/// a password again (the same bound as adding a passkey).
+fn recent(ctx: &Ctx, viewer: &Viewer<'_>) -> bool {
+    ctx.now - viewer.auth_time <= crate::oidc::passkeys::FRESH_SECONDS
+}
+
 /// POST /{org}/account/password: the new password through the policy first (a form that cannot
 /// succeed spends no guess), then the current one, counted; then the new hash is stored with the
 /// user's other sessions ended and every grant revoked, the relying parties told, and this
-/// browser given a fresh session.
+/// browser given a fresh session. A user without a password (a passkey account) sets one with
+/// no current password to give, but only within `FRESH_SECONDS` of signing in: a session cookie
+/// taken later must not be enough to add a password to the account.
 pub async fn handle_password(mut req: Request, ctx: &Ctx, slug: &str) -> Result<Response> {
     let (Submission { org, form, .. }, current) =
         match posted(&mut req, ctx, slug, StepKind::ChangePassword).await? {
@@ -301,17 +311,29 @@ pub async fn handle_password(mut req: Request, ctx: &Ctx, slug: &str) -> Result<
             return page(ctx, &req, &org, &viewer, said, 400).await;
         }
     };
-    let verdict = check_password(ctx, &req, &org, user, current_password).await?;
-    if verdict != Verdict::Accepted {
-        return refused_guess(
-            ctx,
-            &req,
-            &org,
-            &viewer,
-            verdict,
-            "The current password is incorrect.",
-        )
-        .await;
+    if user.password_hash.is_none() {
+        if !recent(ctx, &viewer) {
+            let said = Said {
+                error: Some(
+                    "Setting a password needs a recent sign-in: sign out, sign in again with your passkey, then set it.",
+                ),
+                ..Said::default()
+            };
+            return page(ctx, &req, &org, &viewer, said, 401).await;
+        }
+    } else {
+        let verdict = check_password(ctx, &req, &org, user, current_password).await?;
+        if verdict != Verdict::Accepted {
+            return refused_guess(
+                ctx,
+                &req,
+                &org,
+                &viewer,
+                verdict,
+                "The current password is incorrect.",
+            )
+            .await;
+        }
     }
     let hash = hash_password(&new).await?;
     // Told before the grants are revoked: the targets are the live grants (store/grants.rs).
@@ -330,19 +352,30 @@ pub async fn handle_password(mut req: Request, ctx: &Ctx, slug: &str) -> Result<
     );
     // This browser stays signed in: a new session (new id, started after the not-before time),
     // authenticated by the password just given, with the factors the old one had.
+    // A password set where there was none proved nothing now: the session keeps its sign-in
+    // time and factors, so setting one cannot stretch a session's freshness.
+    let had_password = user.password_hash.is_some();
+    let (auth_time, factors) = if had_password {
+        (ctx.now, current.session.factors | PWD)
+    } else {
+        (viewer.auth_time, current.session.factors)
+    };
     sso::forget(ctx, slug, &req).await?;
-    let factors = current.session.factors | PWD;
-    let (cookie, hash, _) = sso::start(ctx, slug, &user.id, ctx.now, factors).await?;
+    let (cookie, session_hash, _) = sso::start(ctx, slug, &user.id, auth_time, factors).await?;
+    let mut updated = user.clone();
+    updated.password_hash = Some(hash);
     let fresh = Viewer {
-        user,
-        session_hash: hash,
-        auth_time: ctx.now,
+        user: &updated,
+        session_hash,
+        auth_time,
         factors,
     };
     let said = Said {
-        notice: Some(
-            "Your password was changed. You are still signed in here; every other device and application was signed out.",
-        ),
+        notice: Some(if had_password {
+            "Your password was changed. You are still signed in here; every other device and application was signed out."
+        } else {
+            "Your password was set. You are still signed in here; every other device and application was signed out."
+        }),
         ..Said::default()
     };
     let resp = page(ctx, &req, &org, &fresh, said, 200).await?;

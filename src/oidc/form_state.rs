@@ -57,6 +57,14 @@ pub enum Step {
         link: String,
         password: bool,
     },
+    /// The same page's "Register a passkey" form (a link finished with a passkey instead of a
+    /// password): the link's token hash, as above, and the WebAuthn challenge the form showed.
+    /// The challenge needs no claim of its own: the link's claim is single use, and the passkey
+    /// is stored only in that claim's transaction.
+    SetupLinkPasskey {
+        link: String,
+        challenge: String,
+    },
     /// "Forgot password?" (oidc/forgot_password.rs).
     ForgotPassword,
     /// The login page's passkey form: the WebAuthn challenge it showed (base64url), used once
@@ -88,6 +96,7 @@ impl Step {
             Step::RenewRecoveryCodes => StepKind::RenewRecoveryCodes,
             Step::ConfirmLink { .. } => StepKind::ConfirmLink,
             Step::SetupLink { .. } => StepKind::SetupLink,
+            Step::SetupLinkPasskey { .. } => StepKind::SetupLinkPasskey,
             Step::ForgotPassword => StepKind::ForgotPassword,
             Step::PasskeySignIn { .. } => StepKind::PasskeySignIn,
             Step::PasskeyAdd { .. } => StepKind::PasskeyAdd,
@@ -114,6 +123,7 @@ pub enum StepKind {
     PasskeyRename,
     PasskeyRemove,
     SetupLink,
+    SetupLinkPasskey,
     ForgotPassword,
     ConfirmLink,
 }
@@ -312,6 +322,7 @@ mod tests {
             StepKind::RenewRecoveryCodes,
             StepKind::ConfirmLink,
             StepKind::SetupLink,
+            StepKind::SetupLinkPasskey,
             StepKind::ForgotPassword,
         ] {
             assert_eq!(open(other), Err(StateError::WrongStep), "{other:?}");

@@ -37,6 +37,7 @@ use crate::oidc::forms::{Submission, registered_client, submitted};
 use crate::oidc::interaction::{self, Continue, Origin};
 use crate::oidc::{pages, screens};
 use crate::protocol::audit::Kind;
+use crate::protocol::dates;
 use crate::protocol::lifetimes::LOGIN_FORM_SECONDS;
 use crate::protocol::mfa::passkey_factors;
 use crate::protocol::origin::origin_of;
@@ -48,7 +49,7 @@ const TITLE: &str = "Sign-in could not continue";
 pub const FRESH_SECONDS: i64 = 15 * 60;
 
 /// The RP ID and the exact origin of this organization's pages.
-fn relying_party(ctx: &Ctx, org: &str) -> (String, String) {
+pub(crate) fn relying_party(ctx: &Ctx, org: &str) -> (String, String) {
     let issuer = ctx.config.issuer(org);
     (
         webauthn::rp_id_of(&issuer).unwrap_or_default(),
@@ -56,7 +57,7 @@ fn relying_party(ctx: &Ctx, org: &str) -> (String, String) {
     )
 }
 
-fn new_challenge() -> String {
+pub(crate) fn new_challenge() -> String {
     b64url(&random_bytes::<32>())
 }
 
@@ -279,24 +280,6 @@ pub async fn handle_sign_in(mut req: Request, ctx: &Ctx, slug: &str) -> Result<R
 
 // ---- The account page's section ----
 
-/// "5 Dec 2026" style dates for the list (UTC).
-fn day(unix: i64) -> String {
-    // Days since 1970-01-01 to a civil date (H. Hinnant's algorithm).
-    let z = unix.div_euclid(86_400) + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    format!("{d} {} {y}", MONTHS[(m - 1) as usize])
-}
-
 /// The account page's passkey section for `viewer`, with a fresh challenge sealed into the add
 /// form's state; `seal` seals a step the way the page seals its other forms.
 pub(crate) async fn section(
@@ -322,8 +305,11 @@ pub(crate) async fn section(
             .map(|p| PasskeyRow {
                 id: p.id.clone(),
                 name: p.name.clone(),
-                created: day(p.created_at),
-                last_used: p.last_used_at.map(day).unwrap_or_else(|| "never".into()),
+                created: dates::day(p.created_at),
+                last_used: p
+                    .last_used_at
+                    .map(dates::day)
+                    .unwrap_or_else(|| "never".into()),
                 synced: p.backup_eligible,
             })
             .collect(),
@@ -364,7 +350,105 @@ struct AttestationForm {
     transports: Vec<String>,
 }
 
-fn passkeys_off(org: &Organization) -> Result<Response> {
+/// A new passkey whose registration was verified, ready to store.
+pub(crate) struct Verified {
+    pub id: String,
+    pub name: &'static str,
+    credential_id: String,
+    public_key: String,
+    alg: i64,
+    sign_count: i64,
+    user_verified: bool,
+    backup_eligible: bool,
+    backed_up: bool,
+    transports: String,
+    aaguid: String,
+}
+
+impl Verified {
+    /// Whether the registration was user-verified (a PIN or biometric at the authenticator).
+    pub fn user_verified(&self) -> bool {
+        self.user_verified
+    }
+    /// Whether the passkey is synced (backup eligible).
+    pub fn synced(&self) -> bool {
+        self.backup_eligible
+    }
+    pub fn row<'a>(&'a self, org: &'a str, user_id: &'a str, now: i64) -> NewPasskey<'a> {
+        NewPasskey {
+            id: &self.id,
+            org,
+            user_id,
+            credential_id: &self.credential_id,
+            public_key: &self.public_key,
+            alg: self.alg,
+            sign_count: self.sign_count,
+            user_verified: self.user_verified,
+            backup_eligible: self.backup_eligible,
+            backed_up: self.backed_up,
+            transports: &self.transports,
+            aaguid: &self.aaguid,
+            name: self.name,
+            now,
+        }
+    }
+}
+
+/// The browser's answer to `navigator.credentials.create` (the `credential` field) verified
+/// against the form's `challenge`, this organization's RP ID and exact origin (WebAuthn §7.1),
+/// or the refusal's reason for the audit trail. Shared by the account page and a one-time link.
+pub(crate) fn verify_new(
+    ctx: &Ctx,
+    slug: &str,
+    challenge: &str,
+    credential: &str,
+) -> std::result::Result<Verified, &'static str> {
+    let parsed: Option<AttestationForm> = serde_json::from_str(credential).ok();
+    let decoded = parsed.and_then(|f| {
+        Some((
+            b64url_decode(&f.raw_id)?,
+            b64url_decode(&f.client_data_json)?,
+            b64url_decode(&f.attestation_object)?,
+            f.transports,
+        ))
+    });
+    let Some((raw_id, client_data_json, attestation_object, transports)) = decoded else {
+        return Err(Refusal::Malformed.reason());
+    };
+    let (rp_id, origin) = relying_party(ctx, slug);
+    let challenge_bytes = b64url_decode(challenge).unwrap_or_default();
+    let credential = webauthn::verify_registration(&webauthn::Registration {
+        client_data_json: &client_data_json,
+        attestation_object: &attestation_object,
+        raw_id: &raw_id,
+        challenge: &challenge_bytes,
+        origin: &origin,
+        rp_id: &rp_id,
+        require_uv: false,
+    })
+    .map_err(|r| r.reason())?;
+    // Hints only, kept short: the WebAuthn transports are a handful of short words.
+    let transports: Vec<String> = transports
+        .into_iter()
+        .filter(|t| t.len() <= 16 && t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+        .take(8)
+        .collect();
+    Ok(Verified {
+        id: random_token("pk_"),
+        name: webauthn::name_for(&credential.aaguid),
+        credential_id: b64url(&credential.credential_id),
+        public_key: b64url(&credential.public_key),
+        alg: credential.alg,
+        sign_count: i64::from(credential.sign_count),
+        user_verified: credential.user_verified,
+        backup_eligible: credential.backup_eligible,
+        backed_up: credential.backed_up,
+        transports: serde_json::to_string(&transports).unwrap_or_else(|_| "[]".into()),
+        aaguid: webauthn::aaguid_text(&credential.aaguid),
+    })
+}
+
+pub(crate) fn passkeys_off(org: &Organization) -> Result<Response> {
     pages::error(
         org,
         403,
@@ -437,66 +521,20 @@ pub async fn handle_add(mut req: Request, ctx: &Ctx, slug: &str) -> Result<Respo
             ]),
         );
     };
-    let parsed: Option<AttestationForm> =
-        serde_json::from_str(form.first("credential").unwrap_or("")).ok();
-    let decoded = parsed.and_then(|f| {
-        Some((
-            b64url_decode(&f.raw_id)?,
-            b64url_decode(&f.client_data_json)?,
-            b64url_decode(&f.attestation_object)?,
-            f.transports,
-        ))
-    });
-    let Some((raw_id, client_data_json, attestation_object, transports)) = decoded else {
-        refused(Refusal::Malformed.reason());
-        return said_error("The passkey could not be added. Try again.", 400).await;
-    };
-    let (rp_id, origin) = relying_party(ctx, slug);
-    let challenge_bytes = b64url_decode(challenge).unwrap_or_default();
-    let credential = match webauthn::verify_registration(&webauthn::Registration {
-        client_data_json: &client_data_json,
-        attestation_object: &attestation_object,
-        raw_id: &raw_id,
-        challenge: &challenge_bytes,
-        origin: &origin,
-        rp_id: &rp_id,
-        require_uv: false,
-    }) {
-        Ok(c) => c,
-        Err(refusal) => {
-            refused(refusal.reason());
+    let verified = match verify_new(ctx, slug, challenge, form.first("credential").unwrap_or("")) {
+        Ok(v) => v,
+        Err(reason) => {
+            refused(reason);
             return said_error("The passkey could not be added. Try again.", 400).await;
         }
     };
-    // Hints only, kept short: the WebAuthn transports are a handful of short words.
-    let transports: Vec<String> = transports
-        .into_iter()
-        .filter(|t| t.len() <= 16 && t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
-        .take(8)
-        .collect();
-    let id = random_token("pk_");
-    let name = webauthn::name_for(&credential.aaguid);
+    let (id, name) = (verified.id.as_str(), verified.name);
     let hash = token_hash(challenge);
     let value = random_token("");
     let stored = store::register(
         &ctx.primary()?,
         &claim_of(slug, &hash, &value, state.expires_at),
-        &NewPasskey {
-            id: &id,
-            org: slug,
-            user_id: &user.id,
-            credential_id: &b64url(&credential.credential_id),
-            public_key: &b64url(&credential.public_key),
-            alg: credential.alg,
-            sign_count: i64::from(credential.sign_count),
-            user_verified: credential.user_verified,
-            backup_eligible: credential.backup_eligible,
-            backed_up: credential.backed_up,
-            transports: &serde_json::to_string(&transports).unwrap_or_else(|_| "[]".into()),
-            aaguid: &webauthn::aaguid_text(&credential.aaguid),
-            name,
-            now: ctx.now,
-        },
+        &verified.row(slug, &user.id, ctx.now),
     )
     .await?;
     match stored {
@@ -613,14 +651,4 @@ pub async fn handle_remove(mut req: Request, ctx: &Ctx, slug: &str) -> Result<Re
         if removed { 200 } else { 404 },
     )
     .await
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn days_are_civil_dates() {
-        assert_eq!(super::day(0), "1 Jan 1970");
-        assert_eq!(super::day(951_782_400), "29 Feb 2000");
-        assert_eq!(super::day(1_796_428_800), "5 Dec 2026");
-    }
 }

@@ -15,8 +15,12 @@
 //! enrolment follows (oidc/mfa.rs), and the session starts once it is done; a user who still has
 //! a second factor signs in as usual, since the link proves nothing about that factor.
 //!
-//! Another way to finish a link (a passkey instead of a password) claims it the same way, with
-//! its own writes added to the claim's batch (`store::links::Claim::guarded`).
+//! A link that resets the password can be finished with a passkey instead (POST
+//! /{org}/setup/{token}/passkey, its own form on the same page): the registration is verified,
+//! then the link is claimed the same way, with the passkey's insert added to the claim's batch
+//! (`store::links::Claim::guarded`), so the passkey exists only if that claim won. A password the
+//! link resets is removed in the same batch (the account then signs in with the passkey), and a
+//! user-verified passkey counts as both factors when the sign-in rules decide what follows.
 
 use serde_json::json;
 use worker::{Method, Request, Response, Result};
@@ -26,17 +30,21 @@ use crate::edge::audit::{self, detail};
 use crate::edge::context::{Ctx, now_millis};
 use crate::edge::http;
 use crate::edge::password::hash_password;
-use crate::edge::store::links::{self, Claim, ClaimedLink, Peeked};
+use crate::edge::store::links::{self, Claim, ClaimedLink, Finish, Peeked};
 use crate::edge::store::orgs::Organization;
-use crate::oidc::form_state::{Authenticated, FormState, Step, StepKind};
-use crate::oidc::forms::{Submission, append_cookie, refused_state, respond, seal_for_page};
+use crate::edge::store::passkeys as store_passkeys;
+use crate::oidc::form_state::{Authenticated, FormState, Step, StepKind, seal_state};
+use crate::oidc::forms::{
+    Submission, append_cookie, refused_state, respond, respond_with_script, seal_for_page,
+};
 use crate::oidc::request::{Accept, page_request};
-use crate::oidc::{device, pages, screens, sso};
+use crate::oidc::{device, pages, passkeys, screens, sso};
 use crate::protocol::account::new_password;
 use crate::protocol::audit::Kind;
+use crate::protocol::dates;
 use crate::protocol::links::{AfterClaim, Purpose, Unusable, after_claim, standing, well_formed};
-use crate::protocol::mfa::{PWD, Policy};
-use crate::ui::{self, SetupLinkPage};
+use crate::protocol::mfa::{PWD, Policy, passkey_factors};
+use crate::ui::{self, LinkPasskey, SetupLinkPage};
 
 const TITLE: &str = "Account link";
 /// How long the page's form may be posted after it was shown (the link's own expiry is checked
@@ -95,6 +103,8 @@ fn form_page(
     };
     let sealed = seal_for_page(ctx, req, org, state, FORM_SECONDS);
     let action = format!("/{}/setup/{token}", org.slug);
+    let passkey = passkey_offer(ctx, org, token, link, &sealed.csrf);
+    let expires = dates::day_and_time(link.expires_at);
     let html = ui::render(&SetupLinkPage {
         brand: &pages::brand(org),
         heading: heading(link.purpose()),
@@ -106,8 +116,52 @@ fn form_page(
         csrf_token: &sealed.csrf,
         password: link.reset_password,
         second_factor: link.reset_second_factor,
+        expires: &expires,
+        passkey: passkey.as_ref(),
+        passwordless: passkey.is_some() && !org.password_signin,
+        script: ui::passkey::SCRIPT,
     });
-    respond(status, html, sealed.set_cookie)
+    if passkey.is_some() {
+        respond_with_script(status, html, sealed.set_cookie)
+    } else {
+        respond(status, html, sealed.set_cookie)
+    }
+}
+
+/// The "Register a passkey" form of a link that resets the password (only such a link may give
+/// its holder a way to sign in, store/links.rs `Finish`), where the organization allows
+/// passkeys; its state is sealed under the page's CSRF token like the password form's.
+fn passkey_offer(
+    ctx: &Ctx,
+    org: &Organization,
+    token: &str,
+    link: &Peeked,
+    csrf: &str,
+) -> Option<LinkPasskey> {
+    if !org.passkeys || !link.reset_password {
+        return None;
+    }
+    let challenge = passkeys::new_challenge();
+    let state = FormState {
+        step: Step::SetupLinkPasskey {
+            link: token_hash(token),
+            challenge: challenge.clone(),
+        },
+        interaction: None,
+        authenticated: None,
+        session: None,
+        csrf: csrf.to_string(),
+        expires_at: ctx.now + FORM_SECONDS,
+    };
+    Some(LinkPasskey {
+        action: format!("/{}/setup/{token}/passkey", org.slug),
+        state: seal_state(&ctx.config.key_encryption_secret, &org.slug, &state),
+        challenge,
+        rp_id: passkeys::relying_party(ctx, &org.slug).0,
+        rp_name: org.name.clone(),
+        user_handle: b64url(link.user_id.as_bytes()),
+        user_name: link.username.clone(),
+    })
 }
 
 /// The link as stored: at the nearest replica, and at the primary when the replica does not
@@ -203,26 +257,139 @@ async fn submit(mut req: Request, ctx: &Ctx, slug: &str, token: &str) -> Result<
     };
     let db = ctx.primary()?;
     let claim = Claim::new(slug, token, ctx.now);
-    let Some(claimed) = links::claim(&db, claim, hash.as_deref(), now_millis(), Vec::new()).await?
-    else {
-        // Lost: used (perhaps a moment ago, by a concurrent request), superseded, expired, or the
-        // account disabled. Which one is read at the primary, for the page.
-        let link = links::peek(&db, slug, token).await?;
-        let why = standing(link.as_ref().map(Peeked::standing), ctx.now)
-            .err()
-            .unwrap_or(Unusable::Used);
-        note_refused(ctx, slug, link.as_ref(), why);
-        return unusable(&org, why);
+    let finish = match &hash {
+        Some(h) => Finish::Password(h),
+        None => Finish::Nothing,
     };
-    after(ctx, &req, &org, claimed).await
+    let Some(claimed) = links::claim(&db, claim, finish, now_millis(), Vec::new()).await? else {
+        return lost(ctx, &org, slug, token).await;
+    };
+    let proved = hash.is_some().then_some(PWD);
+    after(ctx, &req, &org, claimed, proved, None).await
+}
+
+/// The page for a claim that lost: used (perhaps a moment ago, by a concurrent request),
+/// superseded, expired, or the account disabled. Which one is read at the primary.
+async fn lost(ctx: &Ctx, org: &Organization, slug: &str, token: &str) -> Result<Response> {
+    let link = links::peek(&ctx.primary()?, slug, token).await?;
+    let why = standing(link.as_ref().map(Peeked::standing), ctx.now)
+        .err()
+        .unwrap_or(Unusable::Used);
+    note_refused(ctx, slug, link.as_ref(), why);
+    unusable(org, why)
+}
+
+/// POST /{org}/setup/{token}/passkey: the link finished with a passkey instead of a password.
+/// The registration is verified against the challenge the page's state carries, then the link
+/// is claimed in one batch at the primary that also stores the passkey (and removes a password
+/// the link resets): of concurrent or replayed posts exactly one claims the link, and the
+/// passkey exists only if its claim won. A credential registered already fails the whole batch,
+/// leaving the link unused.
+pub async fn handle_passkey(
+    mut req: Request,
+    ctx: &Ctx,
+    slug: &str,
+    token: &str,
+) -> Result<Response> {
+    if req.method() != Method::Post {
+        return http::method_not_allowed("POST");
+    }
+    let Submission {
+        org, form, state, ..
+    } = match crate::oidc::forms::submitted(&mut req, ctx, slug, TITLE, StepKind::SetupLinkPasskey)
+        .await?
+    {
+        Ok(s) => s,
+        Err(resp) => return Ok(resp),
+    };
+    let Step::SetupLinkPasskey { link, challenge } = &state.step else {
+        return unusable(&org, Unusable::Unknown);
+    };
+    if !well_formed(token) || !secure_eq(link, &token_hash(token)) {
+        return refused_state(&org, TITLE, crate::oidc::form_state::StateError::WrongStep);
+    }
+    if !org.passkeys {
+        return passkeys::passkeys_off(&org);
+    }
+    let verified =
+        match passkeys::verify_new(ctx, slug, challenge, form.first("credential").unwrap_or("")) {
+            Ok(v) => v,
+            Err(reason) => {
+                let peeked = read(ctx, slug, token).await?;
+                audit::note(
+                    ctx,
+                    Kind::PasskeyRefused,
+                    slug,
+                    peeked.as_ref().map(|p| p.user_id.as_str()),
+                    None,
+                    detail([("reason", json!(reason)), ("ceremony", json!("link"))]),
+                );
+                let Some(peeked) = peeked.filter(|p| standing(Some(p.standing()), ctx.now).is_ok())
+                else {
+                    return lost(ctx, &org, slug, token).await;
+                };
+                return form_page(
+                    ctx,
+                    &req,
+                    &org,
+                    token,
+                    &peeked,
+                    Some("The passkey could not be registered. Try again."),
+                    400,
+                );
+            }
+        };
+    let db = ctx.primary()?;
+    let claim = Claim::new(slug, token, ctx.now);
+    // The organization and user of the row come from the claimed link, not from here.
+    let insert = store_passkeys::insert_for_link(&db, &claim, &verified.row(slug, "", ctx.now))?;
+    let claimed = match links::claim(&db, claim, Finish::Passkey, now_millis(), vec![insert]).await
+    {
+        Ok(Some(c)) => c,
+        Ok(None) => return lost(ctx, &org, slug, token).await,
+        Err(e) if store_passkeys::is_duplicate_credential(&e) => {
+            let peeked = read(ctx, slug, token).await?;
+            let Some(peeked) = peeked else {
+                return unusable(&org, Unusable::Unknown);
+            };
+            return form_page(
+                ctx,
+                &req,
+                &org,
+                token,
+                &peeked,
+                Some("That passkey is already registered. Use another one, or set a password."),
+                409,
+            );
+        }
+        Err(e) => return Err(e),
+    };
+    audit::note(
+        ctx,
+        Kind::PasskeyAdded,
+        slug,
+        Some(&claimed.user().id),
+        None,
+        detail([
+            ("passkey", json!(verified.id)),
+            ("name", json!(verified.name)),
+            ("via", json!("link")),
+        ]),
+    );
+    let factors = passkey_factors(verified.user_verified(), verified.synced());
+    after(ctx, &req, &org, claimed, Some(factors), Some(verified.name)).await
 }
 
 /// What follows a won claim (protocol/links.rs `after_claim`).
+/// `proved`: the factor bits of what the page was given (`PWD` for a new password, a passkey's
+/// bits), `None` for nothing; `passkey`: the name of a passkey registered instead of a password.
 async fn after(
     ctx: &Ctx,
     req: &Request,
     org: &Organization,
     claimed: ClaimedLink,
+    proved: Option<u8>,
+    passkey: Option<&str>,
 ) -> Result<Response> {
     let user = claimed.user();
     let resets = claimed.resets();
@@ -235,11 +402,22 @@ async fn after(
         detail([
             ("purpose", json!(claimed.purpose().as_str())),
             ("resets", json!(resets.names())),
+            (
+                "with",
+                json!(if passkey.is_some() {
+                    "passkey"
+                } else if proved.is_some() {
+                    "password"
+                } else {
+                    "nothing"
+                }),
+            ),
         ]),
     );
     let policy = Policy::parse(&org.mfa).unwrap_or(Policy::Off);
-    match after_claim(resets.password, user.totp_secret_sealed.is_some(), policy) {
-        AfterClaim::SignedIn => signed_in(ctx, req, org, &user.id, PWD).await,
+    let factors = proved.unwrap_or(PWD);
+    match after_claim(proved, user.totp_secret_sealed.is_some(), policy) {
+        AfterClaim::SignedIn => signed_in(ctx, req, org, &user.id, factors).await,
         AfterClaim::Enrol => {
             let state = FormState {
                 step: Step::Enrol {
@@ -250,7 +428,7 @@ async fn after(
                 authenticated: Some(Authenticated {
                     user_id: user.id.clone(),
                     auth_time: ctx.now,
-                    factors: PWD,
+                    factors,
                     in_this_interaction: true,
                 }),
                 session: None,
@@ -259,6 +437,11 @@ async fn after(
             };
             screens::enrol(ctx, req, org, user, state, None, 200)
         }
+        AfterClaim::SignInWithCode if passkey.is_some() => pages::message(
+            org,
+            "Your passkey is registered",
+            "Sign in to your application with it. You will also be asked for the code from your authenticator app, as before.",
+        ),
         AfterClaim::SignInWithCode => pages::message(
             org,
             "Your new password is set",

@@ -3,7 +3,7 @@
 //! the single-use claim itself is a conditional write at the D1 primary (edge/store/links.rs),
 //! the page is oidc/setup_link.rs, the admin endpoints admin/links.rs.
 
-use crate::protocol::mfa::{self, PWD, Policy};
+use crate::protocol::mfa::{self, Policy};
 
 /// Why a link was made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -252,29 +252,31 @@ pub fn standing(link: Option<Standing>, now: i64) -> Result<(), Unusable> {
 /// What follows a successful claim.
 #[derive(Debug, PartialEq, Eq)]
 pub enum AfterClaim {
-    /// The new password is the only factor the sign-in needs: the browser is signed in (an SSO
-    /// session with `pwd`) and goes to the account page.
+    /// What the link's page was given (a new password, or a passkey) is all the sign-in needs:
+    /// the browser is signed in (an SSO session with those factors) and goes to the account page.
     SignedIn,
     /// The organization requires a second factor and the user has none (any more): enrol one
     /// now, then the browser is signed in.
     Enrol,
     /// The user still has a second factor the link did not reset (a password reset by e-mail, or
     /// a recovery of the password only): the link proves no possession of it, so no session is
-    /// started — the user signs in with the new password and the code, as usual.
+    /// started — the user signs in with the new password (or passkey) and the code, as usual.
     SignInWithCode,
     /// The link reset only the second factor: the password is unchanged and was not given, so no
     /// session is started either.
     SignInAgain,
 }
 
-/// The same rule as a sign-in's (protocol/mfa.rs `next_step`): after a password, a user with a
-/// second factor is asked for it and a user without one enrols where the organization requires
-/// it. A link that set no password authenticated nobody.
-pub fn after_claim(set_password: bool, still_enrolled: bool, policy: Policy) -> AfterClaim {
-    if !set_password {
+/// The same rule as a sign-in's (protocol/mfa.rs `next_step`): `proved` is what the page was
+/// given, as the factor bits of a sign-in (`PWD` for a new password, a passkey's bits for a
+/// passkey — a user-verified one is a second factor by itself), `None` where it was given
+/// nothing. Then a user with a second factor is asked for it, and a user without one enrols
+/// where the organization requires it. A link that was given nothing authenticated nobody.
+pub fn after_claim(proved: Option<u8>, still_enrolled: bool, policy: Policy) -> AfterClaim {
+    let Some(factors) = proved else {
         return AfterClaim::SignInAgain;
-    }
-    match mfa::next_step(PWD, still_enrolled, mfa::required(policy, false)) {
+    };
+    match mfa::next_step(factors, still_enrolled, mfa::required(policy, false)) {
         mfa::Step::Done => AfterClaim::SignedIn,
         mfa::Step::Enrol => AfterClaim::Enrol,
         mfa::Step::Challenge => AfterClaim::SignInWithCode,
@@ -405,14 +407,34 @@ mod tests {
 
     #[test]
     fn after_a_claim_the_sign_in_rules_apply() {
+        use crate::protocol::mfa::{PWD, passkey_factors};
         use Policy::*;
-        assert_eq!(after_claim(true, false, Off), AfterClaim::SignedIn);
-        assert_eq!(after_claim(true, false, Optional), AfterClaim::SignedIn);
-        assert_eq!(after_claim(true, false, Required), AfterClaim::Enrol);
+        let password = Some(PWD);
+        assert_eq!(after_claim(password, false, Off), AfterClaim::SignedIn);
+        assert_eq!(after_claim(password, false, Optional), AfterClaim::SignedIn);
+        assert_eq!(after_claim(password, false, Required), AfterClaim::Enrol);
+        // A user-verified passkey is two factors in one: nothing to enrol, no code to ask.
+        let verified = Some(passkey_factors(true, true));
+        let present_only = Some(passkey_factors(false, false));
         for policy in [Off, Optional, Required] {
-            assert_eq!(after_claim(true, true, policy), AfterClaim::SignInWithCode);
-            assert_eq!(after_claim(false, false, policy), AfterClaim::SignInAgain);
+            assert_eq!(
+                after_claim(password, true, policy),
+                AfterClaim::SignInWithCode
+            );
+            assert_eq!(after_claim(None, false, policy), AfterClaim::SignInAgain);
+            assert_eq!(after_claim(verified, false, policy), AfterClaim::SignedIn);
+            assert_eq!(after_claim(verified, true, policy), AfterClaim::SignedIn);
+            assert_eq!(
+                after_claim(present_only, true, policy),
+                AfterClaim::SignInWithCode
+            );
         }
+        // A passkey without user verification is one factor, like a password.
+        assert_eq!(after_claim(present_only, false, Off), AfterClaim::SignedIn);
+        assert_eq!(
+            after_claim(present_only, false, Required),
+            AfterClaim::Enrol
+        );
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub mod claim_formats;
 pub mod claims;
 pub mod client_auth;
 pub mod code;
+pub mod dates;
 pub mod discovery;
 pub mod error;
 pub mod form;

@@ -190,6 +190,11 @@ pub struct AccountPage<'a> {
     pub csrf_token: &'a str,
     pub password_action: &'a str,
     pub password_state: &'a str,
+    /// The user has a password: the form changes it (and asks for it). Without one (a passkey
+    /// account) the form sets one, after a recent sign-in.
+    pub has_password: bool,
+    /// No password, and the session's sign-in is not recent: sign in again first.
+    pub set_needs_sign_in: bool,
     pub totp_on: bool,
     pub may_remove: bool,
     pub remove_action: &'a str,
@@ -231,6 +236,26 @@ pub struct SetupLinkPage<'a> {
     pub password: bool,
     /// The link also removes the second factor.
     pub second_factor: bool,
+    /// When the link stops working ("9 Dec 2026, 14:05 UTC").
+    pub expires: &'a str,
+    /// "Register a passkey instead" (where the link resets the password and the organization
+    /// allows passkeys); its form runs the passkey script.
+    pub passkey: Option<&'a LinkPasskey>,
+    /// The password form is hidden: the organization signs in without passwords.
+    pub passwordless: bool,
+    pub script: &'static str,
+}
+
+/// The one-time link page's passkey form (oidc/setup_link.rs): WebAuthn creation options.
+pub struct LinkPasskey {
+    pub action: String,
+    pub state: String,
+    pub challenge: String,
+    pub rp_id: String,
+    pub rp_name: String,
+    /// base64url of the WebAuthn user handle (the user's id).
+    pub user_handle: String,
+    pub user_name: String,
 }
 
 /// "Forgot password?" (oidc/forgot_password.rs): the form, or after it the answer that is the

@@ -44,18 +44,33 @@ pub(crate) const PEEK: &str = "SELECT l.user_id, l.purpose, l.reset_password, l.
      u.username, u.email, u.disabled AS user_disabled, u.totp_secret_sealed IS NOT NULL AS enrolled \
      FROM setup_links l JOIN users u ON u.id = l.user_id AND u.org = l.org \
      WHERE l.token_hash = ?1 AND l.org = ?2";
-/// ?1 token hash, ?2 org, ?3 now, ?4 nonce: THE single-use decision. `with_password`: the
-/// claim sets a password; without one, a link that resets the password is not claimed at all.
-pub(crate) fn claim_sql(with_password: bool) -> String {
+/// How a link is finished, which decides which links the claim may take: only a link that
+/// resets the password gives its holder a way to sign in (a new password, or a passkey instead),
+/// and a link that resets only the second factor is finished with nothing.
+#[derive(Debug, Clone, Copy)]
+pub enum Finish<'a> {
+    /// A new password (its hash).
+    Password(&'a str),
+    /// A passkey registered instead of a password (its insert is one of the claim's `extra`
+    /// statements); a password the link resets is removed, not kept.
+    Passkey,
+    /// Nothing given: only a link that does not reset the password can be claimed so.
+    Nothing,
+}
+
+/// ?1 token hash, ?2 org, ?3 now, ?4 nonce: THE single-use decision. A link that resets the
+/// password is claimed only with a password or a passkey, and a passkey only finishes such a
+/// link (one that resets only the second factor proves nothing that may sign in).
+pub(crate) fn claim_sql(finish: Finish<'_>) -> String {
     format!(
         "UPDATE setup_links SET used_at = ?3, claim_nonce = ?4 \
          WHERE token_hash = ?1 AND org = ?2 AND used_at IS NULL AND revoked_at IS NULL AND expires_at > ?3 \
          AND EXISTS (SELECT 1 FROM users u WHERE u.id = setup_links.user_id AND u.org = setup_links.org AND u.disabled = 0){} \
          RETURNING user_id, purpose, reset_password, reset_second_factor",
-        if with_password {
-            ""
-        } else {
-            " AND reset_password = 0"
+        match finish {
+            Finish::Password(_) => "",
+            Finish::Passkey => " AND reset_password = 1",
+            Finish::Nothing => " AND reset_password = 0",
         }
     )
 }
@@ -66,8 +81,8 @@ fn claimed_user(what: &str) -> String {
         "(SELECT l.user_id FROM setup_links l WHERE l.token_hash = ?1 AND l.claim_nonce = ?2{what})"
     )
 }
-/// ?1 token hash, ?2 nonce, ?3 hash, ?4 now (s), ?5 not-before (ms): the new password, and every
-/// session of the user started before now ends (OWASP Forgot Password Cheat Sheet: invalidate
+/// ?1 token hash, ?2 nonce, ?3 hash (NULL where a passkey replaces the password), ?4 now (s),
+/// ?5 not-before (ms): the new password, and every session of the user started before now ends (OWASP Forgot Password Cheat Sheet: invalidate
 /// existing sessions after a reset).
 pub(crate) fn set_password_sql() -> String {
     format!(
@@ -265,30 +280,36 @@ struct ClaimRow {
     reset_second_factor: bool,
 }
 
-/// Use the link: the claim, then in the same transaction the new password (`password_hash`,
-/// where the link resets it — a link that resets the password is refused here without one),
+/// Use the link: the claim, then in the same transaction the new password (where the link resets
+/// it, `finish`: a new hash, or none where a passkey replaces it — see [`Finish`] for which
+/// links each finish may claim),
 /// the removal of the second factor (where it resets that), the end of every earlier session
 /// and grant of the user, and `extra` (statements made by [`Claim::guarded`]). `None`: the claim
 /// lost and nothing changed; the caller reads why with `peek`.
 pub async fn claim(
     db: &Db,
     claim: Claim,
-    password_hash: Option<&str>,
+    finish: Finish<'_>,
     not_before_ms: i64,
     extra: Vec<Stmt>,
 ) -> Result<Option<ClaimedLink>> {
     let now = claim.now;
-    let mut statements = vec![db.prepare(claim_sql(password_hash.is_some())).bind(&[
+    let mut statements = vec![db.prepare(claim_sql(finish)).bind(&[
         JsValue::from_str(&claim.token_hash),
         JsValue::from_str(&claim.org),
         int(now),
         JsValue::from_str(&claim.nonce),
     ])?];
-    if let Some(hash) = password_hash {
+    let new_hash = match finish {
+        Finish::Password(hash) => Some(JsValue::from_str(hash)),
+        Finish::Passkey => Some(JsValue::NULL),
+        Finish::Nothing => None,
+    };
+    if let Some(hash) = new_hash {
         statements.push(claim.guarded(
             db,
             &set_password_sql(),
-            &[hash.into(), int(now), int(not_before_ms)],
+            &[hash, int(now), int(not_before_ms)],
         )?);
     }
     statements.push(claim.guarded(db, &reset_totp_sql(), &[int(now), int(not_before_ms)])?);

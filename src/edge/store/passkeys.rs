@@ -104,6 +104,50 @@ pub(crate) fn insert_sql() -> String {
     )
 }
 
+/// ?1 link token hash, ?2 claim nonce (store/links.rs `Claim::guarded`), ?3..?14 the passkey's
+/// id, credential id, public key, alg, counter, UV, BE, BS, transports, AAGUID, name and time:
+/// the passkey of the user whose link this request claimed, in the claim's batch (a link
+/// finished with a passkey, oidc/setup_link.rs). No `ON CONFLICT`: a credential already
+/// registered in the organization fails the whole batch, so the link stays unused rather than
+/// used up with no way to sign in.
+pub(crate) const INSERT_FOR_LINK: &str = "INSERT INTO passkeys (id, org, user_id, credential_id, \
+     public_key, alg, sign_count, user_verified, backup_eligible, backed_up, transports, aaguid, name, created_at) \
+     SELECT ?3, l.org, l.user_id, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14 \
+     FROM setup_links l WHERE l.token_hash = ?1 AND l.claim_nonce = ?2 AND l.reset_password = 1";
+
+/// The statement that stores `p` for the link `claim` is about to claim (its `org` and `user_id`
+/// are the link's, not `p`'s: the claim decides whose passkey it is).
+pub fn insert_for_link(
+    db: &Db,
+    claim: &crate::edge::store::links::Claim,
+    p: &NewPasskey<'_>,
+) -> Result<crate::edge::store::database::Stmt> {
+    claim.guarded(
+        db,
+        INSERT_FOR_LINK,
+        &[
+            p.id.into(),
+            p.credential_id.into(),
+            p.public_key.into(),
+            int(p.alg),
+            int(p.sign_count),
+            crate::edge::store::d1::boolean(p.user_verified),
+            crate::edge::store::d1::boolean(p.backup_eligible),
+            crate::edge::store::d1::boolean(p.backed_up),
+            p.transports.into(),
+            p.aaguid.into(),
+            p.name.into(),
+            int(p.now),
+        ],
+    )
+}
+
+/// Whether a failed batch failed on the unique credential id (a passkey registered already).
+pub fn is_duplicate_credential(error: &worker::Error) -> bool {
+    let text = error.to_string();
+    text.contains("UNIQUE constraint failed") && text.contains("credential_id")
+}
+
 #[derive(Debug, PartialEq, Eq)]
 pub enum Registered {
     Stored,

@@ -1068,9 +1068,10 @@ fn a_connections_groups_are_kept_by_id_converted_renamed_and_never_deleted_under
 mod links {
     use super::migrated;
     use crate::edge::store::links::{
-        INSERT, PEEK, SUPERSEDE, claim_sql, read_user_sql, reset_codes_sql, reset_totp_sql,
+        Finish, INSERT, PEEK, SUPERSEDE, claim_sql, read_user_sql, reset_codes_sql, reset_totp_sql,
         revoke_grants_sql, set_password_sql, unlock_sql,
     };
+    use crate::edge::store::passkeys::INSERT_FOR_LINK;
     use rusqlite::{Connection, params};
 
     fn issue(
@@ -1100,18 +1101,63 @@ mod links {
         now: i64,
         password: Option<&str>,
     ) -> bool {
+        let finish = match password {
+            Some(p) => Finish::Password(p),
+            None => Finish::Nothing,
+        };
+        claim_with(db, hash, org, nonce, now, finish, None).unwrap()
+    }
+
+    /// The same with any finish, and for `Finish::Passkey` the passkey's insert (credential id
+    /// `passkey`) as the batch's extra statement. `Err`: the transaction failed and was rolled
+    /// back, as D1 rolls back a batch.
+    fn claim_with(
+        db: &mut Connection,
+        hash: &str,
+        org: &str,
+        nonce: &str,
+        now: i64,
+        finish: Finish<'_>,
+        passkey: Option<&str>,
+    ) -> rusqlite::Result<bool> {
         let tx = db.transaction().unwrap();
         let won = {
-            let mut stmt = tx.prepare(&claim_sql(password.is_some())).unwrap();
+            let mut stmt = tx.prepare(&claim_sql(finish)).unwrap();
             let mut rows = stmt.query(params![hash, org, now, nonce]).unwrap();
             rows.next().unwrap().is_some()
         };
-        if let Some(p) = password {
+        let new_hash = match finish {
+            Finish::Password(p) => Some(Some(p)),
+            Finish::Passkey => Some(None),
+            Finish::Nothing => None,
+        };
+        if let Some(p) = new_hash {
             tx.execute(
                 &set_password_sql(),
                 params![hash, nonce, p, now, now * 1000],
             )
             .unwrap();
+        }
+        if let Some(credential) = passkey {
+            tx.execute(
+                INSERT_FOR_LINK,
+                params![
+                    hash,
+                    nonce,
+                    format!("pk_{nonce}"),
+                    credential,
+                    "key",
+                    -7,
+                    0,
+                    true,
+                    false,
+                    false,
+                    "[]",
+                    "00000000-0000-0000-0000-000000000000",
+                    "Passkey",
+                    now
+                ],
+            )?;
         }
         tx.execute(&reset_totp_sql(), params![hash, nonce, now, now * 1000])
             .unwrap();
@@ -1129,7 +1175,74 @@ mod links {
             "the user is read back exactly when the claim won"
         );
         tx.commit().unwrap();
-        won
+        Ok(won)
+    }
+
+    fn passkeys_of(db: &Connection) -> Vec<String> {
+        let mut stmt = db
+            .prepare(
+                "SELECT credential_id FROM passkeys WHERE user_id = 'usr_1' ORDER BY credential_id",
+            )
+            .unwrap();
+        stmt.query_map([], |r| r.get(0))
+            .unwrap()
+            .map(|r| r.unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn a_passkey_finishes_only_a_link_that_resets_the_password_and_replaces_the_password() {
+        let mut db = migrated(None);
+        db.execute(
+            "UPDATE users SET password_hash = 'old' WHERE id = 'usr_1'",
+            [],
+        )
+        .unwrap();
+        // A link that resets only the second factor gives no way to sign in: no passkey.
+        assert!(issue(&db, "totp", "recovery", false, true, 1000));
+        assert!(
+            !claim_with(
+                &mut db,
+                "totp",
+                "acme",
+                "n0",
+                20,
+                Finish::Passkey,
+                Some("c0")
+            )
+            .unwrap()
+        );
+        assert!(passkeys_of(&db).is_empty());
+        assert_eq!(password(&db).as_deref(), Some("old"));
+        // A setup link: the winner's passkey is stored, the old password is gone.
+        assert!(issue(&db, "h", "setup", true, false, 1000));
+        assert!(claim_with(&mut db, "h", "acme", "n1", 20, Finish::Passkey, Some("c1")).unwrap());
+        assert_eq!(passkeys_of(&db), ["c1"]);
+        assert_eq!(password(&db), None);
+        // Replayed (another nonce): the link is used, nothing more is stored.
+        assert!(!claim_with(&mut db, "h", "acme", "n2", 20, Finish::Passkey, Some("c2")).unwrap());
+        assert_eq!(passkeys_of(&db), ["c1"]);
+    }
+
+    #[test]
+    fn a_passkey_registered_already_leaves_the_link_unused() {
+        let mut db = migrated(None);
+        assert!(issue(&db, "a", "setup", true, false, 1000));
+        assert!(claim_with(&mut db, "a", "acme", "n1", 20, Finish::Passkey, Some("c1")).unwrap());
+        assert!(issue(&db, "b", "recovery", true, false, 1000));
+        assert!(
+            claim_with(&mut db, "b", "acme", "n2", 20, Finish::Passkey, Some("c1")).is_err(),
+            "the same credential id again fails the batch"
+        );
+        let used: Option<i64> = db
+            .query_row(
+                "SELECT used_at FROM setup_links WHERE token_hash = 'b'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(used, None, "the failed batch left the link unused");
+        assert!(claim_with(&mut db, "b", "acme", "n3", 20, Finish::Passkey, Some("c3")).unwrap());
     }
 
     fn password(db: &Connection) -> Option<String> {
