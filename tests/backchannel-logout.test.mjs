@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
 import {
   Browser, createFixture, createClient, createUser, loginAndExchange, endpoint, verifyJwt, admin, sleep, nowSeconds,
+  parseForms, formFields,
 } from './support/oidc.mjs';
 
 const EVENT = 'http://schemas.openid.net/event/backchannel-logout';
@@ -200,6 +201,32 @@ test('deleting a user tells the relying parties before the grants are gone', asy
   const [got] = await tokensAt(chat.path, 1);
   assert.ok(got, 'told');
   assert.equal((await verifyLogoutToken(got.token, chat)).sub, user.sub);
+});
+
+test('a recovery link used tells the relying parties whose grants it ended — once, also when it is posted 20 times at once', async () => {
+  const chat = await toldClient('chat5');
+  const user = await createUser(fx);
+  const before = await loginAndExchange(fx, chat, { user });
+  const link = await admin('POST', `/organizations/${fx.slug}/users/${user.id}/recovery-link`, { reset: ['password'] });
+  assert.equal(link.status, 200, JSON.stringify(link.body));
+  const browser = new Browser();
+  const page = await browser.get(link.body.link);
+  assert.equal(page.status, 200);
+  const form = parseForms(page.text, page.url).find((f) => !/id="passkey-add"/.test(f.html));
+  const password = 'a recovered passphrase 1';
+  const posts = await Promise.all(Array.from({ length: 20 }, () => browser.post(form.action, formFields(form, { new_password: password, confirm_password: password }))));
+  assert.equal(posts.filter((r) => r.status === 303).length, 1, posts.map((r) => r.status).join(','));
+  const [got] = await tokensAt(chat.path, 1);
+  assert.ok(got, 'told');
+  const claims = await verifyLogoutToken(got.token, chat);
+  assert.equal(claims.sub, user.sub);
+  assert.equal(claims.sub, before.idToken.payload.sub);
+  await sleep(500);
+  assert.equal((await tokensAt(chat.path, 1)).length, 1, 'told once: only the winning claim ended the grant');
+  // A link that is refused (used) tells nobody again.
+  assert.equal((await browser.post(form.action, formFields(form, { new_password: password, confirm_password: password }))).status, 410);
+  await sleep(500);
+  assert.equal(received.get(chat.path).length, 1);
 });
 
 test('a receiver that fails is tried again, with bounded attempts, and each delivery is in the audit trail', async () => {

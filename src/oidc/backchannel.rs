@@ -1,5 +1,6 @@
 //! Back-channel logout (OpenID Connect Back-Channel Logout 1.0): when a user's session ends at
-//! Clavex — RP-initiated logout, or an admin disabling or deleting the user — every relying party
+//! Clavex — RP-initiated logout, signing out everywhere, a password changed or reset by a
+//! one-time link, or an admin disabling or deleting the user — every relying party
 //! that registered a `backchannel_logout_uri` and holds a grant of the user's is sent a signed
 //! logout token. Who is told and what the token says are decided in protocol/logout_token.rs;
 //! this reads the grants, signs, and sends after the response (`waitUntil`), each delivery with
@@ -20,7 +21,9 @@ use crate::edge::store::meter::Meter;
 use crate::edge::store::{events, grants};
 use crate::oidc::signer;
 use crate::protocol::audit::{Event, Kind};
-use crate::protocol::logout_token::{self, ATTEMPT_TIMEOUT_MS, ATTEMPT_WAITS_MS, Delivery, Ended};
+use crate::protocol::logout_token::{
+    self, ATTEMPT_TIMEOUT_MS, ATTEMPT_WAITS_MS, Delivery, Ended, GrantAt,
+};
 
 /// One signed logout token on its way.
 struct Outgoing {
@@ -41,9 +44,37 @@ pub async fn announce(ctx: &Ctx, org: &str, user_id: &str, ended: Ended<'_>) {
     }
 }
 
+/// The same, for grants already read (`held`): where the write that ends them also read them
+/// in its own transaction (a one-time link's claim, store/links.rs), so no grant is missed and
+/// nobody is told of a sign-out that did not happen.
+pub async fn announce_held(
+    ctx: &Ctx,
+    org: &str,
+    user_id: &str,
+    ended: Ended<'_>,
+    held: Vec<GrantAt>,
+) {
+    if let Err(e) = deliver(ctx, org, user_id, &ended, held).await {
+        worker::console_error!(
+            "{}",
+            json!({"error": "backchannel_logout", "org": org, "message": e.to_string()})
+        );
+    }
+}
+
 async fn prepare(ctx: &Ctx, org: &str, user_id: &str, ended: &Ended<'_>) -> worker::Result<()> {
     let db = ctx.primary()?;
     let held = grants::logout_targets(&db, org, user_id, ctx.now).await?;
+    deliver(ctx, org, user_id, ended, held).await
+}
+
+async fn deliver(
+    ctx: &Ctx,
+    org: &str,
+    user_id: &str,
+    ended: &Ended<'_>,
+    held: Vec<GrantAt>,
+) -> worker::Result<()> {
     let deliveries = logout_token::deliveries(ended, &held);
     if deliveries.is_empty() {
         return Ok(());

@@ -38,11 +38,12 @@ use crate::oidc::forms::{
     Submission, append_cookie, refused_state, respond, respond_with_script, seal_for_page,
 };
 use crate::oidc::request::{Accept, page_request};
-use crate::oidc::{device, pages, passkeys, screens, sso};
+use crate::oidc::{backchannel, device, pages, passkeys, screens, sso};
 use crate::protocol::account::new_password;
 use crate::protocol::audit::Kind;
 use crate::protocol::dates;
 use crate::protocol::links::{AfterClaim, Purpose, Unusable, after_claim, standing, well_formed};
+use crate::protocol::logout_token::Ended;
 use crate::protocol::mfa::{PWD, Policy, passkey_factors};
 use crate::ui::{self, LinkPasskey, SetupLinkPage};
 
@@ -387,10 +388,14 @@ async fn after(
     ctx: &Ctx,
     req: &Request,
     org: &Organization,
-    claimed: ClaimedLink,
+    mut claimed: ClaimedLink,
     proved: Option<u8>,
     passkey: Option<&str>,
 ) -> Result<Response> {
+    // The claim ended the user's grants (and sessions): the relying parties holding them that
+    // asked to be told are sent logout tokens, as after a password change.
+    let held = claimed.take_logout_targets();
+    backchannel::announce_held(ctx, &org.slug, &claimed.user().id, Ended::User, held).await;
     let user = claimed.user();
     let resets = claimed.resets();
     audit::note(

@@ -583,14 +583,6 @@ pub async fn logout_targets(
     user_id: &str,
     now: i64,
 ) -> Result<Vec<crate::protocol::logout_token::GrantAt>> {
-    #[derive(Deserialize)]
-    struct Row {
-        client_id: String,
-        uri: String,
-        #[serde(deserialize_with = "crate::edge::store::d1::int_bool")]
-        session_required: bool,
-        sid: Option<String>,
-    }
     let rows = db
         .prepare(LOGOUT_TARGETS)
         .bind(&[
@@ -600,14 +592,27 @@ pub async fn logout_targets(
         ])?
         .all()
         .await?
-        .results::<Row>()?;
-    Ok(rows
-        .into_iter()
+        .results::<TargetRow>()?;
+    Ok(targets(rows))
+}
+
+/// A row of `LOGOUT_TARGETS` (or of a statement with the same columns, store/links.rs).
+#[derive(Deserialize)]
+pub(crate) struct TargetRow {
+    client_id: String,
+    uri: String,
+    #[serde(deserialize_with = "crate::edge::store::d1::int_bool")]
+    session_required: bool,
+    sid: Option<String>,
+}
+
+pub(crate) fn targets(rows: Vec<TargetRow>) -> Vec<crate::protocol::logout_token::GrantAt> {
+    rows.into_iter()
         .map(|r| crate::protocol::logout_token::GrantAt {
             client_id: r.client_id,
             uri: r.uri,
             session_required: r.session_required,
             sid: r.sid,
         })
-        .collect())
+        .collect()
 }

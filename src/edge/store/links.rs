@@ -109,6 +109,20 @@ pub(crate) fn reset_codes_sql() -> String {
         claimed_user(" AND l.reset_second_factor = 1")
     )
 }
+/// ?1, ?2, ?3 the oldest grant that counts: the claimed user's live grants at clients that want
+/// to be told of logouts (the columns of store/grants.rs `LOGOUT_TARGETS`), read in the claim's
+/// transaction just before `revoke_grants_sql` revokes them — so the relying parties told are
+/// exactly those whose grants this claim ended, and none when the claim lost.
+pub(crate) fn logout_targets_sql() -> String {
+    format!(
+        "SELECT DISTINCT g.client_id, c.backchannel_logout_uri AS uri, \
+         c.backchannel_logout_session_required AS session_required, g.sid \
+         FROM grants g JOIN clients c ON c.org = g.org AND c.client_id = g.client_id \
+         WHERE g.user_id = {} AND g.revoked_at IS NULL AND g.created_at >= ?3 \
+         AND c.backchannel_logout_uri IS NOT NULL ORDER BY g.client_id, g.sid LIMIT 200",
+        claimed_user("")
+    )
+}
 /// ?1, ?2, ?3 now: the user's grants (their refresh and access tokens) are revoked.
 pub(crate) fn revoke_grants_sql() -> String {
     format!(
@@ -254,6 +268,8 @@ impl Claim {
 #[derive(Debug)]
 pub struct ClaimedLink {
     user: User,
+    /// The relying parties whose grants the claim revoked and that want to be told.
+    logout_targets: Vec<crate::protocol::logout_token::GrantAt>,
     purpose: Purpose,
     resets: Resets,
 }
@@ -265,6 +281,10 @@ impl ClaimedLink {
     }
     pub fn purpose(&self) -> Purpose {
         self.purpose
+    }
+    /// Taken once, to tell those relying parties (oidc/backchannel.rs `announce_held`).
+    pub fn take_logout_targets(&mut self) -> Vec<crate::protocol::logout_token::GrantAt> {
+        std::mem::take(&mut self.logout_targets)
     }
     pub fn resets(&self) -> Resets {
         self.resets
@@ -314,6 +334,12 @@ pub async fn claim(
     }
     statements.push(claim.guarded(db, &reset_totp_sql(), &[int(now), int(not_before_ms)])?);
     statements.push(claim.guarded(db, &reset_codes_sql(), &[])?);
+    let targets_at = statements.len();
+    statements.push(claim.guarded(
+        db,
+        &logout_targets_sql(),
+        &[int(now - crate::protocol::lifetimes::REFRESH_TOKEN_SECONDS)],
+    )?);
     statements.push(claim.guarded(db, &revoke_grants_sql(), &[int(now)])?);
     statements.push(claim.guarded(db, &unlock_sql(), &[])?);
     statements.extend(extra);
@@ -336,8 +362,13 @@ pub async fn claim(
             "a claimed link's user was not read back".into(),
         ));
     };
+    let logout_targets = match results.get(targets_at) {
+        Some(r) => crate::edge::store::grants::targets(r.results()?),
+        None => Vec::new(),
+    };
     Ok(Some(ClaimedLink {
         user,
+        logout_targets,
         purpose: Purpose::parse(&won.purpose).unwrap_or(Purpose::Recovery),
         resets: Resets {
             password: won.reset_password,

@@ -1068,8 +1068,8 @@ fn a_connections_groups_are_kept_by_id_converted_renamed_and_never_deleted_under
 mod links {
     use super::migrated;
     use crate::edge::store::links::{
-        Finish, INSERT, PEEK, SUPERSEDE, claim_sql, read_user_sql, reset_codes_sql, reset_totp_sql,
-        revoke_grants_sql, set_password_sql, unlock_sql,
+        Finish, INSERT, PEEK, SUPERSEDE, claim_sql, logout_targets_sql, read_user_sql,
+        reset_codes_sql, reset_totp_sql, revoke_grants_sql, set_password_sql, unlock_sql,
     };
     use crate::edge::store::passkeys::INSERT_FOR_LINK;
     use rusqlite::{Connection, params};
@@ -1176,6 +1176,62 @@ mod links {
         );
         tx.commit().unwrap();
         Ok(won)
+    }
+
+    /// The claim's batch up to the revocation, as store::links::claim runs it: the relying
+    /// parties to tell, read just before the grants are revoked in the same transaction.
+    fn claim_and_targets(db: &mut Connection, hash: &str, nonce: &str, now: i64) -> Vec<String> {
+        let tx = db.transaction().unwrap();
+        {
+            let mut stmt = tx.prepare(&claim_sql(Finish::Password("p"))).unwrap();
+            let mut rows = stmt.query(params![hash, "acme", now, nonce]).unwrap();
+            let _ = rows.next().unwrap();
+        }
+        let targets: Vec<String> = {
+            let mut stmt = tx.prepare(&logout_targets_sql()).unwrap();
+            stmt.query_map(params![hash, nonce, 0], |r| r.get(0))
+                .unwrap()
+                .map(Result::unwrap)
+                .collect()
+        };
+        tx.execute(&revoke_grants_sql(), params![hash, nonce, now])
+            .unwrap();
+        tx.commit().unwrap();
+        targets
+    }
+
+    #[test]
+    fn a_won_claim_names_the_relying_parties_whose_grants_it_revokes_and_a_lost_one_none() {
+        let mut db = migrated(None);
+        for (client, uri) in [("chat", Some("https://chat.example/bcl")), ("wiki", None)] {
+            db.execute(
+                "INSERT INTO clients (org, client_id, client_name, token_endpoint_auth_method, grant_types, \
+                 redirect_uris, post_logout_redirect_uris, scopes, created_at, updated_at, backchannel_logout_uri) \
+                 VALUES ('acme', ?1, ?1, 'none', '[]', '[]', '[]', '[]', 0, 0, ?2)",
+                params![client, uri],
+            )
+            .unwrap();
+            db.execute(
+                "INSERT INTO grants (id, org, client_id, user_id, code_hash, scope, auth_time, created_at, amr) \
+                 VALUES ('g_' || ?1, 'acme', ?1, 'usr_1', 'c_' || ?1, 'openid', 0, 10, '[]')",
+                params![client],
+            )
+            .unwrap();
+        }
+        assert!(issue(&db, "h", "recovery", true, false, 1000));
+        assert_eq!(claim_and_targets(&mut db, "h", "n1", 20), ["chat"]);
+        let live: i64 = db
+            .query_row(
+                "SELECT COUNT(*) FROM grants WHERE revoked_at IS NULL",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(live, 0, "both grants revoked");
+        // The same link again: the claim loses, nobody is named (and nothing was left anyway).
+        db.execute("UPDATE grants SET revoked_at = NULL", [])
+            .unwrap();
+        assert!(claim_and_targets(&mut db, "h", "n2", 21).is_empty());
     }
 
     fn passkeys_of(db: &Connection) -> Vec<String> {
