@@ -37,6 +37,8 @@ pub enum Route<'a> {
     /// The second factor's forms: the challenge, the enrolment, and finishing after the
     /// recovery codes; and the account page that enrols by choice.
     Mfa(&'a str),
+    /// POST: a passkey as the second factor (oidc/passkeys.rs `handle_second_factor`).
+    MfaPasskey(&'a str),
     MfaEnrol(&'a str),
     MfaFinish(&'a str),
     AccountMfa(&'a str),
@@ -91,6 +93,7 @@ impl Route<'_> {
             Route::Introspect(_) => "introspect",
             Route::EndSession(_) => "logout",
             Route::Mfa(_) => "mfa",
+            Route::MfaPasskey(_) => "mfa_passkey",
             Route::MfaEnrol(_) => "mfa_enrol",
             Route::MfaFinish(_) => "mfa_finish",
             Route::AccountMfa(_) => "account_mfa",
@@ -135,6 +138,7 @@ impl Route<'_> {
             | Route::Introspect(org)
             | Route::EndSession(org)
             | Route::Mfa(org)
+            | Route::MfaPasskey(org)
             | Route::MfaEnrol(org)
             | Route::MfaFinish(org)
             | Route::AccountMfa(org)
@@ -183,6 +187,7 @@ pub fn resolve(path: &str) -> Route<'_> {
             _ => Route::NotFound,
         },
         [org, "mfa", "enrol"] if !RESERVED_SLUGS.contains(org) => Route::MfaEnrol(org),
+        [org, "mfa", "passkey"] if !RESERVED_SLUGS.contains(org) => Route::MfaPasskey(org),
         [org, "mfa", "finish"] if !RESERVED_SLUGS.contains(org) => Route::MfaFinish(org),
         [org, "account", "mfa"] if !RESERVED_SLUGS.contains(org) => Route::AccountMfa(org),
         [org, "account", "password"] if !RESERVED_SLUGS.contains(org) => {
@@ -239,6 +244,7 @@ mod tests {
         assert_eq!(resolve("/acme/logout"), Route::EndSession("acme"));
         assert_eq!(resolve("/acme/login"), Route::Login("acme"));
         assert_eq!(resolve("/acme/mfa"), Route::Mfa("acme"));
+        assert_eq!(resolve("/acme/mfa/passkey"), Route::MfaPasskey("acme"));
         assert_eq!(resolve("/acme/mfa/enrol"), Route::MfaEnrol("acme"));
         assert_eq!(resolve("/acme/mfa/finish"), Route::MfaFinish("acme"));
         assert_eq!(resolve("/acme/account/mfa"), Route::AccountMfa("acme"));

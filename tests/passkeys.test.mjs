@@ -290,3 +290,130 @@ test('organization settings: passkeys off hides the button and refuses the POST;
   const r = await post(passwordless, auth.get({ challenge: passwordless.challenge, origin: origin(on), rpId: passwordless.rpId, userHandle: user.id }));
   assert.equal(r.status, 303);
 });
+
+// ---- A passkey as the second factor (after a password, where one is required) ----
+
+/** An organization requiring a second factor and a user with a password and a registered
+ * passkey (registered while the organization did not require one yet). */
+async function passkeyUserUnderRequired({ flags = UP } = {}) {
+  const on = await createFixture('pk2f');
+  const user = await createUser(on);
+  const auth = new Authenticator();
+  assert.equal((await register(on, user, auth, { flags })).res.status, 200);
+  assert.equal((await admin('PATCH', `/organizations/${on.slug}`, { mfa: 'required' })).status, 200);
+  return { on, user, auth };
+}
+
+/** The password typed at a new authorization request: the second-factor page. */
+async function secondFactorPage(on, user, browser = new Browser()) {
+  const login = await browser.get(authorizeUrl(on, on.web));
+  const { submitLogin } = await import('./support/oidc.mjs');
+  const page = await submitLogin(browser, login, user.username, user.password);
+  assert.equal(page.status, 200, pageText(page.text).slice(0, 300));
+  assert.match(pageText(page.text), /Two-step verification/);
+  const form = parseForms(page.text, page.url).find((f) => /id="passkey-signin"/.test(f.html));
+  return { browser, page, form, challenge: form && data(form, 'challenge'), rpId: form && data(form, 'rp-id') };
+}
+
+test('second factor: with mfa required, a passkey user is asked for the passkey after the password (not to enrol TOTP), and a presence-only passkey completes it', async () => {
+  const { on, user, auth } = await passkeyUserUnderRequired();
+  const o = await secondFactorPage(on, user);
+  assert.ok(o.form, 'the page offers "Use a passkey"');
+  assert.equal(new URL(o.form.action).pathname, `/${on.slug}/mfa/passkey`);
+  assert.doesNotMatch(o.page.text, /name="code"/, 'no code form: the user has no authenticator app');
+  assert.doesNotMatch(pageText(o.page.text), /Set up two-step verification/);
+  const res = await post(o, auth.get({ challenge: o.challenge, origin: origin(on), rpId: o.rpId, userHandle: user.id, flags: UP }));
+  assert.equal(res.status, 303, pageText(res.text).slice(0, 300));
+  const id = decodeJwt(assertTokenSuccess(await exchangeCode(on, on.web, parseRedirect(res.location).params.code)).id_token).payload;
+  assert.deepEqual(id.amr, ['pwd', 'hwk', 'mfa'], 'password and something you have');
+  assert.equal(id.acr, 'urn:clavex:acr:mfa');
+  const passed = await events(on, 'signin.second_factor_passed');
+  assert.ok(passed.some((e) => e.user_id === user.id && e.detail.factor === 'passkey'), JSON.stringify(passed));
+});
+
+test('second factor: the passkey answer replayed, 50 at once, another user\'s passkey, a wrong origin — none gets a second code', async () => {
+  const { on, user, auth } = await passkeyUserUnderRequired();
+  const other = await createUser(on);
+  const otherAuth = new Authenticator();
+  // The other user registers too (mfa required now: a verified passkey signs in and the account page is reachable).
+  assert.equal((await admin('PATCH', `/organizations/${on.slug}`, { mfa: 'off' })).status, 200);
+  assert.equal((await register(on, other, otherAuth)).res.status, 200);
+  assert.equal((await admin('PATCH', `/organizations/${on.slug}`, { mfa: 'required' })).status, 200);
+
+  const o = await secondFactorPage(on, user);
+  const answer1 = auth.get({ challenge: o.challenge, origin: origin(on), rpId: o.rpId, userHandle: user.id, flags: UP });
+  // Another user's passkey, answering this page's challenge: refused, the page again.
+  const foreign = await post(o, otherAuth.get({ challenge: o.challenge, origin: origin(on), rpId: o.rpId, userHandle: other.id }));
+  assert.equal(foreign.status, 401, pageText(foreign.text).slice(0, 300));
+  assert.match(pageText(foreign.text), /could not confirm it is you/);
+  // Wrong origin.
+  const phished = await post(o, auth.get({ challenge: o.challenge, origin: 'https://evil.example', rpId: o.rpId, userHandle: user.id, flags: UP }));
+  assert.equal(phished.status, 401);
+  const first = await post(o, answer1);
+  assert.equal(first.status, 303, pageText(first.text).slice(0, 300));
+  const again = await post(o, answer1);
+  assert.equal(again.status, 401, 'the same answer again');
+  assert.equal(again.location, null);
+  const reasons = (await events(on, 'passkey.refused', 3)).map((e) => e.detail.reason);
+  for (const r of ['another_user', 'wrong_origin', 'challenge_used']) assert.ok(reasons.includes(r), `${r} in ${reasons}`);
+
+  const race = await secondFactorPage(on, user);
+  const answers = Array.from({ length: 50 }, () => auth.get({ challenge: race.challenge, origin: origin(on), rpId: race.rpId, userHandle: user.id, flags: UP }));
+  const results = await Promise.all(answers.map((c) => post(race, c)));
+  assert.equal(results.filter((r) => r.status === 303).length, 1, results.map((r) => r.status).join(','));
+  assert.ok(results.every((r) => r.status === 303 || r.status === 401));
+});
+
+test('second factor: the passkey form of one sign-in is refused at the passkey sign-in and in another browser; a passkey sign-in is not offered the passkey again', async () => {
+  const { on, user, auth } = await passkeyUserUnderRequired();
+  const o = await secondFactorPage(on, user);
+  const credential = auth.get({ challenge: o.challenge, origin: origin(on), rpId: o.rpId, userHandle: user.id, flags: UP });
+  // The same state at the first-factor endpoint: another step.
+  const elsewhere = await o.browser.post(`${on.issuer}/passkeys/sign-in`, formFields(o.form, { credential }));
+  assert.equal(elsewhere.status, 400, pageText(elsewhere.text).slice(0, 200));
+  // Another browser (no CSRF cookie).
+  const stolen = await new Browser().post(o.form.action, formFields(o.form, { credential }));
+  assert.equal(stolen.status, 403);
+  // Still usable by its own browser.
+  assert.equal((await post(o, credential)).status, 303);
+  // A presence-only passkey as the FIRST factor, under mfa required: not the same proof twice —
+  // the user (no TOTP) must enrol, and is not offered the passkey again.
+  const s = await offer(on);
+  const first = await post(s, auth.get({ challenge: s.challenge, origin: origin(on), rpId: s.rpId, userHandle: user.id, flags: UP }));
+  assert.equal(first.status, 200, pageText(first.text).slice(0, 300));
+  assert.doesNotMatch(first.text, /mfa\/passkey/);
+});
+
+test('second factor: where it is optional, a passkey user signs in with the password alone; a user with TOTP too is offered both', async () => {
+  const on = await createFixture('pk2fopt');
+  const user = await createUser(on);
+  const auth = new Authenticator();
+  assert.equal((await register(on, user, auth, { flags: UP })).res.status, 200);
+  assert.equal((await admin('PATCH', `/organizations/${on.slug}`, { mfa: 'optional' })).status, 200);
+  const plain = await loginAndExchange(on, on.web, { user });
+  assert.deepEqual(decodeJwt(plain.tokens.id_token).payload.amr, ['pwd'], 'the password alone');
+
+  // Required: a second user enrols TOTP at sign-in, then adds a passkey on the account page.
+  assert.equal((await admin('PATCH', `/organizations/${on.slug}`, { mfa: 'required' })).status, 200);
+  const both = await createUser(on);
+  const { base32Decode, totp } = await import('./support/totp.mjs');
+  const { submitLogin } = await import('./support/oidc.mjs');
+  const browser = new Browser();
+  let res = await submitLogin(browser, await browser.get(authorizeUrl(on, on.web)), both.username, both.password);
+  const secret = base32Decode(res.text.match(/<code id="secret">([A-Z2-7 ]+)<\/code>/)[1]);
+  res = await browser.post(parseForms(res.text, res.url)[0].action, formFields(parseForms(res.text, res.url)[0], { code: totp(secret) }));
+  res = await browser.post(parseForms(res.text, res.url)[0].action, formFields(parseForms(res.text, res.url)[0]));
+  assert.equal(res.status, 303, pageText(res.text).slice(0, 200));
+  const account = await browser.get(`${on.issuer}/account`);
+  const add = parseForms(account.text, account.url).find((f) => /id="passkey-add"/.test(f.html));
+  const bothAuth = new Authenticator();
+  const added = await browser.post(add.action, formFields(add, {
+    credential: bothAuth.create({ challenge: data(add, 'challenge'), origin: origin(on), rpId: data(add, 'rp-id'), flags: UP }),
+  }));
+  assert.equal(added.status, 200, pageText(added.text).slice(0, 200));
+  const o = await secondFactorPage(on, both);
+  assert.ok(o.form, 'the passkey form');
+  assert.match(o.page.text, /name="code"/, 'and the code form');
+  const done = await post(o, bothAuth.get({ challenge: o.challenge, origin: origin(on), rpId: o.rpId, userHandle: both.id, flags: UP }));
+  assert.equal(done.status, 303, pageText(done.text).slice(0, 200));
+});

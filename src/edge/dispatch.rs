@@ -83,6 +83,7 @@ pub async fn handle(req: Request, env: Env, context: Context) -> Result<Response
         Route::Introspect(org) => oidc::introspect::handle(req, &ctx, org).await,
         Route::EndSession(org) => oidc::logout::handle(req, &ctx, org).await,
         Route::Mfa(org) => oidc::mfa::handle_challenge(req, &ctx, org).await,
+        Route::MfaPasskey(org) => oidc::passkeys::handle_second_factor(req, &ctx, org).await,
         Route::MfaEnrol(org) => oidc::mfa::handle_enrol(req, &ctx, org).await,
         Route::MfaFinish(org) => oidc::mfa::handle_finish(req, &ctx, org).await,
         Route::AccountMfa(org) => oidc::mfa::handle_account(req, &ctx, org).await,

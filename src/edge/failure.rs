@@ -52,6 +52,7 @@ pub fn caller(route: &Route) -> Caller {
         | Route::Consent(_)
         | Route::EndSession(_)
         | Route::Mfa(_)
+        | Route::MfaPasskey(_)
         | Route::MfaEnrol(_)
         | Route::MfaFinish(_)
         | Route::AccountMfa(_)

@@ -72,6 +72,12 @@ pub enum Step {
     PasskeySignIn {
         challenge: String,
     },
+    /// The second-factor page's "Use a passkey" form (oidc/passkeys.rs `handle_second_factor`):
+    /// its challenge, claimed once like a sign-in's; the authentication so far travels in the
+    /// state as for a code.
+    ChallengePasskey {
+        challenge: String,
+    },
     /// The account page's "Add a passkey" form and its challenge.
     PasskeyAdd {
         challenge: String,
@@ -99,6 +105,7 @@ impl Step {
             Step::SetupLinkPasskey { .. } => StepKind::SetupLinkPasskey,
             Step::ForgotPassword => StepKind::ForgotPassword,
             Step::PasskeySignIn { .. } => StepKind::PasskeySignIn,
+            Step::ChallengePasskey { .. } => StepKind::ChallengePasskey,
             Step::PasskeyAdd { .. } => StepKind::PasskeyAdd,
             Step::PasskeyRename => StepKind::PasskeyRename,
             Step::PasskeyRemove => StepKind::PasskeyRemove,
@@ -119,6 +126,7 @@ pub enum StepKind {
     RemoveTotp,
     RenewRecoveryCodes,
     PasskeySignIn,
+    ChallengePasskey,
     PasskeyAdd,
     PasskeyRename,
     PasskeyRemove,

@@ -83,6 +83,7 @@ fn ask(ctx: &Ctx, c: &Continue<'_>, client: &Client, user: Option<&User>) -> Dec
             id: &u.id,
             disabled: u.disabled,
             enrolled: u.totp_secret_sealed.is_some(),
+            passkey: u.has_passkey && c.org.passkeys,
             groups: &u.groups,
         }),
         client: ClientFacts {
@@ -174,7 +175,16 @@ async fn carry_out(
             if enrol {
                 screens::enrol(ctx, req, c.org, user, state, None, 200)
             } else {
-                screens::challenge(ctx, req, c.org, &c.client.client_name, state, None, 200)
+                screens::challenge(
+                    ctx,
+                    req,
+                    c.org,
+                    &c.client.client_name,
+                    user,
+                    state,
+                    None,
+                    200,
+                )
             }
         }
         Decision::AskConsent => {

@@ -42,17 +42,17 @@ fn too_many(wait: i64) -> String {
 
 /// A second-factor form, checked: its state for this step, shown under the browser's current
 /// session if it was shown under one, with an authentication, and its user still enabled.
-struct Posted {
-    org: Organization,
-    form: crate::protocol::form::Form,
-    state: FormState,
-    authenticated: Authenticated,
-    user: User,
+pub(crate) struct Posted {
+    pub org: Organization,
+    pub form: crate::protocol::form::Form,
+    pub state: FormState,
+    pub authenticated: Authenticated,
+    pub user: User,
     /// The session the form was shown under (a step-up), if any.
     current: Option<Current>,
 }
 
-async fn posted(
+pub(crate) async fn posted(
     req: &mut Request,
     ctx: &Ctx,
     slug: &str,
@@ -105,7 +105,7 @@ async fn posted(
 
 /// Go on with the sign-in after a factor was given: back to the gate, with the authentication
 /// as it now stands. On the account pages (no authorization to continue), a message.
-async fn go_on(ctx: &Ctx, req: &Request, posted: Posted) -> Result<Response> {
+pub(crate) async fn go_on(ctx: &Ctx, req: &Request, posted: Posted) -> Result<Response> {
     let Posted {
         org,
         state,
@@ -168,6 +168,43 @@ async fn go_on(ctx: &Ctx, req: &Request, posted: Posted) -> Result<Response> {
         },
     )
     .await
+}
+
+/// The second-factor page again, with `message`, for the same sign-in (a fresh code form and,
+/// where the user has one, a fresh passkey challenge): after a refused passkey.
+pub(crate) async fn ask_again(
+    ctx: &Ctx,
+    req: &Request,
+    posted: &Posted,
+    message: &str,
+    status: u16,
+) -> Result<Response> {
+    let Some(i) = &posted.state.interaction else {
+        return session_changed(&posted.org, TITLE);
+    };
+    let client_name = match registered_client(
+        ctx,
+        &posted.org,
+        &i.request.client_id,
+        &i.request.redirect_uri,
+    )
+    .await?
+    {
+        Ok(c) => c.client_name,
+        Err(page) => return Ok(page),
+    };
+    let mut state = posted.state.clone();
+    state.step = Step::Challenge;
+    screens::challenge(
+        ctx,
+        req,
+        &posted.org,
+        &client_name,
+        &posted.user,
+        state,
+        Some(message),
+        status,
+    )
 }
 
 /// POST /{org}/mfa: check a TOTP or recovery code, counted before it is answered; a code is
@@ -234,6 +271,7 @@ pub async fn handle_challenge(mut req: Request, ctx: &Ctx, slug: &str) -> Result
                 &req,
                 &posted.org,
                 &client_name,
+                &posted.user,
                 state,
                 Some(&message),
                 401,
@@ -255,6 +293,7 @@ pub async fn handle_challenge(mut req: Request, ctx: &Ctx, slug: &str) -> Result
                 &req,
                 &posted.org,
                 &client_name,
+                &posted.user,
                 state,
                 Some(&too_many(wait)),
                 429,

@@ -35,7 +35,7 @@ use crate::oidc::attempts::Verdict;
 use crate::oidc::form_state::{FormState, Interaction, Step, StepKind, seal_state};
 use crate::oidc::forms::{Submission, registered_client, submitted};
 use crate::oidc::interaction::{self, Continue, Origin};
-use crate::oidc::{pages, screens};
+use crate::oidc::{mfa, pages, screens};
 use crate::protocol::audit::Kind;
 use crate::protocol::dates;
 use crate::protocol::lifetimes::LOGIN_FORM_SECONDS;
@@ -276,6 +276,128 @@ pub async fn handle_sign_in(mut req: Request, ctx: &Ctx, slug: &str) -> Result<R
         },
     )
     .await
+}
+
+/// POST /{org}/mfa/passkey: a passkey as the second factor, after a password (or an upstream
+/// sign-in) where the sign-in requires one. The form's state carries the authentication so far
+/// (oidc/mfa.rs `posted`: shown under the same session, the user still enabled); the passkey
+/// must be that user's (§7.2 step 6), the assertion is verified like a sign-in's, and its
+/// challenge is claimed at the primary with the passkey's use, so a replayed or concurrent
+/// finish changes nothing. Then the gate decides with the passkey's factors added.
+pub async fn handle_second_factor(mut req: Request, ctx: &Ctx, slug: &str) -> Result<Response> {
+    let mut posted = match mfa::posted(&mut req, ctx, slug, StepKind::ChallengePasskey).await? {
+        Ok(p) => p,
+        Err(resp) => return Ok(resp),
+    };
+    if !posted.org.passkeys {
+        return passkeys_off(&posted.org);
+    }
+    let Step::ChallengePasskey { challenge } = posted.state.step.clone() else {
+        return passkeys_off(&posted.org);
+    };
+    let user_id = posted.user.id.clone();
+    let client_id = posted
+        .state
+        .interaction
+        .as_ref()
+        .map(|i| i.request.client_id.clone());
+    let note_refused = |reason: &str| {
+        audit::note(
+            ctx,
+            Kind::PasskeyRefused,
+            slug,
+            Some(&user_id),
+            client_id.as_deref(),
+            detail([
+                ("reason", json!(reason)),
+                ("ceremony", json!("second_factor")),
+            ]),
+        );
+    };
+    const AGAIN: &str = "That passkey could not confirm it is you. Try again.";
+    let Some(answer) = decode_assertion(posted.form.first("credential").unwrap_or("")) else {
+        note_refused(Refusal::Malformed.reason());
+        return mfa::ask_again(ctx, &req, &posted, AGAIN, 401).await;
+    };
+    // The passkey must be the signed-in user's: another account's passkey proves nothing here.
+    if answer.user_id != user_id {
+        note_refused("another_user");
+        return mfa::ask_again(ctx, &req, &posted, AGAIN, 401).await;
+    }
+    let db = ctx.primary()?;
+    let (passkey, _) = store::for_sign_in(&db, slug, &answer.credential_id, &user_id).await?;
+    let Some(passkey) = passkey.filter(|p| p.user_id == user_id) else {
+        note_refused("unknown_credential");
+        return mfa::ask_again(ctx, &req, &posted, AGAIN, 401).await;
+    };
+    let (rp_id, origin) = relying_party(ctx, slug);
+    let public_key = b64url_decode(&passkey.public_key).unwrap_or_default();
+    let asserted = match webauthn::verify_assertion(&webauthn::Assertion {
+        client_data_json: &answer.client_data_json,
+        authenticator_data: &answer.authenticator_data,
+        signature: &answer.signature,
+        challenge: &b64url_decode(&challenge).unwrap_or_default(),
+        origin: &origin,
+        rp_id: &rp_id,
+        public_key: &public_key,
+        stored_sign_count: u32::try_from(passkey.sign_count).unwrap_or(u32::MAX),
+    }) {
+        Ok(a) => a,
+        Err(refusal) => {
+            note_refused(refusal.reason());
+            return mfa::ask_again(ctx, &req, &posted, AGAIN, 401).await;
+        }
+    };
+    let hash = token_hash(&challenge);
+    let value = random_token("");
+    let claim = claim_of(slug, &hash, &value, posted.state.expires_at);
+    match store::record_use(
+        &db,
+        &claim,
+        &passkey.id,
+        i64::from(asserted.sign_count),
+        asserted.backed_up,
+        ctx.now,
+    )
+    .await?
+    {
+        Used::Recorded => {}
+        Used::ChallengeUsed => {
+            note_refused("challenge_used");
+            return mfa::ask_again(ctx, &req, &posted, AGAIN, 401).await;
+        }
+        Used::PasskeyGone => {
+            note_refused("unknown_credential");
+            return mfa::ask_again(ctx, &req, &posted, AGAIN, 401).await;
+        }
+    }
+    if asserted.counter_regressed {
+        audit::note(
+            ctx,
+            Kind::PasskeyCounterRegressed,
+            slug,
+            Some(&user_id),
+            client_id.as_deref(),
+            detail([
+                ("passkey", json!(passkey.id)),
+                ("stored", json!(passkey.sign_count)),
+                ("received", json!(asserted.sign_count)),
+            ]),
+        );
+    }
+    audit::note(
+        ctx,
+        Kind::SecondFactorPassed,
+        slug,
+        Some(&user_id),
+        client_id.as_deref(),
+        detail([("factor", json!("passkey"))]),
+    );
+    posted.authenticated.factors |= passkey_factors(
+        asserted.user_verified,
+        asserted.backup_eligible || passkey.backup_eligible,
+    );
+    mfa::go_on(ctx, &req, posted).await
 }
 
 // ---- The account page's section ----

@@ -9,12 +9,15 @@ use crate::edge::context::Ctx;
 use crate::edge::http;
 use crate::edge::store::orgs::Organization;
 use crate::edge::store::users::User;
+use crate::oidc::form_state::seal_state;
 use crate::oidc::form_state::{FormState, Interaction, Step};
 use crate::oidc::forms::{respond, seal_for_page};
 use crate::oidc::pages;
 use crate::protocol::lifetimes::LOGIN_FORM_SECONDS;
 use crate::protocol::mfa;
-use crate::ui::{self, ConsentPage, EnrolPage, LoginPage, MfaPage, RecoveryPage, describe_scope};
+use crate::ui::{
+    self, ConsentPage, EnrolPage, LoginPage, MfaPage, MfaPasskey, RecoveryPage, describe_scope,
+};
 
 /// Long enough to fetch a phone and scan a code; short enough that a forgotten tab is useless.
 pub const MFA_FORM_SECONDS: i64 = 10 * 60;
@@ -120,19 +123,49 @@ pub fn consent(
     respond(200, html, sealed.set_cookie)
 }
 
-/// Ask for a TOTP or recovery code.
+/// Ask for the user's second factor: a TOTP or recovery code where they have TOTP, and "Use a
+/// passkey" where they have a passkey the organization accepts (its own form and challenge,
+/// sealed with the same authentication, interaction and session as the code form).
+#[allow(clippy::too_many_arguments)]
 pub fn challenge(
     ctx: &Ctx,
     req: &Request,
     org: &Organization,
     client_name: &str,
+    user: &User,
     state: FormState,
     error: Option<&str>,
     status: u16,
 ) -> Result<Response> {
+    // Not after a passkey sign-in: the same kind of proof twice is not a second factor.
+    let first_was_passkey = state
+        .authenticated
+        .as_ref()
+        .is_some_and(|a| a.factors & mfa::PASSKEY != 0);
+    let offer =
+        org.passkeys && user.has_passkey && state.interaction.is_some() && !first_was_passkey;
+    let passkey_state = offer.then(|| {
+        let challenge = crate::oidc::passkeys::new_challenge();
+        let mut s = state.clone();
+        s.step = Step::ChallengePasskey {
+            challenge: challenge.clone(),
+        };
+        (s, challenge)
+    });
     let sealed = seal_for_page(ctx, req, org, state, MFA_FORM_SECONDS);
+    let passkey = passkey_state.map(|(mut s, challenge)| {
+        s.csrf = sealed.csrf.clone();
+        s.expires_at = ctx.now + MFA_FORM_SECONDS;
+        MfaPasskey {
+            action: format!("/{}/mfa/passkey", org.slug),
+            state: seal_state(&ctx.config.key_encryption_secret, &org.slug, &s),
+            challenge,
+            rp_id: crate::oidc::passkeys::relying_party(ctx, &org.slug).0,
+        }
+    });
     let brand = pages::brand(org);
     let action = format!("/{}/mfa", org.slug);
+    let with_script = passkey.is_some();
     let html = ui::render(&MfaPage {
         brand: &brand,
         client_name,
@@ -140,8 +173,15 @@ pub fn challenge(
         state: &sealed.state,
         csrf_token: &sealed.csrf,
         error,
+        totp: user.totp_secret_sealed.is_some() || !with_script,
+        passkey,
+        script: ui::passkey::SCRIPT,
     });
-    respond(status, html, sealed.set_cookie)
+    if with_script {
+        crate::oidc::forms::respond_with_script(status, html, sealed.set_cookie)
+    } else {
+        respond(status, html, sealed.set_cookie)
+    }
 }
 
 /// The enrolment page: the new secret as a QR code rendered here and as text.

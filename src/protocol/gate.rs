@@ -47,6 +47,9 @@ pub struct UserFacts<'a> {
     pub disabled: bool,
     /// Has a TOTP secret enrolled.
     pub enrolled: bool,
+    /// Has a passkey the organization accepts: asked for as the second factor where one is
+    /// required (protocol/mfa.rs `next_step`).
+    pub passkey: bool,
     pub groups: &'a [String],
 }
 
@@ -182,7 +185,7 @@ pub fn decide(input: &Input) -> Decision {
         ));
     };
     let required = mfa::required(input.policy, input.client.require_mfa) || chosen.second_factor;
-    match mfa::next_step(auth.factors, user.enrolled, required) {
+    match mfa::next_step(auth.factors, user.enrolled, user.passkey, required) {
         Step::Done => {}
         Step::Challenge => {
             return interaction(
@@ -245,6 +248,7 @@ mod tests {
         auth: Option<Authentication<'static>>,
         user_disabled: bool,
         enrolled: bool,
+        passkey: bool,
         user_groups: Vec<String>,
         require_mfa: bool,
         allowed: Vec<String>,
@@ -277,6 +281,7 @@ mod tests {
             auth,
             user_disabled: false,
             enrolled: false,
+            passkey: false,
             user_groups: vec![],
             require_mfa: false,
             allowed: vec![],
@@ -294,6 +299,7 @@ mod tests {
                 id: "u1",
                 disabled: c.user_disabled,
                 enrolled: c.enrolled,
+                passkey: c.passkey,
                 groups: &c.user_groups,
             }),
             client: ClientFacts {
@@ -431,6 +437,25 @@ mod tests {
             c.auth = session(900, PWD | OTP);
             assert!(matches!(run(&c), Decision::Issue(i) if i.factors() == PWD | OTP));
         }
+        // A user with a passkey and no TOTP: asked for the passkey where a second factor is
+        // required (never sent to enrol another factor with the password alone), not otherwise;
+        // a passkey after the password meets the requirement.
+        let mut passkey = case(fresh(PWD));
+        passkey.passkey = true;
+        assert_eq!(
+            run(&passkey),
+            Decision::Issue(Box::new(Issuance {
+                request: request(),
+                user_id: "u1".into(),
+                auth_time: 1000,
+                factors: PWD,
+                acr: None,
+            }))
+        );
+        passkey.policy = Policy::Required;
+        assert_eq!(run(&passkey), Decision::AskSecondFactor);
+        passkey.auth = fresh(PWD | mfa::PASSKEY);
+        assert!(matches!(run(&passkey), Decision::Issue(i) if i.factors() == PWD | mfa::PASSKEY));
         let mut enrolled = case(fresh(PWD));
         enrolled.enrolled = true;
         assert_eq!(

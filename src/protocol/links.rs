@@ -276,7 +276,10 @@ pub fn after_claim(proved: Option<u8>, still_enrolled: bool, policy: Policy) -> 
     let Some(factors) = proved else {
         return AfterClaim::SignInAgain;
     };
-    match mfa::next_step(factors, still_enrolled, mfa::required(policy, false)) {
+    // A passkey the user may also have is not asked for here: the link was issued by an
+    // administrator (or to the account's address) to restore access, and what it resets is theirs
+    // to choose.
+    match mfa::next_step(factors, still_enrolled, false, mfa::required(policy, false)) {
         mfa::Step::Done => AfterClaim::SignedIn,
         mfa::Step::Enrol => AfterClaim::Enrol,
         mfa::Step::Challenge => AfterClaim::SignInWithCode,

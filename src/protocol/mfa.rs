@@ -142,8 +142,12 @@ pub fn acr(factors: u8) -> &'static str {
     }
 }
 
+/// A second factor was given: a code, a trusted upstream's own, a user-verified passkey (two
+/// factors in one), or a passkey — something you have — on top of a password or an upstream
+/// sign-in (the passkey as the second step, oidc/passkeys.rs `handle_second_factor`).
 pub fn has_second_factor(factors: u8) -> bool {
     factors & (OTP | UPSTREAM_MFA | PASSKEY_UV) != 0
+        || (factors & PASSKEY != 0 && factors & (PWD | UPSTREAM) != 0)
 }
 
 /// Whether the organization's or the client's policy makes this sign-in include a second factor:
@@ -162,22 +166,26 @@ pub fn required(org: Policy, client_requires: bool) -> bool {
 pub enum Step {
     /// Nothing more is needed.
     Done,
-    /// Ask for a TOTP or recovery code.
+    /// Ask for the second factor the user has: a TOTP or recovery code, or a passkey.
     Challenge,
     /// The user has no second factor and must enrol now.
     Enrol,
 }
 
-/// Enrolled users are always asked for their code (a second factor they set up is not
-/// optional for them); others only enrol when the sign-in requires it.
-pub fn next_step(factors: u8, enrolled: bool, required: bool) -> Step {
+/// Users with TOTP (`enrolled`) are always asked for their code (a second factor they set up is
+/// not optional for them). A user with a passkey (`passkey`) is asked for it where the sign-in
+/// requires a second factor — never sent to enrol another one with the password alone, which
+/// would let a stolen password add its own factor and step around the passkey. Others enrol
+/// only when the sign-in requires it.
+pub fn next_step(factors: u8, enrolled: bool, passkey: bool, required: bool) -> Step {
     if has_second_factor(factors) {
         return Step::Done;
     }
-    match (enrolled, required) {
-        (true, _) => Step::Challenge,
-        (false, true) => Step::Enrol,
-        (false, false) => Step::Done,
+    match (enrolled, passkey, required) {
+        (true, _, _) => Step::Challenge,
+        (false, true, true) => Step::Challenge,
+        (false, false, true) => Step::Enrol,
+        (false, _, false) => Step::Done,
     }
 }
 
@@ -346,10 +354,15 @@ mod tests {
         assert!(required(Policy::Optional, true));
         assert!(required(Policy::Off, true));
         assert!(!required(Policy::Off, false));
-        assert_eq!(next_step(PWD, true, false), Step::Challenge);
-        assert_eq!(next_step(PWD, false, true), Step::Enrol);
-        assert_eq!(next_step(PWD, false, false), Step::Done);
-        assert_eq!(next_step(PWD | OTP, true, true), Step::Done);
+        assert_eq!(next_step(PWD, true, false, false), Step::Challenge);
+        assert_eq!(next_step(PWD, false, false, true), Step::Enrol);
+        assert_eq!(next_step(PWD, false, false, false), Step::Done);
+        assert_eq!(next_step(PWD | OTP, true, false, true), Step::Done);
+        // A passkey user is asked for it where a second factor is required, not sent to enrol
+        // TOTP with the password alone; where none is required the password is enough.
+        assert_eq!(next_step(PWD, false, true, true), Step::Challenge);
+        assert_eq!(next_step(PWD, false, true, false), Step::Done);
+        assert_eq!(next_step(PWD, true, true, false), Step::Challenge);
         assert_eq!(amr(PWD), vec!["pwd"]);
         assert_eq!(amr(PWD | OTP), vec!["pwd", "otp", "mfa"]);
         assert_eq!(factors_of("pwd otp mfa"), PWD | OTP);
@@ -371,8 +384,18 @@ mod tests {
         assert_eq!(amr(presence_only), vec!["swk"]);
         assert_eq!(acr(presence_only), ACR_PASSWORD);
         assert!(!has_second_factor(presence_only));
-        assert_eq!(next_step(presence_only, false, true), Step::Enrol);
-        assert_eq!(next_step(device, true, true), Step::Done);
+        assert_eq!(next_step(presence_only, false, false, true), Step::Enrol);
+        assert_eq!(next_step(presence_only, false, true, true), Step::Challenge);
+        assert_eq!(next_step(device, true, true, true), Step::Done);
+        // A passkey after a password (or an upstream sign-in) is the second factor even without
+        // user verification: something you know (or the upstream's sign-in) and something you have.
+        let second = PWD | passkey_factors(false, false);
+        assert!(has_second_factor(second));
+        assert_eq!(amr(second), vec!["pwd", "hwk", "mfa"]);
+        assert_eq!(acr(second), ACR_MFA);
+        assert_eq!(factors_of("pwd hwk mfa"), second);
+        assert!(has_second_factor(UPSTREAM | PASSKEY));
+        assert_eq!(next_step(second, false, true, true), Step::Done);
         // A verified passkey as the second factor after a password.
         assert_eq!(amr(PWD | device), vec!["pwd", "hwk", "user", "mfa"]);
         for f in [device, synced, presence_only, PWD | device, PWD | OTP] {

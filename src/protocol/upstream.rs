@@ -1166,9 +1166,13 @@ mod tests {
         assert_eq!(amr(f), vec!["pwd", "fed"], "no mfa");
         assert!(!has_second_factor(f));
         assert_eq!(acr(f), crate::protocol::mfa::ACR_PASSWORD);
-        assert_eq!(next_step(f, true, false), Step::Challenge, "enrolled");
-        assert_eq!(next_step(f, false, true), Step::Enrol, "required");
-        assert_eq!(next_step(f, false, false), Step::Done);
+        assert_eq!(
+            next_step(f, true, false, false),
+            Step::Challenge,
+            "enrolled"
+        );
+        assert_eq!(next_step(f, false, false, true), Step::Enrol, "required");
+        assert_eq!(next_step(f, false, false, false), Step::Done);
         assert_eq!(f & UPSTREAM_MFA, 0, "the upstream's mfa never counts here");
     }
 }

@@ -141,6 +141,21 @@ pub struct MfaPage<'a> {
     pub state: &'a str,
     pub csrf_token: &'a str,
     pub error: Option<&'a str>,
+    /// The user has TOTP: the code form (TOTP or a recovery code).
+    pub totp: bool,
+    /// The user has a passkey the organization accepts: "Use a passkey".
+    pub passkey: Option<MfaPasskey>,
+    pub script: &'static str,
+}
+
+/// The second-factor page's passkey form: WebAuthn request options (no credential list: the
+/// browser offers the user's passkeys for this site, and the server checks the one used is
+/// theirs).
+pub struct MfaPasskey {
+    pub action: String,
+    pub state: String,
+    pub challenge: String,
+    pub rp_id: String,
 }
 
 #[derive(Template)]

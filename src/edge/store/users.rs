@@ -39,6 +39,9 @@ pub struct User {
     /// query; `None` when it has none or a query does not ask.
     #[serde(default, skip_serializing, deserialize_with = "lock_object")]
     pub login_lock: Option<crate::protocol::throttle::Counter>,
+    /// The user has a passkey (`user_columns`); false where a query does not ask.
+    #[serde(default, skip_serializing, deserialize_with = "int_bool")]
+    pub has_passkey: bool,
     /// The TOTP secret, sealed (edge/store/mfa.rs); never serialized into a response.
     #[serde(default, skip_serializing)]
     pub totp_secret_sealed: Option<String>,
@@ -108,11 +111,16 @@ fn admin_extra_columns() -> String {
 /// sign-in and the ID token need).
 pub(crate) fn user_columns() -> String {
     format!(
-        "users.*, {}, {}",
+        "users.*, {}, {}, {HAS_PASSKEY}",
         crate::edge::store::groups::user_groups_column("users"),
         user_attributes_column("users")
     )
 }
+
+/// Whether the user has a passkey (index `passkeys_user`): the sign-in gate asks for it as the
+/// second factor where one is required.
+const HAS_PASSKEY: &str =
+    "EXISTS (SELECT 1 FROM passkeys p WHERE p.user_id = users.id) AS has_passkey";
 
 /// `user_columns` and what the admin API shows besides.
 fn admin_user_columns() -> String {
@@ -304,6 +312,7 @@ impl User {
             updated_at: now,
             groups: Vec::new(),
             login_lock: None,
+            has_passkey: false,
             totp_secret_sealed: None,
             totp_enrolled_at: None,
             totp_secret_id: None,
