@@ -45,6 +45,8 @@ pub enum Route<'a> {
     /// The account page (oidc/account.rs) and its forms: change the password, sign out
     /// everywhere, remove the second factor.
     Account(&'a str),
+    /// GET: where the account page's own sign-in lands (oidc/account_client.rs).
+    AccountSignedIn(&'a str),
     AccountPassword(&'a str),
     AccountSignOut(&'a str),
     AccountMfaRemove(&'a str),
@@ -98,6 +100,7 @@ impl Route<'_> {
             Route::MfaFinish(_) => "mfa_finish",
             Route::AccountMfa(_) => "account_mfa",
             Route::Account(_) => "account",
+            Route::AccountSignedIn(_) => "account_signed_in",
             Route::AccountPassword(_) => "account_password",
             Route::AccountSignOut(_) => "account_sign_out",
             Route::AccountMfaRemove(_) => "account_mfa_remove",
@@ -143,6 +146,7 @@ impl Route<'_> {
             | Route::MfaFinish(org)
             | Route::AccountMfa(org)
             | Route::Account(org)
+            | Route::AccountSignedIn(org)
             | Route::AccountPassword(org)
             | Route::AccountSignOut(org)
             | Route::AccountMfaRemove(org)
@@ -190,6 +194,9 @@ pub fn resolve(path: &str) -> Route<'_> {
         [org, "mfa", "passkey"] if !RESERVED_SLUGS.contains(org) => Route::MfaPasskey(org),
         [org, "mfa", "finish"] if !RESERVED_SLUGS.contains(org) => Route::MfaFinish(org),
         [org, "account", "mfa"] if !RESERVED_SLUGS.contains(org) => Route::AccountMfa(org),
+        [org, "account", "signed-in"] if !RESERVED_SLUGS.contains(org) => {
+            Route::AccountSignedIn(org)
+        }
         [org, "account", "password"] if !RESERVED_SLUGS.contains(org) => {
             Route::AccountPassword(org)
         }
@@ -249,6 +256,10 @@ mod tests {
         assert_eq!(resolve("/acme/mfa/finish"), Route::MfaFinish("acme"));
         assert_eq!(resolve("/acme/account/mfa"), Route::AccountMfa("acme"));
         assert_eq!(resolve("/acme/account"), Route::Account("acme"));
+        assert_eq!(
+            resolve("/acme/account/signed-in"),
+            Route::AccountSignedIn("acme")
+        );
         assert_eq!(
             resolve("/acme/account/password"),
             Route::AccountPassword("acme")

@@ -124,12 +124,48 @@ async function events(type, userId, on = fx) {
   return res.body.events.filter((e) => e.user_id === userId);
 }
 
-test('without a session the account page asks to sign in; with one it names the user, has three forms, only the passkey script, no-store and a CSP', async () => {
-  const anonymous = await new Browser().get(accountUrl());
-  assert.equal(anonymous.status, 401);
-  assert.match(pageText(anonymous.text), /not signed in/);
-  assert.equal(parseForms(anonymous.text, anonymous.url).length, 0);
+test('without a session the account page signs the browser in through the usual login and comes back; the flow\'s code redeems nowhere', async () => {
+  const user = await createUser(fx);
+  const browser = new Browser();
+  const anonymous = await browser.get(accountUrl());
+  assert.equal(anonymous.status, 302);
+  const to = new URL(anonymous.location, fx.issuer);
+  assert.equal(to.pathname, `/${fx.slug}/authorize`);
+  assert.equal(to.searchParams.get('client_id'), 'clavex-account');
+  assert.equal(to.searchParams.get('redirect_uri'), `${fx.issuer}/account/signed-in`);
+  assert.equal(to.searchParams.get('code_challenge_method'), 'S256');
+  const login = await browser.get(to.href);
+  assert.ok(isLoginPage(login), `the login page: ${login.status} ${pageText(login.text).slice(0, 200)}`);
+  assert.match(pageText(login.text), /your account/);
+  const landed = await submitLogin(browser, login, user.username, user.password);
+  assert.equal(landed.status, 303, pageText(landed.text).slice(0, 200));
+  const back = new URL(landed.location);
+  assert.equal(`${back.origin}${back.pathname}`, `${fx.issuer}/account/signed-in`);
+  const code = back.searchParams.get('code');
+  assert.ok(code);
+  assert.equal(back.searchParams.get('state'), to.searchParams.get('state'));
+  const onward = await browser.get(back.href);
+  assert.equal(onward.status, 303);
+  assert.equal(onward.location, `/${fx.slug}/account`, 'on to the page, without the code');
+  const page = await browser.get(accountUrl());
+  assert.equal(page.status, 200);
+  assert.match(pageText(page.text), new RegExp(`Signed in as ${user.username}`));
+  // The code of that flow redeems nowhere: the token endpoint knows no such client, with or
+  // without a made-up verifier.
+  const redeemed = await tokenRequest(fx, { client_id: 'clavex-account' }, {
+    grant_type: 'authorization_code', code, redirect_uri: `${fx.issuer}/account/signed-in`,
+    client_id: 'clavex-account', code_verifier: 'a'.repeat(43),
+  }, { auth: 'none' });
+  assertOAuthError(redeemed, 401, 'invalid_client');
+  // And no administrator can make a client of that name.
+  const reserved = await admin('POST', `/organizations/${fx.slug}/clients`, {
+    client_id: 'clavex-account', client_name: 'x', redirect_uris: ['https://x.example.test/cb'],
+  });
+  assert.equal(reserved.status, 400, JSON.stringify(reserved.body));
+  assert.match(JSON.stringify(reserved.body), /reserved/);
+});
 
+test('with a session the account page names the user, has three forms, only the passkey script, no-store and a CSP', async () => {
   const user = await createUser(fx);
   const { browser } = await signedIn(user);
   const page = await accountPage(browser);

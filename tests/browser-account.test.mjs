@@ -71,9 +71,17 @@ describe('the account page in headless Chromium', () => {
     assert.match(await page.title(), /Signed out everywhere/);
     assertPng(await screenshot(page, 'account-signed-out-everywhere'));
 
+    // Signed out: the account page asks for a sign-in (the login page) and comes back after it.
     const after = await page.goto(`${fx.issuer}/account`);
-    assert.equal(after.status(), 401);
-    assert.match(await visibleText(page), /not signed in/);
+    assert.equal(after.status(), 200);
+    assert.equal(new URL(page.url()).pathname, `/${fx.slug}/authorize`);
+    assert.match(await visibleText(page), /your account/);
+    assertPng(await screenshot(page, 'account-sign-in'));
+    await page.type('#username', user.username);
+    await page.type('#password', next);
+    await submit(page);
+    assert.equal(new URL(page.url()).pathname, `/${fx.slug}/account`, `back on the account page: ${page.url()}`);
+    assert.match(await visibleText(page), new RegExp(`Signed in as ${user.username}`));
 
     // The new password signs in.
     const again = await newPage(browser, { javaScript: false });

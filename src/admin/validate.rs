@@ -218,6 +218,12 @@ pub fn client_id(field: &str, value: &str) -> Result<String, ApiError> {
             "client_id must be 1-128 characters of letters, digits, -, ., _, ~",
         ));
     }
+    if value == crate::oidc::account_client::ACCOUNT_CLIENT_ID {
+        return Err(ApiError::invalid_field(
+            field,
+            "client_id clavex-account is reserved for the account page's own sign-in",
+        ));
+    }
     Ok(value.to_string())
 }
 

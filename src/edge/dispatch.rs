@@ -88,6 +88,7 @@ pub async fn handle(req: Request, env: Env, context: Context) -> Result<Response
         Route::MfaFinish(org) => oidc::mfa::handle_finish(req, &ctx, org).await,
         Route::AccountMfa(org) => oidc::mfa::handle_account(req, &ctx, org).await,
         Route::Account(org) => oidc::account::handle_page(req, &ctx, org).await,
+        Route::AccountSignedIn(org) => oidc::account::handle_signed_in(req, &ctx, org).await,
         Route::AccountPassword(org) => oidc::account::handle_password(req, &ctx, org).await,
         Route::AccountSignOut(org) => oidc::account::handle_sign_out(req, &ctx, org).await,
         Route::AccountMfaRemove(org) => oidc::account::handle_remove_totp(req, &ctx, org).await,

@@ -57,6 +57,7 @@ pub fn caller(route: &Route) -> Caller {
         | Route::MfaFinish(_)
         | Route::AccountMfa(_)
         | Route::Account(_)
+        | Route::AccountSignedIn(_)
         | Route::AccountPassword(_)
         | Route::AccountSignOut(_)
         | Route::AccountMfaRemove(_)

@@ -150,9 +150,23 @@ pub async fn handle_page(mut req: Request, ctx: &Ctx, slug: &str) -> Result<Resp
         Err(resp) => return Ok(resp),
     };
     let Some(current) = sso::current(ctx, slug, &req).await? else {
-        return signed_out(&org);
+        // Not signed in here: sign in (every rule of a sign-in applies), then come back.
+        return crate::edge::http::redirect(
+            &crate::oidc::account_client::sign_in_path(ctx, slug),
+            302,
+        );
     };
     page(ctx, &req, &org, &Viewer::of(&current), Said::default(), 200).await
+}
+
+/// GET /{org}/account/signed-in: where the account page's own sign-in lands with a code nobody
+/// will redeem (oidc/account_client.rs); the session it started is what counts. On to the page,
+/// without the code in the address.
+pub async fn handle_signed_in(req: Request, _ctx: &Ctx, slug: &str) -> Result<Response> {
+    if req.method() != worker::Method::Get {
+        return crate::edge::http::method_not_allowed("GET");
+    }
+    crate::edge::http::redirect(&format!("/{slug}/account"), 303)
 }
 
 /// A posted account form: from our origin, its state for `step`, shown under this browser's live

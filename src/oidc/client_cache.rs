@@ -22,6 +22,7 @@ use worker::Result;
 
 use crate::edge::context::Ctx;
 use crate::edge::store::clients::{Client, get_client};
+use crate::oidc::account_client::{self, ACCOUNT_CLIENT_ID};
 
 /// How long an isolate keeps a client it has read; the same bound as organizations
 /// (oidc/request.rs `ORG_CACHE_SECONDS`), said in the README.
@@ -45,6 +46,11 @@ pub async fn client(
     client_id: &str,
     usable: impl Fn(&Client) -> bool,
 ) -> Result<Option<Client>> {
+    // The account page's own client is made, not read (oidc/account_client.rs).
+    if client_id == ACCOUNT_CLIENT_ID {
+        let made = account_client::client(ctx, org);
+        return Ok(usable(&made).then_some(made));
+    }
     let key = (org.to_string(), client_id.to_string());
     let cached = CACHE.with(|c| {
         c.borrow()
@@ -92,6 +98,9 @@ pub async fn client(
 /// Whether this isolate holds a fresh copy of the client (oidc/prime.rs reads it with the
 /// request's other reads when it does not).
 pub fn cached(ctx: &Ctx, org: &str, client_id: &str) -> bool {
+    if client_id == ACCOUNT_CLIENT_ID {
+        return true;
+    }
     CACHE.with(|c| {
         c.borrow()
             .get(&(org.to_string(), client_id.to_string()))

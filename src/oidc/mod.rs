@@ -2,6 +2,7 @@
 //! request, calls the rules in `protocol/`, and reads or writes through `edge/store/`.
 
 pub mod account;
+pub mod account_client;
 pub mod attempts;
 pub mod authorize;
 pub mod backchannel;

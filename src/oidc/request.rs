@@ -192,10 +192,16 @@ pub async fn client_request(
     // lock its server out of the token endpoint with a few wrong secrets. Failures are still
     // recorded in the audit trail, and the comparison stays constant-time (client_auth::verify).
     let client_id = presented.client_id.as_str();
-    let found = crate::oidc::client_cache::client(ctx, slug, client_id, |c| {
-        client_auth::verify(&presented, c.secret_hash.as_deref()).is_ok()
-    })
-    .await?;
+    // The account page's client signs browsers in and nothing else: its codes are never
+    // redeemed, and it has no tokens to introspect or revoke (oidc/account_client.rs).
+    let found = if client_id == crate::oidc::account_client::ACCOUNT_CLIENT_ID {
+        None
+    } else {
+        crate::oidc::client_cache::client(ctx, slug, client_id, |c| {
+            client_auth::verify(&presented, c.secret_hash.as_deref()).is_ok()
+        })
+        .await?
+    };
     let Some(client) = found else {
         return oauth_error(
             &OAuthError::invalid_client("client authentication failed"),
