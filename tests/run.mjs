@@ -3,6 +3,7 @@
 import { spawn } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { randomBytes } from 'node:crypto';
 import { startWorker, ROOT } from './support/worker.mjs';
 
@@ -28,7 +29,13 @@ try {
   // (seen with the Worker's console at a verbose level; at `warn` the pipe fills more slowly).
   const child = spawn(process.execPath, ['--test', '--test-concurrency=1', ...files], {
     stdio: 'inherit',
-    env: { ...process.env, CLAVEX_URL: worker.url, CLAVEX_ADMIN_TOKEN: adminToken },
+    env: {
+      ...process.env,
+      CLAVEX_URL: worker.url,
+      CLAVEX_ADMIN_TOKEN: adminToken,
+      // Every test process asks wrangler again for a request it lost (see that file).
+      NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --import=${pathToFileURL(join(ROOT, 'tests', 'support', 'lost-requests.mjs')).href}`.trim(),
+    },
   });
   status = await new Promise((resolve) => child.once('exit', (code) => resolve(code ?? 1)));
 } finally {

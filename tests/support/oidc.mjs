@@ -119,36 +119,12 @@ export class Browser {
 }
 
 /**
- * `fetch`, asked again once when `wrangler dev` itself lost the request. Its ProxyWorker (the
- * public port; wrangler 4.86, templates/startDevWorker/ProxyWorker.ts) forwards each request to
- * the Worker over a pooled connection; when one has idled about 5 s, its client and server idle
- * timers fire together and a request written into it fails before Clavex sees it
- * (cloudflare/workers-sdk#15252, fixed in later wrangler versions). The ProxyWorker then answers
- * a POST with its own 503 "Your worker restarted mid-request…", and queues a GET for a retry that
- * can wait for minutes. A burst of 50 requests a few seconds after another burst meets it often
- * enough to fail CI now and then (federation-link and federation-races, one after the other).
- * Measured on this machine under load: Clavex logged no request and entered no handler for them.
- * Asking again is safe because the lost request never ran; a request that did run and is asked
- * again arrives twice, which every single-use test counts and refuses. Each retry is printed.
+ * `fetch`. A request `wrangler dev` itself lost is asked again once by the global `fetch` that
+ * tests/run.mjs preloads into every test process (tests/support/lost-requests.mjs), for every
+ * request alike; this name stays for the helpers that use it.
  */
-const LOST_REQUEST_MS = 60_000;
-const WRANGLER_LOST = 'Your worker restarted mid-request';
-export async function send(url, init = {}) {
-  const again = (why) => {
-    console.log(`# ${init.method ?? 'GET'} ${url}: ${why}; asked again (wrangler dev lost the request)`);
-    return fetch(url, init);
-  };
-  let res;
-  try {
-    res = await fetch(url, { ...init, signal: AbortSignal.timeout(LOST_REQUEST_MS) });
-  } catch (e) {
-    if (e?.name !== 'TimeoutError') throw e;
-    return again(`no answer in ${LOST_REQUEST_MS / 1000} s`);
-  }
-  if (res.status === 503 && (await res.clone().text()).startsWith(WRANGLER_LOST)) {
-    return again(`wrangler's own 503`);
-  }
-  return res;
+export function send(url, init = {}) {
+  return fetch(url, init);
 }
 
 // ---------------------------------------------------------------------------------------------
