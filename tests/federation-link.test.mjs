@@ -300,3 +300,29 @@ test('an organization without password sign-in keeps refusing with a page that s
     await admin('PATCH', `/organizations/${down.slug}`, { password_signin: true });
   }
 });
+
+test('a link confirmed with the password goes when that password is replaced — changed on the account page or set by an administrator', async () => {
+  const { mine, theirs } = await pair('gwen');
+  const { page, browser } = await viaUpstream(strict, theirs);
+  await codeToIdToken(await confirm(browser, page, 'Strict', mine.username, mine.password));
+  assert.equal((await linksOf(mine)).length, 1);
+
+  // The account page (signed in by the confirmation): a new password, the link it proved is gone.
+  const account = await browser.get(`${down.issuer}/account`);
+  assert.equal(account.status, 200, pageText(account.text).slice(0, 200));
+  const form = parseForms(account.text, account.url).find((f) => f.action.endsWith('/account/password'));
+  const next = 'a replaced passphrase 7';
+  const changed = await browser.post(form.action, formFields(form, { current_password: mine.password, new_password: next, confirm_password: next }));
+  assert.equal(changed.status, 200, pageText(changed.text).slice(0, 200));
+  assert.deepEqual(await linksOf(mine), [], 'the link rested on the old password');
+  // The upstream account alone no longer signs in: the page asks to link again.
+  const asked = await viaUpstream(strict, theirs);
+  confirmationForm(asked.page, 'Strict');
+
+  // Linked again with the new password, then an administrator sets another: gone again.
+  await codeToIdToken(await confirm(asked.browser, asked.page, 'Strict', mine.username, next));
+  assert.equal((await linksOf(mine)).length, 1);
+  const set = await admin('PUT', `/organizations/${down.slug}/users/${mine.sub}/password`, { password: 'an admin chosen passphrase 9' });
+  assert.equal(set.status, 204, JSON.stringify(set.body));
+  assert.deepEqual(await linksOf(mine), []);
+});

@@ -352,7 +352,9 @@ test('recovery of the password only keeps the second factor: no session from the
   assert.equal(done.status, 200, pageText(done.text).slice(0, 300));
   assert.match(pageText(done.text), /new password is set/);
   assert.equal(done.setCookies.filter((c) => c.name === 'clavex_session' && c.value).length, 0);
-  assert.equal((await browser.get(`${on.issuer}/account`)).status, 401, 'not signed in by the link');
+  const account = await browser.get(`${on.issuer}/account`);
+  assert.equal(account.status, 302, 'not signed in by the link: the account page sends to a sign-in');
+  assert.match(account.location, /\/authorize\?client_id=clavex-account/);
   // The new password, then the code.
   const fresh = new Browser();
   const login = await fresh.get(authorizeUrl(on, on.web));

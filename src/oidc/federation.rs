@@ -597,7 +597,7 @@ async fn linked_user(
     let user_id = match upstream::decide_link(options, identity, local) {
         LinkDecision::Refuse(r) => return Ok(Err(r)),
         LinkDecision::LinkExisting(user_id) => {
-            let link = store::link_statement(&db, slug, cid, sub, &user_id, ctx.now)?;
+            let link = store::link_statement(&db, slug, cid, sub, &user_id, ctx.now, false)?;
             match db.batch(vec![link]).await {
                 Ok(_) => link_created(ctx, slug, c, &user_id, "email"),
                 // A concurrent first sign-in linked it (or this user to another account).
@@ -708,7 +708,7 @@ async fn create_user(
         };
         let mut statements = vec![
             insert_user_statement(db, &user)?,
-            store::link_statement(db, slug, &c.id, &identity.sub, &user.id, ctx.now)?,
+            store::link_statement(db, slug, &c.id, &identity.sub, &user.id, ctx.now, false)?,
         ];
         // The connection's default groups, in the same batch: a new user is never seen
         // without them. The groups are stored by id: a group a connection names cannot be deleted.

@@ -394,6 +394,7 @@ pub async fn create(
         &link.upstream_sub,
         user_id,
         ctx.now,
+        true,
     )?;
     match db.batch(vec![insert]).await {
         Ok(_) => {

@@ -49,8 +49,9 @@ pub async fn sign_out_everywhere(
     Ok(changed(results.first()))
 }
 
-/// Store the new password hash and, in the same transaction, end the user's other sessions and
-/// revoke every grant. Whether the user exists.
+/// Store the new password hash and, in the same transaction, end the user's other sessions,
+/// revoke every grant and remove the upstream links the old password confirmed. Whether the user
+/// exists.
 pub async fn change_password(
     db: &Db,
     org: &str,
@@ -69,7 +70,11 @@ pub async fn change_password(
                 int(now),
                 int(not_before_ms),
             ])?,
-            db.prepare(REVOKE_GRANTS).bind(&[o, u, int(now)])?,
+            db.prepare(REVOKE_GRANTS)
+                .bind(&[o.clone(), u.clone(), int(now)])?,
+            // The upstream links confirmed with the old password go with it (migration 0012f).
+            db.prepare(crate::edge::store::connections::DROP_PASSWORD_CONFIRMED_LINKS)
+                .bind(&[o, u])?,
         ])
         .await?;
     Ok(changed(results.first()))

@@ -296,6 +296,8 @@ pub async fn linked_user(
 
 /// The INSERT of a link. A second link of the same upstream account, or of the same user on
 /// this connection, fails with a UNIQUE error (two concurrent first sign-ins: one wins).
+/// `by_password`: confirmed with the local password, so removed when that password is replaced
+/// ([`DROP_PASSWORD_CONFIRMED_LINKS`]).
 pub fn link_statement(
     db: &Db,
     org: &str,
@@ -303,10 +305,11 @@ pub fn link_statement(
     upstream_sub: &str,
     user_id: &str,
     now: i64,
+    by_password: bool,
 ) -> Result<Stmt> {
     db.prepare(
-        "INSERT INTO user_links (connection_id, upstream_sub, user_id, org, created_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5)",
+        "INSERT INTO user_links (connection_id, upstream_sub, user_id, org, created_at, confirmed_by_password) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )
     .bind(&[
         connection_id.into(),
@@ -314,8 +317,14 @@ pub fn link_statement(
         user_id.into(),
         org.into(),
         int(now),
+        crate::edge::store::d1::boolean(by_password),
     ])
 }
+
+/// ?1 org, ?2 user: the upstream links that rest on the user's password (migration 0012f), for
+/// the batch that replaces that password.
+pub(crate) const DROP_PASSWORD_CONFIRMED_LINKS: &str =
+    "DELETE FROM user_links WHERE org = ?1 AND user_id = ?2 AND confirmed_by_password = 1";
 
 /// A user's link to an upstream account, as the admin API shows it.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -109,6 +109,13 @@ pub(crate) fn reset_codes_sql() -> String {
         claimed_user(" AND l.reset_second_factor = 1")
     )
 }
+/// ?1, ?2: the upstream links confirmed with the password this claim replaces (migration 0012f).
+pub(crate) fn drop_password_links_sql() -> String {
+    format!(
+        "DELETE FROM user_links WHERE confirmed_by_password = 1 AND user_id = {}",
+        claimed_user(" AND l.reset_password = 1")
+    )
+}
 /// ?1, ?2, ?3 the oldest grant that counts: the claimed user's live grants at clients that want
 /// to be told of logouts (the columns of store/grants.rs `LOGOUT_TARGETS`), read in the claim's
 /// transaction just before `revoke_grants_sql` revokes them — so the relying parties told are
@@ -331,6 +338,7 @@ pub async fn claim(
             &set_password_sql(),
             &[hash, int(now), int(not_before_ms)],
         )?);
+        statements.push(claim.guarded(db, &drop_password_links_sql(), &[])?);
     }
     statements.push(claim.guarded(db, &reset_totp_sql(), &[int(now), int(not_before_ms)])?);
     statements.push(claim.guarded(db, &reset_codes_sql(), &[])?);

@@ -1068,8 +1068,9 @@ fn a_connections_groups_are_kept_by_id_converted_renamed_and_never_deleted_under
 mod links {
     use super::migrated;
     use crate::edge::store::links::{
-        Finish, INSERT, PEEK, SUPERSEDE, claim_sql, logout_targets_sql, read_user_sql,
-        reset_codes_sql, reset_totp_sql, revoke_grants_sql, set_password_sql, unlock_sql,
+        Finish, INSERT, PEEK, SUPERSEDE, claim_sql, drop_password_links_sql, logout_targets_sql,
+        read_user_sql, reset_codes_sql, reset_totp_sql, revoke_grants_sql, set_password_sql,
+        unlock_sql,
     };
     use crate::edge::store::passkeys::INSERT_FOR_LINK;
     use rusqlite::{Connection, params};
@@ -1232,6 +1233,60 @@ mod links {
         db.execute("UPDATE grants SET revoked_at = NULL", [])
             .unwrap();
         assert!(claim_and_targets(&mut db, "h", "n2", 21).is_empty());
+    }
+
+    #[test]
+    fn replacing_the_password_removes_only_the_upstream_links_it_confirmed() {
+        let mut db = migrated(None);
+        db.execute_batch(
+            "INSERT INTO connections (id, org, issuer, client_id, client_secret_sealed, scopes, label, created_at, updated_at)
+               VALUES ('con_a', 'acme', 'https://a.test', 'c', 'cur.s', 'openid', 'A', 0, 0),
+                      ('con_b', 'acme', 'https://b.test', 'c', 'cur.s', 'openid', 'B', 0, 0);
+             INSERT INTO user_links (connection_id, upstream_sub, user_id, org, created_at, confirmed_by_password)
+               VALUES ('con_a', 'by-password', 'usr_1', 'acme', 0, 1), ('con_b', 'by-email', 'usr_1', 'acme', 0, 0);",
+        )
+        .unwrap();
+        let left = |db: &Connection| -> Vec<String> {
+            let mut stmt = db
+                .prepare("SELECT upstream_sub FROM user_links ORDER BY upstream_sub")
+                .unwrap();
+            stmt.query_map([], |r| r.get(0))
+                .unwrap()
+                .map(Result::unwrap)
+                .collect()
+        };
+        // A link that resets only the second factor leaves the password, and so the links.
+        assert!(issue(&db, "t", "recovery", false, true, 1000));
+        let tx = db.transaction().unwrap();
+        {
+            let mut stmt = tx.prepare(&claim_sql(Finish::Nothing)).unwrap();
+            let mut rows = stmt.query(params!["t", "acme", 20, "n0"]).unwrap();
+            assert!(
+                rows.next().unwrap().is_some(),
+                "the second-factor link is claimed"
+            );
+        }
+        tx.execute(&drop_password_links_sql(), params!["t", "n0"])
+            .unwrap();
+        tx.commit().unwrap();
+        assert_eq!(left(&db), ["by-email", "by-password"]);
+        // A password reset (won claim): the link the old password confirmed goes.
+        assert!(issue(&db, "p", "recovery", true, false, 1000));
+        assert!(claim(&mut db, "p", "acme", "n1", 20, Some("new")));
+        let tx = db.transaction().unwrap();
+        tx.execute(&drop_password_links_sql(), params!["p", "n1"])
+            .unwrap();
+        tx.commit().unwrap();
+        assert_eq!(left(&db), ["by-email"]);
+        // The account page and the admin API use the plain statement.
+        db.execute("UPDATE user_links SET confirmed_by_password = 1", [])
+            .unwrap();
+        db.execute(
+            crate::edge::store::connections::DROP_PASSWORD_CONFIRMED_LINKS,
+            params!["acme", "usr_1"],
+        )
+        .unwrap();
+        assert!(left(&db).is_empty());
     }
 
     fn passkeys_of(db: &Connection) -> Vec<String> {

@@ -434,17 +434,24 @@ pub async fn set_password_hash(
     password_hash: &str,
     now: i64,
 ) -> Result<bool> {
-    Ok(db
-        .prepare("UPDATE users SET password_hash = ?3, updated_at = ?4 WHERE org = ?1 AND id = ?2 RETURNING id")
-        .bind(&[
-            org.into(),
-            id.into(),
-            password_hash.into(),
-            crate::edge::store::d1::int(now),
-        ])?
-        .first::<serde_json::Value>(None)
-        .await?
-        .is_some())
+    // The upstream links confirmed with the old password go with it (migration 0012f).
+    let results = db
+        .batch(vec![
+            db.prepare("UPDATE users SET password_hash = ?3, updated_at = ?4 WHERE org = ?1 AND id = ?2 RETURNING id")
+                .bind(&[
+                    org.into(),
+                    id.into(),
+                    password_hash.into(),
+                    crate::edge::store::d1::int(now),
+                ])?,
+            db.prepare(crate::edge::store::connections::DROP_PASSWORD_CONFIRMED_LINKS)
+                .bind(&[org.into(), id.into()])?,
+        ])
+        .await?;
+    Ok(match results.first() {
+        Some(r) => !r.results::<serde_json::Value>()?.is_empty(),
+        None => false,
+    })
 }
 
 /// Deletes a user (their grants and tokens cascade). Whether they existed.
