@@ -170,6 +170,22 @@ pub(crate) async fn go_on(ctx: &Ctx, req: &Request, posted: Posted) -> Result<Re
     .await
 }
 
+/// The name of the client the posted sign-in is for, as the second-factor page shows it; `Err`:
+/// the error page (no sign-in to continue, or the client no longer has its redirect URI).
+async fn client_name(ctx: &Ctx, posted: &Posted) -> Result<std::result::Result<String, Response>> {
+    let Some(i) = &posted.state.interaction else {
+        return session_changed(&posted.org, TITLE).map(Err);
+    };
+    Ok(registered_client(
+        ctx,
+        &posted.org,
+        &i.request.client_id,
+        &i.request.redirect_uri,
+    )
+    .await?
+    .map(|c| c.client_name))
+}
+
 /// The second-factor page again, with `message`, for the same sign-in (a fresh code form and,
 /// where the user has one, a fresh passkey challenge): after a refused passkey.
 pub(crate) async fn ask_again(
@@ -179,18 +195,8 @@ pub(crate) async fn ask_again(
     message: &str,
     status: u16,
 ) -> Result<Response> {
-    let Some(i) = &posted.state.interaction else {
-        return session_changed(&posted.org, TITLE);
-    };
-    let client_name = match registered_client(
-        ctx,
-        &posted.org,
-        &i.request.client_id,
-        &i.request.redirect_uri,
-    )
-    .await?
-    {
-        Ok(c) => c.client_name,
+    let client_name = match client_name(ctx, posted).await? {
+        Ok(name) => name,
         Err(page) => return Ok(page),
     };
     let mut state = posted.state.clone();
@@ -214,19 +220,9 @@ pub async fn handle_challenge(mut req: Request, ctx: &Ctx, slug: &str) -> Result
         Ok(p) => p,
         Err(resp) => return Ok(resp),
     };
-    let client_name = match &posted.state.interaction {
-        Some(i) => match registered_client(
-            ctx,
-            &posted.org,
-            &i.request.client_id,
-            &i.request.redirect_uri,
-        )
-        .await?
-        {
-            Ok(c) => c.client_name,
-            Err(page) => return Ok(page),
-        },
-        None => return session_changed(&posted.org, TITLE),
+    let client_name = match client_name(ctx, &posted).await? {
+        Ok(name) => name,
+        Err(page) => return Ok(page),
     };
     let code = posted.form.first("code").unwrap_or("").trim().to_string();
     let (org, user) = (&posted.org, &posted.user);

@@ -29,7 +29,7 @@ use crate::crypto::{b64url, b64url_decode, random_bytes, random_token, token_has
 use crate::edge::audit::{self, detail};
 use crate::edge::context::Ctx;
 use crate::edge::store::orgs::Organization;
-use crate::edge::store::passkeys::{self as store, Claim, NewPasskey, Registered, Used};
+use crate::edge::store::passkeys::{self as store, Claim, NewPasskey, Passkey, Registered, Used};
 use crate::oidc::account::{self, Said, Viewer};
 use crate::oidc::attempts::Verdict;
 use crate::oidc::form_state::{FormState, Interaction, Step, StepKind, seal_state};
@@ -41,7 +41,7 @@ use crate::protocol::dates;
 use crate::protocol::lifetimes::LOGIN_FORM_SECONDS;
 use crate::protocol::mfa::passkey_factors;
 use crate::protocol::origin::origin_of;
-use crate::protocol::webauthn::{self, Refusal};
+use crate::protocol::webauthn::{self, Asserted, Refusal};
 use crate::ui::{AccountPasskeys, PasskeyRow, PasskeySignIn};
 
 const TITLE: &str = "Sign-in could not continue";
@@ -134,6 +134,85 @@ fn decode_assertion(text: &str) -> Option<Decoded> {
     })
 }
 
+/// The browser's assertion checked against the form's `challenge` and the stored `passkey`
+/// (WebAuthn §7.2: type, challenge, exact origin, RP ID, flags, signature, counter); `Err`: the
+/// refusal's reason. Shared by the sign-in and the second-factor step.
+fn verify(
+    ctx: &Ctx,
+    slug: &str,
+    answer: &Decoded,
+    challenge: &str,
+    passkey: &Passkey,
+) -> std::result::Result<Asserted, &'static str> {
+    let (rp_id, origin) = relying_party(ctx, slug);
+    webauthn::verify_assertion(&webauthn::Assertion {
+        client_data_json: &answer.client_data_json,
+        authenticator_data: &answer.authenticator_data,
+        signature: &answer.signature,
+        challenge: &b64url_decode(challenge).unwrap_or_default(),
+        origin: &origin,
+        rp_id: &rp_id,
+        public_key: &b64url_decode(&passkey.public_key).unwrap_or_default(),
+        stored_sign_count: u32::try_from(passkey.sign_count).unwrap_or(u32::MAX),
+    })
+    .map_err(|r| r.reason())
+}
+
+/// A verified assertion about to be recorded.
+struct UseOf<'a> {
+    passkey: &'a Passkey,
+    asserted: &'a Asserted,
+    challenge: &'a str,
+    /// When the form's state expires: the challenge's claim is kept until then.
+    expires_at: i64,
+    user_id: &'a str,
+    client_id: Option<&'a str>,
+}
+
+/// Claim the challenge and record the passkey's use in one transaction at the primary (a
+/// replayed or concurrent finish loses the claim and changes nothing); a counter that went back
+/// is reported in the audit trail, not refused (see the module's comment). `Err`: the reason the
+/// use was refused.
+async fn record(
+    ctx: &Ctx,
+    db: &crate::edge::store::database::Db,
+    slug: &str,
+    u: UseOf<'_>,
+) -> Result<std::result::Result<(), &'static str>> {
+    let hash = token_hash(u.challenge);
+    let value = random_token("");
+    let claim = claim_of(slug, &hash, &value, u.expires_at);
+    let used = store::record_use(
+        db,
+        &claim,
+        &u.passkey.id,
+        i64::from(u.asserted.sign_count),
+        u.asserted.backed_up,
+        ctx.now,
+    )
+    .await?;
+    match used {
+        Used::Recorded => {}
+        Used::ChallengeUsed => return Ok(Err("challenge_used")),
+        Used::PasskeyGone => return Ok(Err("unknown_credential")),
+    }
+    if u.asserted.counter_regressed {
+        audit::note(
+            ctx,
+            Kind::PasskeyCounterRegressed,
+            slug,
+            Some(u.user_id),
+            u.client_id,
+            detail([
+                ("passkey", json!(u.passkey.id)),
+                ("stored", json!(u.passkey.sign_count)),
+                ("received", json!(u.asserted.sign_count)),
+            ]),
+        );
+    }
+    Ok(Ok(()))
+}
+
 /// POST /{org}/passkeys/sign-in.
 pub async fn handle_sign_in(mut req: Request, ctx: &Ctx, slug: &str) -> Result<Response> {
     let Submission {
@@ -193,7 +272,6 @@ pub async fn handle_sign_in(mut req: Request, ctx: &Ctx, slug: &str) -> Result<R
     let Some(answer) = decode_assertion(form.first("credential").unwrap_or("")) else {
         return refuse(Refusal::Malformed.reason(), None);
     };
-    let challenge_bytes = b64url_decode(challenge).unwrap_or_default();
     let db = ctx.primary()?;
     // Read at the primary: a passkey deleted or a user disabled a moment ago must not sign in.
     let (passkey, user) =
@@ -205,52 +283,20 @@ pub async fn handle_sign_in(mut req: Request, ctx: &Ctx, slug: &str) -> Result<R
     let Some(user) = user.filter(|u| !u.disabled) else {
         return refuse("user_disabled", Some(&passkey.user_id));
     };
-    let (rp_id, origin) = relying_party(ctx, slug);
-    let public_key = b64url_decode(&passkey.public_key).unwrap_or_default();
-    let stored_count = u32::try_from(passkey.sign_count).unwrap_or(u32::MAX);
-    let asserted = match webauthn::verify_assertion(&webauthn::Assertion {
-        client_data_json: &answer.client_data_json,
-        authenticator_data: &answer.authenticator_data,
-        signature: &answer.signature,
-        challenge: &challenge_bytes,
-        origin: &origin,
-        rp_id: &rp_id,
-        public_key: &public_key,
-        stored_sign_count: stored_count,
-    }) {
+    let asserted = match verify(ctx, slug, &answer, challenge, &passkey) {
         Ok(a) => a,
-        Err(refusal) => return refuse(refusal.reason(), Some(&user.id)),
+        Err(reason) => return refuse(reason, Some(&user.id)),
     };
-    let hash = token_hash(challenge);
-    let value = random_token("");
-    let claim = claim_of(slug, &hash, &value, state.expires_at);
-    match store::record_use(
-        &db,
-        &claim,
-        &passkey.id,
-        i64::from(asserted.sign_count),
-        asserted.backed_up,
-        ctx.now,
-    )
-    .await?
-    {
-        Used::Recorded => {}
-        Used::ChallengeUsed => return refuse("challenge_used", Some(&user.id)),
-        Used::PasskeyGone => return refuse("unknown_credential", Some(&user.id)),
-    }
-    if asserted.counter_regressed {
-        audit::note(
-            ctx,
-            Kind::PasskeyCounterRegressed,
-            slug,
-            Some(&user.id),
-            Some(&client.client_id),
-            detail([
-                ("passkey", json!(passkey.id)),
-                ("stored", json!(passkey.sign_count)),
-                ("received", json!(asserted.sign_count)),
-            ]),
-        );
+    let used = UseOf {
+        passkey: &passkey,
+        asserted: &asserted,
+        challenge,
+        expires_at: state.expires_at,
+        user_id: &user.id,
+        client_id: Some(&client.client_id),
+    };
+    if let Err(reason) = record(ctx, &db, slug, used).await? {
+        return refuse(reason, Some(&user.id));
     }
     let authenticated = crate::oidc::form_state::Authenticated {
         user_id: user.id.clone(),
@@ -330,60 +376,24 @@ pub async fn handle_second_factor(mut req: Request, ctx: &Ctx, slug: &str) -> Re
         note_refused("unknown_credential");
         return mfa::ask_again(ctx, &req, &posted, AGAIN, 401).await;
     };
-    let (rp_id, origin) = relying_party(ctx, slug);
-    let public_key = b64url_decode(&passkey.public_key).unwrap_or_default();
-    let asserted = match webauthn::verify_assertion(&webauthn::Assertion {
-        client_data_json: &answer.client_data_json,
-        authenticator_data: &answer.authenticator_data,
-        signature: &answer.signature,
-        challenge: &b64url_decode(&challenge).unwrap_or_default(),
-        origin: &origin,
-        rp_id: &rp_id,
-        public_key: &public_key,
-        stored_sign_count: u32::try_from(passkey.sign_count).unwrap_or(u32::MAX),
-    }) {
+    let asserted = match verify(ctx, slug, &answer, &challenge, &passkey) {
         Ok(a) => a,
-        Err(refusal) => {
-            note_refused(refusal.reason());
+        Err(reason) => {
+            note_refused(reason);
             return mfa::ask_again(ctx, &req, &posted, AGAIN, 401).await;
         }
     };
-    let hash = token_hash(&challenge);
-    let value = random_token("");
-    let claim = claim_of(slug, &hash, &value, posted.state.expires_at);
-    match store::record_use(
-        &db,
-        &claim,
-        &passkey.id,
-        i64::from(asserted.sign_count),
-        asserted.backed_up,
-        ctx.now,
-    )
-    .await?
-    {
-        Used::Recorded => {}
-        Used::ChallengeUsed => {
-            note_refused("challenge_used");
-            return mfa::ask_again(ctx, &req, &posted, AGAIN, 401).await;
-        }
-        Used::PasskeyGone => {
-            note_refused("unknown_credential");
-            return mfa::ask_again(ctx, &req, &posted, AGAIN, 401).await;
-        }
-    }
-    if asserted.counter_regressed {
-        audit::note(
-            ctx,
-            Kind::PasskeyCounterRegressed,
-            slug,
-            Some(&user_id),
-            client_id.as_deref(),
-            detail([
-                ("passkey", json!(passkey.id)),
-                ("stored", json!(passkey.sign_count)),
-                ("received", json!(asserted.sign_count)),
-            ]),
-        );
+    let used = UseOf {
+        passkey: &passkey,
+        asserted: &asserted,
+        challenge: &challenge,
+        expires_at: posted.state.expires_at,
+        user_id: &user_id,
+        client_id: client_id.as_deref(),
+    };
+    if let Err(reason) = record(ctx, &db, slug, used).await? {
+        note_refused(reason);
+        return mfa::ask_again(ctx, &req, &posted, AGAIN, 401).await;
     }
     audit::note(
         ctx,
