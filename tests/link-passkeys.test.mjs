@@ -304,3 +304,73 @@ test('a passwordless organization: the link page offers only the passkey; mfa re
   assert.equal(presence.setCookies.some((c) => c.name === 'clavex_session' && c.value), false, 'no session before the second factor');
   assert.equal((await passkeysOf(user, on)).length, 1);
 });
+
+test('an organization turned passwordless takes no new password: a link\'s password form shown before is refused and the link stays usable; the account page and "forgot password" stop taking one', async () => {
+  const on = await createFixture('lpk-turn');
+  // Shown while passwords were allowed: links' password forms, the account page's "Set a
+  // password" form of a passkey user (after a passkey finished their link), and the "Change
+  // password" form of a password user.
+  const { user: a, link: linkA } = await invite(on);
+  const oA = await open(linkA);
+  const pwA = passwordForm(oA);
+  assert.ok(pwA, 'the password form while passwords are allowed');
+  const { user: c, link: linkC } = await invite(on);
+  const oC = await open(linkC);
+  const pwC = passwordForm(oC);
+  const { user: b, link: linkB } = await invite(on);
+  const oB = await open(linkB);
+  assert.equal((await post(oB, made(oB, new Authenticator(), { on }))).status, 303);
+  const accountB = await oB.browser.get(`${on.issuer}/account`);
+  assert.match(pageText(accountB.text), /Set a password/);
+  const setB = parseForms(accountB.text, accountB.url).find((f) => f.action.endsWith('/account/password'));
+  assert.ok(setB);
+  const d = await createUser(on);
+  const browserD = new Browser();
+  const login = await browserD.get(authorizeUrl(on, on.web));
+  assert.ok([302, 303].includes((await submitLogin(browserD, login, d.username, d.password)).status));
+  const accountD = await browserD.get(`${on.issuer}/account`);
+  const changeD = parseForms(accountD.text, accountD.url).find((f) => f.action.endsWith('/account/password'));
+  assert.ok(changeD, 'the change-password form while passwords are allowed');
+
+  assert.equal((await admin('PATCH', `/organizations/${on.slug}`, { password_signin: false })).status, 200);
+  const password = `a chosen passphrase ${Math.random().toString(36).slice(2, 8)}`;
+
+  // The link's old password form: refused on the page, nothing stored, the link not used.
+  const refused = await oA.browser.post(pwA.action, formFields(pwA, { new_password: password, confirm_password: password }));
+  assert.equal(refused.status, 400, pageText(refused.text).slice(0, 300));
+  assert.match(pageText(refused.text), /does not use passwords: register a passkey/);
+  assert.equal(passwordForm({ page: refused }), undefined, 'the page it shows has no password form');
+  assert.equal((await admin('GET', `${usersPath(on)}/${a.id}`)).body.has_password, false);
+  assert.equal((await events('link.used', a.id, on)).length, 0);
+  assert.equal(refused.setCookies.some((c) => c.name === 'clavex_session' && c.value), false, 'not signed in');
+  const again = await open(linkA);
+  assert.equal((await post(again, made(again, new Authenticator(), { on }))).status, 303, 'the passkey still finishes the link');
+
+  // The account page: no password section, for a passkey user or a password user, and the
+  // forms shown before refused.
+  for (const [browser, form, user, had] of [[oB.browser, setB, b, false], [browserD, changeD, d, true]]) {
+    const now = await browser.get(`${on.issuer}/account`);
+    assert.equal(now.status, 200);
+    assert.doesNotMatch(pageText(now.text), /Set a password|Change password/);
+    assert.equal(parseForms(now.text, now.url).some((f) => f.action.endsWith('/account/password')), false);
+    const fields = had ? { current_password: d.password } : {};
+    const set = await browser.post(form.action, formFields(form, { ...fields, new_password: password, confirm_password: password }));
+    assert.equal(set.status, 403, pageText(set.text).slice(0, 300));
+    assert.match(pageText(set.text), /does not use passwords/);
+    assert.equal((await admin('GET', `${usersPath(on)}/${user.id}`)).body.has_password, had, 'nothing changed');
+  }
+  assert.equal((await events('password.changed', d.id, on)).length, 0);
+
+  // "Forgot password?" answers that there are no passwords here, before anything is sent.
+  const forgot = await new Browser().get(`${on.issuer}/forgot-password`);
+  assert.equal(forgot.status, 403, pageText(forgot.text).slice(0, 200));
+  assert.match(pageText(forgot.text), /does not use passwords/);
+
+  // Passkeys off as well (upstream sign-in only): still no password through a link.
+  assert.equal((await admin('PATCH', `/organizations/${on.slug}`, { passkeys: false })).status, 200);
+  const none = await oC.browser.post(pwC.action, formFields(pwC, { new_password: password, confirm_password: password }));
+  assert.equal(none.status, 400, pageText(none.text).slice(0, 300));
+  assert.match(pageText(none.text), /does not use passwords: sign in with one of the other ways/);
+  assert.equal(parseForms(none.text, none.url).length, 0, 'no form to post');
+  assert.equal((await admin('GET', `${usersPath(on)}/${c.id}`)).body.has_password, false);
+});

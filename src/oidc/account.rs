@@ -38,6 +38,9 @@ use crate::ui::{self, AccountPage};
 const TITLE: &str = "Your account";
 /// How long the account page's forms may be posted after it was shown.
 const ACCOUNT_FORM_SECONDS: i64 = 15 * 60;
+/// The refusal of "set a password" in a passwordless organization (`Organization::passwordless`).
+const NO_PASSWORDS: &str =
+    "Your organization does not use passwords: a password cannot be set or changed.";
 
 fn too_many(wait: i64) -> String {
     format!("Too many failed attempts. Try again in {}.", in_words(wait))
@@ -121,6 +124,7 @@ pub(crate) async fn page(
         password_action: &format!("/{slug}/account/password"),
         password_state: &seal(Step::ChangePassword),
         has_password: viewer.user.password_hash.is_some(),
+        may_set_password: !org.passwordless(),
         set_needs_sign_in: viewer.user.password_hash.is_none() && !recent(ctx, viewer),
         totp_on: viewer.user.totp_secret_sealed.is_some(),
         may_remove: may_remove_totp(&org.mfa),
@@ -300,7 +304,8 @@ fn recent(ctx: &Ctx, viewer: &Viewer<'_>) -> bool {
 /// user's other sessions ended and every grant revoked, the relying parties told, and this
 /// browser given a fresh session. A user without a password (a passkey account) sets one with
 /// no current password to give, but only within `FRESH_SECONDS` of signing in: a session cookie
-/// taken later must not be enough to add a password to the account.
+/// taken later must not be enough to add a password to the account. A passwordless
+/// organization (`Organization::passwordless`) takes none.
 pub async fn handle_password(mut req: Request, ctx: &Ctx, slug: &str) -> Result<Response> {
     let (Submission { org, form, .. }, current) =
         match posted(&mut req, ctx, slug, StepKind::ChangePassword).await? {
@@ -309,6 +314,13 @@ pub async fn handle_password(mut req: Request, ctx: &Ctx, slug: &str) -> Result<
         };
     let viewer = Viewer::of(&current);
     let user = &current.user;
+    if org.passwordless() {
+        let said = Said {
+            error: Some(NO_PASSWORDS),
+            ..Said::default()
+        };
+        return page(ctx, &req, &org, &viewer, said, 403).await;
+    }
     let current_password = form.first("current_password").unwrap_or("");
     let new = match new_password(
         current_password,

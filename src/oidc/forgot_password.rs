@@ -45,6 +45,19 @@ fn limit(key: String, l: &ResetLimit) -> Limit {
     }
 }
 
+/// The page of an organization where no password signs in: there is none to reset, and no
+/// e-mail is sent (before any account is looked up or counted).
+fn no_passwords(org: &Organization) -> Result<Response> {
+    pages::error(
+        org,
+        403,
+        "Password sign-in is turned off",
+        "This organization does not use passwords. Go back and sign in with one of the other ways offered.",
+        "access_denied",
+        None,
+    )
+}
+
 fn not_offered(org: &Organization) -> Result<Response> {
     pages::error(
         org,
@@ -90,6 +103,9 @@ pub async fn handle(mut req: Request, ctx: &Ctx, slug: &str) -> Result<Response>
                 Ok(parts) => parts,
                 Err(resp) => return Ok(resp),
             };
+        if org.passwordless() {
+            return no_passwords(&org);
+        }
         if !email::configured(ctx) {
             return not_offered(&org);
         }
@@ -100,6 +116,9 @@ pub async fn handle(mut req: Request, ctx: &Ctx, slug: &str) -> Result<Response>
             Ok(s) => s,
             Err(resp) => return Ok(resp),
         };
+    if org.passwordless() {
+        return no_passwords(&org);
+    }
     let Some(mailer) = email::mailer(ctx) else {
         return not_offered(&org);
     };

@@ -51,6 +51,10 @@ const TITLE: &str = "Account link";
 /// How long the page's form may be posted after it was shown (the link's own expiry is checked
 /// again by the claim).
 const FORM_SECONDS: i64 = 30 * 60;
+/// The refusal of a password posted to a passwordless organization's link
+/// (with passkeys allowed, and without).
+const PASSKEY_ONLY: &str = "Your organization does not use passwords: register a passkey below.";
+const NO_PASSWORDS: &str = "Your organization does not use passwords: sign in with one of the other ways your application offers.";
 
 /// GET or POST /{org}/setup/{token}.
 pub async fn handle(req: Request, ctx: &Ctx, slug: &str, token: &str) -> Result<Response> {
@@ -119,7 +123,7 @@ fn form_page(
         second_factor: link.reset_second_factor,
         expires: &expires,
         passkey: passkey.as_ref(),
-        passwordless: passkey.is_some() && !org.password_signin,
+        passwordless: link.reset_password && org.passwordless(),
         script: ui::passkey::SCRIPT,
     });
     if passkey.is_some() {
@@ -222,15 +226,27 @@ async fn submit(mut req: Request, ctx: &Ctx, slug: &str, token: &str) -> Result<
         return refused_state(&org, TITLE, crate::oidc::form_state::StateError::WrongStep);
     }
     // The new password through the policy before the link is used: a form that cannot succeed
-    // leaves the link as it was.
+    // leaves the link as it was. In a passwordless organization no password is taken (the
+    // setting is read now, not when the page was shown).
     let new = if *password {
-        match new_password(
-            "",
-            form.first("new_password").unwrap_or(""),
-            form.first("confirm_password").unwrap_or(""),
-        ) {
+        let checked = if org.passwordless() {
+            Err(if org.passkeys {
+                PASSKEY_ONLY
+            } else {
+                NO_PASSWORDS
+            }
+            .to_string())
+        } else {
+            new_password(
+                "",
+                form.first("new_password").unwrap_or(""),
+                form.first("confirm_password").unwrap_or(""),
+            )
+            .map_err(|refused| refused.message())
+        };
+        match checked {
             Ok(n) => Some(n),
-            Err(refused) => {
+            Err(message) => {
                 let peeked = read(ctx, slug, token).await?;
                 if let Err(why) = standing(peeked.as_ref().map(Peeked::standing), ctx.now) {
                     return unusable(&org, why);
@@ -238,15 +254,7 @@ async fn submit(mut req: Request, ctx: &Ctx, slug: &str, token: &str) -> Result<
                 let Some(peeked) = peeked else {
                     return unusable(&org, Unusable::Unknown);
                 };
-                return form_page(
-                    ctx,
-                    &req,
-                    &org,
-                    token,
-                    &peeked,
-                    Some(&refused.message()),
-                    400,
-                );
+                return form_page(ctx, &req, &org, token, &peeked, Some(&message), 400);
             }
         }
     } else {

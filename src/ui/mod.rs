@@ -208,6 +208,8 @@ pub struct AccountPage<'a> {
     /// The user has a password: the form changes it (and asks for it). Without one (a passkey
     /// account) the form sets one, after a recent sign-in.
     pub has_password: bool,
+    /// Whether the password section is shown: not in a passwordless organization.
+    pub may_set_password: bool,
     /// No password, and the session's sign-in is not recent: sign in again first.
     pub set_needs_sign_in: bool,
     pub totp_on: bool,

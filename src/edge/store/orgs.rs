@@ -70,6 +70,14 @@ impl Organization {
             reset_after: self.throttle_reset_seconds,
         }
     }
+
+    /// Whether no password signs in here (`password_signin` off: people sign in with passkeys
+    /// or through upstream connections). No password is taken then — not by a link that resets
+    /// one, the account page, or "forgot password": a password the login page refuses must not
+    /// be stored, nor count as a factor.
+    pub fn passwordless(&self) -> bool {
+        !self.password_signin
+    }
 }
 
 pub async fn get_org(db: &Db, slug: &str) -> Result<Option<Organization>> {
