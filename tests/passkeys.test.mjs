@@ -417,3 +417,45 @@ test('second factor: where it is optional, a passkey user signs in with the pass
   const done = await post(o, bothAuth.get({ challenge: o.challenge, origin: origin(on), rpId: o.rpId, userHandle: both.id, flags: UP }));
   assert.equal(done.status, 303, pageText(done.text).slice(0, 200));
 });
+
+test('a passwordless organization keeps a user\'s last passkey: both removed at once leave one, and the last is refused', async () => {
+  const on = await createFixture('pklast');
+  const user = await createUser(on);
+  const first = new Authenticator();
+  const second = new Authenticator();
+  assert.equal((await register(on, user, first)).res.status, 200);
+  assert.equal((await register(on, user, second)).res.status, 200);
+  assert.equal((await admin('PATCH', `/organizations/${on.slug}`, { password_signin: false })).status, 200);
+
+  // Signed in with a passkey; the account page's two remove forms posted at once.
+  const o = await offer(on);
+  const signed = await post(o, first.get({ challenge: o.challenge, origin: origin(on), rpId: o.rpId, userHandle: user.id }));
+  assert.equal(signed.status, 303, pageText(signed.text).slice(0, 300));
+  const page = await o.browser.get(`${on.issuer}/account`);
+  const removes = parseForms(page.text, page.url).filter((f) => f.action.endsWith('/account/passkeys/remove'));
+  assert.equal(removes.length, 2);
+  const results = await Promise.all(removes.map((f) => o.browser.post(f.action, formFields(f))));
+  assert.deepEqual(results.map((r) => r.status).sort(), [200, 409]);
+  const refused = results.find((r) => r.status === 409);
+  assert.match(pageText(refused.text), /your only passkey/);
+  const left = await admin('GET', `/organizations/${on.slug}/users/${user.id}/passkeys`);
+  assert.equal(left.body.passkeys.length, 1);
+
+  // The last one again, by its form on a fresh page: refused, still there, still signs in.
+  const now = await o.browser.get(`${on.issuer}/account`);
+  const last = parseForms(now.text, now.url).find((f) => f.action.endsWith('/account/passkeys/remove'));
+  assert.equal((await o.browser.post(last.action, formFields(last))).status, 409);
+  assert.equal((await admin('GET', `/organizations/${on.slug}/users/${user.id}/passkeys`)).body.passkeys.length, 1);
+  const outcomes = [];
+  for (const a of [first, second]) {
+    const x = await offer(on);
+    outcomes.push((await post(x, a.get({ challenge: x.challenge, origin: origin(on), rpId: x.rpId, userHandle: user.id }))).status);
+  }
+  assert.deepEqual(outcomes.sort(), [303, 401], 'the passkey left signs in, the removed one does not');
+
+  // With password sign-in on again, the last passkey may go.
+  assert.equal((await admin('PATCH', `/organizations/${on.slug}`, { password_signin: true })).status, 200);
+  const after = await o.browser.get(`${on.issuer}/account`);
+  const lastAgain = parseForms(after.text, after.url).find((f) => f.action.endsWith('/account/passkeys/remove'));
+  assert.equal((await o.browser.post(lastAgain.action, formFields(lastAgain))).status, 200);
+});

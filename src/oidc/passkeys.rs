@@ -29,7 +29,9 @@ use crate::crypto::{b64url, b64url_decode, random_bytes, random_token, token_has
 use crate::edge::audit::{self, detail};
 use crate::edge::context::Ctx;
 use crate::edge::store::orgs::Organization;
-use crate::edge::store::passkeys::{self as store, Claim, NewPasskey, Passkey, Registered, Used};
+use crate::edge::store::passkeys::{
+    self as store, Claim, NewPasskey, Passkey, Registered, Removal, Used,
+};
 use crate::oidc::account::{self, Said, Viewer};
 use crate::oidc::attempts::Verdict;
 use crate::oidc::form_state::{FormState, Interaction, Step, StepKind, seal_state};
@@ -752,7 +754,15 @@ pub async fn handle_remove(mut req: Request, ctx: &Ctx, slug: &str) -> Result<Re
         };
     let viewer = Viewer::of(&current);
     let id = form.first("passkey").unwrap_or("");
-    let removed = store::delete(&ctx.primary()?, slug, &current.user.id, id).await?;
+    let outcome = store::delete_by_user(
+        &ctx.primary()?,
+        slug,
+        &current.user.id,
+        id,
+        org.passwordless(),
+    )
+    .await?;
+    let removed = outcome == Removal::Removed;
     if removed {
         audit::note(
             ctx,
@@ -763,24 +773,31 @@ pub async fn handle_remove(mut req: Request, ctx: &Ctx, slug: &str) -> Result<Re
             detail([("passkey", json!(id)), ("by", json!("user"))]),
         );
     }
-    let said = if removed {
-        Said {
-            notice: Some("The passkey was removed. It can no longer sign you in."),
-            ..Said::default()
-        }
-    } else {
-        Said {
-            error: Some("That passkey is no longer there."),
-            ..Said::default()
-        }
+    let (said, status) = match outcome {
+        Removal::Removed => (
+            Said {
+                notice: Some("The passkey was removed. It can no longer sign you in."),
+                ..Said::default()
+            },
+            200,
+        ),
+        Removal::NotFound => (
+            Said {
+                error: Some("That passkey is no longer there."),
+                ..Said::default()
+            },
+            404,
+        ),
+        // A passwordless organization: without it the user could never sign in again.
+        Removal::LastOne => (
+            Said {
+                error: Some(
+                    "This is your only passkey, and your organization signs in with passkeys only. Add another passkey before you remove this one.",
+                ),
+                ..Said::default()
+            },
+            409,
+        ),
     };
-    account::page(
-        ctx,
-        &req,
-        &org,
-        &viewer,
-        said,
-        if removed { 200 } else { 404 },
-    )
-    .await
+    account::page(ctx, &req, &org, &viewer, said, status).await
 }

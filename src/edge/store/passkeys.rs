@@ -316,3 +316,59 @@ pub async fn delete(db: &Db, org: &str, user_id: &str, id: &str) -> Result<bool>
         .await?
         .is_some())
 }
+
+/// What a user's own removal of a passkey did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Removal {
+    Removed,
+    /// Not theirs, or gone already.
+    NotFound,
+    /// Refused: it is their last passkey and it must stay.
+    LastOne,
+}
+
+/// The delete when the user's last passkey must stay (a passwordless organization). The count
+/// is inside the one statement, so two removals of a user's last two passkeys sent at once
+/// cannot both pass it: D1 runs statements one at a time at the primary.
+pub const DELETE_UNLESS_LAST: &str = "DELETE FROM passkeys WHERE org = ?1 AND user_id = ?2 AND id = ?3 \
+     AND (SELECT COUNT(*) FROM passkeys WHERE org = ?1 AND user_id = ?2) > 1 RETURNING id";
+
+/// Delete one of a user's passkeys, refusing the last one when `keep_last` (an organization
+/// without password sign-in, where it is the user's way in). Only a refused delete reads again,
+/// to tell "last one" from "not there".
+pub async fn delete_by_user(
+    db: &Db,
+    org: &str,
+    user_id: &str,
+    id: &str,
+    keep_last: bool,
+) -> Result<Removal> {
+    if !keep_last {
+        return Ok(if delete(db, org, user_id, id).await? {
+            Removal::Removed
+        } else {
+            Removal::NotFound
+        });
+    }
+    let binds = [org.into(), user_id.into(), id.into()];
+    if db
+        .prepare(DELETE_UNLESS_LAST)
+        .bind(&binds)?
+        .first::<serde_json::Value>(None)
+        .await?
+        .is_some()
+    {
+        return Ok(Removal::Removed);
+    }
+    let there = db
+        .prepare("SELECT id FROM passkeys WHERE org = ?1 AND user_id = ?2 AND id = ?3")
+        .bind(&binds)?
+        .first::<serde_json::Value>(None)
+        .await?
+        .is_some();
+    Ok(if there {
+        Removal::LastOne
+    } else {
+        Removal::NotFound
+    })
+}

@@ -1592,3 +1592,36 @@ fn a_passkey_challenge_is_claimed_once_and_only_the_winner_writes() {
         .unwrap();
     assert_eq!(left, 0);
 }
+
+/// A user's removal of a passkey in a passwordless organization keeps the last one: removing
+/// two of two one after the other (as D1 serialises two sent at once) leaves one.
+#[test]
+fn the_last_passkey_of_a_user_stays_when_removal_is_guarded() {
+    use crate::edge::store::passkeys::DELETE_UNLESS_LAST;
+    let db = migrated(None);
+    for id in ["pk_a", "pk_b"] {
+        db.execute(
+            "INSERT INTO passkeys (id, org, user_id, credential_id, public_key, alg, name, created_at) \
+             VALUES (?1, 'acme', 'usr_1', ?1, 'key', -7, 'Passkey', 0)",
+            params![id],
+        )
+        .unwrap();
+    }
+    let removed = |id: &str| {
+        let mut stmt = db.prepare(DELETE_UNLESS_LAST).unwrap();
+        let mut rows = stmt.query(params!["acme", "usr_1", id]).unwrap();
+        usize::from(rows.next().unwrap().is_some())
+    };
+    assert_eq!(removed("pk_a"), 1);
+    assert_eq!(removed("pk_b"), 0, "the last passkey was removed");
+    // Another user's passkey is never counted as this user's.
+    assert_eq!(removed("pk_other"), 0);
+    let left: Vec<String> = db
+        .prepare("SELECT id FROM passkeys")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect();
+    assert_eq!(left, ["pk_b"]);
+}
