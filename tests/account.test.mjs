@@ -493,3 +493,42 @@ async function signedInWithCode(on, user, code) {
   assert.equal(res.status, 303);
   return browser;
 }
+
+test('change password without the current one within minutes of a second-factor sign-in; a password-only session must give it', async () => {
+  const on = await createFixture('acct-waive');
+  assert.equal((await admin('PATCH', `/organizations/${on.slug}`, { mfa: 'required' })).status, 200);
+  const user = await createUser(on);
+  const { browser } = await enrolledIn(on, user); // password, then the app's code: a fresh second factor
+  const page = await accountPage(browser, on);
+  assert.match(pageText(page.text), /Not needed now: you signed in with a passkey or a second factor/);
+  const field = formTo(page, '/account/password').html.match(/<input[^>]*id="current_password"[^>]*>/)[0];
+  assert.doesNotMatch(field, /required/, 'the current password may be left empty');
+  const next = `forgotten-then-renewed ${Math.random().toString(36).slice(2, 8)}`;
+  const changed = await changePassword(browser, page, '', next);
+  assert.equal(changed.status, 200, pageText(changed.text).slice(0, 300));
+  assert.match(pageText(changed.text), /Your password was changed/);
+  assert.equal((await events('password.changed', user.id, on)).length, 1);
+  // The new password is the one the login takes (then the app's code is asked).
+  const fresh = new Browser();
+  const withNew = await submitLogin(fresh, await fresh.get(authorizeUrl(on, on.web)), user.username, next);
+  assert.match(pageText(withNew.text), /Enter the 6-digit code/);
+  const old = new Browser();
+  assert.equal((await submitLogin(old, await old.get(authorizeUrl(on, on.web)), user.username, user.password)).status, 401);
+  // A wrong current password typed all the same is checked, not waived.
+  const again = await accountPage(browser, on);
+  const wrong = await changePassword(browser, again, 'not-the-password', `${next} two`);
+  assert.equal(wrong.status, 401, pageText(wrong.text).slice(0, 200));
+  assert.equal((await events('password.changed', user.id, on)).length, 1);
+
+  // A session that proved only the password: the field is required, and left empty it is refused.
+  const plain = await createUser(fx);
+  const { browser: b } = await signedIn(plain);
+  const plainPage = await accountPage(b);
+  assert.doesNotMatch(pageText(plainPage.text), /Not needed now/);
+  assert.match(formTo(plainPage, '/account/password').html, /id="current_password"[^>]*required/);
+  const empty = await changePassword(b, plainPage, '', next);
+  assert.equal(empty.status, 401, pageText(empty.text).slice(0, 200));
+  assert.match(pageText(empty.text), /The current password is incorrect/);
+  assert.equal((await events('password.changed', plain.id)).length, 0);
+  assert.ok(await passwordWorks(plain, plain.password));
+});

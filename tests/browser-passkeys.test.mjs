@@ -173,6 +173,64 @@ describe('passkeys in headless Chromium', () => {
     assert.deepEqual(errors, [], 'no script error on any page');
   });
 
+  test('a client that requires a second factor: the password, then "Use a passkey" clicked on the two-step page; a passkey sign-in needs no second step', async () => {
+    const on = await createFixture('brpkmfa');
+    const user = await createUser(on);
+    const page = await newPage(browser);
+    const errors = [];
+    page.on('pageerror', (e) => errors.push(e.message));
+    await stubOrigins(page, [RP_REDIRECT]);
+    const { cdp, authenticatorId } = await withAuthenticator(page);
+    // The two-step page is what this test looks at: no conditional mediation answering first.
+    await page.evaluateOnNewDocument(() => { PublicKeyCredential.isConditionalMediationAvailable = async () => false; });
+
+    // The account page signs the browser in with the password, then a passkey is added.
+    await page.goto(local(`${on.issuer}/account`));
+    await page.type('#username', user.username);
+    await page.type('#password', user.password);
+    await submit(page);
+    assert.equal(new URL(page.url()).pathname, `/${on.slug}/account`, page.url());
+    await Promise.all([page.waitForNavigation({ waitUntil: 'load' }), page.click('#passkey-add button')]);
+    assert.match(await visibleText(page), /Passkey added/);
+    assert.equal((await cdp.send('WebAuthn.getCredentials', { authenticatorId })).credentials.length, 1);
+
+    const patched = await admin('PATCH', `/organizations/${on.slug}/clients/${on.web.client_id}`, { require_mfa: true });
+    assert.equal(patched.status, 200, JSON.stringify(patched.body));
+
+    // The password at the relying party's sign-in: the two-step page offers the passkey only
+    // (no authenticator app), and a click finishes the sign-in.
+    let state = randomString(12);
+    await page.goto(local(authorizeUrl(on, on.web, { state, prompt: 'login' }).href));
+    await page.type('#username', user.username);
+    await page.type('#password', user.password);
+    await submit(page);
+    const text = await visibleText(page);
+    assert.match(text, /Two-step verification/);
+    assert.doesNotMatch(text, /authenticator app/i, 'no code is asked of a user without an app');
+    assert.equal(await page.$eval('#passkey-signin', (f) => f.hidden), false, 'the script shows the passkey button');
+    assert.equal(await page.$eval('#passkey-signin', (f) => new URL(f.action).pathname), `/${on.slug}/mfa/passkey`);
+    assertPng(await screenshot(page, 'passkeys-second-factor'));
+    await Promise.all([page.waitForNavigation({ waitUntil: 'load' }), page.click('#passkey-signin button')]);
+    const at = { ...on, discovery: { ...on.discovery, token_endpoint: local(on.discovery.token_endpoint) } };
+    const redeem = async () => {
+      const url = new URL(page.url());
+      assert.equal(`${url.origin}${url.pathname}`, RP_REDIRECT, `back at the client: ${page.url()}`);
+      assert.equal(url.searchParams.get('state'), state);
+      return decodeJwt(assertTokenSuccess(await exchangeCode(at, on.web, url.searchParams.get('code'))).id_token).payload;
+    };
+    let id = await redeem();
+    assert.ok(id.amr.includes('pwd') && id.amr.includes('hwk') && id.amr.includes('mfa'), JSON.stringify(id.amr));
+    assert.equal(id.acr, 'phr', 'the password and a user-verifying passkey');
+
+    // A usernameless sign-in with the (user-verifying) passkey meets require_mfa by itself.
+    state = randomString(12);
+    await page.goto(local(authorizeUrl(on, on.web, { state, prompt: 'login' }).href));
+    await Promise.all([page.waitForNavigation({ waitUntil: 'load' }), page.click('#passkey-signin button')]);
+    id = await redeem();
+    assert.deepEqual(id.amr, ['hwk', 'user', 'mfa']);
+    assert.deepEqual(errors, [], 'no script error on any page');
+  });
+
   test('with JavaScript off the login and account pages show no passkey button and still work', async () => {
     const page = await newPage(browser, { javaScript: false });
     await page.goto(local(authorizeUrl(fx, fx.web).href));

@@ -149,3 +149,35 @@ test('the admin API e-mails an invitation with send_email: true, and the link wo
   assert.equal(recovery.subject, `Recover your ${fx.name} account`);
   assert.ok(messages(worker).length >= 2);
 });
+
+test('where e-mail is configured, invitation and recovery links are e-mailed without asking; send_email: false leaves it to the administrator', async () => {
+  const username = `bydefault${randomBytes(3).toString('hex')}`;
+  const address = `${username}@example.test`;
+  const res = await admin('POST', `/organizations/${fx.slug}/users`, { username, email: address });
+  assert.equal(res.status, 201, JSON.stringify(res.body));
+  assert.equal(res.body.setup_link_emailed, true);
+  const [mail] = await waitForMail(worker, address);
+  assert.equal(linkIn(mail), res.body.setup_link, 'the link in the e-mail is the one returned');
+  const rec = await admin('POST', `/organizations/${fx.slug}/users/${res.body.id}/recovery-link`);
+  assert.equal(rec.status, 200, JSON.stringify(rec.body));
+  assert.equal(rec.body.emailed, true);
+  const [, recovery] = await waitForMail(worker, address, 2);
+  assert.equal(linkIn(recovery), rec.body.link);
+
+  // Asked not to: the link only in the response, no e-mail.
+  const quiet = `quiet${randomBytes(3).toString('hex')}`;
+  const none = await admin('POST', `/organizations/${fx.slug}/users`, { username: quiet, email: `${quiet}@example.test`, send_email: false });
+  assert.equal(none.status, 201, JSON.stringify(none.body));
+  assert.ok(none.body.setup_link);
+  assert.equal(none.body.setup_link_emailed, undefined);
+  const link = await admin('POST', `/organizations/${fx.slug}/users/${none.body.id}/setup-link`, { send_email: false });
+  assert.equal(link.body.emailed, undefined);
+  // A user created with a password gets no link, so nothing is e-mailed by default either.
+  const withPassword = `pw${randomBytes(3).toString('hex')}`;
+  const pw = await admin('POST', `/organizations/${fx.slug}/users`, { username: withPassword, email: `${withPassword}@example.test`, password: 'a long enough password' });
+  assert.equal(pw.status, 201, JSON.stringify(pw.body));
+  assert.equal(pw.body.setup_link, undefined);
+  await sleep(1500); // e-mail goes out after the response: give a stray one time to show
+  assert.equal(mailTo(worker, `${quiet}@example.test`).length, 0);
+  assert.equal(mailTo(worker, `${withPassword}@example.test`).length, 0);
+});

@@ -259,6 +259,13 @@ test('recovery of the password with a passkey: the old password stops working, o
   const after = await old.get(authorizeUrl(fx, fx.web));
   assert.ok(isLoginPage(after), `the old session ended: ${after.status}`);
   assert.equal((await signInWithPasskey(fx, auth, user)).res.status, 303);
+
+  // A later recovery link's page excludes the passkey the user has (WebAuthn excludeCredentials).
+  const second = await admin('POST', `${usersPath()}/${user.id}/recovery-link`, { reset: ['password'] });
+  const o2 = await open(second.body.link);
+  assert.deepEqual(JSON.parse(data(o2.form, 'exclude')), [auth.credentialId.toString('base64url')]);
+  const first = await open((await admin('POST', `${usersPath()}/${(await invite()).user.id}/setup-link`)).body.link);
+  assert.deepEqual(JSON.parse(data(first.form, 'exclude')), [], 'a new user has none');
 });
 
 test('only links that reset the password offer a passkey, and only where the organization allows passkeys', async () => {

@@ -459,3 +459,71 @@ test('a passwordless organization keeps a user\'s last passkey: both removed at 
   const lastAgain = parseForms(after.text, after.url).find((f) => f.action.endsWith('/account/passkeys/remove'));
   assert.equal((await o.browser.post(lastAgain.action, formFields(lastAgain))).status, 200);
 });
+
+test('where a second factor is required, TOTP and the only passkey stand in for each other: either may go while the other stays, both at once leave one', async () => {
+  const on = await createFixture('pkfactor');
+  const { base32Decode, totp } = await import('./support/totp.mjs');
+  const { submitLogin } = await import('./support/oidc.mjs');
+  assert.equal((await admin('PATCH', `/organizations/${on.slug}`, { mfa: 'required' })).status, 200);
+
+  /** A user who enrolled TOTP at sign-in and then added a passkey on the account page. */
+  async function bothFactors() {
+    const user = await createUser(on);
+    const browser = new Browser();
+    let res = await submitLogin(browser, await browser.get(authorizeUrl(on, on.web)), user.username, user.password);
+    const secret = base32Decode(res.text.match(/<code id="secret">([A-Z2-7 ]+)<\/code>/)[1]);
+    res = await browser.post(parseForms(res.text, res.url)[0].action, formFields(parseForms(res.text, res.url)[0], { code: totp(secret) }));
+    res = await browser.post(parseForms(res.text, res.url)[0].action, formFields(parseForms(res.text, res.url)[0]));
+    assert.equal(res.status, 303, pageText(res.text).slice(0, 200));
+    const account = await browser.get(`${on.issuer}/account`);
+    const add = parseForms(account.text, account.url).find((f) => /id="passkey-add"/.test(f.html));
+    const auth = new Authenticator();
+    const added = await browser.post(add.action, formFields(add, {
+      credential: auth.create({ challenge: data(add, 'challenge'), origin: origin(on), rpId: data(add, 'rp-id') }),
+    }));
+    assert.equal(added.status, 200, pageText(added.text).slice(0, 200));
+    return { user, browser, auth, page: added };
+  }
+  const formOf = (page, suffix) => parseForms(page.text, page.url).find((f) => f.action.endsWith(suffix));
+  const state = async (user) => {
+    const shown = (await admin('GET', `/organizations/${on.slug}/users/${user.id}`)).body;
+    const keys = (await admin('GET', `/organizations/${on.slug}/users/${user.id}/passkeys`)).body.passkeys;
+    return { totp: shown.totp_enrolled, passkeys: keys.length };
+  };
+
+  // TOTP goes while the passkey stays; then the passkey, now the only second factor, stays.
+  const a = await bothFactors();
+  const removeTotp = formOf(a.page, '/account/mfa/remove');
+  assert.ok(removeTotp, 'with a passkey, the page offers to turn TOTP off');
+  const off = await a.browser.post(removeTotp.action, formFields(removeTotp, { password: a.user.password }));
+  assert.equal(off.status, 200, pageText(off.text).slice(0, 300));
+  assert.match(pageText(off.text), /Two-step verification is off/);
+  const keep = await a.browser.post(formOf(off, '/account/passkeys/remove').action, formFields(formOf(off, '/account/passkeys/remove')));
+  assert.equal(keep.status, 409, pageText(keep.text).slice(0, 300));
+  assert.match(pageText(keep.text), /this passkey is your only second factor/);
+  assert.deepEqual(await state(a.user), { totp: false, passkeys: 1 });
+  // The next sign-in asks for the passkey after the password, not to enrol an app.
+  const next = await secondFactorPage(on, a.user);
+  assert.ok(next.form, 'the passkey is the second factor');
+
+  // Both removals posted at once: exactly one goes, whichever D1 runs first.
+  const b = await bothFactors();
+  const results = await Promise.all([
+    b.browser.post(formOf(b.page, '/account/mfa/remove').action, formFields(formOf(b.page, '/account/mfa/remove'), { password: b.user.password })),
+    b.browser.post(formOf(b.page, '/account/passkeys/remove').action, formFields(formOf(b.page, '/account/passkeys/remove'))),
+  ]);
+  assert.deepEqual(results.map((r) => r.status).sort(), [200, 409], results.map((r) => pageText(r.text).slice(0, 120)).join(' | '));
+  const left = await state(b.user);
+  assert.equal(Number(left.totp) + left.passkeys, 1, `one second factor left: ${JSON.stringify(left)}`);
+
+  // Without a passkey, turning TOTP off stays refused before the password is asked.
+  const plain = await createUser(on);
+  const browser = new Browser();
+  let res = await submitLogin(browser, await browser.get(authorizeUrl(on, on.web)), plain.username, plain.password);
+  const secret = base32Decode(res.text.match(/<code id="secret">([A-Z2-7 ]+)<\/code>/)[1]);
+  res = await browser.post(parseForms(res.text, res.url)[0].action, formFields(parseForms(res.text, res.url)[0], { code: totp(secret) }));
+  res = await browser.post(parseForms(res.text, res.url)[0].action, formFields(parseForms(res.text, res.url)[0]));
+  const page = await browser.get(`${on.issuer}/account`);
+  assert.equal(formOf(page, '/account/mfa/remove'), undefined);
+  assert.match(pageText(page.text), /cannot be turned off here while it is your only second factor: add a passkey first/);
+});

@@ -140,6 +140,35 @@ test('a disabled user: a pending code and the refresh token are refused at once;
   assert.equal(again.code, undefined, 'no code from the login form');
 });
 
+test('sign out everywhere: a session the lagging replica still shows gets a code, and that code redeems to nothing; a fresh sign-in redeems', async () => {
+  const fx = await createFixture('lag-soe');
+  const signedIn = await loginAndExchange(fx, fx.web);
+  await sync();
+  const res = await admin('POST', `/organizations/${fx.slug}/users/${fx.alice.id}/logout`);
+  assert.ok([200, 204].includes(res.status), JSON.stringify(res.body));
+
+  // The replica has not seen the sign-out: the ended session is still read as live there...
+  const sso = await ssoAuthorize(fx, fx.web, signedIn.browser);
+  assert.ok(sso.code, `the ended session still gets a code while the replica lags (${sso.res.status} ${sso.res.location})`);
+  // ...but the code carries the session's start, which the primary judges at redemption.
+  const redeemed = await exchangeCode(fx, fx.web, sso.code);
+  assertOAuthError(redeemed, 400, 'invalid_grant', 'a code of a session ended by sign out everywhere');
+  assert.match(redeemed.json.error_description, /signed out/);
+  assert.equal(calls(redeemed, 'd1-primary'), 1, 'judged in the one round trip of a redemption');
+  const [event] = await eventsOf(fx, 'code.refused', fx.alice);
+  assert.equal(event?.detail?.reason, 'session_ended', JSON.stringify(event));
+  // Burnt: replayed, it is refused as used.
+  assert.match((await exchangeCode(fx, fx.web, sso.code)).json.error_description, /already used/);
+
+  // A sign-in after the sign-out (a new session) redeems, with the replica still behind.
+  const fresh = await passwordSignIn(fx, fx.web, fx.alice.username, fx.alice.password);
+  assert.ok(fresh.code, `a fresh sign-in gets a code: ${fresh.res.status}`);
+  assertTokenSuccess(await exchangeCode(fx, fx.web, fresh.code));
+  await sync();
+  const after = await ssoAuthorize(fx, fx.web, signedIn.browser);
+  assert.equal(after.code, undefined, 'caught up: the ended session gets no code');
+});
+
 test('a refused code is burnt: enabled again, the user cannot redeem it', async () => {
   const fx = await createFixture('lag-burn');
   const pending = await authorize(fx, fx.web);

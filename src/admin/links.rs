@@ -5,9 +5,11 @@
 //!
 //! The link is in the response once: only its hash is stored (edge/store/links.rs), so no later
 //! request can show it again. A new link of the same purpose replaces the user's earlier ones.
-//! With `send_email: true` and e-mail configured (edge/email.rs), Clavex also e-mails it to the
-//! user's address and says whether the e-mail was accepted; without e-mail configured that
-//! request is refused (409 `email_not_configured`) before anything is made.
+//! Where e-mail is configured (edge/email.rs), Clavex also e-mails it to the user's address and
+//! says whether the e-mail was accepted — by default (issue 16 item 4: "Clavex e-mails invitation
+//! and recovery links itself"); `send_email: false` leaves the sending to the administrator.
+//! Without e-mail configured, `send_email: true` is refused (409 `email_not_configured`) before
+//! anything is made, and links are only returned.
 
 use serde::Serialize;
 use serde_json::json;
@@ -50,14 +52,17 @@ async fn fields(req: &mut Request, ctx: &Ctx, allowed: &[&str]) -> Result<Fields
     body::read(req, ctx, allowed).await
 }
 
-/// `send_email`, refused up front where e-mail is not configured.
+/// Whether to e-mail the link: `send_email` as given, else whether e-mail is configured; an
+/// explicit `true` is refused up front where e-mail is not configured.
 pub fn wants_email(ctx: &Ctx, fields: &Fields) -> Result<bool, ApiError> {
-    let wanted = fields.bool("send_email")?.unwrap_or(false);
+    let wanted = fields
+        .bool("send_email")?
+        .unwrap_or_else(|| email::configured(ctx));
     if wanted && !email::configured(ctx) {
         return Err(ApiError::new(
             409,
             "email_not_configured",
-            "send_email needs the EMAIL send_email binding and the EMAIL_FROM var (README, \"E-mail\"); without them, give the user the link yourself",
+            "send_email needs the EMAIL send_email binding and the EMAIL_FROM var (README, \"E-mail in production\"); without them, give the user the link yourself",
         ));
     }
     Ok(wanted)

@@ -284,8 +284,10 @@ pub async fn create(req: &mut Request, ctx: &Ctx, org: &str) -> Outcome {
         .map(|p| validate::password("password", &p))
         .transpose()?;
     // Checked before anything is stored: a request that cannot be done entirely changes nothing.
-    let send_email = crate::admin::links::wants_email(ctx, &fields)?;
-    if send_email && password.is_some() {
+    // E-mailed by default where e-mail is configured, and only the invitation of a user without
+    // a password (a user created with one gets no link).
+    let send_email = crate::admin::links::wants_email(ctx, &fields)? && password.is_none();
+    if fields.bool("send_email")? == Some(true) && password.is_some() {
         return Err(ApiError::invalid_field(
             "send_email",
             "send_email e-mails the setup link of a user created without a password",

@@ -34,13 +34,18 @@ fn grant() -> impl Strategy<Value = CodeGrant> {
     (
         (any_text(24), any_text(24), any_text(40), any_text(48)),
         (opt_text(64), opt_text(64), opt_text(64), opt_text(24)),
-        (0..=i64::from(u32::MAX), 0..=i64::from(u32::MAX), 0u8..3),
+        (
+            0..=i64::from(u32::MAX),
+            0..=i64::from(u32::MAX),
+            0u8..3,
+            prop::option::of(0..=i64::MAX),
+        ),
     )
         .prop_map(
             |(
                 (client_id, redirect, scope, user_id),
                 (nonce, code_challenge, claims, sid),
-                (auth_time, issued_at, acr),
+                (auth_time, issued_at, acr, session_started_ms),
             )| CodeGrant {
                 factors: 1,
                 acr: crate::protocol::acr::from_byte(acr),
@@ -54,6 +59,7 @@ fn grant() -> impl Strategy<Value = CodeGrant> {
                 issued_at,
                 claims,
                 sid,
+                session_started_ms,
             },
         )
 }

@@ -28,7 +28,7 @@ use crate::oidc::login::signs_in_user;
 use crate::oidc::request::{Accept, page_request};
 use crate::oidc::sso::{self, Current};
 use crate::oidc::{backchannel, device, pages};
-use crate::protocol::account::{may_remove_totp, new_password};
+use crate::protocol::account::{TotpRemoval, new_password, totp_removal, waives_current_password};
 use crate::protocol::audit::Kind;
 use crate::protocol::logout_token::Ended;
 use crate::protocol::mfa::{PWD, Policy};
@@ -126,8 +126,15 @@ pub(crate) async fn page(
         has_password: viewer.user.password_hash.is_some(),
         may_set_password: !org.passwordless(),
         set_needs_sign_in: viewer.user.password_hash.is_none() && !recent(ctx, viewer),
+        current_password_waived: waives_current_password(viewer.factors, recent(ctx, viewer)),
         totp_on: viewer.user.totp_secret_sealed.is_some(),
-        may_remove: may_remove_totp(&org.mfa),
+        may_remove: match totp_removal(&org.mfa, org.passkeys) {
+            TotpRemoval::Allowed => true,
+            TotpRemoval::WhilePasskeyRemains => {
+                passkeys.as_ref().is_some_and(|p| !p.rows.is_empty())
+            }
+            TotpRemoval::Refused => false,
+        },
         remove_action: &format!("/{slug}/account/mfa/remove"),
         remove_state: &seal(Step::RemoveTotp),
         renew_action: &format!("/{slug}/account/mfa/recovery-codes"),
@@ -304,7 +311,9 @@ fn recent(ctx: &Ctx, viewer: &Viewer<'_>) -> bool {
 /// user's other sessions ended and every grant revoked, the relying parties told, and this
 /// browser given a fresh session. A user without a password (a passkey account) sets one with
 /// no current password to give, but only within `FRESH_SECONDS` of signing in: a session cookie
-/// taken later must not be enough to add a password to the account. A passwordless
+/// taken later must not be enough to add a password to the account. Within the same time, a
+/// sign-in with a passkey or a second factor waives the current password too
+/// (protocol/account.rs `waives_current_password`). A passwordless
 /// organization (`Organization::passwordless`) takes none.
 pub async fn handle_password(mut req: Request, ctx: &Ctx, slug: &str) -> Result<Response> {
     let (Submission { org, form, .. }, current) =
@@ -337,6 +346,8 @@ pub async fn handle_password(mut req: Request, ctx: &Ctx, slug: &str) -> Result<
             return page(ctx, &req, &org, &viewer, said, 400).await;
         }
     };
+    let waived = current_password.is_empty()
+        && waives_current_password(viewer.factors, recent(ctx, &viewer));
     if user.password_hash.is_none() {
         if !recent(ctx, &viewer) {
             let said = Said {
@@ -347,6 +358,9 @@ pub async fn handle_password(mut req: Request, ctx: &Ctx, slug: &str) -> Result<
             };
             return page(ctx, &req, &org, &viewer, said, 401).await;
         }
+    } else if waived {
+        // A recent passkey or second-factor check stands for the current password. One typed
+        // all the same is checked (and counted) below, like any other.
     } else {
         let verdict = check_password(ctx, &req, &org, user, current_password).await?;
         if verdict != Verdict::Accepted {
@@ -378,16 +392,21 @@ pub async fn handle_password(mut req: Request, ctx: &Ctx, slug: &str) -> Result<
     );
     // This browser stays signed in: a new session (new id, started after the not-before time),
     // authenticated by the password just given, with the factors the old one had.
-    // A password set where there was none proved nothing now: the session keeps its sign-in
-    // time and factors, so setting one cannot stretch a session's freshness.
+    // A password set where there was none, or changed without the current one, proved nothing
+    // now: the session keeps its sign-in time and factors, so it cannot stretch a session's
+    // freshness.
     let had_password = user.password_hash.is_some();
-    let (auth_time, factors) = if had_password {
+    let (auth_time, factors) = if had_password && !waived {
         (ctx.now, current.session.factors | PWD)
     } else {
         (viewer.auth_time, current.session.factors)
     };
     sso::forget(ctx, slug, &req).await?;
-    let (cookie, session_hash, _) = sso::start(ctx, slug, &user.id, auth_time, factors).await?;
+    let sso::Started {
+        cookie,
+        hash: session_hash,
+        ..
+    } = sso::start(ctx, slug, &user.id, auth_time, factors).await?;
     let mut updated = user.clone();
     updated.password_hash = Some(hash);
     let fresh = Viewer {
@@ -439,9 +458,10 @@ pub async fn handle_sign_out(mut req: Request, ctx: &Ctx, slug: &str) -> Result<
     append_cookie(resp, &clear[1])
 }
 
-/// POST /{org}/account/mfa/remove: refused where the organization requires a second factor;
-/// otherwise the password or a current code (TOTP or recovery), counted, then the factor and
-/// its recovery codes are removed.
+/// POST /{org}/account/mfa/remove: refused where the organization requires a second factor and
+/// no passkey would stand in for it (protocol/account.rs `totp_removal`); otherwise the password
+/// or a current code (TOTP or recovery), counted, then the factor and its recovery codes are
+/// removed — where a passkey must remain, only if it still does at the primary.
 pub async fn handle_remove_totp(mut req: Request, ctx: &Ctx, slug: &str) -> Result<Response> {
     let (Submission { org, form, .. }, current) =
         match posted(&mut req, ctx, slug, StepKind::RemoveTotp).await? {
@@ -450,7 +470,14 @@ pub async fn handle_remove_totp(mut req: Request, ctx: &Ctx, slug: &str) -> Resu
         };
     let viewer = Viewer::of(&current);
     let user = &current.user;
-    if !may_remove_totp(&org.mfa) {
+    let removal = totp_removal(&org.mfa, org.passkeys);
+    // Asked before the password is: no guess is spent on a removal that cannot happen. (The
+    // removal's own statement decides again, for a passkey removed at this very moment.)
+    let no_passkey = removal == TotpRemoval::WhilePasskeyRemains
+        && crate::edge::store::passkeys::list(&ctx.primary()?, slug, &user.id)
+            .await?
+            .is_empty();
+    if removal == TotpRemoval::Refused || no_passkey {
         return pages::error(
             &org,
             403,
@@ -471,7 +498,17 @@ pub async fn handle_remove_totp(mut req: Request, ctx: &Ctx, slug: &str) -> Resu
     if verdict != Verdict::Accepted {
         return refused_guess(ctx, &req, &org, &viewer, verdict, wrong).await;
     }
-    mfa_store::reset(&ctx.primary()?, slug, &user.id).await?;
+    let while_passkey = removal == TotpRemoval::WhilePasskeyRemains;
+    if !mfa_store::reset_by_user(&ctx.primary()?, slug, &user.id, while_passkey).await? {
+        // Required, and no passkey left to stand in for it (or removed at this moment).
+        let said = Said {
+            error: Some(
+                "Your organization requires two-step verification, and your authenticator app is your only second factor. Add a passkey before you turn it off.",
+            ),
+            ..Said::default()
+        };
+        return page(ctx, &req, &org, &viewer, said, 409).await;
+    }
     audit::note(
         ctx,
         Kind::MfaRemoved,

@@ -17,6 +17,7 @@ use crate::oidc::form_state::{Authenticated, FormState, Interaction, Step};
 use crate::oidc::forms::append_cookie;
 use crate::oidc::sso::Current;
 use crate::oidc::{device, issue, screens, sso};
+use crate::protocol::account::session_started_ms;
 use crate::protocol::audit::Kind;
 use crate::protocol::error::ErrorCode;
 use crate::protocol::gate::{self, ClientFacts, Decision, Input, UserFacts};
@@ -191,7 +192,7 @@ async fn carry_out(
             let (Some(authenticated), Some(user)) = (c.authenticated.clone(), c.user) else {
                 unreachable!("the gate asks for consent only of an authenticated user")
             };
-            let (cookies, session, _) = establish(
+            let (cookies, session, _, _) = establish(
                 ctx,
                 req,
                 slug,
@@ -227,7 +228,7 @@ async fn carry_out(
                 .authenticated
                 .clone()
                 .expect("the gate issues only with an authentication");
-            let (cookies, _, sid) = establish(
+            let (cookies, _, sid, started_ms) = establish(
                 ctx,
                 req,
                 slug,
@@ -246,7 +247,7 @@ async fn carry_out(
                     Default::default(),
                 );
             }
-            let resp = issue::code(ctx, c.org, &issuance, sid.as_deref(), c.status)?;
+            let resp = issue::code(ctx, c.org, &issuance, sid.as_deref(), started_ms, c.status)?;
             with_cookies(resp, &cookies)
         }
     }
@@ -255,7 +256,8 @@ async fn carry_out(
 /// The SSO session of a sign-in whose factors are all given: a new one for a fresh sign-in
 /// (recorded as `signin.succeeded`, and this browser remembered for the account), the same one
 /// when the session already had these factors, or the session upgraded when a step-up added
-/// one. The Set-Cookie values, the hash of the session's id, and its public `sid`.
+/// one. The Set-Cookie values, the hash of the session's id, its public `sid` and when it
+/// started (unix ms; a code carries it, see protocol/code.rs).
 async fn establish(
     ctx: &Ctx,
     req: &Request,
@@ -263,12 +265,19 @@ async fn establish(
     client_id: &str,
     authenticated: &Authenticated,
     origin: Origin<'_>,
-) -> Result<(Vec<String>, String, Option<String>)> {
+) -> Result<(Vec<String>, String, Option<String>, i64)> {
     let amr = json!(mfa::amr(authenticated.factors));
     match origin {
         Origin::Session(current) if current.user.id == authenticated.user_id => {
+            let started_ms =
+                session_started_ms(current.session.started_ms, current.session.auth_time);
             if authenticated.factors & !current.session.factors == 0 {
-                return Ok((Vec::new(), current.id_hash(), current.session.sid.clone()));
+                return Ok((
+                    Vec::new(),
+                    current.id_hash(),
+                    current.session.sid.clone(),
+                    started_ms,
+                ));
             }
             let (cookie, hash) = sso::upgrade(ctx, slug, current, authenticated.factors).await?;
             audit::note(
@@ -279,11 +288,13 @@ async fn establish(
                 Some(client_id),
                 detail([("amr", amr), ("step_up", json!(true))]),
             );
-            Ok((vec![cookie], hash, current.session.sid.clone()))
+            // A step-up keeps the session's start: the session ended by a sign-out everywhere
+            // stays ended, whatever factor is added to it.
+            Ok((vec![cookie], hash, current.session.sid.clone(), started_ms))
         }
         _ => {
             sso::forget(ctx, slug, req).await?;
-            let (cookie, hash, sid) = sso::start(
+            let started = sso::start(
                 ctx,
                 slug,
                 &authenticated.user_id,
@@ -299,11 +310,11 @@ async fn establish(
                 Some(client_id),
                 detail([("amr", amr)]),
             );
-            let mut cookies = vec![cookie];
+            let mut cookies = vec![started.cookie];
             if authenticated.factors & PWD != 0 {
                 cookies.push(device::remember(ctx, req, slug, &authenticated.user_id));
             }
-            Ok((cookies, hash, sid))
+            Ok((cookies, started.hash, started.sid, started.started_ms))
         }
     }
 }

@@ -27,6 +27,7 @@ pub fn code(
     org: &Organization,
     issuance: &Issuance,
     sid: Option<&str>,
+    session_started_ms: i64,
     status: u16,
 ) -> Result<Response> {
     let slug = org.slug.as_str();
@@ -44,6 +45,7 @@ pub fn code(
         issued_at: ctx.now,
         claims: req.claims.clone(),
         sid: sid.map(str::to_string),
+        session_started_ms: Some(session_started_ms),
     };
     let code = grant.seal(&ctx.config.key_encryption_secret, slug);
     crate::edge::audit::note(

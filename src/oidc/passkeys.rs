@@ -38,6 +38,7 @@ use crate::oidc::form_state::{FormState, Interaction, Step, StepKind, seal_state
 use crate::oidc::forms::{Submission, registered_client, submitted};
 use crate::oidc::interaction::{self, Continue, Origin};
 use crate::oidc::{mfa, pages, screens};
+use crate::protocol::account::{PasskeyKeep, passkey_keep};
 use crate::protocol::audit::Kind;
 use crate::protocol::dates;
 use crate::protocol::lifetimes::LOGIN_FORM_SECONDS;
@@ -754,14 +755,8 @@ pub async fn handle_remove(mut req: Request, ctx: &Ctx, slug: &str) -> Result<Re
         };
     let viewer = Viewer::of(&current);
     let id = form.first("passkey").unwrap_or("");
-    let outcome = store::delete_by_user(
-        &ctx.primary()?,
-        slug,
-        &current.user.id,
-        id,
-        org.passwordless(),
-    )
-    .await?;
+    let keep = passkey_keep(org.passwordless(), &org.mfa);
+    let outcome = store::delete_by_user(&ctx.primary()?, slug, &current.user.id, id, keep).await?;
     let removed = outcome == Removal::Removed;
     if removed {
         audit::note(
@@ -788,12 +783,15 @@ pub async fn handle_remove(mut req: Request, ctx: &Ctx, slug: &str) -> Result<Re
             },
             404,
         ),
-        // A passwordless organization: without it the user could never sign in again.
-        Removal::LastOne => (
+        // Without it the user could never sign in again (a passwordless organization), or
+        // could not finish a sign-in without enrolling a factor again (one is required).
+        Removal::MustStay => (
             Said {
-                error: Some(
-                    "This is your only passkey, and your organization signs in with passkeys only. Add another passkey before you remove this one.",
-                ),
+                error: Some(if keep == PasskeyKeep::LastPasskey {
+                    "This is your only passkey, and your organization signs in with passkeys only. Add another passkey before you remove this one."
+                } else {
+                    "Your organization requires two-step verification, and this passkey is your only second factor. Add another passkey or turn on an authenticator app before you remove it."
+                }),
                 ..Said::default()
             },
             409,

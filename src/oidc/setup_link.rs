@@ -166,6 +166,7 @@ fn passkey_offer(
         rp_name: org.name.clone(),
         user_handle: b64url(link.user_id.as_bytes()),
         user_name: link.username.clone(),
+        exclude: link.credential_ids.clone(),
     })
 }
 
@@ -479,7 +480,9 @@ pub async fn signed_in(
 ) -> Result<Response> {
     let slug = org.slug.as_str();
     sso::forget(ctx, slug, req).await?;
-    let (cookie, _, _) = sso::start(ctx, slug, user_id, ctx.now, factors).await?;
+    let cookie = sso::start(ctx, slug, user_id, ctx.now, factors)
+        .await?
+        .cookie;
     audit::note(
         ctx,
         Kind::SignInSucceeded,

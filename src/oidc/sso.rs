@@ -67,13 +67,23 @@ pub fn current_of((id, session): (String, Session), user: Option<User>) -> Optio
 
 /// Start a session for `user_id`, first authenticated at `auth_time` with `factors`; returns
 /// the Set-Cookie value, the hash of the new session's id and its public `sid`.
+/// A session just started: its Set-Cookie, the hash of its id, its public `sid` and when it
+/// started (unix ms).
+pub struct Started {
+    pub cookie: String,
+    pub hash: String,
+    pub sid: Option<String>,
+    pub started_ms: i64,
+}
+
 pub async fn start(
     ctx: &Ctx,
     org: &str,
     user_id: &str,
     auth_time: i64,
     factors: u8,
-) -> Result<(String, String, Option<String>)> {
+) -> Result<Started> {
+    let started_ms = crate::edge::context::now_millis();
     let session = Session {
         user_id: user_id.to_string(),
         auth_time,
@@ -83,10 +93,15 @@ pub async fn start(
         sid: Some(crate::crypto::b64url(&crate::crypto::random_bytes::<16>())),
         // The clock now, not the request's start (`ctx.now_ms` is whole seconds): compared with
         // a sign-out everywhere to the millisecond.
-        started_ms: Some(crate::edge::context::now_millis()),
+        started_ms: Some(started_ms),
     };
     let (cookie, hash) = put(ctx, org, &session).await?;
-    Ok((cookie, hash, session.sid))
+    Ok(Started {
+        cookie,
+        hash,
+        sid: session.sid,
+        started_ms,
+    })
 }
 
 /// A step-up: the same sign-in with more factors. It keeps the session's `auth_time` (when the

@@ -188,6 +188,7 @@ async fn exchange_code(
         acr: record.acr,
         sid: record.sid.as_deref(),
         second_factor: crate::protocol::mfa::has_second_factor(record.factors),
+        session_started_ms: record.session_started_ms,
     };
     let hashes = TokenHashes {
         access: &access_hash,
@@ -197,8 +198,9 @@ async fn exchange_code(
     let (claimed, id_token) = futures_util::future::join(claiming, signing).await;
     match claimed {
         Ok(Claim::Refused(why)) => {
-            // The user was disabled, or left the client's allowed groups, after the code was
-            // minted: the primary refused them, burnt the code and issued nothing.
+            // The user was disabled, left the client's allowed groups or signed out everywhere
+            // after the code was minted: the primary refused them, burnt the code and issued
+            // nothing.
             let note = detail([("reason", json!(why.reason()))]);
             audit::note(
                 ctx,
@@ -214,6 +216,7 @@ async fn exchange_code(
                 UserRefusal::SecondFactorMissing => {
                     "the sign-in had no second factor, which this client now requires"
                 }
+                UserRefusal::SessionEnded => "the user has signed out of this session",
             })));
         }
         Ok(Claim::Won) => {

@@ -3,7 +3,7 @@
 //! checked, and when a user may remove their own second factor. Pure; oidc/account.rs applies
 //! them.
 
-use crate::protocol::mfa::Policy;
+use crate::protocol::mfa::{OTP, PASSKEY, Policy};
 use crate::protocol::password_policy;
 
 /// Whether a session started at `started_ms` is still live for a user whose sessions before
@@ -64,14 +64,60 @@ pub fn new_password(current: &str, new: &str, confirm: &str) -> Result<String, N
     Ok(normalized)
 }
 
-/// Whether a user may remove their TOTP under the organization's `mfa` setting. Where the
-/// organization requires a second factor, removing the only one there is would leave the next
-/// sign-in unable to finish without enrolling again — a user who can remove it can also be an
-/// attacker with a borrowed browser and the password, so it stays an administrator's reset.
-/// (A client's `require_mfa` is not consulted: it binds sign-ins to that client, which will
-/// simply ask for enrolment again.)
-pub fn may_remove_totp(org_mfa: &str) -> bool {
-    Policy::parse(org_mfa) != Some(Policy::Required)
+/// Whether a password change may go without the current password (issue 16: "after entering
+/// the current one, or a fresh passkey or second-factor check"): the session's sign-in is
+/// `fresh` (recent, see oidc/account.rs) and proved more than a password — a passkey, or a
+/// second factor given after it. A user who forgot their password and just signed in with a
+/// passkey or their authenticator app sets a new one here; a session that proved only the
+/// password, or proved more long ago, must give the current password.
+pub fn waives_current_password(session_factors: u8, fresh: bool) -> bool {
+    fresh && session_factors & (PASSKEY | OTP) != 0
+}
+
+/// When a user may remove their own TOTP (issue 16: "removal refused where policy requires a
+/// factor and none would be left"). Where the organization requires a second factor, removing
+/// the only one there is would leave the next sign-in unable to finish without enrolling again —
+/// a user who can remove it can also be an attacker with a borrowed browser and the password, so
+/// that stays an administrator's reset. A passkey is a second factor too (after the password),
+/// where the organization allows passkeys. (A client's `require_mfa` is not consulted: it binds
+/// sign-ins to that client, which will simply ask for enrolment again.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TotpRemoval {
+    Allowed,
+    /// Only while the user has a passkey: decided in the removal's statement at the primary, so
+    /// removing the last passkey at the same time cannot leave neither.
+    WhilePasskeyRemains,
+    Refused,
+}
+
+pub fn totp_removal(org_mfa: &str, passkeys_allowed: bool) -> TotpRemoval {
+    match Policy::parse(org_mfa) {
+        Some(Policy::Required) if passkeys_allowed => TotpRemoval::WhilePasskeyRemains,
+        Some(Policy::Required) => TotpRemoval::Refused,
+        _ => TotpRemoval::Allowed,
+    }
+}
+
+/// What a user's removal of one of their passkeys must leave, decided in the DELETE itself at
+/// the primary (store/passkeys.rs), so removals sent at once cannot together leave nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PasskeyKeep {
+    /// Nothing needs to stay.
+    Nothing,
+    /// A passwordless organization: the last passkey is the user's way in.
+    LastPasskey,
+    /// A second factor is required: another passkey or TOTP must stay.
+    ASecondFactor,
+}
+
+pub fn passkey_keep(passwordless: bool, org_mfa: &str) -> PasskeyKeep {
+    if passwordless {
+        PasskeyKeep::LastPasskey
+    } else if Policy::parse(org_mfa) == Some(Policy::Required) {
+        PasskeyKeep::ASecondFactor
+    } else {
+        PasskeyKeep::Nothing
+    }
 }
 
 #[cfg(test)]
@@ -127,9 +173,36 @@ mod tests {
     }
 
     #[test]
-    fn totp_removal_is_refused_where_the_organization_requires_it() {
-        assert!(!may_remove_totp("required"));
-        assert!(may_remove_totp("optional"));
-        assert!(may_remove_totp("off"));
+    fn only_a_fresh_passkey_or_second_factor_waives_the_current_password() {
+        use crate::protocol::mfa::{PASSKEY_UV, PWD, UPSTREAM};
+        assert!(waives_current_password(PWD | OTP, true));
+        assert!(waives_current_password(PASSKEY, true));
+        assert!(waives_current_password(PASSKEY | PASSKEY_UV, true));
+        assert!(!waives_current_password(PWD, true), "the password alone");
+        assert!(
+            !waives_current_password(UPSTREAM, true),
+            "another provider's sign-in"
+        );
+        assert!(!waives_current_password(PWD | OTP, false), "not recent");
+        assert!(!waives_current_password(PASSKEY | PASSKEY_UV, false));
+    }
+
+    #[test]
+    fn totp_removal_where_the_organization_requires_a_factor_needs_a_passkey_left() {
+        assert_eq!(
+            totp_removal("required", true),
+            TotpRemoval::WhilePasskeyRemains
+        );
+        assert_eq!(totp_removal("required", false), TotpRemoval::Refused);
+        assert_eq!(totp_removal("optional", true), TotpRemoval::Allowed);
+        assert_eq!(totp_removal("off", false), TotpRemoval::Allowed);
+    }
+
+    #[test]
+    fn a_passkey_removal_keeps_the_way_in_or_the_required_factor() {
+        assert_eq!(passkey_keep(true, "required"), PasskeyKeep::LastPasskey);
+        assert_eq!(passkey_keep(true, "off"), PasskeyKeep::LastPasskey);
+        assert_eq!(passkey_keep(false, "required"), PasskeyKeep::ASecondFactor);
+        assert_eq!(passkey_keep(false, "optional"), PasskeyKeep::Nothing);
     }
 }

@@ -19,9 +19,11 @@ const PURPOSE: &str = "authorization-codes";
 /// The first byte of every sealed record: a later format gets another number, and codes in
 /// flight during a deploy (60 s at most) are refused rather than misread.
 /// Format 2 added the sign-in's factors (protocol/mfa.rs bits); format 3 the chosen `acr` (a
-/// byte after the factors) and the SSO session's `sid` (last). Codes of format 2 still open,
-/// with neither: the release before this one minted them, at most 60 s before the deploy.
-const FORMAT: u8 = 3;
+/// byte after the factors) and the SSO session's `sid`; format 4 the session's start in ms (8
+/// bytes, last). Codes of formats 2 and 3 still open, without what came later: the releases
+/// before this one minted them, at most 60 s before the deploy.
+const FORMAT: u8 = 4;
+const FORMAT_WITHOUT_SESSION_START: u8 = 3;
 const FORMAT_WITHOUT_ACR_AND_SID: u8 = 2;
 /// Bytes of SHA-256 kept of the redirect URI: it only has to tell the registered URI the code was
 /// issued for from another one (a 2^-128 second preimage), and it keeps codes short.
@@ -47,6 +49,11 @@ pub struct CodeGrant {
     pub claims: Option<String>,
     /// The SSO session the code was issued under (the ID token's `sid`).
     pub sid: Option<String>,
+    /// When that session started (unix ms; protocol/account.rs): redemption refuses the code if
+    /// the user signed out everywhere after it, at the primary, so a browser holding an ended
+    /// session at a location whose replica lagged gets no tokens from it. None only for codes
+    /// minted before this was carried.
+    pub session_started_ms: Option<i64>,
 }
 
 pub fn redirect_uri_hash(uri: &str) -> [u8; REDIRECT_HASH_BYTES] {
@@ -123,16 +130,28 @@ impl CodeGrant {
                 None => out.extend_from_slice(&ABSENT.to_be_bytes()),
             }
         }
+        // Every code minted now has a session start; u64::MAX stands for none all the same.
+        let started = self
+            .session_started_ms
+            .and_then(|ms| u64::try_from(ms).ok())
+            .unwrap_or(u64::MAX);
+        out.extend_from_slice(&started.to_be_bytes());
         out
     }
 
     fn decode(bytes: &[u8]) -> Option<CodeGrant> {
         let mut r = Reader(bytes);
         let format = r.take(1)?[0];
-        if format != FORMAT && format != FORMAT_WITHOUT_ACR_AND_SID {
+        if ![
+            FORMAT,
+            FORMAT_WITHOUT_SESSION_START,
+            FORMAT_WITHOUT_ACR_AND_SID,
+        ]
+        .contains(&format)
+        {
             return None;
         }
-        let current = format == FORMAT;
+        let current = format != FORMAT_WITHOUT_ACR_AND_SID;
         let issued_at = i64::from(u32::from_be_bytes(r.take(4)?.try_into().ok()?));
         let auth_time = i64::from(u32::from_be_bytes(r.take(4)?.try_into().ok()?));
         let factors = r.take(1)?[0];
@@ -149,6 +168,12 @@ impl CodeGrant {
         let code_challenge = r.text()?;
         let claims = r.text()?;
         let sid = if current { r.text()? } else { None };
+        let session_started_ms = if format == FORMAT {
+            let ms = u64::from_be_bytes(r.take(8)?.try_into().ok()?);
+            i64::try_from(ms).ok()
+        } else {
+            None
+        };
         r.0.is_empty().then_some(CodeGrant {
             client_id,
             redirect_uri_hash,
@@ -162,6 +187,7 @@ impl CodeGrant {
             issued_at,
             claims,
             sid,
+            session_started_ms,
         })
     }
 
@@ -274,6 +300,7 @@ mod tests {
             issued_at: 1_764_000_010,
             claims: None,
             sid: Some("Yl3vQ2mXc8pT1rKf0aZbHw".into()),
+            session_started_ms: Some(1_764_000_000_123),
         }
     }
     const CH: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
@@ -309,12 +336,22 @@ mod tests {
     }
 
     #[test]
-    fn a_code_of_the_previous_format_opens_without_acr_and_sid() {
+    fn codes_of_the_previous_formats_open_without_what_came_later() {
         let g = CodeGrant {
             acr: Some(crate::protocol::mfa::ACR_PASSWORD),
             ..grant(Some(CH))
         };
         let mut bytes = g.encode();
+        bytes.truncate(bytes.len() - 8); // the session's start
+        bytes[0] = FORMAT_WITHOUT_SESSION_START;
+        let code = SECRET.seal(PURPOSE, &bytes, b"acme");
+        assert_eq!(
+            CodeGrant::open(&code, SECRET, "acme"),
+            Some(CodeGrant {
+                session_started_ms: None,
+                ..g.clone()
+            })
+        );
         bytes[0] = FORMAT_WITHOUT_ACR_AND_SID;
         bytes.remove(10); // the acr byte, after format, two timestamps and the factors
         let sid_len = 2 + g.sid.as_ref().unwrap().len();
@@ -325,6 +362,7 @@ mod tests {
             Some(CodeGrant {
                 sid: None,
                 acr: None,
+                session_started_ms: None,
                 ..g
             })
         );
@@ -399,7 +437,7 @@ mod tests {
         longer.push(0);
         assert!(CodeGrant::decode(&longer).is_none(), "trailing bytes");
         let mut other_format = good.clone();
-        for format in [1, 4] {
+        for format in [1, 5] {
             other_format[0] = format;
             assert!(
                 CodeGrant::decode(&other_format).is_none(),

@@ -212,6 +212,8 @@ pub struct AccountPage<'a> {
     pub may_set_password: bool,
     /// No password, and the session's sign-in is not recent: sign in again first.
     pub set_needs_sign_in: bool,
+    /// A recent passkey or second-factor sign-in: the current password may be left empty.
+    pub current_password_waived: bool,
     pub totp_on: bool,
     pub may_remove: bool,
     pub remove_action: &'a str,
@@ -273,6 +275,8 @@ pub struct LinkPasskey {
     /// base64url of the WebAuthn user handle (the user's id).
     pub user_handle: String,
     pub user_name: String,
+    /// JSON array of the credential ids the user has already (excluded from registration).
+    pub exclude: String,
 }
 
 /// "Forgot password?" (oidc/forgot_password.rs): the form, or after it the answer that is the

@@ -12,6 +12,11 @@ pub fn int(value: i64) -> JsValue {
     JsValue::from_f64(value as f64)
 }
 
+/// A nullable integer argument.
+pub fn opt_int(value: Option<i64>) -> JsValue {
+    value.map(int).unwrap_or(JsValue::NULL)
+}
+
 pub fn boolean(value: bool) -> JsValue {
     JsValue::from_f64(if value { 1.0 } else { 0.0 })
 }

@@ -6,7 +6,7 @@ use serde::Deserialize;
 use wasm_bindgen::JsValue;
 use worker::{D1Result, Result};
 
-use crate::edge::store::d1::{int, opt_text};
+use crate::edge::store::d1::{int, opt_int, opt_text};
 use crate::edge::store::database::{Db, Stmt};
 use crate::edge::store::groups::{
     RoleMapRow, client_role_map_column, user_allowed_condition, user_groups_column,
@@ -31,6 +31,9 @@ pub struct NewGrant<'a> {
     pub sid: Option<&'a str>,
     /// The sign-in had a second factor (protocol/mfa.rs `has_second_factor`).
     pub second_factor: bool,
+    /// When the SSO session the code was minted under started (unix ms); None for a code
+    /// minted before codes carried it.
+    pub session_started_ms: Option<i64>,
 }
 
 /// Hashes of the tokens to store (the clear values only ever go to the client).
@@ -61,6 +64,9 @@ pub enum UserRefusal {
     /// Signed in without a second factor, which the client (`require_mfa`) or the organization
     /// (`mfa: required`) now requires.
     SecondFactorMissing,
+    /// The code's session started before the user signed out everywhere (or changed or reset
+    /// their password): that session is over, and so is what it was about to give.
+    SessionEnded,
 }
 
 impl UserRefusal {
@@ -70,6 +76,7 @@ impl UserRefusal {
             UserRefusal::UserDisabled => "user_disabled",
             UserRefusal::UserNotAllowed => "user_not_allowed",
             UserRefusal::SecondFactorMissing => "second_factor_missing",
+            UserRefusal::SessionEnded => "session_ended",
         }
     }
 }
@@ -77,14 +84,16 @@ impl UserRefusal {
 /// The claim of a code: insert the grant — live while the user is enabled and admitted by the
 /// client, else already revoked — or, when the code was claimed before, mark that grant revoked.
 /// ?1 id, ?2 org, ?3 client, ?4 user, ?5 code hash, ?6 scope, ?7 claims, ?8 auth_time, ?9 now,
-/// ?10 amr, ?11 acr, ?12 sid, ?13 1 when the sign-in had a second factor. Run natively against
+/// ?10 amr, ?11 acr, ?12 sid, ?13 1 when the sign-in had a second factor, ?14 the session's
+/// start in ms (NULL: not known, not checked). Run natively against
 /// the migrations (store/sql_tests.rs).
 pub(crate) fn claim_sql() -> String {
     // ?2 org, ?3 client, ?4 user, as a one-row "grant" the shared condition can name.
     let user_ok = format!(
         "EXISTS (SELECT 1 FROM (SELECT ?2 AS org, ?3 AS client_id, ?4 AS user_id) g \
-         JOIN users u ON u.id = g.user_id AND u.org = g.org WHERE u.disabled = 0 AND {})",
-        user_allowed_condition("g")
+         JOIN users u ON u.id = g.user_id AND u.org = g.org WHERE u.disabled = 0 AND {} AND {})",
+        user_allowed_condition("g"),
+        session_live_condition("u", "?14")
     );
     let factors_ok = format!("(?13 = 1 OR NOT {})", second_factor_required("?2", "?3"));
     format!(
@@ -92,6 +101,14 @@ pub(crate) fn claim_sql() -> String {
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, CASE WHEN {user_ok} AND {factors_ok} THEN NULL ELSE ?9 END) \
          ON CONFLICT (code_hash) DO UPDATE SET revoked_at = COALESCE(grants.revoked_at, excluded.created_at) \
          RETURNING id, revoked_at"
+    )
+}
+
+/// protocol/account.rs `session_live` in SQL: the session started at `started` (ms, NULL when
+/// unknown) is not one that `user`'s sign-out everywhere ended.
+fn session_live_condition(user: &str, started: &str) -> String {
+    format!(
+        "({started} IS NULL OR {user}.sessions_not_before_ms IS NULL OR {started} >= {user}.sessions_not_before_ms)"
     )
 }
 
@@ -141,15 +158,22 @@ pub async fn claim_code_and_issue(
             opt_text(grant.acr),
             opt_text(grant.sid),
             crate::edge::store::d1::boolean(grant.second_factor),
+            opt_int(grant.session_started_ms),
         ])?,
         // Why the user was refused, read in the same transaction (only looked at then).
         db.prepare(format!(
-            "SELECT u.disabled, {} AS allowed, {} AS factor_required FROM (SELECT ?1 AS org, ?2 AS client_id, ?3 AS user_id) g \
+            "SELECT u.disabled, {} AS allowed, {} AS factor_required, {} AS session_live FROM (SELECT ?1 AS org, ?2 AS client_id, ?3 AS user_id) g \
              JOIN users u ON u.id = g.user_id AND u.org = g.org",
             user_allowed_condition("g"),
             second_factor_required("g.org", "g.client_id"),
+            session_live_condition("u", "?4"),
         ))
-        .bind(&[grant.org.into(), grant.client_id.into(), grant.user_id.into()])?,
+        .bind(&[
+            grant.org.into(),
+            grant.client_id.into(),
+            grant.user_id.into(),
+            opt_int(grant.session_started_ms),
+        ])?,
         db.prepare(
             "INSERT INTO access_tokens (token_hash, grant_id, scope, created_at, expires_at) \
              SELECT ?1, ?2, ?3, ?4, ?5 WHERE EXISTS (SELECT 1 FROM grants WHERE id = ?2 AND code_hash = ?6 AND revoked_at IS NULL)",
@@ -193,6 +217,8 @@ pub async fn claim_code_and_issue(
         allowed: bool,
         #[serde(deserialize_with = "crate::edge::store::d1::int_bool")]
         factor_required: bool,
+        #[serde(deserialize_with = "crate::edge::store::d1::int_bool")]
+        session_live: bool,
     }
     let Some(claimed) = results
         .first()
@@ -215,6 +241,7 @@ pub async fn claim_code_and_issue(
         .and_then(|r| r.results::<UserState>().ok())
         .and_then(|rows| rows.into_iter().next());
     Ok(Claim::Refused(match user {
+        Some(u) if !u.disabled && !u.session_live => UserRefusal::SessionEnded,
         Some(u) if !u.disabled && !u.allowed => UserRefusal::UserNotAllowed,
         Some(u) if !u.disabled && u.factor_required && !grant.second_factor => {
             UserRefusal::SecondFactorMissing

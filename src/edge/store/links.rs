@@ -41,7 +41,8 @@ pub(crate) const INSERT: &str = "INSERT INTO setup_links \
 /// ?1 token hash, ?2 org: the link and whose account it is, for its page.
 pub(crate) const PEEK: &str = "SELECT l.user_id, l.purpose, l.reset_password, l.reset_second_factor, \
      l.expires_at, l.used_at IS NOT NULL AS used, l.revoked_at IS NOT NULL AS revoked, \
-     u.username, u.email, u.disabled AS user_disabled, u.totp_secret_sealed IS NOT NULL AS enrolled \
+     u.username, u.email, u.disabled AS user_disabled, u.totp_secret_sealed IS NOT NULL AS enrolled, \
+     (SELECT json_group_array(p.credential_id) FROM passkeys p WHERE p.org = l.org AND p.user_id = l.user_id) AS credential_ids \
      FROM setup_links l JOIN users u ON u.id = l.user_id AND u.org = l.org \
      WHERE l.token_hash = ?1 AND l.org = ?2";
 /// How a link is finished, which decides which links the claim may take: only a link that
@@ -213,6 +214,15 @@ pub struct Peeked {
     pub user_disabled: bool,
     #[serde(deserialize_with = "int_bool")]
     pub enrolled: bool,
+    /// The user's passkeys' credential ids as a JSON array (base64url), read in the same query:
+    /// the link page's registration excludes them (WebAuthn `excludeCredentials`), so an
+    /// authenticator that holds one says so instead of making a second.
+    #[serde(default = "empty_json_array")]
+    pub credential_ids: String,
+}
+
+fn empty_json_array() -> String {
+    "[]".into()
 }
 
 impl Peeked {

@@ -14,6 +14,7 @@ use worker::Result;
 use crate::edge::store::d1::{int, int_bool};
 use crate::edge::store::database::Db;
 use crate::edge::store::users::{User, user_columns};
+use crate::protocol::account::PasskeyKeep;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Passkey {
@@ -323,8 +324,8 @@ pub enum Removal {
     Removed,
     /// Not theirs, or gone already.
     NotFound,
-    /// Refused: it is their last passkey and it must stay.
-    LastOne,
+    /// Refused: it must stay (protocol/account.rs `PasskeyKeep`).
+    MustStay,
 }
 
 /// The delete when the user's last passkey must stay (a passwordless organization). The count
@@ -332,27 +333,36 @@ pub enum Removal {
 /// cannot both pass it: D1 runs statements one at a time at the primary.
 pub const DELETE_UNLESS_LAST: &str = "DELETE FROM passkeys WHERE org = ?1 AND user_id = ?2 AND id = ?3 \
      AND (SELECT COUNT(*) FROM passkeys WHERE org = ?1 AND user_id = ?2) > 1 RETURNING id";
+/// The delete when a second factor must stay: another passkey or TOTP (whose removal checks for
+/// a passkey the same way, store/mfa.rs `RESET_BY_USER`).
+pub const DELETE_KEEPING_A_FACTOR: &str = "DELETE FROM passkeys WHERE org = ?1 AND user_id = ?2 AND id = ?3 \
+     AND ((SELECT COUNT(*) FROM passkeys WHERE org = ?1 AND user_id = ?2) > 1 \
+          OR EXISTS (SELECT 1 FROM users u WHERE u.org = ?1 AND u.id = ?2 AND u.totp_secret_sealed IS NOT NULL)) \
+     RETURNING id";
 
-/// Delete one of a user's passkeys, refusing the last one when `keep_last` (an organization
-/// without password sign-in, where it is the user's way in). Only a refused delete reads again,
-/// to tell "last one" from "not there".
+/// Delete one of a user's passkeys on their own request, keeping what `keep` says must stay.
+/// Only a refused delete reads again, to tell "must stay" from "not there".
 pub async fn delete_by_user(
     db: &Db,
     org: &str,
     user_id: &str,
     id: &str,
-    keep_last: bool,
+    keep: PasskeyKeep,
 ) -> Result<Removal> {
-    if !keep_last {
-        return Ok(if delete(db, org, user_id, id).await? {
-            Removal::Removed
-        } else {
-            Removal::NotFound
-        });
-    }
+    let sql = match keep {
+        PasskeyKeep::Nothing => {
+            return Ok(if delete(db, org, user_id, id).await? {
+                Removal::Removed
+            } else {
+                Removal::NotFound
+            });
+        }
+        PasskeyKeep::LastPasskey => DELETE_UNLESS_LAST,
+        PasskeyKeep::ASecondFactor => DELETE_KEEPING_A_FACTOR,
+    };
     let binds = [org.into(), user_id.into(), id.into()];
     if db
-        .prepare(DELETE_UNLESS_LAST)
+        .prepare(sql)
         .bind(&binds)?
         .first::<serde_json::Value>(None)
         .await?
@@ -367,7 +377,7 @@ pub async fn delete_by_user(
         .await?
         .is_some();
     Ok(if there {
-        Removal::LastOne
+        Removal::MustStay
     } else {
         Removal::NotFound
     })

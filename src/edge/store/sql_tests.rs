@@ -540,6 +540,18 @@ fn claim_with(
     now: i64,
     second_factor: bool,
 ) -> (String, Option<i64>) {
+    claim_in_session(db, id, code_hash, now, second_factor, Some(now * 1000))
+}
+
+/// `claim_with`, naming when the code's session started (ms).
+fn claim_in_session(
+    db: &Connection,
+    id: &str,
+    code_hash: &str,
+    now: i64,
+    second_factor: bool,
+    session_started_ms: Option<i64>,
+) -> (String, Option<i64>) {
     db.query_row(
         &crate::edge::store::grants::claim_sql(),
         params![
@@ -555,7 +567,8 @@ fn claim_with(
             "pwd",
             "urn:clavex:acr:pwd",
             "sid-1",
-            second_factor
+            second_factor,
+            session_started_ms
         ],
         |r| Ok((r.get(0)?, r.get(1)?)),
     )
@@ -607,6 +620,46 @@ fn a_code_is_claimed_once_with_its_acr_and_sid_and_logout_finds_the_grant() {
     assert_eq!(
         claim(&db, "grt_3", "h3", 1002),
         ("grt_3".into(), Some(1002))
+    );
+}
+
+/// A code minted under a session the user ended since (sign out everywhere at another location,
+/// whose replica had not caught up where the code was minted) is burnt and issues nothing; one
+/// minted under a session started at or after the sign-out redeems; one of an older format,
+/// without the session's start, is not judged by it.
+#[test]
+fn a_code_of_a_session_ended_by_sign_out_everywhere_is_refused() {
+    let db = migrated(None);
+    db.execute(
+        "INSERT INTO clients (org, client_id, client_name, token_endpoint_auth_method, grant_types, redirect_uris, \
+         post_logout_redirect_uris, scopes, created_at, updated_at) \
+         VALUES ('acme', 'chat', 'Chat', 'none', '[]', '[]', '[]', '[]', 0, 0)",
+        [],
+    )
+    .unwrap();
+    db.execute(
+        crate::edge::store::account::END_SESSIONS,
+        params!["acme", "usr_1", 5_000_500],
+    )
+    .unwrap();
+    assert_eq!(
+        claim_in_session(&db, "grt_1", "h1", 5001, false, Some(5_000_499)),
+        ("grt_1".into(), Some(5001)),
+        "started a millisecond before the sign-out: born revoked"
+    );
+    assert_eq!(
+        claim_in_session(&db, "grt_2", "h2", 5001, false, Some(5_000_500)),
+        ("grt_2".into(), None),
+        "started in the sign-out's millisecond (the browser that signed out): live"
+    );
+    assert_eq!(
+        claim_in_session(&db, "grt_3", "h3", 5001, false, None),
+        ("grt_3".into(), None)
+    );
+    // Burnt: the same code cannot redeem later either.
+    assert_eq!(
+        claim_in_session(&db, "grt_4", "h1", 5002, false, Some(5_000_600)),
+        ("grt_1".into(), Some(5001))
     );
 }
 
@@ -1624,4 +1677,64 @@ fn the_last_passkey_of_a_user_stays_when_removal_is_guarded() {
         .map(|r| r.unwrap())
         .collect();
     assert_eq!(left, ["pk_b"]);
+}
+
+/// Where a second factor is required, the user's own removals of TOTP and of their only passkey
+/// each check for the other in their statement: run one after the other (as D1 runs two sent
+/// at once), the first goes and the second is refused — whichever comes first.
+#[test]
+fn totp_and_the_last_passkey_cannot_both_be_removed_where_a_factor_is_required() {
+    use crate::edge::store::mfa::{RESET_BY_USER, RESET_CODES_BY_USER};
+    use crate::edge::store::passkeys::DELETE_KEEPING_A_FACTOR;
+    for totp_first in [true, false] {
+        let mut db = migrated(None);
+        assert!(enrol(&mut db, "sealed", "sec_1", "rk", &["c1", "c2"], 100));
+        db.execute(
+            "INSERT INTO passkeys (id, org, user_id, credential_id, public_key, alg, name, created_at) \
+             VALUES ('pk_a', 'acme', 'usr_1', 'pk_a', 'key', -7, 'Passkey', 0)",
+            [],
+        )
+        .unwrap();
+        let remove_totp = |db: &Connection| {
+            let changed = db
+                .execute(RESET_BY_USER, params!["acme", "usr_1", 1])
+                .unwrap();
+            db.execute(RESET_CODES_BY_USER, params!["acme", "usr_1"])
+                .unwrap();
+            changed == 1
+        };
+        let remove_passkey = |db: &Connection| {
+            let mut stmt = db.prepare(DELETE_KEEPING_A_FACTOR).unwrap();
+            let mut rows = stmt.query(params!["acme", "usr_1", "pk_a"]).unwrap();
+            rows.next().unwrap().is_some()
+        };
+        let (first, second) = if totp_first {
+            (remove_totp(&db), remove_passkey(&db))
+        } else {
+            (remove_passkey(&db), remove_totp(&db))
+        };
+        assert!(first && !second, "totp first: {totp_first}");
+        let totp: Option<String> = db
+            .query_row(
+                "SELECT totp_secret_sealed FROM users WHERE id = 'usr_1'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        let passkeys: i64 = db
+            .query_row("SELECT COUNT(*) FROM passkeys", [], |r| r.get(0))
+            .unwrap();
+        let codes: i64 = db
+            .query_row("SELECT COUNT(*) FROM recovery_codes", [], |r| r.get(0))
+            .unwrap();
+        if totp_first {
+            assert_eq!((totp, passkeys, codes), (None, 1, 0));
+        } else {
+            assert_eq!(
+                (totp.as_deref(), passkeys, codes),
+                (Some("sealed"), 0, 2),
+                "the codes stay with the factor"
+            );
+        }
+    }
 }
