@@ -3,8 +3,10 @@
 // that is a domain, so the pages are opened at http://localhost:PORT (the Worker takes its issuer,
 // and so the RP ID, from the request's origin when PUBLIC_BASE_URL is empty). By clicking:
 // register on the account page, rename, sign in usernameless at a relying party (a code whose ID
-// token says hwk/user/mfa and acr phr), remove, and see the removed passkey refused. With
-// JavaScript off the passkey button does not appear. A screenshot of each page.
+// token says hwk/user/mfa and acr phr) by conditional mediation (the page shot while the request
+// waits) and by the button, remove, and see the removed passkey refused; the passkey as the
+// second factor of a client that requires one. With JavaScript off the passkey button does not
+// appear. A screenshot of each page.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
@@ -87,10 +89,23 @@ describe('passkeys in headless Chromium', () => {
     // Conditional mediation: the login page's script asks for a passkey as soon as it loads
     // (autofill); the virtual authenticator, with automatic presence, answers it with no click,
     // and the browser lands at the relying party (prompt=login: a new sign-in, not the session).
+    // The page's conditional request is held until the screenshot is taken (the virtual
+    // authenticator would otherwise answer before anyone could look), then let go.
+    const held = await page.evaluateOnNewDocument(() => {
+      const get = navigator.credentials.get.bind(navigator.credentials);
+      navigator.credentials.get = (o) => (o && o.mediation === 'conditional'
+        ? new Promise((resolve) => { window.releaseConditional = resolve; }).then(() => get(o))
+        : get(o));
+    });
     state = randomString(12);
     const atClient = (u) => u.startsWith(RP_REDIRECT);
     const arrived = page.waitForRequest((r) => atClient(r.url()));
     await page.goto(local(authorizeUrl(fx, fx.web, { state, prompt: 'login' }).href));
+    await page.waitForFunction(() => typeof window.releaseConditional === 'function');
+    assert.match(await visibleText(page), /Sign in with a passkey/);
+    assertPng(await screenshot(page, 'passkeys-conditional'));
+    await page.evaluate(() => window.releaseConditional());
+    await page.removeScriptToEvaluateOnNewDocument(held.identifier);
     await arrived;
     await page.waitForFunction((rp) => location.href.startsWith(rp), {}, RP_REDIRECT);
     let id = await redeemed(page, state);
