@@ -315,6 +315,31 @@ async function secondFactorPage(on, user, browser = new Browser()) {
   return { browser, page, form, challenge: form && data(form, 'challenge'), rpId: form && data(form, 'rp-id') };
 }
 
+/** Sign `user` in where a second factor is required: the password, then the enrolment of an
+ * authenticator app (its first code), then on. The browser, signed in with both. */
+async function enrolledAtSignIn(on, user) {
+  const { base32Decode, totp } = await import('./support/totp.mjs');
+  const { submitLogin } = await import('./support/oidc.mjs');
+  const browser = new Browser();
+  let res = await submitLogin(browser, await browser.get(authorizeUrl(on, on.web)), user.username, user.password);
+  const secret = base32Decode(res.text.match(/<code id="secret">([A-Z2-7 ]+)<\/code>/)[1]);
+  res = await browser.post(parseForms(res.text, res.url)[0].action, formFields(parseForms(res.text, res.url)[0], { code: totp(secret) }));
+  res = await browser.post(parseForms(res.text, res.url)[0].action, formFields(parseForms(res.text, res.url)[0]));
+  assert.equal(res.status, 303, pageText(res.text).slice(0, 200));
+  return browser;
+}
+
+/** Add a passkey made by `auth` on the account page in `browser`; the page it answers. */
+async function addOnAccountPage(on, browser, auth, flags = UP | UV) {
+  const account = await browser.get(`${on.issuer}/account`);
+  const add = parseForms(account.text, account.url).find((f) => /id="passkey-add"/.test(f.html));
+  const added = await browser.post(add.action, formFields(add, {
+    credential: auth.create({ challenge: data(add, 'challenge'), origin: origin(on), rpId: data(add, 'rp-id'), flags }),
+  }));
+  assert.equal(added.status, 200, pageText(added.text).slice(0, 200));
+  return added;
+}
+
 test('second factor: with mfa required, a passkey user is asked for the passkey after the password (not to enrol TOTP), and a presence-only passkey completes it', async () => {
   const { on, user, auth } = await passkeyUserUnderRequired();
   const o = await secondFactorPage(on, user);
@@ -396,21 +421,9 @@ test('second factor: where it is optional, a passkey user signs in with the pass
   // Required: a second user enrols TOTP at sign-in, then adds a passkey on the account page.
   assert.equal((await admin('PATCH', `/organizations/${on.slug}`, { mfa: 'required' })).status, 200);
   const both = await createUser(on);
-  const { base32Decode, totp } = await import('./support/totp.mjs');
-  const { submitLogin } = await import('./support/oidc.mjs');
-  const browser = new Browser();
-  let res = await submitLogin(browser, await browser.get(authorizeUrl(on, on.web)), both.username, both.password);
-  const secret = base32Decode(res.text.match(/<code id="secret">([A-Z2-7 ]+)<\/code>/)[1]);
-  res = await browser.post(parseForms(res.text, res.url)[0].action, formFields(parseForms(res.text, res.url)[0], { code: totp(secret) }));
-  res = await browser.post(parseForms(res.text, res.url)[0].action, formFields(parseForms(res.text, res.url)[0]));
-  assert.equal(res.status, 303, pageText(res.text).slice(0, 200));
-  const account = await browser.get(`${on.issuer}/account`);
-  const add = parseForms(account.text, account.url).find((f) => /id="passkey-add"/.test(f.html));
+  const browser = await enrolledAtSignIn(on, both);
   const bothAuth = new Authenticator();
-  const added = await browser.post(add.action, formFields(add, {
-    credential: bothAuth.create({ challenge: data(add, 'challenge'), origin: origin(on), rpId: data(add, 'rp-id'), flags: UP }),
-  }));
-  assert.equal(added.status, 200, pageText(added.text).slice(0, 200));
+  await addOnAccountPage(on, browser, bothAuth, UP);
   const o = await secondFactorPage(on, both);
   assert.ok(o.form, 'the passkey form');
   assert.match(o.page.text, /name="code"/, 'and the code form');
@@ -462,27 +475,14 @@ test('a passwordless organization keeps a user\'s last passkey: both removed at 
 
 test('where a second factor is required, TOTP and the only passkey stand in for each other: either may go while the other stays, both at once leave one', async () => {
   const on = await createFixture('pkfactor');
-  const { base32Decode, totp } = await import('./support/totp.mjs');
-  const { submitLogin } = await import('./support/oidc.mjs');
   assert.equal((await admin('PATCH', `/organizations/${on.slug}`, { mfa: 'required' })).status, 200);
 
   /** A user who enrolled TOTP at sign-in and then added a passkey on the account page. */
   async function bothFactors() {
     const user = await createUser(on);
-    const browser = new Browser();
-    let res = await submitLogin(browser, await browser.get(authorizeUrl(on, on.web)), user.username, user.password);
-    const secret = base32Decode(res.text.match(/<code id="secret">([A-Z2-7 ]+)<\/code>/)[1]);
-    res = await browser.post(parseForms(res.text, res.url)[0].action, formFields(parseForms(res.text, res.url)[0], { code: totp(secret) }));
-    res = await browser.post(parseForms(res.text, res.url)[0].action, formFields(parseForms(res.text, res.url)[0]));
-    assert.equal(res.status, 303, pageText(res.text).slice(0, 200));
-    const account = await browser.get(`${on.issuer}/account`);
-    const add = parseForms(account.text, account.url).find((f) => /id="passkey-add"/.test(f.html));
+    const browser = await enrolledAtSignIn(on, user);
     const auth = new Authenticator();
-    const added = await browser.post(add.action, formFields(add, {
-      credential: auth.create({ challenge: data(add, 'challenge'), origin: origin(on), rpId: data(add, 'rp-id') }),
-    }));
-    assert.equal(added.status, 200, pageText(added.text).slice(0, 200));
-    return { user, browser, auth, page: added };
+    return { user, browser, auth, page: await addOnAccountPage(on, browser, auth) };
   }
   const formOf = (page, suffix) => parseForms(page.text, page.url).find((f) => f.action.endsWith(suffix));
   const state = async (user) => {
@@ -512,17 +512,17 @@ test('where a second factor is required, TOTP and the only passkey stand in for 
     b.browser.post(formOf(b.page, '/account/mfa/remove').action, formFields(formOf(b.page, '/account/mfa/remove'), { password: b.user.password })),
     b.browser.post(formOf(b.page, '/account/passkeys/remove').action, formFields(formOf(b.page, '/account/passkeys/remove'))),
   ]);
-  assert.deepEqual(results.map((r) => r.status).sort(), [200, 409], results.map((r) => pageText(r.text).slice(0, 120)).join(' | '));
+  // The one refused is 409 when its statement found the other factor gone, or 403 when the TOTP
+  // removal's check before the password already found no passkey.
+  const statuses = results.map((r) => r.status).sort();
+  assert.equal(statuses[0], 200, results.map((r) => pageText(r.text).slice(0, 120)).join(' | '));
+  assert.ok([403, 409].includes(statuses[1]), `the other refused: ${statuses}`);
   const left = await state(b.user);
   assert.equal(Number(left.totp) + left.passkeys, 1, `one second factor left: ${JSON.stringify(left)}`);
 
   // Without a passkey, turning TOTP off stays refused before the password is asked.
   const plain = await createUser(on);
-  const browser = new Browser();
-  let res = await submitLogin(browser, await browser.get(authorizeUrl(on, on.web)), plain.username, plain.password);
-  const secret = base32Decode(res.text.match(/<code id="secret">([A-Z2-7 ]+)<\/code>/)[1]);
-  res = await browser.post(parseForms(res.text, res.url)[0].action, formFields(parseForms(res.text, res.url)[0], { code: totp(secret) }));
-  res = await browser.post(parseForms(res.text, res.url)[0].action, formFields(parseForms(res.text, res.url)[0]));
+  const browser = await enrolledAtSignIn(on, plain);
   const page = await browser.get(`${on.issuer}/account`);
   assert.equal(formOf(page, '/account/mfa/remove'), undefined);
   assert.match(pageText(page.text), /cannot be turned off here while it is your only second factor: add a passkey first/);

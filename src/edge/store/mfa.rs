@@ -202,23 +202,34 @@ pub async fn reseal_factors(
     Ok(result.meta()?.and_then(|m| m.changes).unwrap_or(0) == 1)
 }
 
+/// Remove the factor: ?1 org, ?2 user, ?3 1 where it may go only while a passkey remains (the
+/// user's own removal where a second factor is required). The condition is in the UPDATE, so a
+/// passkey removed at the same time (whose DELETE checks for TOTP the same way) cannot leave the
+/// user with neither: D1 runs the two one after the other.
 pub(crate) const RESET: &str = "UPDATE users SET totp_secret_sealed = NULL, totp_enrolled_at = NULL, totp_last_step = 0, \
-     totp_secret_id = NULL, recovery_key_sealed = NULL WHERE org = ?1 AND id = ?2";
-pub(crate) const RESET_CODES: &str = "DELETE FROM recovery_codes WHERE user_id = ?2 AND EXISTS (SELECT 1 FROM users WHERE org = ?1 AND id = ?2)";
-
-/// The user's own removal of TOTP where it may go only while a passkey remains: ?3 is 1 then.
-/// The condition is in the UPDATE, so a passkey removed at the same time (whose DELETE checks for
-/// TOTP the same way) cannot leave the user with neither: D1 runs the two one after the other.
-pub(crate) const RESET_BY_USER: &str = "UPDATE users SET totp_secret_sealed = NULL, totp_enrolled_at = NULL, totp_last_step = 0, \
      totp_secret_id = NULL, recovery_key_sealed = NULL WHERE org = ?1 AND id = ?2 \
      AND (?3 = 0 OR EXISTS (SELECT 1 FROM passkeys p WHERE p.org = ?1 AND p.user_id = ?2))";
-/// Its recovery codes go only if the factor went.
-pub(crate) const RESET_CODES_BY_USER: &str = "DELETE FROM recovery_codes WHERE user_id = ?2 \
+/// Its recovery codes, only if the factor went (or was never there).
+pub(crate) const RESET_CODES: &str = "DELETE FROM recovery_codes WHERE user_id = ?2 \
      AND EXISTS (SELECT 1 FROM users WHERE org = ?1 AND id = ?2 AND totp_secret_sealed IS NULL)";
 
-/// Remove the user's own TOTP and recovery codes, while a passkey remains when
-/// `while_passkey_remains`. Whether it was removed.
+/// Remove a user's second factor and recovery codes (the admin reset). Whether the user exists.
+pub async fn reset(db: &Db, org: &str, user_id: &str) -> Result<bool> {
+    reset_where(db, org, user_id, false).await
+}
+
+/// The user's own removal: as `reset`, but while a passkey remains when `while_passkey_remains`.
+/// Whether it was removed.
 pub async fn reset_by_user(
+    db: &Db,
+    org: &str,
+    user_id: &str,
+    while_passkey_remains: bool,
+) -> Result<bool> {
+    reset_where(db, org, user_id, while_passkey_remains).await
+}
+
+async fn reset_where(
     db: &Db,
     org: &str,
     user_id: &str,
@@ -231,26 +242,8 @@ pub async fn reset_by_user(
     ];
     let results = db
         .batch(vec![
-            db.prepare(RESET_BY_USER).bind(&binds)?,
-            db.prepare(RESET_CODES_BY_USER).bind(&binds[..2])?,
-        ])
-        .await?;
-    Ok(results
-        .first()
-        .and_then(|r| r.meta().ok().flatten())
-        .and_then(|m| m.changes)
-        .unwrap_or(0)
-        == 1)
-}
-
-/// Remove a user's second factor and recovery codes (the admin reset). Whether the user exists.
-pub async fn reset(db: &Db, org: &str, user_id: &str) -> Result<bool> {
-    let results = db
-        .batch(vec![
-            db.prepare(RESET)
-                .bind(&[JsValue::from_str(org), JsValue::from_str(user_id)])?,
-            db.prepare(RESET_CODES)
-                .bind(&[JsValue::from_str(org), JsValue::from_str(user_id)])?,
+            db.prepare(RESET).bind(&binds)?,
+            db.prepare(RESET_CODES).bind(&binds[..2])?,
         ])
         .await?;
     Ok(results

@@ -334,7 +334,7 @@ pub enum Removal {
 pub const DELETE_UNLESS_LAST: &str = "DELETE FROM passkeys WHERE org = ?1 AND user_id = ?2 AND id = ?3 \
      AND (SELECT COUNT(*) FROM passkeys WHERE org = ?1 AND user_id = ?2) > 1 RETURNING id";
 /// The delete when a second factor must stay: another passkey or TOTP (whose removal checks for
-/// a passkey the same way, store/mfa.rs `RESET_BY_USER`).
+/// a passkey the same way, store/mfa.rs `RESET`).
 pub const DELETE_KEEPING_A_FACTOR: &str = "DELETE FROM passkeys WHERE org = ?1 AND user_id = ?2 AND id = ?3 \
      AND ((SELECT COUNT(*) FROM passkeys WHERE org = ?1 AND user_id = ?2) > 1 \
           OR EXISTS (SELECT 1 FROM users u WHERE u.org = ?1 AND u.id = ?2 AND u.totp_secret_sealed IS NOT NULL)) \

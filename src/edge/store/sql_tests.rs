@@ -75,7 +75,7 @@ fn enrol(
 
 fn reset(db: &mut Connection) {
     let tx = db.transaction().unwrap();
-    tx.execute(RESET, params!["acme", "usr_1"]).unwrap();
+    tx.execute(RESET, params!["acme", "usr_1", 0]).unwrap();
     tx.execute(RESET_CODES, params!["acme", "usr_1"]).unwrap();
     tx.commit().unwrap();
 }
@@ -623,13 +623,8 @@ fn a_code_is_claimed_once_with_its_acr_and_sid_and_logout_finds_the_grant() {
     );
 }
 
-/// A code minted under a session the user ended since (sign out everywhere at another location,
-/// whose replica had not caught up where the code was minted) is burnt and issues nothing; one
-/// minted under a session started at or after the sign-out redeems; one of an older format,
-/// without the session's start, is not judged by it.
-#[test]
-fn a_code_of_a_session_ended_by_sign_out_everywhere_is_refused() {
-    let db = migrated(None);
+/// The public client `chat` of `acme`, that the claim tests redeem codes at.
+fn insert_chat_client(db: &Connection) {
     db.execute(
         "INSERT INTO clients (org, client_id, client_name, token_endpoint_auth_method, grant_types, redirect_uris, \
          post_logout_redirect_uris, scopes, created_at, updated_at) \
@@ -637,6 +632,16 @@ fn a_code_of_a_session_ended_by_sign_out_everywhere_is_refused() {
         [],
     )
     .unwrap();
+}
+
+/// A code minted under a session the user ended since (sign out everywhere at another location,
+/// whose replica had not caught up where the code was minted) is burnt and issues nothing; one
+/// minted under a session started at or after the sign-out redeems; one of an older format,
+/// without the session's start, is not judged by it.
+#[test]
+fn a_code_of_a_session_ended_by_sign_out_everywhere_is_refused() {
+    let db = migrated(None);
+    insert_chat_client(&db);
     db.execute(
         crate::edge::store::account::END_SESSIONS,
         params!["acme", "usr_1", 5_000_500],
@@ -669,13 +674,7 @@ fn a_code_of_a_session_ended_by_sign_out_everywhere_is_refused() {
 #[test]
 fn a_code_without_a_second_factor_is_refused_once_policy_requires_one() {
     let db = migrated(None);
-    db.execute(
-        "INSERT INTO clients (org, client_id, client_name, token_endpoint_auth_method, grant_types, redirect_uris, \
-         post_logout_redirect_uris, scopes, created_at, updated_at) \
-         VALUES ('acme', 'chat', 'Chat', 'none', '[]', '[]', '[]', '[]', 0, 0)",
-        [],
-    )
-    .unwrap();
+    insert_chat_client(&db);
     assert_eq!(claim(&db, "grt_1", "h1", 1000), ("grt_1".into(), None));
     db.execute("UPDATE clients SET require_mfa = 1", [])
         .unwrap();
@@ -815,13 +814,7 @@ fn signing_out_everywhere_moves_the_time_forward_and_revokes_only_the_users_gran
         [],
     )
     .unwrap();
-    db.execute(
-        "INSERT INTO clients (org, client_id, client_name, token_endpoint_auth_method, grant_types, redirect_uris, \
-         post_logout_redirect_uris, scopes, created_at, updated_at) \
-         VALUES ('acme', 'chat', 'Chat', 'none', '[]', '[]', '[]', '[]', 0, 0)",
-        [],
-    )
-    .unwrap();
+    insert_chat_client(&db);
     assert_eq!(claim(&db, "grt_1", "h1", 1000).1, None);
     db.execute(
         "INSERT INTO grants (id, org, client_id, user_id, code_hash, scope, auth_time, created_at, amr) \
@@ -1684,7 +1677,6 @@ fn the_last_passkey_of_a_user_stays_when_removal_is_guarded() {
 /// at once), the first goes and the second is refused — whichever comes first.
 #[test]
 fn totp_and_the_last_passkey_cannot_both_be_removed_where_a_factor_is_required() {
-    use crate::edge::store::mfa::{RESET_BY_USER, RESET_CODES_BY_USER};
     use crate::edge::store::passkeys::DELETE_KEEPING_A_FACTOR;
     for totp_first in [true, false] {
         let mut db = migrated(None);
@@ -1696,11 +1688,8 @@ fn totp_and_the_last_passkey_cannot_both_be_removed_where_a_factor_is_required()
         )
         .unwrap();
         let remove_totp = |db: &Connection| {
-            let changed = db
-                .execute(RESET_BY_USER, params!["acme", "usr_1", 1])
-                .unwrap();
-            db.execute(RESET_CODES_BY_USER, params!["acme", "usr_1"])
-                .unwrap();
+            let changed = db.execute(RESET, params!["acme", "usr_1", 1]).unwrap();
+            db.execute(RESET_CODES, params!["acme", "usr_1"]).unwrap();
             changed == 1
         };
         let remove_passkey = |db: &Connection| {
