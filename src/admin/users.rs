@@ -434,7 +434,7 @@ pub async fn get(ctx: &Ctx, org: &str, id: &str) -> Outcome {
 /// user enrols again at the next sign-in that needs one.
 pub async fn reset_mfa(ctx: &Ctx, org: &str, id: &str) -> Outcome {
     require(ctx, org, id).await?;
-    if !store::mfa::reset(&ctx.primary()?, org, id).await? {
+    if !store::mfa::reset(&ctx.primary()?, org, id, false).await? {
         return Err(ApiError::not_found("user").into());
     }
     no_content()

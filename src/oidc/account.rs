@@ -499,7 +499,7 @@ pub async fn handle_remove_totp(mut req: Request, ctx: &Ctx, slug: &str) -> Resu
         return refused_guess(ctx, &req, &org, &viewer, verdict, wrong).await;
     }
     let while_passkey = removal == TotpRemoval::WhilePasskeyRemains;
-    if !mfa_store::reset_by_user(&ctx.primary()?, slug, &user.id, while_passkey).await? {
+    if !mfa_store::reset(&ctx.primary()?, slug, &user.id, while_passkey).await? {
         // Required, and no passkey left to stand in for it (or removed at this moment).
         let said = Said {
             error: Some(

@@ -192,7 +192,11 @@ async fn carry_out(
             let (Some(authenticated), Some(user)) = (c.authenticated.clone(), c.user) else {
                 unreachable!("the gate asks for consent only of an authenticated user")
             };
-            let (cookies, session, _, _) = establish(
+            let Established {
+                cookies,
+                session_hash,
+                ..
+            } = establish(
                 ctx,
                 req,
                 slug,
@@ -209,7 +213,7 @@ async fn carry_out(
                     ..c.interaction.clone()
                 }),
                 authenticated: Some(authenticated),
-                session: Some(session),
+                session: Some(session_hash),
                 csrf: String::new(),
                 expires_at: 0,
             };
@@ -228,7 +232,12 @@ async fn carry_out(
                 .authenticated
                 .clone()
                 .expect("the gate issues only with an authentication");
-            let (cookies, _, sid, started_ms) = establish(
+            let Established {
+                cookies,
+                sid,
+                started_ms,
+                ..
+            } = establish(
                 ctx,
                 req,
                 slug,
@@ -256,8 +265,7 @@ async fn carry_out(
 /// The SSO session of a sign-in whose factors are all given: a new one for a fresh sign-in
 /// (recorded as `signin.succeeded`, and this browser remembered for the account), the same one
 /// when the session already had these factors, or the session upgraded when a step-up added
-/// one. The Set-Cookie values, the hash of the session's id, its public `sid` and when it
-/// started (unix ms; a code carries it, see protocol/code.rs).
+/// one.
 async fn establish(
     ctx: &Ctx,
     req: &Request,
@@ -265,19 +273,19 @@ async fn establish(
     client_id: &str,
     authenticated: &Authenticated,
     origin: Origin<'_>,
-) -> Result<(Vec<String>, String, Option<String>, i64)> {
+) -> Result<Established> {
     let amr = json!(mfa::amr(authenticated.factors));
     match origin {
         Origin::Session(current) if current.user.id == authenticated.user_id => {
             let started_ms =
                 session_started_ms(current.session.started_ms, current.session.auth_time);
             if authenticated.factors & !current.session.factors == 0 {
-                return Ok((
-                    Vec::new(),
-                    current.id_hash(),
-                    current.session.sid.clone(),
+                return Ok(Established {
+                    cookies: Vec::new(),
+                    session_hash: current.id_hash(),
+                    sid: current.session.sid.clone(),
                     started_ms,
-                ));
+                });
             }
             let (cookie, hash) = sso::upgrade(ctx, slug, current, authenticated.factors).await?;
             audit::note(
@@ -290,7 +298,12 @@ async fn establish(
             );
             // A step-up keeps the session's start: the session ended by a sign-out everywhere
             // stays ended, whatever factor is added to it.
-            Ok((vec![cookie], hash, current.session.sid.clone(), started_ms))
+            Ok(Established {
+                cookies: vec![cookie],
+                session_hash: hash,
+                sid: current.session.sid.clone(),
+                started_ms,
+            })
         }
         _ => {
             sso::forget(ctx, slug, req).await?;
@@ -314,9 +327,24 @@ async fn establish(
             if authenticated.factors & PWD != 0 {
                 cookies.push(device::remember(ctx, req, slug, &authenticated.user_id));
             }
-            Ok((cookies, started.hash, started.sid, started.started_ms))
+            Ok(Established {
+                cookies,
+                session_hash: started.hash,
+                sid: started.sid,
+                started_ms: started.started_ms,
+            })
         }
     }
+}
+
+/// What `establish` did: the Set-Cookie values to send (none when the session stays as it was),
+/// and the session the sign-in goes on under — its id's hash (for a consent form), its public
+/// `sid` and when it started (unix ms; for a code, see protocol/code.rs).
+struct Established {
+    cookies: Vec<String>,
+    session_hash: String,
+    sid: Option<String>,
+    started_ms: i64,
 }
 
 fn with_cookies(mut resp: Response, cookies: &[String]) -> Result<Response> {

@@ -213,28 +213,10 @@ pub(crate) const RESET: &str = "UPDATE users SET totp_secret_sealed = NULL, totp
 pub(crate) const RESET_CODES: &str = "DELETE FROM recovery_codes WHERE user_id = ?2 \
      AND EXISTS (SELECT 1 FROM users WHERE org = ?1 AND id = ?2 AND totp_secret_sealed IS NULL)";
 
-/// Remove a user's second factor and recovery codes (the admin reset). Whether the user exists.
-pub async fn reset(db: &Db, org: &str, user_id: &str) -> Result<bool> {
-    reset_where(db, org, user_id, false).await
-}
-
-/// The user's own removal: as `reset`, but while a passkey remains when `while_passkey_remains`.
-/// Whether it was removed.
-pub async fn reset_by_user(
-    db: &Db,
-    org: &str,
-    user_id: &str,
-    while_passkey_remains: bool,
-) -> Result<bool> {
-    reset_where(db, org, user_id, while_passkey_remains).await
-}
-
-async fn reset_where(
-    db: &Db,
-    org: &str,
-    user_id: &str,
-    while_passkey_remains: bool,
-) -> Result<bool> {
+/// Remove a user's second factor and recovery codes: the admin reset, and the user's own removal
+/// — there, where a second factor is required, only while a passkey remains
+/// (`while_passkey_remains`). Whether it was removed (for the admin: whether the user exists).
+pub async fn reset(db: &Db, org: &str, user_id: &str, while_passkey_remains: bool) -> Result<bool> {
     let binds = [
         JsValue::from_str(org),
         JsValue::from_str(user_id),

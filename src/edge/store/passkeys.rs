@@ -328,20 +328,28 @@ pub enum Removal {
     MustStay,
 }
 
-/// The delete when the user's last passkey must stay (a passwordless organization). The count
-/// is inside the one statement, so two removals of a user's last two passkeys sent at once
-/// cannot both pass it: D1 runs statements one at a time at the primary.
-pub const DELETE_UNLESS_LAST: &str = "DELETE FROM passkeys WHERE org = ?1 AND user_id = ?2 AND id = ?3 \
-     AND (SELECT COUNT(*) FROM passkeys WHERE org = ?1 AND user_id = ?2) > 1 RETURNING id";
-/// The delete when a second factor must stay: another passkey or TOTP (whose removal checks for
-/// a passkey the same way, store/mfa.rs `RESET`).
-pub const DELETE_KEEPING_A_FACTOR: &str = "DELETE FROM passkeys WHERE org = ?1 AND user_id = ?2 AND id = ?3 \
-     AND ((SELECT COUNT(*) FROM passkeys WHERE org = ?1 AND user_id = ?2) > 1 \
-          OR EXISTS (SELECT 1 FROM users u WHERE u.org = ?1 AND u.id = ?2 AND u.totp_secret_sealed IS NOT NULL)) \
+/// A user's removal of one of their passkeys: ?1 org, ?2 user, ?3 passkey, ?4 what must stay
+/// (`keep_code`): 0 nothing, 1 their last passkey (a passwordless organization), 2 a second
+/// factor — another passkey or TOTP (whose removal checks for a passkey the same way,
+/// store/mfa.rs `RESET`). The count is inside the one statement, so removals sent at once
+/// cannot together pass it: D1 runs statements one at a time at the primary.
+pub const DELETE_BY_USER: &str = "DELETE FROM passkeys WHERE org = ?1 AND user_id = ?2 AND id = ?3 \
+     AND (?4 = 0 OR (SELECT COUNT(*) FROM passkeys WHERE org = ?1 AND user_id = ?2) > 1 \
+          OR (?4 = 2 AND EXISTS (SELECT 1 FROM users u WHERE u.org = ?1 AND u.id = ?2 AND u.totp_secret_sealed IS NOT NULL))) \
      RETURNING id";
 
+/// `DELETE_BY_USER`'s ?4.
+pub fn keep_code(keep: PasskeyKeep) -> i64 {
+    match keep {
+        PasskeyKeep::Nothing => 0,
+        PasskeyKeep::LastPasskey => 1,
+        PasskeyKeep::ASecondFactor => 2,
+    }
+}
+
 /// Delete one of a user's passkeys on their own request, keeping what `keep` says must stay.
-/// Only a refused delete reads again, to tell "must stay" from "not there".
+/// Only a refused delete where something must stay reads again, to tell "must stay" from "not
+/// there".
 pub async fn delete_by_user(
     db: &Db,
     org: &str,
@@ -349,30 +357,26 @@ pub async fn delete_by_user(
     id: &str,
     keep: PasskeyKeep,
 ) -> Result<Removal> {
-    let sql = match keep {
-        PasskeyKeep::Nothing => {
-            return Ok(if delete(db, org, user_id, id).await? {
-                Removal::Removed
-            } else {
-                Removal::NotFound
-            });
-        }
-        PasskeyKeep::LastPasskey => DELETE_UNLESS_LAST,
-        PasskeyKeep::ASecondFactor => DELETE_KEEPING_A_FACTOR,
-    };
-    let binds = [org.into(), user_id.into(), id.into()];
-    if db
-        .prepare(sql)
-        .bind(&binds)?
+    let removed = db
+        .prepare(DELETE_BY_USER)
+        .bind(&[
+            org.into(),
+            user_id.into(),
+            id.into(),
+            crate::edge::store::d1::int(keep_code(keep)),
+        ])?
         .first::<serde_json::Value>(None)
         .await?
-        .is_some()
-    {
+        .is_some();
+    if removed {
         return Ok(Removal::Removed);
+    }
+    if keep == PasskeyKeep::Nothing {
+        return Ok(Removal::NotFound);
     }
     let there = db
         .prepare("SELECT id FROM passkeys WHERE org = ?1 AND user_id = ?2 AND id = ?3")
-        .bind(&binds)?
+        .bind(&[org.into(), user_id.into(), id.into()])?
         .first::<serde_json::Value>(None)
         .await?
         .is_some();

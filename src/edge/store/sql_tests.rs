@@ -1643,7 +1643,7 @@ fn a_passkey_challenge_is_claimed_once_and_only_the_winner_writes() {
 /// two of two one after the other (as D1 serialises two sent at once) leaves one.
 #[test]
 fn the_last_passkey_of_a_user_stays_when_removal_is_guarded() {
-    use crate::edge::store::passkeys::DELETE_UNLESS_LAST;
+    use crate::edge::store::passkeys::DELETE_BY_USER;
     let db = migrated(None);
     for id in ["pk_a", "pk_b"] {
         db.execute(
@@ -1654,8 +1654,8 @@ fn the_last_passkey_of_a_user_stays_when_removal_is_guarded() {
         .unwrap();
     }
     let removed = |id: &str| {
-        let mut stmt = db.prepare(DELETE_UNLESS_LAST).unwrap();
-        let mut rows = stmt.query(params!["acme", "usr_1", id]).unwrap();
+        let mut stmt = db.prepare(DELETE_BY_USER).unwrap();
+        let mut rows = stmt.query(params!["acme", "usr_1", id, 1]).unwrap();
         usize::from(rows.next().unwrap().is_some())
     };
     assert_eq!(removed("pk_a"), 1);
@@ -1677,7 +1677,7 @@ fn the_last_passkey_of_a_user_stays_when_removal_is_guarded() {
 /// at once), the first goes and the second is refused — whichever comes first.
 #[test]
 fn totp_and_the_last_passkey_cannot_both_be_removed_where_a_factor_is_required() {
-    use crate::edge::store::passkeys::DELETE_KEEPING_A_FACTOR;
+    use crate::edge::store::passkeys::DELETE_BY_USER;
     for totp_first in [true, false] {
         let mut db = migrated(None);
         assert!(enrol(&mut db, "sealed", "sec_1", "rk", &["c1", "c2"], 100));
@@ -1693,8 +1693,8 @@ fn totp_and_the_last_passkey_cannot_both_be_removed_where_a_factor_is_required()
             changed == 1
         };
         let remove_passkey = |db: &Connection| {
-            let mut stmt = db.prepare(DELETE_KEEPING_A_FACTOR).unwrap();
-            let mut rows = stmt.query(params!["acme", "usr_1", "pk_a"]).unwrap();
+            let mut stmt = db.prepare(DELETE_BY_USER).unwrap();
+            let mut rows = stmt.query(params!["acme", "usr_1", "pk_a", 2]).unwrap();
             rows.next().unwrap().is_some()
         };
         let (first, second) = if totp_first {
